@@ -1,0 +1,50 @@
+"""``create_app(settings)``: the FastAPI application. Clients open in the lifespan, not on import."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from gateway.container import Components, build_components
+from gateway.problems import install_problem_handlers
+from gateway.routes import health, query
+from gateway.settings import Settings
+
+BOOTSTRAP_ADMIN_KEY_ENV = "HOLDFAST_BOOTSTRAP_ADMIN_KEY"
+
+
+def _bootstrap_admin_key(components: Components) -> None:
+    """Register an admin key handed in by the platform (e.g. a Kubernetes Secret)."""
+    key = os.environ.get(BOOTSTRAP_ADMIN_KEY_ENV)
+    if key:
+        components.keys.import_key(
+            key, "admin", groups=["admin"], roles=["admin", "ingest", "query"]
+        )
+
+
+def create_app(settings: Settings, components: Components | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        built = components or build_components(settings)
+        await run_in_threadpool(built.warm_up)
+        _bootstrap_admin_key(built)
+        app.state.components = built
+        try:
+            yield
+        finally:
+            built.close()
+
+    app = FastAPI(
+        title="Holdfast gateway",
+        version="0.1.0",
+        description="Grounded answers from your own documents, on your own hardware.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(query.router)
+    return app

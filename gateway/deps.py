@@ -1,0 +1,48 @@
+"""FastAPI dependencies as typed aliases, so a handler's signature says what it needs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from gateway.container import Components
+from gateway.keys import Principal
+from services.errors import AccessDeniedError, AuthenticationError
+
+_bearer = HTTPBearer(auto_error=False, description="A Holdfast API key.")
+
+
+def get_components(request: Request) -> Components:
+    return request.app.state.components  # type: ignore[no-any-return]
+
+
+ComponentsDep = Annotated[Components, Depends(get_components)]
+
+
+def get_principal(
+    components: ComponentsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or not credentials.credentials:
+        raise AuthenticationError("send Authorization: Bearer <api key>")
+    principal = components.keys.authenticate(credentials.credentials)
+    if principal is None:
+        raise AuthenticationError("the API key is unknown or revoked")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_role(role: str):  # type: ignore[no-untyped-def]
+    def _check(principal: PrincipalDep) -> Principal:
+        if role not in principal.roles:
+            raise AccessDeniedError(f"this endpoint needs the {role!r} role")
+        return principal
+
+    return _check
+
+
+QueryPrincipalDep = Annotated[Principal, Depends(require_role("query"))]

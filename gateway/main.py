@@ -1,0 +1,30 @@
+"""Entry point for uvicorn's ``--factory``: settings are built here, once, and passed in."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from gateway.offline import enforce_offline_env
+from gateway.settings import Settings, load_settings
+
+EFFECTIVE_SETTINGS_ENV = "HOLDFAST_EFFECTIVE_SETTINGS"
+
+
+def _settings_from_environment() -> Settings:
+    snapshot = os.environ.get(EFFECTIVE_SETTINGS_ENV)
+    if snapshot:
+        return load_settings(**json.loads(Path(snapshot).read_text()))
+    return load_settings()
+
+
+def build_app() -> FastAPI:
+    enforce_offline_env()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from gateway.app import create_app
+
+    return create_app(_settings_from_environment())

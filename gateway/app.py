@@ -1,4 +1,6 @@
-"""``create_app(settings)``: the FastAPI application. Clients open in the lifespan, not on import."""
+"""``create_app(settings)``: the FastAPI application.
+
+Clients open in the lifespan, not on import."""
 
 from __future__ import annotations
 

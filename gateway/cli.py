@@ -307,7 +307,8 @@ def ask(
         )
     except httpx.HTTPError as exc:
         _fail(
-            f"cannot reach the gateway at {base} ({type(exc).__name__}); is it up? `holdfast status`"
+            f"cannot reach the gateway at {base} ({type(exc).__name__}); "
+            "is it up? (holdfast status)"
         )
     body = response.json()
     if response.status_code != 200:

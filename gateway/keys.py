@@ -64,6 +64,16 @@ def _clean(values: Sequence[str], what: str) -> list[str]:
     return cleaned
 
 
+def _clean_roles(roles: Sequence[str]) -> list[str]:
+    cleaned = _clean(roles, "role")
+    unknown = set(cleaned) - ROLES
+    if unknown:
+        raise InvalidRequestError(
+            f"unknown role(s) {', '.join(sorted(unknown))}; choose from {', '.join(sorted(ROLES))}"
+        )
+    return cleaned
+
+
 class KeyStore:
     def __init__(self, db_path: Path) -> None:
         self._db_path = db_path
@@ -80,16 +90,11 @@ class KeyStore:
             conn.close()
 
     def create(self, name: str, *, groups: Sequence[str], roles: Sequence[str]) -> tuple[str, str]:
-        """Create a key; returns ``(key_id, key)``. The key is not stored and cannot be shown again."""
+        """Create a key; returns ``(key_id, key)``. Only its hash is kept, never the key."""
         if not name.strip():
             raise InvalidRequestError("a key needs a name")
         clean_groups = _clean(groups, "group")
-        clean_roles = _clean(roles, "role")
-        unknown = set(clean_roles) - ROLES
-        if unknown:
-            raise InvalidRequestError(
-                f"unknown role(s) {', '.join(sorted(unknown))}; choose from {', '.join(sorted(ROLES))}"
-            )
+        clean_roles = _clean_roles(roles)
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         key_id = secrets.token_hex(6)
         with self._db() as db:
@@ -123,7 +128,7 @@ class KeyStore:
                     _hash(key),
                     name,
                     json.dumps(_clean(groups, "group")),
-                    json.dumps(_clean(roles, "role")),
+                    json.dumps(_clean_roles(roles)),
                     datetime.now(UTC).isoformat(timespec="seconds"),
                 ),
             )

@@ -6,6 +6,7 @@ recycled by the kernel after a crash is never killed by mistake.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -58,10 +59,8 @@ def _is_alive(pid: int) -> bool:
     except (FileNotFoundError, IndexError):
         return False
     if state == "Z":  # a zombie child of ours: reap it
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         return False
     return True
 

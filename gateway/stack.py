@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from gateway.keys import KeyStore
+from gateway.main import EFFECTIVE_SETTINGS_ENV
 from gateway.models_config import ensure_models_file
 from gateway.offline import OFFLINE_ENV
 from gateway.processes import ProcessSpec, ProcessState, ProcessSupervisor, StartupError, tail
@@ -22,7 +23,6 @@ from gateway.secrets_files import read_or_create_secret, write_secret
 from gateway.settings import Settings
 
 COMPONENTS = ("weaviate", "ollama", "gateway")
-from gateway.main import EFFECTIVE_SETTINGS_ENV
 
 ADMIN_ROLES = ("admin", "ingest", "query")
 

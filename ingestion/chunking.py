@@ -83,6 +83,8 @@ def chunk_sections(
                     chunks.append(ChunkText(section, "\n\n".join(current)))
                     current = [] if block.kind == "table" else _tail(current, overlap_tokens, count)
                     used = sum(count(u) for u in current)
+                    while current and used + cost > max_tokens:  # overlap must leave room
+                        used -= count(current.pop(0))
                 current.append(unit)
                 used += cost
         if current:

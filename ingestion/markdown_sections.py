@@ -57,7 +57,7 @@ def _kind(token_type: str) -> str:
 
 
 def parse_markdown(text: str, *, fallback_title: str) -> ParsedDocument:
-    """Split Markdown into sections by heading; the first H1 (else ``fallback_title``) is the title."""
+    """Split Markdown into sections by heading; the first H1 (else the fallback) is the title."""
     lines = text.splitlines()
     tokens = MarkdownIt("commonmark").enable("table").parse(text)
     path: list[tuple[int, str]] = []

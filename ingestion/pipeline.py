@@ -126,14 +126,24 @@ def embedding_input(chunk: Chunk) -> str:
 
 
 def _redacted(chunks: list[Chunk], redactor: Redactor, tally: Counter[str]) -> list[Chunk]:
+    """Redact every text field that is stored or embedded: body, title and section path."""
+    cache: dict[str, str] = {}
+
+    def clean(text: str, *, count: bool) -> str:
+        if text not in cache:
+            result = redactor.redact(text)
+            if count:
+                tally.update(result.counts)
+            cache[text] = result.text
+        return cache[text]
+
     out = []
     for chunk in chunks:
-        result = redactor.redact(chunk.text)
-        tally.update(result.counts)
-        if result.total:
-            out.append(replace(chunk, text=result.text, content_hash=_sha(result.text)))
-        else:
-            out.append(chunk)
+        text = clean(chunk.text, count=True)
+        title, section = clean(chunk.title, count=True), clean(chunk.section, count=True)
+        if (text, title, section) != (chunk.text, chunk.title, chunk.section):
+            chunk = replace(chunk, text=text, title=title, section=section, content_hash=_sha(text))
+        out.append(chunk)
     return out
 
 

@@ -62,9 +62,10 @@ class LiteLLMRouter:
         if self._router is not None:
             return
         import litellm
+        from litellm.router import Router
 
         litellm.telemetry = False
-        self._router = litellm.Router(model_list=self._model_list, num_retries=0)
+        self._router = Router(model_list=self._model_list, num_retries=0)
 
     def _params(self, alias: str) -> Mapping[str, Any]:
         for entry in self._model_list:

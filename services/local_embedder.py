@@ -1,4 +1,4 @@
-"""In-process embeddings with sentence-transformers, loaded from a folder on disk (never a hub id)."""
+"""In-process embeddings with sentence-transformers, loaded from a folder (never a hub id)."""
 
 from __future__ import annotations
 

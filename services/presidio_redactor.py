@@ -1,4 +1,4 @@
-"""PII redaction with Presidio, on an installed spaCy model (Presidio's default would download one)."""
+"""PII redaction with Presidio on an installed spaCy model (its default would download one)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class PresidioRedactor:
                 f"spaCy model {self._spacy_model!r} is not installed"
             ) from exc
         self._analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=[self._language])
-        self._anonymizer = AnonymizerEngine()
+        self._anonymizer = AnonymizerEngine()  # type: ignore[no-untyped-call]
 
     def redact(self, text: str) -> Redaction:
         if not text.strip():

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import weaviate
@@ -246,7 +246,7 @@ class WeaviateStore:
         hits = []
         for obj in response.objects:
             stored = obj.vector.get("default") if isinstance(obj.vector, dict) else obj.vector
-            similarity = _cosine(vector, stored) if stored else 0.0
+            similarity = _cosine(vector, cast(Sequence[float], stored)) if stored else 0.0
             hits.append(
                 SearchHit(
                     chunk=_chunk_from(dict(obj.properties)),

@@ -1,0 +1,68 @@
+# Holdfast developer entry points. `make demo` sets everything up on a fresh machine and asks the
+# local stack a question; `make test` runs the checks and the whole test suite.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+UV := .tools/uv/bin/uv
+LOCK := offline_wheels/requirements.lock
+CONSTRAINTS := offline_wheels/constraints.txt
+
+.PHONY: help setup demo up down status test lint unit integration lock clean
+
+help: ## Show the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv .tools/uv
+	.tools/uv/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(BIN)/python: | $(UV)
+	$(UV) venv --quiet --python $(PYTHON) $(VENV)
+
+# Dependencies exactly as locked (with hashes); torch stays pinned by the constraints file.
+$(VENV)/.deps: $(LOCK) pyproject.toml | $(BIN)/python
+	$(UV) pip sync --quiet --python $(BIN)/python $(LOCK)
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.deps ## Install Python deps and build Weaviate, Ollama and Helm into .venv/bin
+	bash scripts/install-services.sh $(BIN)
+	bash scripts/install-helm.sh $(BIN)
+
+demo: setup ## Start the stack, ingest the sample handbook, ask one question
+	$(BIN)/holdfast demo
+
+up: setup ## Start the local stack
+	$(BIN)/holdfast up
+
+down: ## Stop the local stack
+	$(BIN)/holdfast down
+
+status: ## Show the local stack
+	$(BIN)/holdfast status
+
+lint: $(VENV)/.deps ## ruff, mypy (strict on services/), import-linter
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy services ingestion gateway
+	$(BIN)/lint-imports
+
+unit: $(VENV)/.deps ## Unit tests only (no services)
+	$(BIN)/pytest -m unit
+
+integration: setup ## Integration tests (start real Weaviate, Ollama, models)
+	$(BIN)/pytest -m integration
+
+test: setup lint ## Lint, then every test (unit and integration)
+	$(BIN)/pytest
+
+lock: | $(UV) ## Re-resolve the lock file after changing pyproject.toml
+	$(UV) pip compile --quiet pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
+	  -c $(CONSTRAINTS) -o $(LOCK)
+
+clean: ## Remove the virtualenv and build tools (not $$HOLDFAST_HOME)
+	rm -rf $(VENV) .tools

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Build the pinned Weaviate and Ollama servers from source into a bin directory (default
+# <repo>/.venv/bin, where `holdfast up` looks first). The Go module proxy is the only way in for
+# them on an offline workstation or CI; Go's build cache makes a re-run take seconds.
+# Usage: scripts/install-services.sh [BIN_DIR]
+# Idempotent: a binary whose version stamp matches its pin is left alone.
+set -euo pipefail
+
+WEAVIATE_VERSION="v1.35.2"
+# Ollama 0.12.x: its CPU backend is plain cgo. Go module zips drop vendor/ folders, so the three
+# header-only libraries llama.cpp vendors come from packages instead: stb and nlohmann-json from
+# Debian, miniaudio from the sources of the `miniaudio` Python package (same single header).
+OLLAMA_VERSION="v0.12.6"
+MINIAUDIO_SDIST="miniaudio==1.71"
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bin_dir="${1:-${repo_root}/.venv/bin}"
+tools_dir="${repo_root}/.tools"
+mkdir -p "${bin_dir}" "${tools_dir}"
+bin_dir="$(cd "${bin_dir}" && pwd)"
+
+command -v go >/dev/null || { echo "install-services.sh: Go >= 1.26 is required" >&2; exit 1; }
+
+stamp_ok() { [[ -x "${bin_dir}/$1" && "$(cat "${bin_dir}/.$1.version" 2>/dev/null)" == "$2" ]]; }
+
+build() { # name, module@version, extra env...
+    local name="$1" target="$2"; shift 2
+    local log="${tools_dir}/build-${name}.log"
+    echo "building ${name} from ${target} (first time: several minutes)…"
+    if ! env "$@" GOBIN="${bin_dir}" go install -trimpath "${target}" >"${log}" 2>&1; then
+        tail -n 30 "${log}" >&2
+        echo "install-services.sh: building ${name} failed; full log in ${log}" >&2
+        exit 1
+    fi
+}
+
+apt_install() { # packages... (only those missing)
+    local missing=()
+    for pkg in "$@"; do dpkg -s "${pkg}" >/dev/null 2>&1 || missing+=("${pkg}"); done
+    ((${#missing[@]} == 0)) && return 0
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "install-services.sh: please install: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+if stamp_ok weaviate-server "${WEAVIATE_VERSION}"; then
+    echo "weaviate-server ${WEAVIATE_VERSION} already installed"
+else
+    build weaviate-server "github.com/weaviate/weaviate/cmd/weaviate-server@${WEAVIATE_VERSION}" \
+        CGO_ENABLED=0
+    echo "${WEAVIATE_VERSION}" >"${bin_dir}/.weaviate-server.version"
+fi
+
+if stamp_ok ollama "${OLLAMA_VERSION}"; then
+    echo "ollama ${OLLAMA_VERSION} already installed"
+else
+    apt_install libstb-dev nlohmann-json3-dev
+    include_dir="${tools_dir}/include"
+    if [[ ! -f "${include_dir}/miniaudio/miniaudio.h" ]]; then
+        sdist_dir="$(mktemp -d)"
+        python3 -m pip download --quiet --no-deps --no-binary :all: -d "${sdist_dir}" \
+            "${MINIAUDIO_SDIST}"
+        mkdir -p "${include_dir}/miniaudio"
+        tar -xzf "${sdist_dir}"/miniaudio-*.tar.gz -C "${sdist_dir}"
+        cp "${sdist_dir}"/miniaudio-*/miniaudio/miniaudio.h "${include_dir}/miniaudio/"
+        rm -rf "${sdist_dir}"
+    fi
+    build ollama "github.com/ollama/ollama@${OLLAMA_VERSION}" \
+        CGO_ENABLED=1 "CGO_CPPFLAGS=-I${include_dir}"
+    echo "${OLLAMA_VERSION}" >"${bin_dir}/.ollama.version"
+fi

@@ -46,6 +46,9 @@ apt_install() { # packages... (only those missing)
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# `ip` for the loopback-only network namespace the offline test runs the stack in.
+command -v ip >/dev/null || apt_install iproute2
+
 if stamp_ok weaviate-server "${WEAVIATE_VERSION}"; then
     echo "weaviate-server ${WEAVIATE_VERSION} already installed"
 else

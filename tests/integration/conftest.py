@@ -6,6 +6,7 @@ Ports differ from the defaults so a developer's own stack can keep running besid
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from gateway.settings import Settings
 from ingestion.pipeline import ChunkingPolicy, IngestReport, ingest_files
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
+# Every test stack's ports are offsets from this base; parallel checkouts pick different bases.
+PORT_BASE = int(os.environ.get("HOLDFAST_TEST_PORT_BASE", "28100"))
 
 
 def stack_settings(home: Path, base_port: int, **overrides: object) -> Settings:
@@ -63,7 +66,7 @@ class LiveStack:
 @pytest.fixture(scope="session")
 def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     enforce_offline_env()
-    settings = stack_settings(tmp_path_factory.mktemp("holdfast-home"), base_port=28100)
+    settings = stack_settings(tmp_path_factory.mktemp("holdfast-home"), base_port=PORT_BASE)
     try:
         result = stack.up(settings)
         assert result.admin_key, "a first start must mint an admin key"

@@ -9,14 +9,16 @@ import pytest
 
 from gateway import stack
 from gateway.keys import KeyStore
-from tests.integration.conftest import LiveStack, stack_settings
+from tests.integration.conftest import PORT_BASE, LiveStack, stack_settings
 
 pytestmark = pytest.mark.integration
 
 
 def test_second_stack_runs_beside_the_first(live_stack: LiveStack, tmp_path: Path) -> None:
     gguf = stack.packaged_gguf(live_stack.settings)  # reuse the assembled file, not a copy
-    second = stack_settings(tmp_path / "second", base_port=28200, ollama={"gguf_path": gguf})
+    second = stack_settings(
+        tmp_path / "second", base_port=PORT_BASE + 100, ollama={"gguf_path": gguf}
+    )
     try:
         result = stack.up(second)
         assert {p.name for p in result.started} == {"weaviate", "ollama", "gateway"}

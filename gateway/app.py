@@ -12,8 +12,8 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from gateway.container import Components, build_components
-from gateway.problems import install_problem_handlers
-from gateway.routes import health, query
+from gateway.problems import install_body_limit, install_problem_handlers
+from gateway.routes import health, openai_compat, query
 from gateway.settings import Settings
 
 BOOTSTRAP_ADMIN_KEY_ENV = "HOLDFAST_BOOTSTRAP_ADMIN_KEY"
@@ -47,6 +47,8 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    install_body_limit(app, settings.limits.max_body_bytes)
     app.include_router(health.router)
     app.include_router(query.router)
+    app.include_router(openai_compat.router)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -261,37 +261,86 @@ def ingest(
         raise typer.Exit(1)
 
 
-def _print_answer(body: dict[str, object]) -> None:
+def _citations_table(citations: list[dict[str, Any]]) -> Table:
+    table = Table("#", "cited", "document", "section", "similarity", "quote", show_lines=False)
+    for c in citations:
+        table.add_row(
+            str(c["index"]),
+            "yes" if c.get("cited") else "",
+            Path(str(c["source"])).name,
+            " > ".join(p for p in (c["title"], c["section"]) if p),
+            f"{c['similarity']:.2f}",
+            (str(c["quote"])[:60] + "…") if len(str(c["quote"])) > 60 else str(c["quote"]),
+        )
+    return table
+
+
+def _print_answer(body: dict[str, Any]) -> None:
     out.print(
-        f"\n[bold]Answer[/] ({body.get('model') or 'no model call'}):\n{body['answer']}\n",
+        f"\n[bold]Answer[/] ({body.get('model') or 'no model call'}; "
+        f"retrieval {body['retrieval_status']}, confidence {body['confidence']:.2f}):\n"
+        f"{body['answer']}\n",
         highlight=False,
     )
-    citations = body.get("citations") or []
-    if citations:
+    if body.get("citations"):
         out.print("[bold]Citations[/]")
-        for c in citations:  # type: ignore[attr-defined]
-            mark = "*" if c["cited"] else " "
-            where = " > ".join(p for p in (c["title"], c["section"]) if p)
-            out.print(
-                f" {mark}[{c['n']}] {where} — {Path(c['source']).name} "
-                f"(chunk {c['chunk_id'][:12]}, similarity {c['similarity']:.2f})",
-                highlight=False,
-            )
+        out.print(_citations_table(body["citations"]))
     elif body.get("refused"):
         out.print(f"(refused: {body.get('refusal_reason')})")
 
 
-@app.command()
-def ask(
+def _stream_answer(base: str, key: str, question: str) -> None:
+    citations: list[dict[str, Any]] = []
+    with httpx.stream(
+        "POST",
+        f"{base}/v1/query",
+        json={"question": question, "stream": True},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=300.0,
+    ) as response:
+        if response.status_code != 200:
+            body = json.loads(response.read() or b"{}")
+            _fail(
+                f"{body.get('title', 'error')}: {body.get('detail', '')} "
+                f"(HTTP {response.status_code})"
+            )
+        event = ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                data = json.loads(line[6:])
+                if event == "retrieval":
+                    citations = data["citations"]
+                    out.print(
+                        f"[dim]retrieval {data['retrieval_status']}, "
+                        f"confidence {data['confidence']:.2f}[/]"
+                    )
+                elif event == "token":
+                    out.print(data["text"], end="", highlight=False, markup=False)
+                elif event == "error":
+                    _fail(f"{data['title']}: {data['detail']}")
+                elif event == "done":
+                    out.print()
+                    cited = set(data.get("cited", []))
+                    for c in citations:
+                        c["cited"] = c["index"] in cited
+                    if citations and not data.get("refused"):
+                        out.print(_citations_table(citations))
+
+
+@app.command("query")
+def query_command(
     question: Annotated[str, typer.Argument(help="The question.")],
     key: Annotated[
         str | None,
         typer.Option(envvar="HOLDFAST_API_KEY", help="API key (default: the admin key file)."),
     ] = None,
     url: Annotated[str | None, typer.Option(help="Gateway URL (default: from settings).")] = None,
+    stream: Annotated[bool, typer.Option(help="Print the answer as it is generated.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON response.")] = False,
 ) -> None:
-    """Ask the running gateway a question and print the answer with its citations."""
+    """Ask the running gateway a question; print the answer and a citations table."""
     settings = _settings()
     if key is None:
         if not settings.admin_key_file.exists():
@@ -299,6 +348,9 @@ def ask(
         key = settings.admin_key_file.read_text().strip()
     base = url or settings.gateway.base_url
     try:
+        if stream:
+            _stream_answer(base, key, question)
+            return
         response = httpx.post(
             f"{base}/v1/query",
             json={"question": question},
@@ -319,6 +371,17 @@ def ask(
         print(json.dumps(body, indent=2))
     else:
         _print_answer(body)
+
+
+@app.command(hidden=True)
+def ask(
+    question: str,
+    key: str | None = None,
+    url: str | None = None,
+    as_json: bool = False,
+) -> None:
+    """Older name of `holdfast query`."""
+    query_command(question, key=key, url=url, stream=False, as_json=as_json)
 
 
 @app.command()

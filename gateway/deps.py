@@ -26,20 +26,18 @@ def get_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None or not credentials.credentials:
-        raise AuthenticationError("send Authorization: Bearer <api key>")
-    principal = components.keys.authenticate(credentials.credentials)
-    if principal is None:
-        raise AuthenticationError("the API key is unknown or revoked")
-    return principal
+        raise AuthenticationError("send Authorization: Bearer <api key or token>")
+    return components.authenticator.authenticate(credentials.credentials)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 def require_role(role: str):  # type: ignore[no-untyped-def]
-    def _check(principal: PrincipalDep) -> Principal:
+    def _check(principal: PrincipalDep, components: ComponentsDep) -> Principal:
         if role not in principal.roles:
             raise AccessDeniedError(f"this endpoint needs the {role!r} role")
+        components.rate_limiter.check(principal.key_id or principal.name)
         return principal
 
     return _check

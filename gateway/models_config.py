@@ -69,7 +69,7 @@ def default_models(settings: Settings) -> ModelsConfig:
                     "api_base": settings.ollama.base_url,
                     "timeout": 120,
                     "max_retries": 0,
-                    "max_tokens": 320,
+                    "max_tokens": 200,
                     "temperature": 0.1,
                     # a base model continues the document: stop where the answer ends
                     "stop": ["\nQuestion:", "\n\n", "\n[", "Passages:"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -51,10 +52,30 @@ def problem(
     )
 
 
+def install_body_limit(app: FastAPI, max_bytes: int) -> None:
+    """Refuse bodies over ``max_bytes`` before they are read (by their declared length)."""
+
+    @app.middleware("http")
+    async def _limit(request: Request, call_next: Any) -> Any:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            return problem(
+                request,
+                status=413,
+                code="body_too_large",
+                title="Request body too large",
+                detail=f"the body may be at most {max_bytes} bytes",
+            )
+        return await call_next(request)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(HoldfastError)
     async def _holdfast(request: Request, exc: HoldfastError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        retry_after = getattr(exc, "retry_after_s", None)
+        if retry_after is not None:
+            headers = {"Retry-After": str(int(retry_after + 0.999))}
         if exc.status >= 500:
             log.warning("backend error %s: %s", exc.code, exc, exc_info=exc.__cause__)
         return problem(

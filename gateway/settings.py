@@ -118,8 +118,11 @@ class RetrievalSettings(_Section):
         0.2,
         ge=0.0,
         le=1.0,
-        description="Below this best hybrid score the gateway refuses instead of answering.",
+        description="Below this best cosine similarity to the question the gateway refuses "
+        "without calling the model (retrieval_status no_results / low_confidence).",
     )
+    alpha_min: float = Field(0.0, ge=0.0, le=1.0, description="Lowest alpha a request may set.")
+    alpha_max: float = Field(1.0, ge=0.0, le=1.0, description="Highest alpha a request may set.")
 
 
 class ChunkingSettings(_Section):
@@ -159,6 +162,40 @@ class RedactionSettings(_Section):
     score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Minimum recognizer score.")
 
 
+class JwtSettings(_Section):
+    """Bearer JWTs from the customer's identity provider (e.g. an in-house Keycloak)."""
+
+    enabled: bool = Field(False, description="Accept JWTs besides API keys.")
+    jwks_file: Path | None = Field(None, description="Local JWKS file (air-gapped default).")
+    jwks_url: str | None = Field(None, description="On-prem JWKS URL, fetched with a timeout.")
+    issuer: str | None = Field(None, description="Required `iss`.")
+    audience: str | None = Field(None, description="Required `aud`.")
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    groups_claim: str = Field("groups", description="Claim holding the access groups.")
+    roles_claim: str = Field("roles", description="Claim holding Holdfast roles.")
+    name_claim: str = Field("preferred_username", description="Claim naming the principal.")
+    default_roles: list[str] = Field(
+        default_factory=lambda: ["query"], description="Roles given when the token carries none."
+    )
+    fetch_timeout_s: float = Field(3.0, description="Timeout of a JWKS fetch.")
+
+
+class AuthSettings(_Section):
+    jwt: JwtSettings = Field(default_factory=JwtSettings)
+
+
+class LimitsSettings(_Section):
+    max_body_bytes: int = Field(64_000, description="Largest accepted request body.")
+    max_question_chars: int = Field(2000, description="Longest accepted question.")
+    max_top_k: int = Field(20, description="Largest top_k a caller may ask for.")
+    rate_per_minute: float = Field(120.0, description="Sustained requests per minute per key.")
+    burst: int = Field(20, description="Requests a key may send at once above the rate.")
+    redaction_timeout_s: float = Field(
+        10.0,
+        description="Longest a PII analysis may take before the request is refused (fails closed).",
+    )
+
+
 class GenerationSettings(_Section):
     chat_alias: str = Field("chat-default", description="models.yaml alias used for answers.")
     embedding_alias: str = Field("embed-default", description="models.yaml alias for embeddings.")
@@ -195,6 +232,8 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     redaction: RedactionSettings = Field(default_factory=RedactionSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
     @field_validator("home", "models_file", mode="after")
     @classmethod

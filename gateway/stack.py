@@ -196,7 +196,7 @@ def ensure_chat_model(settings: Settings) -> bool:
         f'TEMPLATE """{PLAIN_TEMPLATE}"""\n'
         "PARAMETER stop <end_of_turn>\n"
         "PARAMETER num_ctx 4096\n"
-        "PARAMETER num_predict 320\n"
+        "PARAMETER num_predict 200\n"
     )
     present = ol.chat_model in names or f"{ol.chat_model}:latest" in names
     if present and modelfile.exists() and modelfile.read_text() == wanted:

@@ -98,6 +98,31 @@ class LiteLLMRouter:
             completion_tokens=getattr(usage, "completion_tokens", None),
         )
 
+    def stream(
+        self, alias: str, messages: Sequence[ChatMessage], *, max_tokens: int | None = None
+    ) -> Iterator[str]:
+        """Yield the answer's text pieces as the model produces them."""
+        params = self._params(alias)
+        if self._router is None:
+            self.warm_up()
+        extra: dict[str, Any] = {}
+        if max_tokens is not None:
+            extra["max_tokens"] = max_tokens
+        with _translated(alias):
+            response = self._router.completion(
+                model=alias,
+                messages=[{"role": m.role, "content": m.content} for m in messages],
+                timeout=params["timeout"],
+                num_retries=params["max_retries"],
+                stream=True,
+                **extra,
+            )
+            for chunk in response:
+                choices = getattr(chunk, "choices", None) or []
+                delta = getattr(choices[0].delta, "content", None) if choices else None
+                if delta:
+                    yield str(delta)
+
     def health(self, alias: str) -> HealthStatus:
         try:
             url = _probe_url(self._params(alias))

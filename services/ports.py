@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-from services.records import ChatMessage, Chunk, Completion, HealthStatus, Redaction, SearchHit
+from services.records import (
+    ChatMessage,
+    Chunk,
+    Completion,
+    EntitySpan,
+    FieldFilter,
+    HealthStatus,
+    Redaction,
+    SearchHit,
+)
 
 
 class Store(Protocol):
@@ -23,6 +32,7 @@ class Store(Protocol):
         vector: Sequence[float],
         limit: int,
         alpha: float,
+        filters: Sequence[FieldFilter] = (),
     ) -> list[SearchHit]: ...
 
     def count(self) -> int: ...
@@ -48,8 +58,14 @@ class ModelRouter(Protocol):
         self, alias: str, messages: Sequence[ChatMessage], *, max_tokens: int | None = None
     ) -> Completion: ...
 
+    def stream(
+        self, alias: str, messages: Sequence[ChatMessage], *, max_tokens: int | None = None
+    ) -> Iterator[str]: ...
+
     def health(self, alias: str) -> HealthStatus: ...
 
 
 class Redactor(Protocol):
+    def find(self, text: str) -> list[EntitySpan]: ...
+
     def redact(self, text: str) -> Redaction: ...

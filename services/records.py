@@ -49,6 +49,24 @@ class Redaction:
 
 
 @dataclass(frozen=True, slots=True)
+class EntitySpan:
+    """Where a PII value sits in a text: offsets and type only, never the value itself."""
+
+    start: int
+    end: int
+    entity_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class FieldFilter:
+    """One validated metadata condition; the store turns it into its own query filter."""
+
+    field: str
+    op: str  # eq | ne | in | gt | gte | lt | lte | like
+    value: str | int | float | datetime | tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ChatMessage:
     role: str
     content: str

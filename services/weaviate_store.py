@@ -18,12 +18,12 @@ import weaviate
 from weaviate.classes.config import Configure, DataType, Property, Tokenization
 from weaviate.classes.data import DataObject
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
-from weaviate.classes.query import Filter, MetadataQuery
+from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 from weaviate.exceptions import WeaviateBaseError, WeaviateTimeoutError
 from weaviate.util import generate_uuid5
 
 from services.errors import AccessDeniedError, BackendTimeoutError, StoreUnavailableError
-from services.records import Chunk, HealthStatus, SearchHit
+from services.records import Chunk, FieldFilter, HealthStatus, SearchHit
 
 _EXACT = Tokenization.FIELD  # ids and group names must match whole, never word by word
 
@@ -93,6 +93,24 @@ def _chunk_from(props: dict[str, Any]) -> Chunk:
         modified_at=props.get("modified_at"),
         ingested_at=props.get("ingested_at"),
     )
+
+
+def _weaviate_filter(condition: FieldFilter) -> Any:
+    """A validated FieldFilter as a Weaviate filter (values are parameters, never query text)."""
+    prop = Filter.by_property(condition.field)
+    value: Any = condition.value
+    if condition.op == "in":
+        return prop.contains_any([str(v) for v in value] if isinstance(value, tuple) else [value])
+    method: Any = {
+        "eq": prop.equal,
+        "ne": prop.not_equal,
+        "gt": prop.greater_than,
+        "gte": prop.greater_or_equal,
+        "lt": prop.less_than,
+        "lte": prop.less_or_equal,
+        "like": prop.like,
+    }[condition.op]
+    return method(value)
 
 
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
@@ -226,11 +244,16 @@ class WeaviateStore:
         vector: Sequence[float],
         limit: int,
         alpha: float,
+        filters: Sequence[FieldFilter] = (),
     ) -> list[SearchHit]:
-        """Hybrid BM25 + vector search over the chunks readable by ``groups`` only."""
+        """Hybrid BM25 + vector search (relative-score fusion) over the chunks readable by
+        ``groups`` only; ``filters`` narrow it further, never widen it."""
         allowed = sorted({g for g in groups if g})
         if not allowed:
             raise AccessDeniedError("the caller belongs to no access group")
+        where = Filter.by_property("access_groups").contains_any(allowed)
+        for condition in filters:
+            where = where & _weaviate_filter(condition)
         collection = self._live.collections.use(self._conn.collection)
         with _translated("search"):
             response = collection.query.hybrid(
@@ -239,7 +262,8 @@ class WeaviateStore:
                 alpha=alpha,
                 limit=limit,
                 query_properties=["text", "title^2", "section"],
-                filters=Filter.by_property("access_groups").contains_any(allowed),
+                fusion_type=HybridFusion.RELATIVE_SCORE,
+                filters=where,
                 include_vector=True,
                 return_metadata=MetadataQuery(score=True),
             )

@@ -47,6 +47,9 @@ async def get_readiness(components: ComponentsDep) -> JSONResponse:
     checks = {
         p.name: Check(ok=p.ok, detail=p.detail) for p in probes if isinstance(p, HealthStatus)
     }
+    if components.redactor is not None:
+        loaded = components.redactor.health()
+        checks["redactor"] = Check(ok=loaded, detail="" if loaded else "PII analyzer not loaded")
     ready = all(c.ok for c in checks.values())
     body = Readiness(status="ready" if ready else "not_ready", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

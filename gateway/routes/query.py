@@ -2,93 +2,173 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from gateway.answering import QueryOptions, answer_question, redact, retrieve
+from gateway.answering import (
+    Ports,
+    QueryOptions,
+    answer_question,
+    citation_dict,
+    judge,
+    redact,
+    retrieve,
+    stream_answer,
+)
+from gateway.container import Components
 from gateway.deps import ComponentsDep, QueryPrincipalDep
+from gateway.filters import FilterClause, to_field_filters
+from services.errors import InvalidRequestError
 
 router = APIRouter(prefix="/v1", tags=["query"])
 
 
-class QueryRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=4000)
-    top_k: int | None = Field(None, ge=1, le=50)
+class RetrievalParams(BaseModel):
+    top_k: int | None = Field(None, ge=1, description="Chunks to retrieve (bounded by settings).")
+    alpha: float | None = Field(None, ge=0.0, le=1.0, description="0 = BM25 only, 1 = vector only.")
+    filters: list[FilterClause] | None = Field(None, description="AND-ed metadata conditions.")
 
 
-class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=4000)
-    top_k: int | None = Field(None, ge=1, le=50)
+class QueryRequest(RetrievalParams):
+    question: str = Field(min_length=1, description="The question, in plain language.")
+    stream: bool = Field(False, description="Answer as server-sent events.")
+
+
+class SearchRequest(RetrievalParams):
+    query: str = Field(min_length=1, description="What to search for.")
 
 
 class CitationOut(BaseModel):
-    n: int
-    chunk_id: str
+    index: int
     doc_id: str
+    chunk_id: str
     source: str
     title: str
     section: str
+    page: int | None
+    quote: str
     score: float
     similarity: float
-    cited: bool
+    cited: bool = Field(description="The answer refers to this passage as [index].")
 
 
 class QueryResponse(BaseModel):
     answer: str
     citations: list[CitationOut]
+    retrieval_status: str = Field(description="ok | low_confidence | no_results")
+    confidence: float = Field(description="Best cosine similarity of a retrieved chunk.")
     refused: bool
     refusal_reason: str | None
     model: str | None
-    retrieved: int
-    redactions: dict[str, int]
+    usage: dict[str, int]
+    redactions: dict[str, int] = Field(description="PII values redacted, by entity type.")
 
 
-class SearchHitOut(BaseModel):
-    chunk_id: str
+class SearchResult(BaseModel):
     doc_id: str
-    source: str
-    title: str
-    section: str
+    chunk_id: str
     text: str
     score: float
     similarity: float
+    source: str
+    title: str
+    section: str
+    page: int | None
 
 
 class SearchResponse(BaseModel):
-    hits: list[SearchHitOut]
+    results: list[SearchResult]
+    retrieval_status: str
+    confidence: float
 
 
-@router.post("/query", response_model=QueryResponse)
-async def create_answer(
-    body: QueryRequest, principal: QueryPrincipalDep, components: ComponentsDep
-) -> QueryResponse:
-    """Answer a question from the documents the caller may read, with citations."""
-    settings = components.settings
-    options = QueryOptions(
-        top_k=body.top_k or settings.retrieval.top_k,
-        alpha=settings.retrieval.alpha,
-        min_similarity=settings.retrieval.min_score,
-        max_context_chars=settings.generation.max_context_chars,
-        chat_alias=settings.generation.chat_alias,
+def options_for(components: Components, params: RetrievalParams, question: str) -> QueryOptions:
+    """Per-request knobs, bounded by the operator's settings."""
+    s = components.settings
+    if len(question) > s.limits.max_question_chars:
+        raise InvalidRequestError(
+            f"the question is longer than {s.limits.max_question_chars} characters"
+        )
+    top_k = params.top_k or s.retrieval.top_k
+    if top_k > s.limits.max_top_k:
+        raise InvalidRequestError(f"top_k may be at most {s.limits.max_top_k}")
+    alpha = s.retrieval.alpha if params.alpha is None else params.alpha
+    if not s.retrieval.alpha_min <= alpha <= s.retrieval.alpha_max:
+        raise InvalidRequestError(
+            f"alpha must lie in [{s.retrieval.alpha_min}, {s.retrieval.alpha_max}]"
+        )
+    return QueryOptions(
+        top_k=top_k,
+        alpha=alpha,
+        min_similarity=s.retrieval.min_score,
+        max_context_chars=s.generation.max_context_chars,
+        chat_alias=s.generation.chat_alias,
+        filters=tuple(to_field_filters(params.filters)),
     )
+
+
+def ports_of(components: Components) -> Ports:
+    return Ports(components.store, components.embedder, components.router, components.redactor)
+
+
+def chat_model_name(components: Components, alias: str) -> str:
+    try:
+        return str(components.models.entry(alias).litellm_params.get("model", alias))
+    except Exception:  # an alias the file lacks is reported by the router on use
+        return alias
+
+
+def sse(events: Iterator[tuple[str, dict[str, Any]]]) -> Iterator[str]:
+    for name, data in events:
+        yield f"event: {name}\ndata: {json.dumps(data)}\n\n"
+
+
+def wants_stream(request: Request, asked: bool) -> bool:
+    return asked or "text/event-stream" in request.headers.get("accept", "")
+
+
+@router.post(
+    "/query",
+    response_model=QueryResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def create_answer(
+    body: QueryRequest, request: Request, principal: QueryPrincipalDep, components: ComponentsDep
+) -> Any:
+    """Answer from the documents the caller may read, with citations; or refuse."""
+    options = options_for(components, body, body.question)
+    ports = ports_of(components)
+    if wants_stream(request, body.stream):
+        events = await run_in_threadpool(
+            stream_answer,
+            body.question,
+            principal,
+            ports=ports,
+            options=options,
+            model_name=chat_model_name(components, options.chat_alias),
+        )
+        return StreamingResponse(
+            sse(events), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
     answer = await run_in_threadpool(
-        answer_question,
-        body.question,
-        principal,
-        store=components.store,
-        embedder=components.embedder,
-        router=components.router,
-        redactor=components.redactor,
-        options=options,
+        answer_question, body.question, principal, ports=ports, options=options
     )
     return QueryResponse(
         answer=answer.answer,
-        citations=[CitationOut.model_validate(c, from_attributes=True) for c in answer.citations],
+        citations=[CitationOut(**citation_dict(c)) for c in answer.citations],
+        retrieval_status=answer.retrieval_status,
+        confidence=answer.confidence,
         refused=answer.refused,
         refusal_reason=answer.refusal_reason,
         model=answer.model,
-        retrieved=answer.retrieved,
+        usage=answer.usage,
         redactions=dict(answer.redactions),
     )
 
@@ -98,34 +178,37 @@ async def search_chunks(
     body: SearchRequest, principal: QueryPrincipalDep, components: ComponentsDep
 ) -> SearchResponse:
     """Hybrid search over the chunks the caller may read (no generation)."""
-    settings = components.settings
+    options = options_for(components, body, body.query)
 
     def _search() -> SearchResponse:
-        from collections import Counter
-
         question = redact(body.query, components.redactor, Counter())
         hits = retrieve(
             question,
             principal,
             store=components.store,
             embedder=components.embedder,
-            top_k=body.top_k or settings.retrieval.top_k,
-            alpha=settings.retrieval.alpha,
+            top_k=options.top_k,
+            alpha=options.alpha,
+            filters=options.filters,
         )
+        status, confidence = judge(hits, options.min_similarity)
         return SearchResponse(
-            hits=[
-                SearchHitOut(
-                    chunk_id=h.chunk.chunk_id,
+            results=[
+                SearchResult(
                     doc_id=h.chunk.doc_id,
-                    source=h.chunk.source,
-                    title=h.chunk.title,
-                    section=h.chunk.section,
+                    chunk_id=h.chunk.chunk_id,
                     text=h.chunk.text,
                     score=h.score,
                     similarity=h.similarity,
+                    source=h.chunk.source,
+                    title=h.chunk.title,
+                    section=h.chunk.section,
+                    page=h.chunk.page,
                 )
                 for h in hits
-            ]
+            ],
+            retrieval_status=status,
+            confidence=confidence,
         )
 
     return await run_in_threadpool(_search)

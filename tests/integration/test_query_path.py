@@ -46,8 +46,8 @@ def test_answer_comes_from_ollama_and_cites_chunks_from_weaviate(live_stack: Liv
 
 def test_search_never_returns_chunks_outside_callers_groups(live_stack: LiveStack) -> None:
     question = {"query": "executive bonus pool remuneration committee", "top_k": 10}
-    handbook = live_stack.post("/v1/search", question, live_stack.handbook_key).json()["hits"]
-    finance = live_stack.post("/v1/search", question, live_stack.finance_key).json()["hits"]
+    handbook = live_stack.post("/v1/search", question, live_stack.handbook_key).json()["results"]
+    finance = live_stack.post("/v1/search", question, live_stack.finance_key).json()["results"]
     assert finance and all(h["source"].endswith("finance-restricted.md") for h in finance)
     assert handbook and not any(h["source"].endswith("finance-restricted.md") for h in handbook)
 
@@ -69,7 +69,7 @@ def test_unrelated_question_is_refused_without_calling_the_model(live_stack: Liv
         "/v1/query", {"question": "What is the boiling point of tungsten?"}, live_stack.handbook_key
     ).json()
     assert body["refused"] is True
-    assert body["refusal_reason"] == "weak_retrieval"
+    assert body["retrieval_status"] == "low_confidence"
     assert body["model"] is None and body["citations"] == []
 
 

@@ -24,7 +24,7 @@ def test_healthz_and_readyz_report_every_dependency(live_stack: LiveStack) -> No
     assert httpx.get(f"{live_stack.url}/healthz", timeout=5.0).json() == {"status": "ok"}
     response = _readyz(live_stack)
     assert response.status_code == 200
-    assert set(response.json()["checks"]) == {"weaviate", "llm", "embeddings"}
+    assert set(response.json()["checks"]) == {"weaviate", "llm", "embeddings", "redactor"}
 
 
 def test_killed_weaviate_makes_readyz_503_within_two_seconds_and_restart_recovers(
@@ -55,5 +55,5 @@ def test_killed_weaviate_makes_readyz_503_within_two_seconds_and_restart_recover
     # and the data survived the crash: queries still find the handbook
     hits = live_stack.post(
         "/v1/search", {"query": "annual leave", "top_k": 3}, live_stack.handbook_key
-    ).json()["hits"]
+    ).json()["results"]
     assert hits

@@ -41,7 +41,7 @@ def test_second_stack_runs_beside_the_first(live_stack: LiveStack, tmp_path: Pat
             json={"query": "annual leave"},
             headers={"Authorization": f"Bearer {key}"},
             timeout=30,
-        ).json()["hits"]
+        ).json()["results"]
         assert hits == [], "the second stack's Weaviate is empty: nothing leaked across"
     finally:
         stopped = stack.down(second)

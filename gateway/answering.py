@@ -12,14 +12,14 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from gateway.keys import Principal
 from gateway.stream_redaction import StreamRedactor
 from services.errors import HoldfastError
 from services.ports import Embedder, ModelRouter, Redactor, Store
-from services.records import ChatMessage, FieldFilter, SearchHit
+from services.records import ChatMessage, Chunk, FieldFilter, SearchHit
 
 RetrievalStatus = Literal["ok", "low_confidence", "no_results"]
 
@@ -159,6 +159,44 @@ def assemble_context(hits: Sequence[SearchHit], budget_chars: int) -> list[Searc
     return chosen
 
 
+def widen_to_sections(
+    context: Sequence[SearchHit], section_chunks: Sequence[Chunk], budget_chars: int
+) -> list[SearchHit]:
+    """Replace a hit by its whole parent section when the section still fits the budget, then
+    order the passages as they stand in their documents, for readability."""
+    by_parent: dict[str, list[Chunk]] = {}
+    for chunk in section_chunks:
+        by_parent.setdefault(chunk.parent_id, []).append(chunk)
+    used = sum(len(h.chunk.text) for h in context)
+    widened: list[SearchHit] = []
+    done_parents: set[str] = set()
+    for hit in context:
+        parent = hit.chunk.parent_id
+        if parent in done_parents:
+            continue  # its section is already in the context
+        siblings = sorted(by_parent.get(parent, []), key=lambda c: c.position)
+        section_text = _join_overlapping([c.text for c in siblings])
+        in_context = sum(len(h.chunk.text) for h in context if h.chunk.parent_id == parent)
+        if len(siblings) > 1 and used - in_context + len(section_text) <= budget_chars:
+            used += len(section_text) - in_context
+            done_parents.add(parent)
+            hit = replace(hit, chunk=replace(hit.chunk, text=section_text))
+        widened.append(hit)
+    return sorted(widened, key=lambda h: (h.chunk.source, h.chunk.position))
+
+
+def _join_overlapping(texts: Sequence[str]) -> str:
+    """Join consecutive chunks, dropping the overlap a chunk repeats from the one before."""
+    joined = ""
+    for text in texts:
+        longest = min(len(joined), len(text))
+        overlap = next((n for n in range(longest, 0, -1) if joined.endswith(text[:n])), 0)
+        rest = text[overlap:].strip()
+        if rest:
+            joined = f"{joined}\n\n{rest}" if joined else rest
+    return joined
+
+
 def build_messages(question: str, context: Sequence[SearchHit]) -> list[ChatMessage]:
     """Instructions with a worked example, then the passages and the question as a document to
     complete; this shape works for base models and instruction-tuned ones alike."""
@@ -223,7 +261,12 @@ def _retrieve_step(
         filters=options.filters,
     )
     status, confidence = judge(hits, options.min_similarity)
-    context = assemble_context(hits, options.max_context_chars) if status == "ok" else []
+    context: list[SearchHit] = []
+    if status == "ok":
+        context = assemble_context(hits, options.max_context_chars)
+        parents = sorted({h.chunk.parent_id for h in context if h.chunk.parent_id})
+        sections = ports.store.section_chunks(groups=principal.groups, parent_ids=parents)
+        context = widen_to_sections(context, sections, options.max_context_chars)
     return safe_question, Retrieval(status, confidence, context)
 
 

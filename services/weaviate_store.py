@@ -280,6 +280,19 @@ class WeaviateStore:
             )
         return hits
 
+    def section_chunks(self, *, groups: Sequence[str], parent_ids: Sequence[str]) -> list[Chunk]:
+        """Every chunk of the given parent sections that ``groups`` may read (for widening)."""
+        allowed = sorted({g for g in groups if g})
+        if not allowed or not parent_ids:
+            return []
+        collection = self._live.collections.use(self._conn.collection)
+        where = Filter.by_property("access_groups").contains_any(allowed) & Filter.by_property(
+            "parent_id"
+        ).contains_any(list(parent_ids))
+        with _translated("section_chunks"):
+            response = collection.query.fetch_objects(filters=where, limit=200)
+        return [_chunk_from(dict(obj.properties)) for obj in response.objects]
+
     def count(self) -> int:
         collection = self._live.collections.use(self._conn.collection)
         with _translated("count"):

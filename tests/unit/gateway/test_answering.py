@@ -17,6 +17,7 @@ from gateway.answering import (
     build_messages,
     neutralize,
     stream_answer,
+    widen_to_sections,
 )
 from gateway.keys import Principal
 from services.records import (
@@ -59,6 +60,8 @@ class FakeStore:
     def __init__(self, hits: list[SearchHit]) -> None:
         self.hits = hits
         self.calls: list[dict[str, Any]] = []
+        self.sections: list[Chunk] = []
+        self.section_calls: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
 
     def ensure_schema(self) -> None:
         pass
@@ -89,6 +92,10 @@ class FakeStore:
             }
         )
         return list(self.hits)
+
+    def section_chunks(self, *, groups: Sequence[str], parent_ids: Sequence[str]) -> list[Chunk]:
+        self.section_calls.append((tuple(groups), tuple(parent_ids)))
+        return [c for c in self.sections if c.parent_id in parent_ids]
 
     def count(self) -> int:
         return len(self.hits)
@@ -358,3 +365,40 @@ def test_caller_without_groups_finds_nothing_and_the_store_is_not_asked() -> Non
         "q", nobody, ports=Ports(store, FakeEmbedder(), FakeRouter("a"), None), options=OPTIONS
     )
     assert result.retrieval_status == "no_results" and store.calls == []
+
+
+def sibling(n: int, parent: str, position: int, text: str) -> Chunk:
+    return Chunk(
+        chunk_id=f"s{n}",
+        doc_id="d1",
+        text=text,
+        source="/docs/1.md",
+        title="Doc 1",
+        section="Sec",
+        position=position,
+        content_hash=f"sh{n}",
+        access_groups=("hr",),
+        parent_id=parent,
+    )
+
+
+def test_a_hit_is_widened_to_its_parent_section_when_it_fits_and_overlap_is_not_repeated() -> None:
+    store = FakeStore([hit(1, "Second part. Shared sentence.")])
+    store.sections = [
+        sibling(1, "p1", 0, "First part. Shared sentence."),
+        sibling(2, "p1", 1, "Shared sentence. Second part."),
+    ]
+    router = FakeRouter("ok [1]")
+    answer_question(
+        "q", PRINCIPAL, ports=Ports(store, FakeEmbedder(), router, None), options=OPTIONS
+    )
+    prompt = router.calls[0][1][-1].content
+    assert "First part. Shared sentence.\n\nSecond part." in prompt
+    assert prompt.count("Shared sentence.") == 1
+    assert store.section_calls == [(PRINCIPAL.groups, ("p1",))]
+
+
+def test_a_section_too_large_for_the_budget_is_not_widened() -> None:
+    context = [hit(1, "short")]
+    big = [sibling(1, "p1", 0, "x" * 500), sibling(2, "p1", 1, "short")]
+    assert widen_to_sections(context, big, budget_chars=100)[0].chunk.text == "short"

@@ -600,3 +600,18 @@ def test_helm_test_hook_calls_readyz_and_search_from_the_gateway_image(
     assert env["HOLDFAST_URL"]["value"] == f"http://{FULLNAME}-gateway:8080"
     assert env["HOLDFAST_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "holdfast-api-keys"
     assert pod_spec(hook)["securityContext"]["runAsNonRoot"] is True
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_rendered_config_files_are_valid_for_the_gateway_itself(
+    renders: dict[str, list[dict[str, Any]]], value_set: str
+) -> None:
+    """The chart and the gateway must agree on the file formats (both refuse unknown keys)."""
+    from gateway.models_config import ModelsConfig
+    from gateway.settings import Settings
+
+    objects = renders[value_set]
+    settings = Settings(**config_file(objects, "config", "holdfast.yaml"))
+    assert settings.weaviate.managed is False and settings.ollama.managed is False
+    models = ModelsConfig.model_validate(config_file(objects, "models", "models.yaml"))
+    assert {e.model_name for e in models.model_list} >= {"chat-default", "embed-default"}

@@ -115,7 +115,7 @@ class RetrievalSettings(_Section):
     top_k: int = Field(5, ge=1, le=50, description="Chunks put in front of the model.")
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="Hybrid weight: 0 = BM25, 1 = vector.")
     min_score: float = Field(
-        0.2,
+        0.3,
         ge=0.0,
         le=1.0,
         description="Below this best cosine similarity to the question the gateway refuses "

@@ -1,0 +1,1 @@
+"""Evaluation harness: golden questions against a running gateway, metrics, reports, a gate."""

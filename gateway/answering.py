@@ -10,8 +10,10 @@ Redaction fails closed: a redactor error propagates as 503 and nothing reaches t
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -90,6 +92,22 @@ class Answer:
     model: str | None
     usage: dict[str, int] = field(default_factory=dict)
     redactions: Counter[str] = field(default_factory=Counter)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class StageClock:
+    """Wall time per policy stage, for the response and the benchmarks (no text recorded)."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = round(self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1000, 2)
 
 
 # --- policy steps -----------------------------------------------------------------------------
@@ -248,25 +266,33 @@ class Ports:
 
 
 def _retrieve_step(
-    question: str, principal: Principal, ports: Ports, options: QueryOptions, tally: Counter[str]
+    question: str,
+    principal: Principal,
+    ports: Ports,
+    options: QueryOptions,
+    tally: Counter[str],
+    clock: StageClock,
 ) -> tuple[str, Retrieval]:
-    safe_question = redact(question, ports.redactor, tally)
-    hits = retrieve(
-        safe_question,
-        principal,
-        store=ports.store,
-        embedder=ports.embedder,
-        top_k=options.top_k,
-        alpha=options.alpha,
-        filters=options.filters,
-    )
+    with clock.stage("redact_in"):
+        safe_question = redact(question, ports.redactor, tally)
+    with clock.stage("retrieve"):
+        hits = retrieve(
+            safe_question,
+            principal,
+            store=ports.store,
+            embedder=ports.embedder,
+            top_k=options.top_k,
+            alpha=options.alpha,
+            filters=options.filters,
+        )
     status, confidence = judge(hits, options.min_similarity)
     context: list[SearchHit] = []
     if status == "ok":
-        context = assemble_context(hits, options.max_context_chars)
-        parents = sorted({h.chunk.parent_id for h in context if h.chunk.parent_id})
-        sections = ports.store.section_chunks(groups=principal.groups, parent_ids=parents)
-        context = widen_to_sections(context, sections, options.max_context_chars)
+        with clock.stage("assemble"):
+            context = assemble_context(hits, options.max_context_chars)
+            parents = sorted({h.chunk.parent_id for h in context if h.chunk.parent_id})
+            sections = ports.store.section_chunks(groups=principal.groups, parent_ids=parents)
+            context = widen_to_sections(context, sections, options.max_context_chars)
     return safe_question, Retrieval(status, confidence, context)
 
 
@@ -274,7 +300,8 @@ def answer_question(
     question: str, principal: Principal, *, ports: Ports, options: QueryOptions
 ) -> Answer:
     tally: Counter[str] = Counter()
-    safe_question, retrieval = _retrieve_step(question, principal, ports, options, tally)
+    clock = StageClock()
+    safe_question, retrieval = _retrieve_step(question, principal, ports, options, tally, clock)
     if retrieval.status != "ok":
         return Answer(
             REFUSAL_TEXT,
@@ -286,13 +313,16 @@ def answer_question(
             None,
             {},
             tally,
+            clock.ms,
         )
-    completion = ports.router.complete(
-        options.chat_alias,
-        build_messages(safe_question, retrieval.context),
-        max_tokens=options.max_tokens,
-    )
-    text = redact(completion.text.strip(), ports.redactor, tally)
+    with clock.stage("generate"):
+        completion = ports.router.complete(
+            options.chat_alias,
+            build_messages(safe_question, retrieval.context),
+            max_tokens=options.max_tokens,
+        )
+    with clock.stage("redact_out"):
+        text = redact(completion.text.strip(), ports.redactor, tally)
     usage = {
         k: v
         for k, v in (
@@ -312,6 +342,7 @@ def answer_question(
             completion.model,
             usage,
             tally,
+            clock.ms,
         )
     return Answer(
         text,
@@ -323,6 +354,7 @@ def answer_question(
         completion.model,
         usage,
         tally,
+        clock.ms,
     )
 
 
@@ -337,7 +369,8 @@ def stream_answer(
     Retrieval runs before the first event so that its errors still become a plain HTTP error.
     """
     tally: Counter[str] = Counter()
-    safe_question, retrieval = _retrieve_step(question, principal, ports, options, tally)
+    clock = StageClock()
+    safe_question, retrieval = _retrieve_step(question, principal, ports, options, tally, clock)
     return _stream_events(safe_question, retrieval, ports, options, model_name, tally)
 
 

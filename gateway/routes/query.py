@@ -69,6 +69,7 @@ class QueryResponse(BaseModel):
     model: str | None
     usage: dict[str, int]
     redactions: dict[str, int] = Field(description="PII values redacted, by entity type.")
+    timings_ms: dict[str, float] = Field(description="Wall time per policy stage.")
 
 
 class SearchResult(BaseModel):
@@ -170,6 +171,7 @@ async def create_answer(
         model=answer.model,
         usage=answer.usage,
         redactions=dict(answer.redactions),
+        timings_ms=answer.timings_ms,
     )
 
 

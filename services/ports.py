@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from services.records import ChatMessage, Chunk, Completion, HealthStatus, Redaction, SearchHit
+from services.records import (
+    ChatMessage,
+    Chunk,
+    Completion,
+    HealthStatus,
+    Redaction,
+    RerankScore,
+    SearchHit,
+)
 
 
 class Store(Protocol):
@@ -39,6 +47,14 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> list[float]: ...
 
     def count_tokens(self, text: str) -> int: ...
+
+    def health(self) -> HealthStatus: ...
+
+
+class Reranker(Protocol):
+    def rerank(self, query: str, texts: Sequence[str]) -> list[RerankScore]:
+        """Scores for ``texts``, best first; each names its index in ``texts``."""
+        ...
 
     def health(self) -> HealthStatus: ...
 

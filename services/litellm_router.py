@@ -37,12 +37,15 @@ def _probe_url(params: Mapping[str, Any]) -> str | None:
 @contextmanager
 def _translated(alias: str) -> Iterator[None]:
     import litellm
+    import openai
 
     try:
         yield
-    except litellm.exceptions.Timeout as exc:
+    except (litellm.exceptions.Timeout, openai.APITimeoutError) as exc:
         raise BackendTimeoutError(f"model alias {alias!r} timed out") from exc
-    except (litellm.exceptions.APIError, litellm.exceptions.OpenAIError) as exc:
+    # LiteLLM's own classes (APIConnectionError, ServiceUnavailableError...) derive from
+    # openai.OpenAIError, not from litellm.exceptions.OpenAIError
+    except (litellm.exceptions.APIError, litellm.exceptions.OpenAIError, openai.OpenAIError) as exc:
         raise ModelUnavailableError(f"model alias {alias!r} failed: {type(exc).__name__}") from exc
 
 

@@ -66,7 +66,11 @@ def list_models() -> None:
     except HoldfastError as exc:
         _fail(str(exc))
     fallbacks = config.fallback_map()
-    table = Table("alias", "mode", "model", "api_base", "timeout", "retries", "fallbacks", "health")
+    table = Table()
+    table.add_column("alias", no_wrap=True, min_width=14)
+    for name in ("mode", "model", "api_base", "timeout", "retries", "fallbacks"):
+        table.add_column(name)
+    table.add_column("health", no_wrap=True, min_width=4)
     for entry in config.model_list:
         health = entry_health(config, entry)
         table.add_row(

@@ -187,7 +187,7 @@ def baselines(components: Any, questions: list[str], n: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
-    parser.add_argument("--port-base", type=int, default=38100)
+    parser.add_argument("--port-base", type=int, default=27100, help="below the ephemeral range")
     args = parser.parse_args()
 
     from gateway import stack

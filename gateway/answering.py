@@ -20,7 +20,7 @@ from typing import Any, Literal
 from gateway.keys import Principal
 from gateway.stream_redaction import StreamRedactor
 from services.errors import HoldfastError
-from services.ports import Embedder, ModelRouter, Redactor, Store
+from services.ports import Embedder, ModelRouter, Redactor, Reranker, Store
 from services.records import ChatMessage, Chunk, FieldFilter, SearchHit
 
 RetrievalStatus = Literal["ok", "low_confidence", "no_results"]
@@ -79,6 +79,7 @@ class Retrieval:
     status: RetrievalStatus
     confidence: float
     context: list[SearchHit]
+    reranked: bool = False
 
 
 @dataclass(slots=True)
@@ -93,6 +94,9 @@ class Answer:
     usage: dict[str, int] = field(default_factory=dict)
     redactions: Counter[str] = field(default_factory=Counter)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    reranked: bool = False
+    alias: str | None = None
+    fallback_used: bool = False
 
 
 class StageClock:
@@ -144,6 +148,12 @@ def retrieve(
         alpha=alpha,
         filters=filters,
     )
+
+
+def rerank(question: str, hits: Sequence[SearchHit], reranker: Reranker) -> list[SearchHit]:
+    """Reorder candidates by the cross-encoder's relevance; the similarity stays for judging."""
+    scores = reranker.rerank(question, [h.chunk.text for h in hits])
+    return [hits[s.index] for s in sorted(scores, key=lambda s: -s.score)]
 
 
 def judge(hits: Sequence[SearchHit], min_similarity: float) -> tuple[RetrievalStatus, float]:
@@ -263,6 +273,7 @@ class Ports:
     embedder: Embedder
     router: ModelRouter
     redactor: Redactor | None
+    reranker: Reranker | None = None
 
 
 def _retrieve_step(
@@ -287,13 +298,18 @@ def _retrieve_step(
         )
     status, confidence = judge(hits, options.min_similarity)
     context: list[SearchHit] = []
+    reranked = False
+    if status == "ok" and ports.reranker is not None and len(hits) > 1:
+        with clock.stage("rerank"):
+            hits = rerank(safe_question, hits, ports.reranker)
+            reranked = True
     if status == "ok":
         with clock.stage("assemble"):
             context = assemble_context(hits, options.max_context_chars)
             parents = sorted({h.chunk.parent_id for h in context if h.chunk.parent_id})
             sections = ports.store.section_chunks(groups=principal.groups, parent_ids=parents)
             context = widen_to_sections(context, sections, options.max_context_chars)
-    return safe_question, Retrieval(status, confidence, context)
+    return safe_question, Retrieval(status, confidence, context, reranked)
 
 
 def answer_question(
@@ -314,6 +330,7 @@ def answer_question(
             {},
             tally,
             clock.ms,
+            retrieval.reranked,
         )
     with clock.stage("generate"):
         completion = ports.router.complete(
@@ -343,6 +360,9 @@ def answer_question(
             usage,
             tally,
             clock.ms,
+            retrieval.reranked,
+            completion.alias,
+            completion.fallback_used,
         )
     return Answer(
         text,
@@ -355,6 +375,9 @@ def answer_question(
         usage,
         tally,
         clock.ms,
+        retrieval.reranked,
+        completion.alias,
+        completion.fallback_used,
     )
 
 

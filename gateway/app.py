@@ -12,8 +12,10 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from gateway.container import Components, build_components
+from gateway.model_reload import reload_models
+from gateway.model_watch import ModelFileWatcher
 from gateway.problems import install_body_limit, install_problem_handlers
-from gateway.routes import health, openai_compat, query
+from gateway.routes import admin, health, openai_compat, query
 from gateway.settings import Settings
 
 BOOTSTRAP_ADMIN_KEY_ENV = "HOLDFAST_BOOTSTRAP_ADMIN_KEY"
@@ -35,9 +37,17 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
         await run_in_threadpool(built.warm_up)
         _bootstrap_admin_key(built)
         app.state.components = built
+        watcher = ModelFileWatcher(
+            settings.models_path,
+            lambda trigger: reload_models(
+                settings, built.registry, built.audit, actor="system", trigger=trigger
+            ),
+        )
+        watcher.start()
         try:
             yield
         finally:
+            await watcher.stop()
             built.close()
 
     app = FastAPI(
@@ -51,4 +61,5 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
     app.include_router(health.router)
     app.include_router(query.router)
     app.include_router(openai_compat.router)
+    app.include_router(admin.router)
     return app

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.cli_eval import eval_command
+from gateway.cli_models import models_app
 from gateway.offline import enforce_offline_env
 from gateway.settings import Settings, config_path, load_settings
 from services.errors import HoldfastError
@@ -32,6 +33,7 @@ config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True
 app.add_typer(keys_app, name="keys")
 app.add_typer(config_app, name="config")
 app.command("eval")(eval_command)
+app.add_typer(models_app, name="models")
 out = Console()
 err = Console(stderr=True)
 

@@ -2,44 +2,71 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.auth import Authenticator, JwtVerifier
 from gateway.keys import KeyStore
-from gateway.models_config import PACKAGED_EMBEDDER, ModelsConfig, resolve_models
+from gateway.model_audit import ModelAudit
+from gateway.model_registry import ModelRegistry, ModelSet
+from gateway.models_config import PACKAGED_EMBEDDER, ModelEntry, ModelsConfig, resolve_models
 from gateway.rate_limit import RateLimiter
 from gateway.settings import Settings
 from gateway.stack import weaviate_api_key
 from services.errors import ConfigError, RedactorUnavailableError
 from services.litellm_router import LiteLLMRouter
 from services.local_embedder import LocalEmbedder, packaged_minilm_path
+from services.ollama_embedder import OllamaEmbedder
+from services.openai_embedder import OpenAIEmbedder
+from services.ports import Embedder, Reranker
 from services.presidio_redactor import PresidioRedactor
+from services.remote_embedder import RemoteEmbedder
+from services.tei_embedder import TEIEmbedder
+from services.tei_reranker import TEIReranker
 from services.weaviate_store import WeaviateConnection, WeaviateStore
 
 log = logging.getLogger("holdfast.gateway")
+
+RERANK_ALIAS = "rerank-default"
 
 
 @dataclass(slots=True)
 class Components:
     settings: Settings
-    models: ModelsConfig
+    registry: ModelRegistry
     store: WeaviateStore
-    embedder: LocalEmbedder
-    router: LiteLLMRouter
     redactor: PresidioRedactor | None
     keys: KeyStore
     authenticator: Authenticator
     rate_limiter: RateLimiter
+    audit: ModelAudit
+
+    # Each read returns the set current at that moment; a caller that keeps the object keeps
+    # using it even if the registry swaps meanwhile.
+    @property
+    def models(self) -> ModelsConfig:
+        return self.registry.current().config
+
+    @property
+    def router(self) -> LiteLLMRouter:
+        return self.registry.current().router
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.registry.current().embedder
+
+    @property
+    def reranker(self) -> Reranker | None:
+        return self.registry.current().reranker
 
     def warm_up(self) -> None:
         """Open clients and load models (constructors do no I/O). A redactor that cannot load
         does not stop the gateway: it reports not ready and every request fails closed (503)."""
         self.store.warm_up()
         self.store.ensure_schema()
-        self.embedder.warm_up()
-        self.router.warm_up()
+        warm_up_models(self.registry.current())
         if self.redactor is not None:
             try:
                 self.redactor.warm_up()
@@ -67,19 +94,85 @@ def build_store(settings: Settings) -> WeaviateStore:
     )
 
 
-def build_embedder(settings: Settings, models: ModelsConfig) -> LocalEmbedder:
-    entry = models.entry(settings.generation.embedding_alias)
-    model = str(entry.litellm_params.get("model", ""))
-    if not entry.is_local:
-        raise ConfigError(
-            f"embedding alias {entry.model_name!r} uses {model!r}; this version serves embeddings "
-            "in-process only: use model: local/<name> (with model_path for another folder)"
+def embedder_for(entry: ModelEntry) -> Embedder:
+    """The adapter for one embedding entry (no I/O: call ``warm_up`` on it)."""
+    params = entry.litellm_params
+    batch = int(params.get("batch_size", 32))
+    if entry.is_local:
+        path = params.get("model_path")
+        if path is None and entry.model != PACKAGED_EMBEDDER:
+            raise ConfigError(f"embedding alias {entry.model_name!r}: set model_path for a local/")
+        folder = Path(path).expanduser() if path else packaged_minilm_path()
+        return LocalEmbedder(folder, batch_size=batch)
+    assert entry.api_base is not None  # validated by ModelsConfig
+    kinds: dict[str, type[RemoteEmbedder]] = {
+        "ollama": OllamaEmbedder,
+        "openai": OpenAIEmbedder,
+        "tei": TEIEmbedder,
+    }
+    kind = kinds.get(entry.provider)
+    if kind is not None:
+        key = params.get("api_key")
+        return kind(
+            entry.api_base,
+            entry.provider_model,
+            timeout_s=entry.timeout_s,
+            max_retries=entry.max_retries,
+            batch_size=batch,
+            headers={"Authorization": f"Bearer {key}"} if key else None,
         )
-    path = entry.litellm_params.get("model_path")
-    if path is None and model != PACKAGED_EMBEDDER:
-        raise ConfigError(f"embedding alias {entry.model_name!r}: set model_path for {model!r}")
-    folder = Path(path).expanduser() if path else packaged_minilm_path()
-    return LocalEmbedder(folder, batch_size=int(entry.litellm_params.get("batch_size", 32)))
+    raise ConfigError(f"embedding alias {entry.model_name!r}: no embedder for {entry.model!r}")
+
+
+def reranker_for(entry: ModelEntry) -> Reranker:
+    assert entry.api_base is not None  # validated by ModelsConfig
+    return TEIReranker(
+        entry.api_base,
+        entry.provider_model,
+        timeout_s=entry.timeout_s,
+        max_retries=entry.max_retries,
+    )
+
+
+def config_digest(config: ModelsConfig) -> str:
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
+
+
+def build_model_set(
+    settings: Settings, config: ModelsConfig, *, previous: ModelSet | None = None
+) -> ModelSet:
+    """Adapters for ``config``; unchanged embedding/rerank entries reuse ``previous``'s objects
+    (an in-process model is not loaded twice)."""
+    embed_entry = config.entry(settings.generation.embedding_alias)
+    if embed_entry.model_info.mode != "embedding":
+        raise ConfigError(f"alias {embed_entry.model_name!r} is not an embedding model")
+    config.entry(settings.generation.chat_alias)  # must exist
+    same_embedder = previous is not None and _same(previous.config, embed_entry)
+    embedder = previous.embedder if same_embedder and previous else embedder_for(embed_entry)
+    reranker: Reranker | None = None
+    rerank_entry = next((e for e in config.model_list if e.model_name == RERANK_ALIAS), None)
+    if rerank_entry is not None:
+        same = previous is not None and _same(previous.config, rerank_entry)
+        reranker = previous.reranker if same and previous else reranker_for(rerank_entry)
+    return ModelSet(
+        config=config,
+        router=LiteLLMRouter(config.litellm_model_list(), fallbacks=config.fallback_map()),
+        embedder=embedder,
+        reranker=reranker,
+        version=(previous.version + 1) if previous else 1,
+        digest=config_digest(config),
+    )
+
+
+def _same(old: ModelsConfig, entry: ModelEntry) -> bool:
+    return any(e == entry for e in old.model_list)
+
+
+def warm_up_models(models: ModelSet) -> None:
+    for part in (models.embedder, models.reranker, models.router):
+        warm = getattr(part, "warm_up", None)
+        if callable(warm):
+            warm()
 
 
 def build_redactor(settings: Settings) -> PresidioRedactor | None:
@@ -99,14 +192,13 @@ def build_components(settings: Settings) -> Components:
     keys = KeyStore(settings.keys_db)
     return Components(
         settings=settings,
-        models=models,
+        registry=ModelRegistry(build_model_set(settings, models)),
         store=build_store(settings),
-        embedder=build_embedder(settings, models),
-        router=LiteLLMRouter(models.litellm_model_list()),
         redactor=build_redactor(settings),
         keys=keys,
         authenticator=Authenticator(
             keys, JwtVerifier(settings.auth.jwt) if settings.auth.jwt.enabled else None
         ),
         rate_limiter=RateLimiter(settings.limits.rate_per_minute, settings.limits.burst),
+        audit=ModelAudit(settings.state_dir / "model-changes.db"),
     )

@@ -5,11 +5,13 @@ HoldfastError
 ├── AuthenticationError        401  no or bad credentials
 ├── AccessDeniedError          403  authenticated, but not allowed
 ├── NotFoundError              404
+├── InvalidConfigFileError     422  a submitted configuration file is invalid (old one kept)
 ├── RateLimitedError           429
 ├── BackendUnavailableError    503  a dependency is down or refused
 │   ├── StoreUnavailableError
 │   ├── EmbedderUnavailableError
 │   ├── ModelUnavailableError
+│   ├── RerankerUnavailableError
 │   └── RedactorUnavailableError
 ├── BackendTimeoutError        504  a dependency did not answer in time
 └── ConfigError                    invalid configuration, raised at start-up
@@ -42,6 +44,10 @@ class NotFoundError(HoldfastError):
     status, code, title = 404, "not_found", "Not found"
 
 
+class InvalidConfigFileError(HoldfastError):
+    status, code, title = 422, "invalid_config_file", "The configuration file is invalid"
+
+
 class RateLimitedError(HoldfastError):
     status, code, title = 429, "rate_limited", "Too many requests"
 
@@ -60,6 +66,10 @@ class EmbedderUnavailableError(BackendUnavailableError):
 
 class ModelUnavailableError(BackendUnavailableError):
     code, title = "model_unavailable", "The language model is unavailable"
+
+
+class RerankerUnavailableError(BackendUnavailableError):
+    code, title = "reranker_unavailable", "The reranking model is unavailable"
 
 
 class RedactorUnavailableError(BackendUnavailableError):

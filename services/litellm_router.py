@@ -2,18 +2,25 @@
 
 LiteLLM's own defaults (retries 2, timeout 6000 s) would block for 100 minutes on a hung server,
 so each alias must carry ``timeout`` and ``max_retries``; the adapter refuses one that does not.
+
+Fallbacks are tried here, in order, when an alias fails (unreachable, error or timeout), so the
+returned ``Completion`` can say which alias answered and whether a fallback was used.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
 from services.errors import BackendTimeoutError, ConfigError, ModelUnavailableError
 from services.records import ChatMessage, Completion, HealthStatus
+
+log = logging.getLogger("holdfast.models")
 
 
 def _probe_url(params: Mapping[str, Any]) -> str | None:
@@ -30,19 +37,28 @@ def _probe_url(params: Mapping[str, Any]) -> str | None:
 @contextmanager
 def _translated(alias: str) -> Iterator[None]:
     import litellm
+    import openai
 
     try:
         yield
-    except litellm.exceptions.Timeout as exc:
+    except (litellm.exceptions.Timeout, openai.APITimeoutError) as exc:
         raise BackendTimeoutError(f"model alias {alias!r} timed out") from exc
-    except (litellm.exceptions.APIError, litellm.exceptions.OpenAIError) as exc:
+    # LiteLLM's own classes (APIConnectionError, ServiceUnavailableError...) derive from
+    # openai.OpenAIError, not from litellm.exceptions.OpenAIError
+    except (litellm.exceptions.APIError, litellm.exceptions.OpenAIError, openai.OpenAIError) as exc:
         raise ModelUnavailableError(f"model alias {alias!r} failed: {type(exc).__name__}") from exc
 
 
 class LiteLLMRouter:
     """A LiteLLM ``Router`` over a ``model_list``; callers only ever name aliases."""
 
-    def __init__(self, model_list: Sequence[Mapping[str, Any]], *, probe_timeout_s: float = 1.0):
+    def __init__(
+        self,
+        model_list: Sequence[Mapping[str, Any]],
+        *,
+        fallbacks: Mapping[str, Sequence[str]] | None = None,
+        probe_timeout_s: float = 1.0,
+    ):
         for entry in model_list:
             params = entry.get("litellm_params", {})
             missing = [k for k in ("timeout", "max_retries") if k not in params]
@@ -51,6 +67,12 @@ class LiteLLMRouter:
                     f"model alias {entry.get('model_name')!r} must set {', '.join(missing)}"
                 )
         self._model_list = [dict(entry) for entry in model_list]
+        known = {str(entry["model_name"]) for entry in self._model_list}
+        self._fallbacks = {k: tuple(v) for k, v in (fallbacks or {}).items()}
+        for alias, chain in self._fallbacks.items():
+            unknown = [a for a in (alias, *chain) if a not in known]
+            if unknown:
+                raise ConfigError(f"fallbacks of {alias!r} name unknown alias(es): {unknown}")
         self._probe_timeout_s = probe_timeout_s
         self._router: Any = None
 
@@ -65,7 +87,8 @@ class LiteLLMRouter:
         from litellm.router import Router
 
         litellm.telemetry = False
-        self._router = Router(model_list=self._model_list, num_retries=0)
+        # cooldowns would keep refusing an alias after its server came back
+        self._router = Router(model_list=self._model_list, num_retries=0, disable_cooldowns=True)
 
     def _params(self, alias: str) -> Mapping[str, Any]:
         for entry in self._model_list:
@@ -73,8 +96,34 @@ class LiteLLMRouter:
                 return dict(entry["litellm_params"])
         raise ConfigError(f"no model alias {alias!r} in the model list")
 
+    def fallbacks(self, alias: str) -> tuple[str, ...]:
+        return self._fallbacks.get(alias, ())
+
     def complete(
-        self, alias: str, messages: Sequence[ChatMessage], *, max_tokens: int | None = None
+        self,
+        alias: str,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        use_fallbacks: bool = True,
+    ) -> Completion:
+        """Ask ``alias``; if it fails, each of its fallbacks in turn. Raises the last failure."""
+        chain = (alias, *self.fallbacks(alias)) if use_fallbacks else (alias,)
+        failure: Exception | None = None
+        for candidate in chain:
+            try:
+                completion = self._complete_one(candidate, messages, max_tokens=max_tokens)
+            except (ModelUnavailableError, BackendTimeoutError) as exc:
+                failure = exc
+                if candidate != chain[-1]:
+                    log.warning("model alias %r failed (%s); trying its fallback", candidate, exc)
+                continue
+            return replace(completion, fallback_used=candidate != alias)
+        assert failure is not None
+        raise failure
+
+    def _complete_one(
+        self, alias: str, messages: Sequence[ChatMessage], *, max_tokens: int | None
     ) -> Completion:
         params = self._params(alias)
         if self._router is None:
@@ -96,6 +145,7 @@ class LiteLLMRouter:
             model=str(params.get("model", alias)),
             prompt_tokens=getattr(usage, "prompt_tokens", None),
             completion_tokens=getattr(usage, "completion_tokens", None),
+            alias=alias,
         )
 
     def stream(

@@ -13,6 +13,7 @@ from services.records import (
     FieldFilter,
     HealthStatus,
     Redaction,
+    RerankScore,
     SearchHit,
 )
 
@@ -53,6 +54,14 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> list[float]: ...
 
     def count_tokens(self, text: str) -> int: ...
+
+    def health(self) -> HealthStatus: ...
+
+
+class Reranker(Protocol):
+    def rerank(self, query: str, texts: Sequence[str]) -> list[RerankScore]:
+        """Scores for ``texts``, best first; each names its index in ``texts``."""
+        ...
 
     def health(self) -> HealthStatus: ...
 

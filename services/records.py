@@ -74,10 +74,23 @@ class ChatMessage:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
+    """A model's answer. ``alias`` is the models.yaml alias that served it, ``model`` the concrete
+    provider model; ``fallback_used`` says a fallback alias answered because the primary failed."""
+
     text: str
     model: str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    alias: str | None = None
+    fallback_used: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RerankScore:
+    """Relevance of the text at ``index`` (in the list the caller passed) to the query."""
+
+    index: int
+    score: float
 
 
 @dataclass(frozen=True, slots=True)

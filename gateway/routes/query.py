@@ -70,6 +70,9 @@ class QueryResponse(BaseModel):
     usage: dict[str, int]
     redactions: dict[str, int] = Field(description="PII values redacted, by entity type.")
     timings_ms: dict[str, float] = Field(description="Wall time per policy stage.")
+    reranked: bool = Field(description="A reranker reordered the candidates.")
+    alias: str | None = Field(description="The models.yaml alias that answered.")
+    fallback_used: bool = Field(description="A fallback alias answered; the primary failed.")
 
 
 class SearchResult(BaseModel):
@@ -116,7 +119,11 @@ def options_for(components: Components, params: RetrievalParams, question: str) 
 
 
 def ports_of(components: Components) -> Ports:
-    return Ports(components.store, components.embedder, components.router, components.redactor)
+    """One consistent model set per request, even if an admin swaps models meanwhile."""
+    current = components.registry.current()
+    return Ports(
+        components.store, current.embedder, current.router, components.redactor, current.reranker
+    )
 
 
 def chat_model_name(components: Components, alias: str) -> str:
@@ -172,6 +179,9 @@ async def create_answer(
         usage=answer.usage,
         redactions=dict(answer.redactions),
         timings_ms=answer.timings_ms,
+        reranked=answer.reranked,
+        alias=answer.alias,
+        fallback_used=answer.fallback_used,
     )
 
 

@@ -21,6 +21,9 @@ from services.errors import ConfigError
 
 pytestmark = pytest.mark.unit
 
+LIMITS = {"timeout": 10, "max_retries": 1}
+BASE = {"api_base": "http://10.0.0.5:8000/v1"}
+
 
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -52,17 +55,21 @@ def test_default_embedding_alias_is_the_packaged_local_model(settings: Settings)
 def test_litellm_model_list_excludes_local_and_embedding_entries() -> None:
     config = ModelsConfig(
         model_list=[
-            ModelEntry(model_name="chat", litellm_params={"model": "openai/gpt", "timeout": 5}),
-            ModelEntry(model_name="local-chat", litellm_params={"model": "local/tiny"}),
+            ModelEntry(model_name="chat", litellm_params={**LIMITS, "model": "openai/g", **BASE}),
+            ModelEntry(
+                model_name="local-embed",
+                litellm_params={**LIMITS, "model": "local/tiny"},
+                model_info=ModelInfo(mode="embedding"),
+            ),
             ModelEntry(
                 model_name="remote-embed",
-                litellm_params={"model": "openai/text-embedding-3-small"},
+                litellm_params={**LIMITS, "model": "openai/text-embedding-3-small", **BASE},
                 model_info=ModelInfo(mode="embedding"),
             ),
         ]
     )
     assert config.litellm_model_list() == [
-        {"model_name": "chat", "litellm_params": {"model": "openai/gpt", "timeout": 5}}
+        {"model_name": "chat", "litellm_params": {**LIMITS, "model": "openai/g", **BASE}}
     ]
 
 
@@ -86,8 +93,8 @@ def test_load_models_rejects_invalid_yaml(tmp_path: Path) -> None:
 
 def test_load_models_rejects_unknown_top_level_key(tmp_path: Path) -> None:
     path = tmp_path / "models.yaml"
-    path.write_text("model_list: []\nrouter_settings: {}\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="router_settings"):
+    path.write_text("model_list: []\nroutr_settings: {}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="routr_settings"):
         load_models(path)
 
 

@@ -1,0 +1,145 @@
+"""Reload ``models.yaml``: validate, probe what changed, swap atomically, record who and what.
+
+Triggered by ``POST /admin/reload``, SIGHUP or a change of the file. A file that fails the schema
+or a probe is rejected with its reason and the running set keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from gateway.container import (
+    RERANK_ALIAS,
+    build_model_set,
+    config_digest,
+    embedder_for,
+    reranker_for,
+    warm_up_models,
+)
+from gateway.model_audit import ModelAudit
+from gateway.model_registry import ModelRegistry, ModelSet
+from gateway.models_config import ModelsConfig, load_models
+from gateway.settings import Settings
+from services.errors import HoldfastError, InvalidConfigFileError
+from services.records import ChatMessage
+
+log = logging.getLogger("holdfast.models")
+PROBE_TEXT = "ping"
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    swapped: bool
+    version: int
+    digest: str
+    changes: dict[str, str] = field(default_factory=dict)
+    probed: list[str] = field(default_factory=list)
+
+
+def probe(settings: Settings, models: ModelSet, aliases: list[str]) -> list[str]:
+    """A tiny real request to each alias (no fallbacks); raises on the first that fails."""
+    probed: list[str] = []
+    for alias in aliases:
+        entry = models.config.entry(alias)
+        mode = entry.model_info.mode
+        try:
+            if mode == "chat":
+                models.router.complete(
+                    alias, [ChatMessage("user", PROBE_TEXT)], max_tokens=1, use_fallbacks=False
+                )
+            elif mode == "embedding":
+                same = alias == settings.generation.embedding_alias
+                embedder = models.embedder if same else embedder_for(entry)
+                embedder.embed_query(PROBE_TEXT)
+            elif mode == "rerank":
+                reranker = models.reranker if alias == RERANK_ALIAS else reranker_for(entry)
+                assert reranker is not None
+                reranker.rerank(PROBE_TEXT, [PROBE_TEXT])
+        except HoldfastError as exc:
+            raise InvalidConfigFileError(f"probe of alias {alias!r} failed: {exc}") from exc
+        probed.append(alias)
+    return probed
+
+
+def prepare(
+    settings: Settings, config: ModelsConfig, current: ModelSet | None
+) -> tuple[ModelSet, dict[str, str], list[str]]:
+    """Build and probe a set for ``config`` without publishing it (``holdfast models check``)."""
+    changes = (
+        config.changed_aliases(current.config)
+        if current
+        else {e.model_name: "added" for e in config.model_list}
+    )
+    if current is not None:
+        alias = settings.generation.embedding_alias
+        old, new = current.config.entry(alias), config.entry(alias)
+        if (old.model, old.litellm_params.get("model_path")) != (
+            new.model,
+            new.litellm_params.get("model_path"),
+        ):
+            raise InvalidConfigFileError(
+                f"{alias} changes from {old.model!r} to {new.model!r}: the index was built with "
+                "the old model; run `holdfast reindex` to switch embedding models"
+            )
+    try:
+        candidate = build_model_set(settings, config, previous=current)
+        warm_up_models(candidate)
+    except HoldfastError as exc:
+        raise InvalidConfigFileError(f"models.yaml cannot be loaded: {exc}") from exc
+    to_probe = [a for a, what in changes.items() if what != "removed"]
+    return candidate, changes, probe(settings, candidate, to_probe)
+
+
+def reload_models(
+    settings: Settings,
+    registry: ModelRegistry,
+    audit: ModelAudit,
+    *,
+    actor: str,
+    trigger: str,
+) -> ReloadResult:
+    """Load the file and swap if it is valid and differs; ``InvalidConfigFileError`` otherwise."""
+    with registry.reload_lock:
+        current = registry.current()
+        try:
+            config = load_models(settings.models_path)
+        except HoldfastError as exc:
+            audit.record(
+                actor=actor, trigger=trigger, outcome="rejected", changes={}, detail=str(exc)
+            )
+            log.warning("models.yaml rejected (%s, by %s): %s", trigger, actor, exc)
+            raise InvalidConfigFileError(str(exc)) from exc
+        digest = config_digest(config)
+        if digest == current.digest:
+            return ReloadResult(False, current.version, digest)
+        try:
+            candidate, changes, probed = prepare(settings, config, current)
+        except InvalidConfigFileError as exc:
+            audit.record(
+                actor=actor,
+                trigger=trigger,
+                outcome="rejected",
+                changes={},
+                detail=str(exc),
+                digest=digest,
+            )
+            log.warning("models.yaml rejected (%s, by %s): %s", trigger, actor, exc)
+            raise
+        registry.swap(candidate)
+        audit.record(
+            actor=actor,
+            trigger=trigger,
+            outcome="swapped",
+            changes=changes,
+            digest=digest,
+            detail=f"version {current.version} -> {candidate.version}",
+        )
+        log.info(
+            "models swapped to version %d (%s, by %s): %s",
+            candidate.version,
+            trigger,
+            actor,
+            changes,
+        )
+        return ReloadResult(True, candidate.version, digest, changes, probed)

@@ -411,6 +411,7 @@ def _stream_events(
         {
             "retrieval_status": retrieval.status,
             "confidence": retrieval.confidence,
+            "reranked": retrieval.reranked,
             "citations": [citation_dict(c) for c in citations],
         },
     )

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from gateway.cli_bundle import bundle_app
 from gateway.offline import enforce_offline_env
 from gateway.settings import Settings, config_path, load_settings
 from services.errors import HoldfastError
@@ -30,6 +31,7 @@ keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help
 config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(config_app, name="config")
+app.add_typer(bundle_app, name="bundle")
 out = Console()
 err = Console(stderr=True)
 

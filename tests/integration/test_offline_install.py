@@ -159,6 +159,10 @@ def _inventory(root: Path) -> str:
         "holdfast_service_group": "root",
         "holdfast_environment": "development",
         "gateway_python": str(python),
+        # a short answer with a generous timeout: CI machines are shared and CPU-only
+        "gateway_chat_timeout": 600,
+        "gateway_max_tokens": 96,
+        "llm_num_predict": 96,
         **ports,
     }
     host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}

@@ -45,11 +45,12 @@ down: ## Stop the local stack
 status: ## Show the local stack
 	$(BIN)/holdfast status
 
-lint: $(VENV)/.deps ## ruff, mypy (strict on services/), import-linter
+lint: $(VENV)/.deps ## ruff, mypy (strict on services/), import-linter, ansible-lint (production)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy services ingestion gateway
 	$(BIN)/lint-imports
+	cd ansible && ../$(BIN)/ansible-lint --profile production --offline --nocolor -q
 
 unit: $(VENV)/.deps ## Unit tests only (no services)
 	$(BIN)/pytest -m unit

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from gateway.cli_bundle import bundle_app
 from gateway.cli_eval import eval_command
 from gateway.cli_models import models_app
 from gateway.offline import enforce_offline_env
@@ -34,6 +35,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(config_app, name="config")
 app.command("eval")(eval_command)
 app.add_typer(models_app, name="models")
+app.add_typer(bundle_app, name="bundle")
 out = Console()
 err = Console(stderr=True)
 

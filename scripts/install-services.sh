@@ -48,6 +48,8 @@ apt_install() { # packages... (only those missing)
 
 # `ip` for the loopback-only network namespace the offline test runs the stack in.
 command -v ip >/dev/null || apt_install iproute2
+# `systemd-analyze verify` for the units the Ansible roles render (the offline install test).
+command -v systemd-analyze >/dev/null || apt_install systemd
 
 if stamp_ok weaviate-server "${WEAVIATE_VERSION}"; then
     echo "weaviate-server ${WEAVIATE_VERSION} already installed"

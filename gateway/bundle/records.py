@@ -1,0 +1,61 @@
+"""Typed records at the bundle's boundaries: the manifest on disk and the verify report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANIFEST_NAME = "manifest.json"
+SUMS_NAME = "SHA256SUMS"
+SBOM_NAME = "sbom.cdx.json"
+FORMAT_VERSION = 1
+
+ArtefactKind = Literal["wheel", "binary", "model", "chart", "playbook", "lock", "sample", "sbom"]
+
+
+class Artefact(BaseModel):
+    """One file in the bundle: where it is, what it is, which version, and its digest."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    path: str = Field(description="Path relative to the bundle root, with forward slashes.")
+    kind: ArtefactKind
+    name: str = Field(description="What the file is, e.g. torch, weaviate-server, chat-model.")
+    version: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+
+class Manifest(BaseModel):
+    """``manifest.json``: the bundle's table of contents."""
+
+    model_config = ConfigDict(extra="forbid")
+    format_version: int = FORMAT_VERSION
+    holdfast_version: str
+    created: str = Field(description="UTC time of the build, ISO 8601.")
+    python_version: str = Field(description="Target Python, e.g. 3.11.")
+    platform: str = Field(description="Target platform tag, e.g. manylinux_2_28_x86_64.")
+    artefacts: list[Artefact]
+
+    def by_path(self) -> dict[str, Artefact]:
+        return {a.path: a for a in self.artefacts}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding of verify: a file that is missing, altered or not listed anywhere."""
+
+    path: str
+    status: Literal["missing", "altered", "unexpected", "unlisted"]
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    checked: int
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems

@@ -1,0 +1,77 @@
+"""The CycloneDX SBOM: Python packages from the lock (by ``cyclonedx-py``), plus one component
+per non-Python artefact (binaries, models, chart, playbook) with its SHA-256."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from gateway.bundle.records import Artefact
+
+_COMPONENT_TYPE = {
+    "binary": "application",
+    "model": "machine-learning-model",
+    "chart": "file",
+    "playbook": "file",
+    "sample": "data",
+}
+
+
+class SbomError(Exception):
+    """cyclonedx-py failed or is not installed."""
+
+
+def _cyclonedx_py() -> str:
+    beside = Path(sys.executable).parent / "cyclonedx-py"
+    found = str(beside) if beside.is_file() else shutil.which("cyclonedx-py")
+    if not found:
+        raise SbomError("cyclonedx-py not found; install the dev extra (cyclonedx-bom)")
+    return found
+
+
+def python_sbom(lock: Path, pyproject: Path) -> dict[str, object]:
+    done = subprocess.run(
+        [
+            _cyclonedx_py(),
+            "requirements",
+            "--pyproject",
+            str(pyproject),
+            "--of",
+            "JSON",
+            "--output-reproducible",
+            "-o",
+            "-",
+            str(lock),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SbomError(f"cyclonedx-py failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def add_artefacts(sbom: dict[str, object], artefacts: Iterable[Artefact]) -> dict[str, object]:
+    """Append the non-Python artefacts as components (wheels are already there, from the lock)."""
+    components = sbom.setdefault("components", [])
+    assert isinstance(components, list)
+    for artefact in artefacts:
+        kind = _COMPONENT_TYPE.get(artefact.kind)
+        if kind is None:
+            continue
+        components.append(
+            {
+                "type": kind,
+                "bom-ref": f"holdfast-bundle:{artefact.path}",
+                "name": artefact.name,
+                "version": artefact.version,
+                "hashes": [{"alg": "SHA-256", "content": artefact.sha256}],
+                "properties": [{"name": "holdfast:bundle-path", "value": artefact.path}],
+            }
+        )
+    return sbom

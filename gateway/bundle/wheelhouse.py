@@ -1,0 +1,133 @@
+"""The wheelhouse: every wheel the lock file names, for the target platform and Python, with the
+lock's hashes enforced by pip. Downloads land in a persistent cache folder that pip reuses, so a
+rebuild only fetches what changed; the bundle gets hard links (or copies) of exactly the files
+whose digests the lock lists.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.bundle.checksums import sha256_file
+
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+_HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
+_MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(\w+)$")
+
+
+class WheelhouseError(Exception):
+    """pip could not fetch a wheel the lock names (message carries pip's last lines)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The machine the bundle installs onto."""
+
+    python_version: str = "3.11"
+    platform: str = "manylinux_2_28_x86_64"
+
+    @property
+    def abi(self) -> str:
+        return "cp" + self.python_version.replace(".", "")
+
+    def platform_tags(self) -> list[str]:
+        """A glibc target accepts every older manylinux tag too (PEP 600); pip wants them listed
+        explicitly when ``--platform`` is given."""
+        match = _MANYLINUX.match(self.platform)
+        if not match:
+            return [self.platform]
+        major, minor, arch = int(match[1]), int(match[2]), match[3]
+        tags = [f"manylinux_{major}_{m}_{arch}" for m in range(minor, 4, -1)]
+        legacy = {"manylinux2014": 17, "manylinux2010": 12, "manylinux1": 5}
+        tags += [f"{name}_{arch}" for name, needs in legacy.items() if minor >= needs]
+        return [*tags, f"linux_{arch}"]
+
+
+@dataclass(frozen=True, slots=True)
+class LockedPackage:
+    name: str
+    version: str
+    hashes: frozenset[str]
+
+
+def parse_lock(text: str) -> list[LockedPackage]:
+    """Pins and hashes of a ``pip-compile --generate-hashes`` / ``uv pip compile`` lock."""
+    packages: list[LockedPackage] = []
+    current: tuple[str, str] | None = None
+    hashes: set[str] = set()
+    for line in text.splitlines():
+        pin = _PIN.match(line)
+        if pin:
+            if current:
+                packages.append(LockedPackage(current[0], current[1], frozenset(hashes)))
+            current, hashes = (pin[1].lower(), pin[2]), set()
+        hashes.update(_HASH.findall(line))
+    if current:
+        packages.append(LockedPackage(current[0], current[1], frozenset(hashes)))
+    return packages
+
+
+def pip_command() -> list[str]:
+    """A Python that has pip: this one if it does (a uv venv does not), else python3 on PATH."""
+    if importlib.util.find_spec("pip") is not None:
+        return [sys.executable, "-m", "pip"]
+    for name in (f"python{sys.version_info[0]}.{sys.version_info[1]}", "python3"):
+        found = shutil.which(name)
+        if found:
+            return [found, "-m", "pip"]
+    raise WheelhouseError("no Python with pip found to download wheels (install python3-pip)")
+
+
+def download_command(lock: Path, cache: Path, target: Target) -> list[str]:
+    cmd = [*pip_command(), "download", "--quiet", "--require-hashes", "--no-deps"]
+    cmd += ["--only-binary=:all:", "--implementation", "cp"]
+    cmd += ["--python-version", target.python_version]
+    for tag in target.platform_tags():
+        cmd += ["--platform", tag]
+    for abi in (target.abi, "abi3", "none"):
+        cmd += ["--abi", abi]
+    return [*cmd, "-r", str(lock), "-d", str(cache)]
+
+
+def fill_cache(lock: Path, cache: Path, target: Target) -> None:
+    """Download what the cache lacks (pip keeps files already there whose hash matches)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        download_command(lock, cache, target), capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        last = "\n".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        raise WheelhouseError(f"pip download failed: {last}")
+
+
+def select_wheels(lock_text: str, cache: Path) -> dict[LockedPackage, tuple[Path, str]]:
+    """For each locked package, the cached wheel whose digest the lock lists (and that digest)."""
+    by_digest = {sha256_file(wheel): wheel for wheel in cache.glob("*.whl")}
+    chosen: dict[LockedPackage, tuple[Path, str]] = {}
+    missing: list[str] = []
+    for package in parse_lock(lock_text):
+        digest = next((h for h in sorted(package.hashes) if h in by_digest), None)
+        if digest is None:
+            missing.append(f"{package.name}=={package.version}")
+        else:
+            chosen[package] = (by_digest[digest], digest)
+    if missing:
+        raise WheelhouseError(f"no wheel with a locked hash in {cache} for: {', '.join(missing)}")
+    return chosen
+
+
+def link_or_copy(source: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        dest.unlink()
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)

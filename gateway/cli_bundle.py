@@ -1,0 +1,120 @@
+"""``holdfast bundle``: build the offline bundle and verify one (a directory or its archive)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+bundle_app = typer.Typer(
+    help="Build the offline bundle for an air-gapped install, or verify one.",
+    no_args_is_help=True,
+)
+out = Console()
+err = Console(stderr=True)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CACHE = Path.home() / ".cache" / "holdfast" / "wheels"
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _beside_python(name: str) -> Path:
+    return Path(sys.executable).parent / name
+
+
+@bundle_app.command("build")
+def build_bundle(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the bundle into.")],
+    python_version: Annotated[str, typer.Option(help="Target Python (major.minor).")] = "3.11",
+    platform: Annotated[
+        str, typer.Option(help="Target platform tag of the wheels (glibc manylinux tag).")
+    ] = "manylinux_2_28_x86_64",
+    wheel_cache: Annotated[
+        Path | None,
+        typer.Option(help="Download cache reused across builds (default ~/.cache/holdfast)."),
+    ] = None,
+    weaviate_binary: Annotated[
+        Path | None, typer.Option(help="weaviate-server to ship (default: .venv/bin).")
+    ] = None,
+    ollama_binary: Annotated[
+        Path | None, typer.Option(help="ollama to ship (default: .venv/bin).")
+    ] = None,
+    helm_binary: Annotated[
+        Path | None, typer.Option(help="helm used to package the chart (default: .venv/bin).")
+    ] = None,
+    download: Annotated[
+        bool, typer.Option(help="Fetch missing wheels; --no-download uses the cache only.")
+    ] = True,
+    archive: Annotated[bool, typer.Option(help="Also pack the folder into one tar.")] = True,
+) -> None:
+    """Build wheelhouse, binaries, models, chart, playbook, manifest, SHA256SUMS, SBOM, archive."""
+    from gateway.bundle.build import STEPS, BuildError, BuildOptions, build
+    from gateway.bundle.wheelhouse import Target
+
+    target = Target(python_version=python_version, platform=platform)
+    cache = wheel_cache or DEFAULT_CACHE / f"cp{python_version.replace('.', '')}-{platform}"
+    opts = BuildOptions(
+        out=out_dir.resolve(),
+        repo_root=REPO_ROOT,
+        wheel_cache=cache,
+        weaviate_binary=weaviate_binary or _beside_python("weaviate-server"),
+        ollama_binary=ollama_binary or _beside_python("ollama"),
+        helm_binary=helm_binary or _beside_python("helm"),
+        target=target,
+        download=download,
+        archive=archive,
+    )
+    started = time.monotonic()
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=out, transient=False) as progress:
+        task = progress.add_task("bundle", total=len(STEPS))
+        seen: list[str] = []
+
+        def on_progress(step: str, detail: str) -> None:
+            if step not in seen:
+                seen.append(step)
+                progress.update(task, completed=STEPS.index(step))
+            progress.update(task, description=f"{step}: {detail}")
+
+        try:
+            result = build(opts, on_progress)
+        except BuildError as exc:
+            progress.stop()
+            _fail(str(exc))
+        progress.update(task, completed=len(STEPS), description="done")
+    size_gb = result.size_bytes / 1e9
+    out.print(
+        f"[green]✓[/] bundle {result.folder} ({len(result.manifest.artefacts)} artefacts, "
+        f"{size_gb:.2f} GB) in {time.monotonic() - started:.0f} s",
+        highlight=False,
+    )
+    if result.archive:
+        out.print(f"[green]✓[/] archive {result.archive}", highlight=False)
+
+
+@bundle_app.command("verify")
+def verify_bundle(
+    path: Annotated[Path, typer.Argument(help="Bundle folder or its .tar archive.")],
+) -> None:
+    """Check every file against SHA256SUMS and the manifest; name what is missing or altered."""
+    from gateway.bundle.verify import BundleFormatError, verify
+
+    try:
+        with out.status("hashing…") as status:
+            report = verify(path, on_file=lambda rel: status.update(f"hashing {rel}"))
+    except BundleFormatError as exc:
+        _fail(str(exc))
+    for problem in report.problems:
+        detail = f" ({problem.detail})" if problem.detail else ""
+        err.print(f"[bold red]{problem.status}[/] {problem.path}{detail}", highlight=False)
+    if not report.ok:
+        _fail(f"bundle {path} failed verification: {len(report.problems)} problem(s)")
+    out.print(f"[green]✓[/] {path}: all {report.checked} files match SHA256SUMS and the manifest")

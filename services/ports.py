@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from services.records import ChatMessage, Chunk, Completion, HealthStatus, Redaction, SearchHit
+from services.records import (
+    ChatMessage,
+    Chunk,
+    Completion,
+    DocumentInfo,
+    HealthStatus,
+    Redaction,
+    SearchHit,
+)
 
 
 class Store(Protocol):
@@ -28,6 +36,22 @@ class Store(Protocol):
     def count(self) -> int: ...
 
     def health(self) -> HealthStatus: ...
+
+
+class DocumentStore(Store, Protocol):
+    """Document-level operations ingestion needs on top of chunk writes and search."""
+
+    def delete_document(self, doc_id: str) -> int: ...
+
+    def document_hash(self, doc_id: str) -> str | None: ...
+
+    def document_with_hash(self, file_hash: str) -> str | None: ...
+
+    def document(self, doc_id: str) -> DocumentInfo | None: ...
+
+    def documents(
+        self, *, groups: Sequence[str] | None, limit: int, offset: int
+    ) -> list[DocumentInfo]: ...
 
 
 class Embedder(Protocol):

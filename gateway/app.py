@@ -12,8 +12,9 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from gateway.container import Components, build_components
+from gateway.ingest_jobs import build_ingest_service
 from gateway.problems import install_problem_handlers
-from gateway.routes import health, query
+from gateway.routes import documents, health, jobs, query
 from gateway.settings import Settings
 
 BOOTSTRAP_ADMIN_KEY_ENV = "HOLDFAST_BOOTSTRAP_ADMIN_KEY"
@@ -35,9 +36,12 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
         await run_in_threadpool(built.warm_up)
         _bootstrap_admin_key(built)
         app.state.components = built
+        app.state.ingest = build_ingest_service(built)
+        app.state.ingest.worker.start()  # resumes jobs a previous process left unfinished
         try:
             yield
         finally:
+            app.state.ingest.close()
             built.close()
 
     app = FastAPI(
@@ -49,4 +53,6 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(query.router)
+    app.include_router(documents.router)
+    app.include_router(jobs.router)
     return app

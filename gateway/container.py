@@ -26,11 +26,19 @@ class Components:
     redactor: PresidioRedactor | None
     keys: KeyStore
 
+    @property
+    def embedder_model_id(self) -> str:
+        """The embedding model id the index records (alias target, e.g. local/all-MiniLM-L6-v2)."""
+        entry = self.models.entry(self.settings.generation.embedding_alias)
+        return str(entry.litellm_params.get("model", entry.model_name))
+
     def warm_up(self) -> None:
         """Open clients and load models (constructors do no I/O)."""
         self.store.warm_up()
-        self.store.ensure_schema()
         self.embedder.warm_up()
+        self.store.ensure_schema(
+            embedding_model=str(self.embedder_model_id), dimensions=self.embedder.dimensions
+        )
         self.router.warm_up()
         if self.redactor is not None:
             self.redactor.warm_up()

@@ -48,7 +48,9 @@ def parse_file(path: Path, doc_type: str, *, name: str, limits: Limits) -> Parse
     if doc_type == "markdown":
         return Parsed(parse_markdown(_decode(path), fallback_title=fallback_title))
     if doc_type == "pdf":
-        document, ocr_pages = parse_pdf(path, fallback_title=fallback_title, max_pages=limits.max_pages)
+        document, ocr_pages = parse_pdf(
+            path, fallback_title=fallback_title, max_pages=limits.max_pages
+        )
         return Parsed(document, ocr_pages)
     if doc_type == "image":
         return _parse_image(path, fallback_title=fallback_title, max_pixels=50_000_000)

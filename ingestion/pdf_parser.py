@@ -84,18 +84,22 @@ def _page_items(page: Any) -> list[list[_Item]]:
     bands = [(i.top - 1, i.top + max(i.size, 1) + 1) for i in spanning if i.kind == "line"]
     bands += [(box[1] - 1, box[3] + 1) for box, _ in table_items if box[0] < gutter < box[2]]
     columns_body = body.filter(
-        lambda o: o.get("object_type") != "char"
-        or not any(top <= o["top"] <= bottom for top, bottom in bands)
+        lambda o: (
+            o.get("object_type") != "char"
+            or not any(top <= o["top"] <= bottom for top, bottom in bands)
+        )
     )
     columns: list[list[_Item]] = []
     for x0, x1 in ((0.0, gutter), (gutter, float(page.width))):
         crop = columns_body.crop((x0, 0, x1, float(page.height)), strict=False)
         items = [
-            _line_item(ln) for ln in crop.extract_text_lines(return_chars=True) if ln["text"].strip()
+            _line_item(ln)
+            for ln in crop.extract_text_lines(return_chars=True)
+            if ln["text"].strip()
         ]
-        items += [
-            item for box, item in table_items if box[2] <= gutter if x0 == 0.0
-        ] + [item for box, item in table_items if box[0] >= gutter if x0 > 0.0]
+        items += [item for box, item in table_items if box[2] <= gutter if x0 == 0.0] + [
+            item for box, item in table_items if box[0] >= gutter if x0 > 0.0
+        ]
         columns.append(sorted(items, key=lambda i: i.top))
     first = min((c[0].top for c in columns if c), default=0.0)
     above = sorted((i for i in spanning if i.top < first), key=lambda i: i.top)
@@ -135,8 +139,10 @@ def parse_pdf(
                     image = page.to_image(resolution=ocr_dpi).original
                     text = ocr_image(image)
                     ocr_pages += 1
-                    lines = [_Item(float(i), ln.strip(), 0.0, "line") for i, ln in
-                             enumerate(text.splitlines())]
+                    lines = [
+                        _Item(float(i), ln.strip(), 0.0, "line")
+                        for i, ln in enumerate(text.splitlines())
+                    ]
                     # keep blank lines as paragraph breaks (empty text)
                     columns = [lines]
                 pages.append((number, columns))
@@ -148,10 +154,10 @@ def parse_pdf(
     return _sections(pages, fallback_title=metadata_title or fallback_title), ocr_pages
 
 
-def _sections(
-    pages: list[tuple[int, list[list[_Item]]]], *, fallback_title: str
-) -> ParsedDocument:
-    sizes = [i.size for _, cols in pages for col in cols for i in col if i.kind == "line" and i.size]
+def _sections(pages: list[tuple[int, list[list[_Item]]]], *, fallback_title: str) -> ParsedDocument:
+    sizes = [
+        i.size for _, cols in pages for col in cols for i in col if i.kind == "line" and i.size
+    ]
     body = statistics.median(sizes) if sizes else 0.0
     heading_sizes = sorted({round(s, 1) for s in sizes if body and s >= body * 1.15}, reverse=True)
     level_of = {s: n + 1 for n, s in enumerate(heading_sizes)}
@@ -196,6 +202,4 @@ def _sections(
                     paragraph.append(item.text)
                 last_top = item.top
             flush()
-    return ParsedDocument(
-        title=title or fallback_title, sections=[s for s in sections if s.blocks]
-    )
+    return ParsedDocument(title=title or fallback_title, sections=[s for s in sections if s.blocks])

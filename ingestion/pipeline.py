@@ -79,9 +79,9 @@ class IngestReport:
 class IngestOptions:
     groups: tuple[str, ...]
     redact: bool = True
-    chunking: ChunkingPolicy = ChunkingPolicy()
-    limits: Limits = Limits()
-    embedding: EmbeddingPolicy = EmbeddingPolicy()
+    chunking: ChunkingPolicy = field(default_factory=ChunkingPolicy)
+    limits: Limits = field(default_factory=Limits)
+    embedding: EmbeddingPolicy = field(default_factory=EmbeddingPolicy)
     title: str = ""  # overrides the parsed title when set (upload metadata)
 
 

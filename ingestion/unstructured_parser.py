@@ -101,9 +101,7 @@ def elements_to_document(
         block_kind = "list" if kind in _LIST_TYPES else "paragraph"
         body = f"- {text}" if block_kind == "list" else " ".join(text.split())
         sections[-1].blocks.append(Block(text=body, kind=block_kind, page=page))
-    return ParsedDocument(
-        title=title or fallback_title, sections=[s for s in sections if s.blocks]
-    )
+    return ParsedDocument(title=title or fallback_title, sections=[s for s in sections if s.blocks])
 
 
 def parse_with_unstructured(path: Path, doc_type: str, *, fallback_title: str) -> ParsedDocument:

@@ -226,7 +226,10 @@ class WeaviateStore:
                 f"collection {self._conn.collection} has schema version "
                 f"{recorded['holdfast_schema_version']}, this gateway needs {SCHEMA_VERSION}"
             )
-        for key, want in (("embedding_model", embedding_model), ("embedding_dimensions", dimensions)):
+        for key, want in (
+            ("embedding_model", embedding_model),
+            ("embedding_dimensions", dimensions),
+        ):
             have = recorded.get(key)
             if want and have and have != want:
                 raise ConfigError(
@@ -360,10 +363,14 @@ class WeaviateStore:
             return [
                 (
                     str(o.properties["chunk_id"]),
-                    str(o.properties.get("title") or "") + " " + str(o.properties.get("section") or ""),
+                    str(o.properties.get("title") or "")
+                    + " "
+                    + str(o.properties.get("section") or ""),
                     str(o.properties["text"]),
                 )
-                for o in collection.iterator(return_properties=["chunk_id", "title", "section", "text"])
+                for o in collection.iterator(
+                    return_properties=["chunk_id", "title", "section", "text"]
+                )
             ]
 
     def count_document(self, doc_id: str) -> int:
@@ -373,7 +380,6 @@ class WeaviateStore:
                 total_count=True, filters=Filter.by_property("doc_id").equal(doc_id)
             ).total_count
         return int(total or 0)
-
 
     def search(
         self,

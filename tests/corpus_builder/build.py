@@ -21,7 +21,7 @@ def two_column_pdf(path: Path) -> None:
     from reportlab.lib.pagesizes import A4
     from reportlab.pdfgen import canvas
 
-    width, height = A4
+    _, height = A4
     c = canvas.Canvas(str(path), pagesize=A4)
     c.setTitle("Quarterly Operations Review")
     c.setFont("Helvetica-Bold", 20)

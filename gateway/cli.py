@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -281,7 +281,7 @@ def ingest_via_api(
                 reply = httpx.get(f"{base}/v1/jobs/{job_id}", headers=headers, timeout=30.0)
                 if reply.status_code != 200:
                     _fail(_problem(reply))
-                job: dict[str, object] = reply.json()
+                job: dict[str, Any] = reply.json()
                 progress.update(task, completed=job["files_done"], chunks=job["chunks_written"])
                 if job["status"] in {"succeeded", "partial", "failed"}:
                     return job

@@ -210,12 +210,13 @@ def ingest_file(
         return FileResult(source=source, status="rejected", doc_id=doc_id, reason=str(exc))
     if store.document_hash(doc_id) == hashed:
         return FileResult(source=source, status="unchanged", doc_id=doc_id)
-    twin = store.document_with_hash(hashed)
-    if twin is not None and twin != doc_id:
-        info = store.document(twin)
-        if info is not None and set(info.access_groups) == set(options.groups):
+    for twin in store.documents_with_hash(hashed):
+        if twin.doc_id != doc_id and set(twin.access_groups) == set(options.groups):
             return FileResult(
-                source=source, status="duplicate", doc_id=twin, reason=f"same as {info.source}"
+                source=source,
+                status="duplicate",
+                doc_id=twin.doc_id,
+                reason=f"same as {twin.source}",
             )
     try:
         chunks, ocr_pages = build_chunks(

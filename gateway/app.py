@@ -12,10 +12,11 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from gateway.container import Components, build_components
+from gateway.ingest_jobs import build_ingest_service
 from gateway.model_reload import reload_models
 from gateway.model_watch import ModelFileWatcher
 from gateway.problems import install_body_limit, install_problem_handlers
-from gateway.routes import admin, health, openai_compat, query
+from gateway.routes import admin, documents, health, jobs, openai_compat, query
 from gateway.settings import Settings
 
 BOOTSTRAP_ADMIN_KEY_ENV = "HOLDFAST_BOOTSTRAP_ADMIN_KEY"
@@ -44,9 +45,12 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
             ),
         )
         watcher.start()
+        app.state.ingest = build_ingest_service(built)
+        app.state.ingest.worker.start()  # resumes jobs a previous process left unfinished
         try:
             yield
         finally:
+            app.state.ingest.close()
             await watcher.stop()
             built.close()
 
@@ -62,4 +66,6 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
     app.include_router(query.router)
     app.include_router(openai_compat.router)
     app.include_router(admin.router)
+    app.include_router(documents.router)
+    app.include_router(jobs.router)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -213,57 +214,142 @@ def keys_revoke(
     out.print(f"revoked {count} key(s)")
 
 
+def _collect(paths: list[Path], recursive: bool) -> list[Path]:
+    from ingestion.validation import SUPPORTED_SUFFIXES
+
+    files: list[Path] = []
+    for path in paths:
+        if path.is_file():
+            files.append(path)  # named explicitly: sent even if unsupported (rejected w/ reason)
+            continue
+        found = path.rglob("*") if recursive else path.glob("*")
+        files += [p for p in found if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES]
+    return sorted(dict.fromkeys(p.resolve() for p in files))
+
+
+def _api_key(settings: Settings, key: str | None) -> str:
+    if key:
+        return key
+    if not settings.admin_key_file.exists():
+        _fail("no --key given (or HOLDFAST_API_KEY) and no admin key file; run `holdfast up`")
+    return settings.admin_key_file.read_text().strip()
+
+
+def _problem(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    return f"{body.get('title', 'error')}: {body.get('detail', '')} (HTTP {response.status_code})"
+
+
+def ingest_via_api(
+    files: list[Path],
+    *,
+    groups: list[str],
+    redact: bool,
+    base: str,
+    key: str,
+    poll_s: float = 0.5,
+) -> dict[str, object]:
+    """Upload ``files`` as one job, follow it with a progress bar, return the final job."""
+    from contextlib import ExitStack
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    headers = {"Authorization": f"Bearer {key}"}
+    try:
+        with ExitStack() as stack:
+            parts = [
+                ("files", (str(p), stack.enter_context(p.open("rb")), "application/octet-stream"))
+                for p in files
+            ]
+            with out.status(f"uploading {len(files)} file(s)…"):
+                response = httpx.post(
+                    f"{base}/v1/documents",
+                    files=parts,
+                    data={"access_groups": ",".join(groups), "redact": str(redact).lower()},
+                    headers=headers,
+                    timeout=600.0,
+                )
+        if response.status_code != 202:
+            _fail(_problem(response))
+        job_id = response.json()["job_id"]
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[chunks]} chunks"),
+            console=out,
+        ) as progress:
+            task = progress.add_task(f"ingesting ({job_id})", total=len(files), chunks=0)
+            while True:
+                reply = httpx.get(f"{base}/v1/jobs/{job_id}", headers=headers, timeout=30.0)
+                if reply.status_code != 200:
+                    _fail(_problem(reply))
+                job: dict[str, Any] = reply.json()
+                progress.update(task, completed=job["files_done"], chunks=job["chunks_written"])
+                if job["status"] in {"succeeded", "partial", "failed"}:
+                    return job
+                time.sleep(poll_s)
+    except httpx.ConnectError:
+        _fail(f"no gateway is running at {base}; start it with `holdfast up`")
+    except httpx.HTTPError as exc:
+        _fail(f"the gateway at {base} did not answer ({type(exc).__name__})")
+    raise AssertionError("unreachable")
+
+
+def _print_job(job: dict[str, object]) -> int:
+    """Summary table; returns the number of files that failed."""
+    table = Table("file", "status", "chunks", "reason / PII redacted")
+    failed = 0
+    redacted: dict[str, int] = {}
+    for f in job["files"]:  # type: ignore[attr-defined]
+        ok = f["status"] in {"indexed", "unchanged", "duplicate"}
+        failed += not ok
+        for kind, n in f["redactions"].items():
+            redacted[kind] = redacted.get(kind, 0) + n
+        note = f["reason"] or ", ".join(f"{k}={v}" for k, v in sorted(f["redactions"].items()))
+        colour = "green" if f["status"] == "indexed" else ("dim" if ok else "red")
+        table.add_row(Path(f["source"]).name, f"[{colour}]{f['status']}[/]", str(f["chunks"]), note)
+    out.print(table)
+    pii = ", ".join(f"{k}={v}" for k, v in sorted(redacted.items())) or "none"
+    out.print(
+        f"job {job['job_id']}: {job['status']}; {job['files_total']} file(s), "
+        f"{job['chunks_written']} chunk(s) written, {failed} failed; PII redacted: {pii}",
+        highlight=False,
+    )
+    return failed
+
+
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Markdown files or folders.", exists=True)],
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders.", exists=True)],
     groups: Annotated[str, typer.Option(help="Comma-separated access groups (required).")],
+    recursive: Annotated[bool, typer.Option(help="Descend into sub-folders.")] = False,
     redact: Annotated[bool, typer.Option(help="Redact PII before indexing.")] = True,
+    key: Annotated[
+        str | None,
+        typer.Option(envvar="HOLDFAST_API_KEY", help="API key (default: the admin key file)."),
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="Gateway URL (default: from settings).")] = None,
 ) -> None:
-    """Index documents into Weaviate (needs the stack up: `holdfast up`)."""
-    from rich.progress import Progress
-
-    from gateway.container import build_components
-    from ingestion.pipeline import SUPPORTED_SUFFIXES, ChunkingPolicy, ingest_files
-
+    """Send documents to the running gateway for indexing; exits 1 if any file failed."""
     settings = _settings()
-    files = sorted(
-        p
-        for path in paths
-        for p in ([path] if path.is_file() else path.rglob("*"))
-        if (p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
-        or (path.is_file() and p == path)
-    )
+    group_list = _split(groups)
+    if not group_list:
+        _fail("--groups needs at least one access group")
+    files = _collect(paths, recursive)
     if not files:
-        _fail("no Markdown files found in the given paths")
-    try:
-        components = build_components(settings)
-        with out.status("loading models and connecting to Weaviate…"):
-            components.warm_up()
-        with Progress(console=out) as progress:
-            task = progress.add_task("indexing", total=len(files))
-            report = ingest_files(
-                files,
-                groups=_split(groups),
-                store=components.store,
-                embedder=components.embedder,
-                redactor=components.redactor if redact else None,
-                policy=ChunkingPolicy(
-                    settings.chunking.max_tokens, settings.chunking.overlap_tokens
-                ),
-                on_file=lambda _: progress.advance(task),
-            )
-        components.close()
-    except HoldfastError as exc:
-        _fail(f"{exc} (is the stack up? `holdfast status`)")
-    for f in report.files:
-        if f.status == "rejected":
-            err.print(f"[yellow]rejected[/] {f.source}: {f.reason}", highlight=False)
-    redactions = ", ".join(f"{k}={v}" for k, v in sorted(report.redactions.items())) or "none"
-    out.print(
-        f"indexed {report.indexed} file(s), {report.chunks} chunk(s); "
-        f"rejected {report.rejected}; PII redacted: {redactions}"
+        _fail("no supported files found in the given paths (try --recursive)")
+    job = ingest_via_api(
+        files,
+        groups=group_list,
+        redact=redact,
+        base=url or settings.gateway.base_url,
+        key=_api_key(settings, key),
     )
-    if report.rejected and not report.indexed:
+    if _print_job(job):
         raise typer.Exit(1)
 
 
@@ -400,7 +486,7 @@ def demo(
     settings = _settings()
     _run_up(settings)
     out.rule("ingesting the sample corpus")
-    ingest([SAMPLE_CORPUS], groups=DEMO_GROUP, redact=True)
+    ingest([SAMPLE_CORPUS], groups=DEMO_GROUP, recursive=False, redact=True, key=None, url=None)
     _, key = KeyStore(settings.keys_db).create("demo", groups=[DEMO_GROUP], roles=["query"])
     out.rule("asking")
     out.print(f"Q: {question}", highlight=False)

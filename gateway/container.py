@@ -61,12 +61,21 @@ class Components:
     def reranker(self) -> Reranker | None:
         return self.registry.current().reranker
 
+    @property
+    def embedder_model_id(self) -> str:
+        """The embedding model id the index records (alias target, e.g. local/all-MiniLM-L6-v2)."""
+        entry = self.models.entry(self.settings.generation.embedding_alias)
+        return str(entry.litellm_params.get("model", entry.model_name))
+
     def warm_up(self) -> None:
         """Open clients and load models (constructors do no I/O). A redactor that cannot load
         does not stop the gateway: it reports not ready and every request fails closed (503)."""
         self.store.warm_up()
-        self.store.ensure_schema()
-        warm_up_models(self.registry.current())
+        models = self.registry.current()
+        warm_up_models(models)
+        self.store.ensure_schema(
+            embedding_model=str(self.embedder_model_id), dimensions=models.embedder.dimensions
+        )
         if self.redactor is not None:
             try:
                 self.redactor.warm_up()

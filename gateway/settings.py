@@ -196,6 +196,26 @@ class LimitsSettings(_Section):
     )
 
 
+class IngestionSettings(_Section):
+    max_file_mb: float = Field(50.0, gt=0, description="Largest accepted file, in MiB.")
+    max_pages: int = Field(500, ge=1, description="Most pages accepted in one PDF.")
+    max_files_per_job: int = Field(1000, ge=1, description="Most files in one upload.")
+    max_unpacked_mb: float = Field(
+        200.0, gt=0, description="Office files (zip) that unpack to more are refused (bombs)."
+    )
+    default_group: str | None = Field(
+        None,
+        description="Access group given to a document uploaded without one; unset means such "
+        "an upload is refused (no accidental public documents).",
+    )
+    embed_batch_size: int = Field(64, ge=1, le=1024, description="Texts per embedding call.")
+    embed_concurrency: int = Field(1, ge=1, le=16, description="Embedding calls in flight.")
+    embed_retries: int = Field(3, ge=0, le=10, description="Retries of a failed embedding call.")
+    redaction_workers: int = Field(
+        2, ge=0, le=32, description="Processes that redact PII in parallel (0: in the worker)."
+    )
+
+
 class GenerationSettings(_Section):
     chat_alias: str = Field("chat-default", description="models.yaml alias used for answers.")
     embedding_alias: str = Field("embed-default", description="models.yaml alias for embeddings.")
@@ -231,6 +251,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     redaction: RedactionSettings = Field(default_factory=RedactionSettings)
+    ingestion: IngestionSettings = Field(default_factory=IngestionSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)

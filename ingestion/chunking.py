@@ -22,6 +22,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 class ChunkText:
     section: Section
     text: str
+    page: int | None = None
+    page_end: int | None = None
 
 
 def split_sentences(text: str) -> list[str]:
@@ -67,6 +69,16 @@ def _tail(units: list[str], overlap: int, count: TokenCounter) -> list[str]:
     return kept
 
 
+def _piece(section: Section, units: list[tuple[str, int | None]]) -> ChunkText:
+    pages = [p for _, p in units if p is not None]
+    return ChunkText(
+        section,
+        "\n\n".join(u for u, _ in units),
+        min(pages) if pages else None,
+        max(pages) if pages else None,
+    )
+
+
 def chunk_sections(
     sections: Iterable[Section], *, max_tokens: int, overlap_tokens: int, count: TokenCounter
 ) -> list[ChunkText]:
@@ -74,19 +86,23 @@ def chunk_sections(
     than the budget stays whole rather than being cut mid-sentence)."""
     chunks: list[ChunkText] = []
     for section in sections:
-        current: list[str] = []
+        current: list[tuple[str, int | None]] = []
         used = 0
         for block in section.blocks:
             for unit in _units(block, max_tokens, count):
                 cost = count(unit)
                 if current and used + cost > max_tokens:
-                    chunks.append(ChunkText(section, "\n\n".join(current)))
-                    current = [] if block.kind == "table" else _tail(current, overlap_tokens, count)
-                    used = sum(count(u) for u in current)
+                    chunks.append(_piece(section, current))
+                    if block.kind == "table":
+                        current = []
+                    else:
+                        kept = _tail([u for u, _ in current], overlap_tokens, count)
+                        current = current[len(current) - len(kept) :] if kept else []
+                    used = sum(count(u) for u, _ in current)
                     while current and used + cost > max_tokens:  # overlap must leave room
-                        used -= count(current.pop(0))
-                current.append(unit)
+                        used -= count(current.pop(0)[0])
+                current.append((unit, block.page))
                 used += cost
         if current:
-            chunks.append(ChunkText(section, "\n\n".join(current)))
+            chunks.append(_piece(section, current))
     return chunks

@@ -26,6 +26,7 @@ _BLOCK_OPENERS = {
 class Block:
     text: str
     kind: str  # paragraph | list | table | code | quote | html
+    page: int | None = None  # 1-based page (or slide, sheet) where the format has pages
 
 
 @dataclass(slots=True)

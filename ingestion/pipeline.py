@@ -1,8 +1,11 @@
-"""Ingest files: parse -> chunk -> redact -> embed -> index, one file at a time.
+"""Ingest files: validate -> parse -> chunk -> redact -> embed -> index, one file at a time.
 
-A file that cannot be read is rejected with a reason and the batch goes on; the chunks of a
-re-ingested document are overwritten in place and only then are its stale chunks deleted, so a
-failure half-way never leaves a document with fewer chunks than before.
+A file that cannot be read is rejected with a reason and the batch goes on; nothing already
+indexed is touched by a rejected file. A file whose bytes are unchanged since it was indexed is
+skipped (file hash), and identical bytes already indexed under another source for the same groups
+are not indexed twice. A changed file is parsed, redacted and embedded first (the slow, fallible
+part); only then are its old chunks deleted and the new ones written, so a search sees the old
+version or the new one, never both.
 """
 
 from __future__ import annotations
@@ -15,12 +18,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ingestion.chunking import chunk_sections
-from ingestion.markdown_sections import parse_markdown
+from ingestion.embedding import EmbeddingPolicy, embed_batches
+from ingestion.parsing import parse_file
+from ingestion.validation import SUPPORTED_SUFFIXES, Limits, validate_file
 from services.errors import InvalidRequestError
-from services.ports import Embedder, Redactor, Store
-from services.records import Chunk
+from services.ports import DocumentStore, Embedder, Redactor
+from services.records import Chunk, Redaction
 
-SUPPORTED_SUFFIXES = {".md", ".markdown"}
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "ChunkingPolicy",
+    "FileResult",
+    "IngestReport",
+    "ingest_file",
+    "ingest_files",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +44,17 @@ class ChunkingPolicy:
 @dataclass(frozen=True, slots=True)
 class FileResult:
     source: str
-    status: str  # indexed | rejected
+    status: str  # indexed | unchanged | duplicate | rejected | failed
     doc_id: str = ""
     chunks: int = 0
     stale_deleted: int = 0
     reason: str = ""
+    redactions: dict[str, int] = field(default_factory=dict)
+    ocr_pages: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in {"indexed", "unchanged", "duplicate"}
 
 
 @dataclass(slots=True)
@@ -50,52 +68,68 @@ class IngestReport:
 
     @property
     def rejected(self) -> int:
-        return sum(1 for f in self.files if f.status == "rejected")
+        return sum(1 for f in self.files if not f.ok)
 
     @property
     def chunks(self) -> int:
         return sum(f.chunks for f in self.files)
 
 
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    groups: tuple[str, ...]
+    redact: bool = True
+    chunking: ChunkingPolicy = field(default_factory=ChunkingPolicy)
+    limits: Limits = field(default_factory=Limits)
+    embedding: EmbeddingPolicy = field(default_factory=EmbeddingPolicy)
+    title: str = ""  # overrides the parsed title when set (upload metadata)
+
+
 def _sha(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
-def doc_id_for(path: Path) -> str:
+def doc_id_for_source(source: str) -> str:
     """Stable across edits of the file, so a new version replaces the old one."""
-    return _sha("file", str(path.resolve()))[:32]
+    return _sha("file", source)[:32]
 
 
-def _read_text(path: Path) -> str:
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise InvalidRequestError(f"unsupported file type {path.suffix or '(none)'}")
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise InvalidRequestError("empty file")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidRequestError("not UTF-8 text") from exc
+def doc_id_for(path: Path) -> str:
+    return doc_id_for_source(str(path.resolve()))
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def build_chunks(
     path: Path,
-    text: str,
     *,
+    source: str,
+    doc_type: str,
     groups: Sequence[str],
     policy: ChunkingPolicy,
+    limits: Limits,
     count_tokens: Callable[[str], int],
-) -> list[Chunk]:
-    doc_id = doc_id_for(path)
-    parsed = parse_markdown(text, fallback_title=path.stem)
+    hashed: str,
+    title: str = "",
+) -> tuple[list[Chunk], int]:
+    """Chunks of one validated file, and how many pages went through OCR."""
+    doc_id = doc_id_for_source(source)
+    parsed = parse_file(path, doc_type, name=source, limits=limits)
     pieces = chunk_sections(
-        parsed.sections,
+        parsed.document.sections,
         max_tokens=policy.max_tokens,
         overlap_tokens=policy.overlap_tokens,
         count=count_tokens,
     )
     modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     now = datetime.now(UTC)
+    doc_title = title or parsed.document.title
     chunks = []
     for position, piece in enumerate(pieces):
         content_hash = _sha(piece.text)
@@ -104,19 +138,22 @@ def build_chunks(
                 chunk_id=_sha(doc_id, str(position), content_hash)[:32],
                 doc_id=doc_id,
                 text=piece.text,
-                source=str(path.resolve()),
-                title=parsed.title,
+                source=source,
+                title=doc_title,
                 section=piece.section.heading,
                 position=position,
                 content_hash=content_hash,
                 access_groups=tuple(groups),
                 parent_id=_sha(doc_id, piece.section.heading)[:32],
-                doc_type="markdown",
+                doc_type=doc_type,
+                page=piece.page,
+                page_end=piece.page_end,
                 modified_at=modified,
                 ingested_at=now,
+                file_hash=hashed,
             )
         )
-    return chunks
+    return chunks, parsed.ocr_pages
 
 
 def embedding_input(chunk: Chunk) -> str:
@@ -125,66 +162,126 @@ def embedding_input(chunk: Chunk) -> str:
     return f"{heading}\n{chunk.text}" if heading else chunk.text
 
 
-def _redacted(chunks: list[Chunk], redactor: Redactor, tally: Counter[str]) -> list[Chunk]:
-    """Redact every text field that is stored or embedded: body, title and section path."""
-    cache: dict[str, str] = {}
+def _redact_all(redactor: Redactor, texts: list[str]) -> list[Redaction]:
+    many = getattr(redactor, "redact_many", None)
+    if many is not None:
+        return list(many(texts))
+    return [redactor.redact(t) for t in texts]
 
-    def clean(text: str, *, count: bool) -> str:
-        if text not in cache:
-            result = redactor.redact(text)
-            if count:
-                tally.update(result.counts)
-            cache[text] = result.text
-        return cache[text]
 
+def redact_chunks(chunks: list[Chunk], redactor: Redactor, tally: Counter[str]) -> list[Chunk]:
+    """Redact every text field that is stored or embedded: body, title and section path.
+    Only counts per entity type are kept, never the values."""
+    unique = list(dict.fromkeys(t for c in chunks for t in (c.text, c.title, c.section)))
+    cleaned = dict(zip(unique, _redact_all(redactor, unique), strict=True))
+    for result in cleaned.values():
+        tally.update(result.counts)
     out = []
     for chunk in chunks:
-        text = clean(chunk.text, count=True)
-        title, section = clean(chunk.title, count=True), clean(chunk.section, count=True)
+        text, title, section = (cleaned[t].text for t in (chunk.text, chunk.title, chunk.section))
         if (text, title, section) != (chunk.text, chunk.title, chunk.section):
             chunk = replace(chunk, text=text, title=title, section=section, content_hash=_sha(text))
         out.append(chunk)
     return out
 
 
+def clean_groups(groups: Iterable[str]) -> tuple[str, ...]:
+    cleaned = tuple(dict.fromkeys(g.strip() for g in groups if g.strip()))
+    if not cleaned:
+        raise InvalidRequestError("a document needs at least one access group")
+    return cleaned
+
+
+def ingest_file(
+    path: Path,
+    *,
+    source: str,
+    options: IngestOptions,
+    store: DocumentStore,
+    embedder: Embedder,
+    redactor: Redactor | None,
+) -> FileResult:
+    """Index one file. Bad content gives a ``rejected`` result; a backend failure raises."""
+    doc_id = doc_id_for_source(source)
+    try:
+        doc_type = validate_file(path, source, options.limits)
+        hashed = file_hash(path)
+    except (InvalidRequestError, OSError) as exc:
+        return FileResult(source=source, status="rejected", doc_id=doc_id, reason=str(exc))
+    if store.document_hash(doc_id) == hashed:
+        return FileResult(source=source, status="unchanged", doc_id=doc_id)
+    for twin in store.documents_with_hash(hashed):
+        if twin.doc_id != doc_id and set(twin.access_groups) == set(options.groups):
+            return FileResult(
+                source=source,
+                status="duplicate",
+                doc_id=twin.doc_id,
+                reason=f"same as {twin.source}",
+            )
+    try:
+        chunks, ocr_pages = build_chunks(
+            path,
+            source=source,
+            doc_type=doc_type,
+            groups=options.groups,
+            policy=options.chunking,
+            limits=options.limits,
+            count_tokens=embedder.count_tokens,
+            hashed=hashed,
+            title=options.title,
+        )
+        if not chunks:
+            raise InvalidRequestError("no text content")
+    except (InvalidRequestError, OSError) as exc:
+        return FileResult(source=source, status="rejected", doc_id=doc_id, reason=str(exc))
+    tally: Counter[str] = Counter()
+    if options.redact:
+        if redactor is None:
+            raise InvalidRequestError("redaction was asked for but no redactor is configured")
+        chunks = redact_chunks(chunks, redactor, tally)
+    vectors = embed_batches(embedder, [embedding_input(c) for c in chunks], options.embedding)
+    stale = store.delete_document(doc_id)
+    store.upsert(chunks, vectors)
+    return FileResult(
+        source=source,
+        status="indexed",
+        doc_id=doc_id,
+        chunks=len(chunks),
+        stale_deleted=stale,
+        redactions=dict(tally),
+        ocr_pages=ocr_pages,
+    )
+
+
 def ingest_files(
     paths: Iterable[Path],
     *,
     groups: Sequence[str],
-    store: Store,
+    store: DocumentStore,
     embedder: Embedder,
     redactor: Redactor | None,
     policy: ChunkingPolicy,
     on_file: Callable[[FileResult], None] | None = None,
+    limits: Limits | None = None,
 ) -> IngestReport:
-    """Index every readable file; ``redactor=None`` means redaction is switched off."""
-    clean_groups = [g.strip() for g in groups if g.strip()]
-    if not clean_groups:
-        raise InvalidRequestError("a document needs at least one access group")
+    """Index every readable file in-process; ``redactor=None`` means redaction is off."""
+    options = IngestOptions(
+        groups=clean_groups(groups),
+        redact=redactor is not None,
+        chunking=policy,
+        limits=limits or Limits(),
+    )
     report = IngestReport()
     for path in paths:
-        try:
-            text = _read_text(path)
-            chunks = build_chunks(
-                path, text, groups=clean_groups, policy=policy, count_tokens=embedder.count_tokens
-            )
-            if not chunks:
-                raise InvalidRequestError("no text content")
-        except (InvalidRequestError, OSError) as exc:
-            result = FileResult(source=str(path), status="rejected", reason=str(exc))
-        else:
-            if redactor is not None:
-                chunks = _redacted(chunks, redactor, report.redactions)
-            vectors = embedder.embed_documents([embedding_input(c) for c in chunks])
-            store.upsert(chunks, vectors)
-            stale = store.delete_stale(chunks[0].doc_id, [c.chunk_id for c in chunks])
-            result = FileResult(
-                source=str(path),
-                status="indexed",
-                doc_id=chunks[0].doc_id,
-                chunks=len(chunks),
-                stale_deleted=stale,
-            )
+        result = ingest_file(
+            path,
+            source=str(path.resolve()),
+            options=options,
+            store=store,
+            embedder=embedder,
+            redactor=redactor,
+        )
+        report.redactions.update(result.redactions)
         report.files.append(result)
         if on_file is not None:
             on_file(result)

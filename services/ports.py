@@ -9,6 +9,7 @@ from services.records import (
     ChatMessage,
     Chunk,
     Completion,
+    DocumentInfo,
     EntitySpan,
     FieldFilter,
     HealthStatus,
@@ -43,6 +44,22 @@ class Store(Protocol):
     def count(self) -> int: ...
 
     def health(self) -> HealthStatus: ...
+
+
+class DocumentStore(Store, Protocol):
+    """Document-level operations ingestion needs on top of chunk writes and search."""
+
+    def delete_document(self, doc_id: str) -> int: ...
+
+    def document_hash(self, doc_id: str) -> str | None: ...
+
+    def documents_with_hash(self, file_hash: str) -> list[DocumentInfo]: ...
+
+    def document(self, doc_id: str) -> DocumentInfo | None: ...
+
+    def documents(
+        self, *, groups: Sequence[str] | None, limit: int, offset: int
+    ) -> list[DocumentInfo]: ...
 
 
 class Embedder(Protocol):

@@ -24,6 +24,21 @@ class Chunk:
     page: int | None = None
     modified_at: datetime | None = None
     ingested_at: datetime | None = None
+    page_end: int | None = None
+    file_hash: str = ""  # hash of the whole source file: unchanged files and duplicates skip
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    """One indexed document as listed to a caller (from its first chunk)."""
+
+    doc_id: str
+    source: str
+    title: str
+    doc_type: str
+    access_groups: tuple[str, ...]
+    file_hash: str
+    ingested_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ required keyword argument and refuses an empty set, so an unfiltered search cann
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,17 +16,24 @@ from typing import Any, cast
 
 import httpx
 import weaviate
-from weaviate.classes.config import Configure, DataType, Property, Tokenization
+from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
 from weaviate.classes.data import DataObject
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
-from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
+from weaviate.classes.query import Filter, HybridFusion, MetadataQuery, Sort
 from weaviate.exceptions import WeaviateBaseError, WeaviateTimeoutError
 from weaviate.util import generate_uuid5
 
-from services.errors import AccessDeniedError, BackendTimeoutError, StoreUnavailableError
-from services.records import Chunk, FieldFilter, HealthStatus, SearchHit
+from services.errors import (
+    AccessDeniedError,
+    BackendTimeoutError,
+    ConfigError,
+    StoreUnavailableError,
+)
+from services.records import Chunk, DocumentInfo, FieldFilter, HealthStatus, SearchHit
 
 _EXACT = Tokenization.FIELD  # ids and group names must match whole, never word by word
+_PROSE = Tokenization.WORD
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +81,9 @@ def _chunk_properties(chunk: Chunk) -> dict[str, Any]:
         props["page"] = chunk.page
     if chunk.modified_at is not None:
         props["modified_at"] = chunk.modified_at
+    if chunk.page_end is not None:
+        props["page_end"] = chunk.page_end
+    props["file_hash"] = chunk.file_hash
     return props
 
 
@@ -92,6 +103,31 @@ def _chunk_from(props: dict[str, Any]) -> Chunk:
         page=props.get("page"),
         modified_at=props.get("modified_at"),
         ingested_at=props.get("ingested_at"),
+        page_end=props.get("page_end"),
+        file_hash=str(props.get("file_hash") or ""),
+    )
+
+
+def _document_from(p: dict[str, Any]) -> DocumentInfo:
+    return DocumentInfo(
+        doc_id=str(p["doc_id"]),
+        source=str(p.get("source") or ""),
+        title=str(p.get("title") or ""),
+        doc_type=str(p.get("doc_type") or ""),
+        access_groups=tuple(p.get("access_groups") or ()),
+        file_hash=str(p.get("file_hash") or ""),
+        ingested_at=p.get("ingested_at"),
+    )
+
+
+def _schema_description(embedding_model: str, dimensions: int) -> str:
+    return json.dumps(
+        {
+            "holdfast_schema_version": SCHEMA_VERSION,
+            "embedding_model": embedding_model,
+            "embedding_dimensions": dimensions,
+        },
+        sort_keys=True,
     )
 
 
@@ -166,34 +202,80 @@ class WeaviateStore:
 
     # --- schema ----------------------------------------------------------------------------
 
-    def ensure_schema(self) -> None:
-        """Create the chunk collection if it is missing; an existing one is left as it is."""
+    def ensure_schema(self, *, embedding_model: str = "", dimensions: int = 0) -> None:
+        """Create the chunk collection if missing (idempotent). The collection's description
+        records the schema version and the embedding model id and dimension; an existing
+        collection built for another model or version is refused, never silently mixed."""
         client = self._live
+        wanted = _schema_description(embedding_model, dimensions)
         with _translated("ensure_schema"):
             if client.collections.exists(self._conn.collection):
+                existing = client.collections.use(self._conn.collection).config.get()
+                self._check_recorded(existing.description or "", embedding_model, dimensions)
                 return
             client.collections.create(
                 self._conn.collection,
-                vector_config=Configure.Vectors.self_provided(),
+                description=wanted,
+                vector_config=Configure.Vectors.self_provided(
+                    vector_index_config=Configure.VectorIndex.hnsw(
+                        distance_metric=VectorDistances.COSINE
+                    )
+                ),
+                inverted_index_config=Configure.inverted_index(index_timestamps=False),
                 properties=[
                     Property(name="chunk_id", data_type=DataType.TEXT, tokenization=_EXACT),
                     Property(name="doc_id", data_type=DataType.TEXT, tokenization=_EXACT),
-                    Property(name="text", data_type=DataType.TEXT),
+                    Property(name="text", data_type=DataType.TEXT, tokenization=_PROSE),
                     Property(name="source", data_type=DataType.TEXT, tokenization=_EXACT),
-                    Property(name="title", data_type=DataType.TEXT),
-                    Property(name="section", data_type=DataType.TEXT),
+                    Property(name="title", data_type=DataType.TEXT, tokenization=_PROSE),
+                    Property(name="section", data_type=DataType.TEXT, tokenization=_PROSE),
                     Property(name="position", data_type=DataType.INT),
                     Property(name="content_hash", data_type=DataType.TEXT, tokenization=_EXACT),
+                    Property(name="file_hash", data_type=DataType.TEXT, tokenization=_EXACT),
                     Property(
                         name="access_groups", data_type=DataType.TEXT_ARRAY, tokenization=_EXACT
                     ),
                     Property(name="parent_id", data_type=DataType.TEXT, tokenization=_EXACT),
                     Property(name="doc_type", data_type=DataType.TEXT, tokenization=_EXACT),
                     Property(name="page", data_type=DataType.INT),
+                    Property(name="page_end", data_type=DataType.INT),
                     Property(name="modified_at", data_type=DataType.DATE),
                     Property(name="ingested_at", data_type=DataType.DATE),
                 ],
             )
+
+    def _check_recorded(self, description: str, embedding_model: str, dimensions: int) -> None:
+        try:
+            recorded = json.loads(description) if description else {}
+        except ValueError:
+            recorded = {}
+        if not isinstance(recorded, dict) or "holdfast_schema_version" not in recorded:
+            return  # a collection from before schema records: accepted as it is
+        if recorded["holdfast_schema_version"] != SCHEMA_VERSION:
+            raise ConfigError(
+                f"collection {self._conn.collection} has schema version "
+                f"{recorded['holdfast_schema_version']}, this gateway needs {SCHEMA_VERSION}"
+            )
+        for key, want in (
+            ("embedding_model", embedding_model),
+            ("embedding_dimensions", dimensions),
+        ):
+            have = recorded.get(key)
+            if want and have and have != want:
+                raise ConfigError(
+                    f"collection {self._conn.collection} was built with {key}={have!r}, "
+                    f"the configured one is {want!r}: re-index into a new collection"
+                )
+
+    def schema_record(self) -> dict[str, Any]:
+        """What the collection records about itself (schema version, embedding model, dims)."""
+        with _translated("schema_record"):
+            config = self._live.collections.use(self._conn.collection).config.get()
+        try:
+            recorded = json.loads(config.description or "{}")
+        except ValueError:
+            return {}
+        return recorded if isinstance(recorded, dict) else {}
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -234,7 +316,78 @@ class WeaviateStore:
             result = collection.data.delete_many(where=where)
         return int(result.successful)
 
+    def delete_document(self, doc_id: str) -> int:
+        """Delete every chunk of ``doc_id``; returns how many were deleted."""
+        collection = self._live.collections.use(self._conn.collection)
+        with _translated("delete_document"):
+            result = collection.data.delete_many(where=Filter.by_property("doc_id").equal(doc_id))
+        return int(result.successful)
+
     # --- reads -----------------------------------------------------------------------------
+
+    def _first_chunks(self, where: Any, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+        collection = self._live.collections.use(self._conn.collection)
+        first = Filter.by_property("position").equal(0)
+        with _translated("documents"):
+            response = collection.query.fetch_objects(
+                filters=first & where if where is not None else first,
+                limit=limit,
+                offset=offset,
+                sort=Sort.by_property("doc_id"),
+            )
+        return [dict(obj.properties) for obj in response.objects]
+
+    def document_hash(self, doc_id: str) -> str | None:
+        """The file hash the indexed version of ``doc_id`` was built from, or None."""
+        rows = self._first_chunks(Filter.by_property("doc_id").equal(doc_id), limit=1)
+        return str(rows[0].get("file_hash") or "") if rows else None
+
+    def documents_with_hash(self, file_hash: str) -> list[DocumentInfo]:
+        """Indexed documents built from identical bytes (for dedup)."""
+        rows = self._first_chunks(Filter.by_property("file_hash").equal(file_hash), limit=50)
+        return [_document_from(p) for p in rows]
+
+    def documents(
+        self, *, groups: Sequence[str] | None, limit: int, offset: int
+    ) -> list[DocumentInfo]:
+        """One page of documents; ``groups=None`` lists all (admins), else only those readable
+        by ``groups`` (an empty set reads nothing)."""
+        where = None
+        if groups is not None:
+            allowed = sorted({g for g in groups if g})
+            if not allowed:
+                return []
+            where = Filter.by_property("access_groups").contains_any(allowed)
+        return [_document_from(p) for p in self._first_chunks(where, limit=limit, offset=offset)]
+
+    def document(self, doc_id: str) -> DocumentInfo | None:
+        rows = self._first_chunks(Filter.by_property("doc_id").equal(doc_id), limit=1)
+        return _document_from(rows[0]) if rows else None
+
+    def chunk_texts(self) -> list[tuple[str, str, str]]:
+        """(chunk_id, title, text) of every stored chunk: audits and tests read back with it."""
+        collection = self._live.collections.use(self._conn.collection)
+        with _translated("chunk_texts"):
+            return [
+                (
+                    str(o.properties["chunk_id"]),
+                    str(o.properties.get("title") or "")
+                    + " "
+                    + str(o.properties.get("section") or ""),
+                    str(o.properties["text"]),
+                )
+                for o in collection.iterator(
+                    return_properties=["chunk_id", "title", "section", "text"]
+                )
+            ]
+
+    def count_document(self, doc_id: str) -> int:
+        collection = self._live.collections.use(self._conn.collection)
+        with _translated("count"):
+            total = collection.aggregate.over_all(
+                total_count=True, filters=Filter.by_property("doc_id").equal(doc_id)
+            ).total_count
+        return int(total or 0)
 
     def search(
         self,

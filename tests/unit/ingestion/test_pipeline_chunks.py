@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ingestion.pipeline import ChunkingPolicy, FileResult, build_chunks, ingest_files
+from ingestion.validation import Limits
 from services.errors import InvalidRequestError
 from services.records import Chunk, HealthStatus, Redaction, SearchHit
 
@@ -74,6 +75,22 @@ class FakeStore:
         self.events.append(("delete_stale", doc_id, list(keep_chunk_ids)))
         return 3
 
+    def delete_document(self, doc_id: str) -> int:
+        self.events.append(("delete_document", doc_id))
+        return 3
+
+    def document_hash(self, doc_id: str) -> str | None:
+        return None
+
+    def documents_with_hash(self, file_hash: str) -> list[Any]:
+        return []
+
+    def document(self, doc_id: str) -> Any:
+        return None
+
+    def documents(self, **kwargs: Any) -> list[Any]:
+        return []
+
     def search(self, **kwargs: Any) -> list[SearchHit]:
         return []
 
@@ -104,8 +121,15 @@ def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
 
 def chunks_of(path: Path, groups: Sequence[str] = ("hr",)) -> list[Chunk]:
     return build_chunks(
-        path, path.read_text(encoding="utf-8"), groups=groups, policy=POLICY, count_tokens=words
-    )
+        path,
+        source=str(path.resolve()),
+        doc_type="markdown",
+        groups=groups,
+        policy=POLICY,
+        limits=Limits(),
+        count_tokens=words,
+        hashed="h",
+    )[0]
 
 
 def ingest(
@@ -188,7 +212,7 @@ def test_unreadable_files_are_rejected_one_by_one_while_the_rest_are_indexed(
     good = write(tmp_path, "good.md", DOC)
     empty = write(tmp_path, "empty.md", "  \n\n")
     latin1 = write(tmp_path, "latin1.md", "caf\xe9 cr\xe8me".encode("latin-1"))
-    text = write(tmp_path, "notes.txt", "plain text")
+    text = write(tmp_path, "notes.bin", "plain text")
     store = FakeStore()
     seen: list[FileResult] = []
 
@@ -203,7 +227,7 @@ def test_unreadable_files_are_rejected_one_by_one_while_the_rest_are_indexed(
     reasons = {f.source: f.reason for f in report.files if f.status == "rejected"}
     assert reasons[str(empty)] == "empty file"
     assert reasons[str(latin1)] == "not UTF-8 text"
-    assert reasons[str(text)] == "unsupported file type .txt"
+    assert reasons[str(text)] == "unsupported file type .bin"
     assert (report.indexed, report.rejected, report.chunks) == (1, 3, 2)
     assert {c.source for c in store.upserted} == {str(good.resolve())}
     assert seen == report.files
@@ -273,12 +297,14 @@ def test_pii_in_headings_is_redacted_before_storing_and_embedding(tmp_path: Path
     assert not any(EMAIL.search(t) for t in embedder.documents)
 
 
-def test_stale_chunks_are_deleted_after_upsert_keeping_the_new_ids(tmp_path: Path) -> None:
+def test_old_chunks_are_deleted_only_after_embedding_then_new_ones_written(
+    tmp_path: Path,
+) -> None:
     store = FakeStore()
     report = ingest([write(tmp_path, "policy.md", DOC)], store=store)
     new_ids = [c.chunk_id for c in store.upserted]
     doc_id = store.upserted[0].doc_id
-    assert store.events == [("upsert", new_ids), ("delete_stale", doc_id, new_ids)]
+    assert store.events == [("delete_document", doc_id), ("upsert", new_ids)]
     assert report.files[0].stale_deleted == 3
     assert report.files[0].doc_id == doc_id
 

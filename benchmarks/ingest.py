@@ -1,0 +1,154 @@
+"""Ingestion throughput report (not a timed test).
+
+Against a running stack (``holdfast up``; settings from HOLDFAST_HOME / holdfast.yaml), on
+generated text files, in one run:
+  1. raw embedding throughput of the embedding model on exactly the texts the pipeline embeds;
+  2. end-to-end pipeline chunks/s with redaction off (validate, parse, chunk, embed, write);
+  3. the redaction stage alone: in-process (one core) and through the process pool (all cores);
+  4. end-to-end chunks/s with redaction on (pooled).
+Each run writes into a throw-away collection, dropped afterwards. The report goes to
+benchmarks/reports/ingest-<UTC time>.md.
+
+    .venv/bin/python -m benchmarks.ingest --files 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gateway.container import build_components, build_store
+from gateway.offline import enforce_offline_env
+from gateway.settings import load_settings
+from ingestion.pipeline import (
+    ChunkingPolicy,
+    build_chunks,
+    embedding_input,
+    file_hash,
+    ingest_files,
+    redact_chunks,
+)
+from ingestion.redaction_pool import PooledRedactor
+from ingestion.validation import Limits
+from services.presidio_redactor import PresidioRedactor
+from tests.corpus_builder.build import text_files
+
+REPORTS = Path(__file__).parent / "reports"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=200)
+    parser.add_argument("--paragraphs", type=int, default=12)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+
+    enforce_offline_env()
+    settings = load_settings()
+    components = build_components(settings)
+    components.warm_up()
+    policy = ChunkingPolicy(settings.chunking.max_tokens, settings.chunking.overlap_tokens)
+    red = settings.redaction
+    factory = functools.partial(
+        PresidioRedactor,
+        spacy_model=red.spacy_model,
+        entities=list(red.entities),
+        score_threshold=red.score_threshold,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        files = text_files(Path(tmp) / "bench", args.files, paragraphs=args.paragraphs)
+        chunks = [
+            c
+            for p in files
+            for c in build_chunks(
+                p,
+                source=str(p.resolve()),
+                doc_type="markdown",
+                groups=["bench"],
+                policy=policy,
+                limits=Limits(),
+                count_tokens=components.embedder.count_tokens,
+                hashed=file_hash(p),
+            )[0]
+        ]
+        texts = [embedding_input(c) for c in chunks]
+        components.embedder.embed_documents(texts[:64])  # warm caches
+        t0 = time.perf_counter()
+        for i in range(0, len(texts), 64):
+            components.embedder.embed_documents(texts[i : i + 64])
+        raw = len(texts) / (time.perf_counter() - t0)
+
+        def pipeline(collection: str, redactor: object) -> float:
+            cfg = settings.model_copy(
+                update={"weaviate": settings.weaviate.model_copy(update={"collection": collection})}
+            )
+            store = build_store(cfg)
+            store.ensure_schema()
+            try:
+                start = time.perf_counter()
+                report = ingest_files(
+                    files,
+                    groups=["bench"],
+                    store=store,
+                    embedder=components.embedder,
+                    redactor=redactor,  # type: ignore[arg-type]
+                    policy=policy,
+                )
+                elapsed = time.perf_counter() - start
+                assert report.indexed == len(files), report.files[:3]
+                return report.chunks / elapsed
+            finally:
+                store._live.collections.delete(collection)
+                store.close()
+
+        stamp = int(time.time())
+        off = pipeline(f"BenchOff{stamp}", None)
+
+        single = factory()
+        single.warm_up()
+        sample = chunks[: min(len(chunks), 200)]
+        t0 = time.perf_counter()
+        redact_chunks(sample, single, Counter())
+        single_rate = len(sample) / (time.perf_counter() - t0)
+
+        pooled = PooledRedactor(factory, workers=args.workers)
+        pooled.redact_many(["warm up Jane Doe"] * args.workers * 2)
+        t0 = time.perf_counter()
+        redact_chunks(sample, pooled, Counter())
+        pooled_rate = len(sample) / (time.perf_counter() - t0)
+        on = pipeline(f"BenchOn{stamp}", pooled)
+        pooled.close()
+
+    components.close()
+    lines = [
+        f"# Ingestion benchmark — {datetime.now(UTC).isoformat(timespec='seconds')}",
+        "",
+        f"Machine: {os.cpu_count()} cores, CPU only. Corpus: {args.files} generated Markdown "
+        f"files, {len(chunks)} chunks (budget {policy.max_tokens} word-pieces).",
+        "",
+        "| measure | chunks/s |",
+        "| --- | ---: |",
+        f"| raw embedding ({components.embedder_model_id}, batches of 64) | {raw:.1f} |",
+        f"| pipeline, redaction off | {off:.1f} ({off / raw:.0%} of raw embedding) |",
+        f"| redaction stage alone, in-process (1 core) | {single_rate:.1f} |",
+        f"| redaction stage alone, process pool ({args.workers} workers) | {pooled_rate:.1f} |",
+        f"| pipeline, redaction on (pool) | {on:.1f} |",
+        "",
+        "Target: the pipeline with redaction off reaches at least 70% of raw embedding throughput.",
+        "",
+    ]
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    out = REPORTS / f"ingest-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.md"
+    out.write_text("\n".join(lines))
+    print("\n".join(lines))
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()

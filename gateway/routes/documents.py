@@ -1,0 +1,200 @@
+"""Documents: upload for ingestion (an async job), list what the caller may see, delete."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from gateway.deps import ComponentsDep, PrincipalDep
+from gateway.ingest_jobs import IngestService
+from gateway.keys import Principal
+from ingestion.jobs import NewFile, new_job_id
+from services.errors import AccessDeniedError, InvalidRequestError, NotFoundError
+
+router = APIRouter(prefix="/v1", tags=["ingestion"])
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_CHUNK = 1 << 20
+
+
+def require_ingest(principal: PrincipalDep) -> Principal:
+    if not principal.roles & {"ingest", "admin"}:
+        raise AccessDeniedError("ingesting needs the 'ingest' or 'admin' role")
+    return principal
+
+
+IngestPrincipalDep = Annotated[Principal, Depends(require_ingest)]
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+
+
+class DocumentOut(BaseModel):
+    doc_id: str
+    source: str
+    title: str
+    doc_type: str
+    access_groups: list[str]
+    ingested_at: datetime | None
+
+
+class DocumentPage(BaseModel):
+    documents: list[DocumentOut]
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class Deleted(BaseModel):
+    doc_id: str
+    chunks_deleted: int
+
+
+def _service(request: Request) -> IngestService:
+    return request.app.state.ingest  # type: ignore[no-any-return]
+
+
+def _parse_groups(raw: str) -> list[str]:
+    raw = raw.strip()
+    if raw.startswith("["):
+        try:
+            values = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidRequestError("access_groups: not a JSON list") from exc
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise InvalidRequestError("access_groups: a list of strings is expected")
+    else:
+        values = raw.split(",")
+    return list(dict.fromkeys(v.strip() for v in values if v.strip()))
+
+
+def _parse_metadata(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidRequestError("metadata: not valid JSON") from exc
+    if not isinstance(value, dict):
+        raise InvalidRequestError("metadata: a JSON object is expected")
+    return value
+
+
+def _visible(principal: Principal) -> list[str] | None:
+    return None if "admin" in principal.roles else list(principal.groups)
+
+
+@router.post("/documents", status_code=202, response_model=JobAccepted)
+async def create_documents(
+    request: Request,
+    components: ComponentsDep,
+    principal: IngestPrincipalDep,
+    files: Annotated[list[UploadFile], File(description="One or more documents.")],
+    access_groups: Annotated[str, Form(description="Comma-separated or a JSON list.")] = "",
+    metadata: Annotated[str | None, Form(description="A JSON object kept with the job.")] = None,
+    redact: Annotated[bool, Form(description="Redact PII before indexing.")] = True,
+) -> JobAccepted:
+    """Queue files for ingestion; poll GET /v1/jobs/{job_id} for progress."""
+    service = _service(request)
+    settings = components.settings
+    groups = _parse_groups(access_groups)
+    if not groups:
+        if settings.ingestion.default_group is None:
+            raise InvalidRequestError("access_groups is required (no default group is configured)")
+        groups = [settings.ingestion.default_group]
+    if "admin" not in principal.roles:
+        foreign = sorted(set(groups) - set(principal.groups))
+        if foreign:
+            raise AccessDeniedError(
+                f"you may only assign your own groups; not {len(foreign)} of them"
+            )
+    extra = _parse_metadata(metadata)
+    if not files:
+        raise InvalidRequestError("no files")
+    if len(files) > settings.ingestion.max_files_per_job:
+        raise InvalidRequestError(
+            f"{len(files)} files, more than the limit {settings.ingestion.max_files_per_job}"
+        )
+    job_id = new_job_id()
+    job_dir = service.uploads / job_id
+    job_dir.mkdir(parents=True, exist_ok=True)
+    staged: list[NewFile] = []
+    limit = service.limits.max_file_bytes
+    for idx, upload in enumerate(files):
+        source = (upload.filename or f"upload-{idx}").strip()[:1024]
+        target = job_dir / f"{idx:05d}-{_SAFE.sub('_', source.rsplit('/', 1)[-1])[-120:]}"
+        size, reason = 0, ""
+        with target.open("wb") as fh:
+            while block := await upload.read(_CHUNK):
+                size += len(block)
+                if size > limit:
+                    reason = f"file is over the limit of {limit} bytes"
+                    break
+                fh.write(block)
+        if reason:
+            target.unlink(missing_ok=True)
+        staged.append(NewFile(source=source, path=str(target), rejected_reason=reason))
+    await run_in_threadpool(
+        functools.partial(
+            service.jobs.create,
+            owner=principal.key_id,
+            groups=groups,
+            redact=redact,
+            metadata=extra,
+            files=staged,
+            job_id=job_id,
+        )
+    )
+    service.worker.notify()
+    return JobAccepted(job_id=job_id)
+
+
+@router.get("/documents", response_model=DocumentPage)
+async def list_documents(
+    components: ComponentsDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> DocumentPage:
+    """One page of the documents the caller may read."""
+    docs = await run_in_threadpool(
+        components.store.documents, groups=_visible(principal), limit=limit + 1, offset=offset
+    )
+    return DocumentPage(
+        documents=[
+            DocumentOut(
+                doc_id=d.doc_id,
+                source=d.source,
+                title=d.title,
+                doc_type=d.doc_type,
+                access_groups=list(d.access_groups),
+                ingested_at=d.ingested_at,
+            )
+            for d in docs[:limit]
+        ],
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if len(docs) > limit else None,
+    )
+
+
+@router.delete("/documents/{doc_id}", response_model=Deleted)
+async def delete_document(
+    doc_id: str, components: ComponentsDep, principal: IngestPrincipalDep
+) -> Deleted:
+    """Delete a document and all its chunks."""
+    info = await run_in_threadpool(components.store.document, doc_id)
+    visible = _visible(principal)
+    if info is None or (visible is not None and not set(info.access_groups) & set(visible)):
+        raise NotFoundError("no such document")
+    if visible is not None and not set(info.access_groups) <= set(visible):
+        raise AccessDeniedError("the document belongs to groups you are not in")
+    deleted = await run_in_threadpool(components.store.delete_document, doc_id)
+    return Deleted(doc_id=doc_id, chunks_deleted=deleted)

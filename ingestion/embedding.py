@@ -1,0 +1,61 @@
+"""Embedding in batches with bounded concurrency and retries with backoff.
+
+Transient failures (the service unavailable or timing out) are retried with exponential backoff;
+when retries run out the error says the embedding service is down, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from services.errors import BackendTimeoutError, BackendUnavailableError, EmbedderUnavailableError
+from services.ports import Embedder
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingPolicy:
+    batch_size: int = 64
+    concurrency: int = 1
+    retries: int = 3
+    backoff_s: float = 0.5
+    max_backoff_s: float = 8.0
+
+
+def _with_retry(
+    embedder: Embedder,
+    batch: Sequence[str],
+    policy: EmbeddingPolicy,
+    sleep: Callable[[float], None],
+) -> list[list[float]]:
+    delay = policy.backoff_s
+    for attempt in range(policy.retries + 1):
+        try:
+            return embedder.embed_documents(batch)
+        except (BackendUnavailableError, BackendTimeoutError) as exc:
+            if attempt == policy.retries:
+                raise EmbedderUnavailableError(
+                    f"embedding service failed {attempt + 1} times: {exc}"
+                ) from exc
+            sleep(delay)
+            delay = min(delay * 2, policy.max_backoff_s)
+    raise AssertionError("unreachable")
+
+
+def embed_batches(
+    embedder: Embedder,
+    texts: Sequence[str],
+    policy: EmbeddingPolicy,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[list[float]]:
+    """Vectors for ``texts`` in order, ``policy.batch_size`` at a time."""
+    batches = [texts[i : i + policy.batch_size] for i in range(0, len(texts), policy.batch_size)]
+    if policy.concurrency <= 1 or len(batches) <= 1:
+        results = [_with_retry(embedder, b, policy, sleep) for b in batches]
+    else:
+        with ThreadPoolExecutor(max_workers=policy.concurrency) as pool:
+            results = list(pool.map(lambda b: _with_retry(embedder, b, policy, sleep), batches))
+    return [vector for batch in results for vector in batch]

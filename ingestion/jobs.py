@@ -1,0 +1,234 @@
+"""Ingest jobs persisted in SQLite, so a gateway killed mid-job resumes after a restart.
+
+A job is its parameters plus one row per file. A file row leaves ``pending`` only after its
+chunks are written; on restart, the worker takes the job up again at its pending files. A file
+that was written but not yet marked is simply seen again as ``unchanged`` (its file hash), so a
+resumed job neither duplicates nor loses chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from services.errors import NotFoundError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    status TEXT NOT NULL,
+    groups TEXT NOT NULL,
+    redact INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    finished_at TEXT
+);
+CREATE TABLE IF NOT EXISTS job_files (
+    job_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status TEXT NOT NULL,
+    doc_id TEXT NOT NULL DEFAULT '',
+    chunks INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '',
+    redactions TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (job_id, idx)
+);
+"""
+OK_FILE = {"indexed", "unchanged", "duplicate"}
+FINAL_JOB = {"succeeded", "partial", "failed"}
+
+
+@dataclass(frozen=True, slots=True)
+class JobFile:
+    idx: int
+    source: str
+    path: str
+    status: str  # pending | indexed | unchanged | duplicate | rejected | failed
+    doc_id: str = ""
+    chunks: int = 0
+    reason: str = ""
+    redactions: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    job_id: str
+    owner: str
+    status: str  # queued | running | succeeded | partial | failed
+    groups: tuple[str, ...]
+    redact: bool
+    metadata: dict[str, Any]
+    created_at: str
+    finished_at: str | None
+    files: tuple[JobFile, ...]
+
+    @property
+    def files_done(self) -> int:
+        return sum(1 for f in self.files if f.status != "pending")
+
+    @property
+    def chunks_written(self) -> int:
+        return sum(f.chunks for f in self.files)
+
+
+@dataclass(frozen=True, slots=True)
+class NewFile:
+    source: str
+    path: str
+    rejected_reason: str = ""  # set when the upload itself was refused (e.g. over the limit)
+
+
+def new_job_id() -> str:
+    return "job_" + secrets.token_hex(8)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class JobStore:
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._ready = False
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        if not self._ready:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self._path, timeout=30.0, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            if not self._ready:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(_SCHEMA)
+                self._ready = True
+            yield conn
+        finally:
+            conn.close()
+
+    def create(
+        self,
+        *,
+        owner: str,
+        groups: Sequence[str],
+        redact: bool,
+        metadata: dict[str, Any],
+        files: Sequence[NewFile],
+        job_id: str | None = None,
+    ) -> str:
+        """Queue a job with all its files in one transaction (the worker never sees it half)."""
+        job_id = job_id or new_job_id()
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(
+                "INSERT INTO jobs VALUES (?, ?, 'queued', ?, ?, ?, ?, NULL)",
+                (
+                    job_id,
+                    owner,
+                    json.dumps(list(groups)),
+                    int(redact),
+                    json.dumps(metadata),
+                    _now(),
+                ),
+            )
+            db.executemany(
+                "INSERT INTO job_files (job_id, idx, source, path, status, reason) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        job_id,
+                        i,
+                        f.source,
+                        f.path,
+                        "rejected" if f.rejected_reason else "pending",
+                        f.rejected_reason,
+                    )
+                    for i, f in enumerate(files)
+                ],
+            )
+            db.execute("COMMIT")
+        return job_id
+
+    def get(self, job_id: str) -> Job:
+        with self._db() as db:
+            row = db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise NotFoundError("no such job")
+            files = db.execute(
+                "SELECT * FROM job_files WHERE job_id = ? ORDER BY idx", (job_id,)
+            ).fetchall()
+        return Job(
+            job_id=row["job_id"],
+            owner=row["owner"],
+            status=row["status"],
+            groups=tuple(json.loads(row["groups"])),
+            redact=bool(row["redact"]),
+            metadata=json.loads(row["metadata"]),
+            created_at=row["created_at"],
+            finished_at=row["finished_at"],
+            files=tuple(
+                JobFile(
+                    idx=f["idx"],
+                    source=f["source"],
+                    path=f["path"],
+                    status=f["status"],
+                    doc_id=f["doc_id"],
+                    chunks=f["chunks"],
+                    reason=f["reason"],
+                    redactions=json.loads(f["redactions"]),
+                )
+                for f in files
+            ),
+        )
+
+    def next_runnable(self) -> str | None:
+        """The oldest job not finished: a ``running`` one was interrupted and resumes first."""
+        with self._db() as db:
+            row = db.execute(
+                "SELECT job_id FROM jobs WHERE status IN ('running', 'queued') "
+                "ORDER BY status = 'queued', created_at, job_id LIMIT 1"
+            ).fetchone()
+        return None if row is None else str(row["job_id"])
+
+    def mark_running(self, job_id: str) -> None:
+        with self._db() as db:
+            db.execute("UPDATE jobs SET status = 'running' WHERE job_id = ?", (job_id,))
+
+    def record_file(
+        self,
+        job_id: str,
+        idx: int,
+        *,
+        status: str,
+        doc_id: str = "",
+        chunks: int = 0,
+        reason: str = "",
+        redactions: dict[str, int] | None = None,
+    ) -> None:
+        with self._db() as db:
+            db.execute(
+                "UPDATE job_files SET status = ?, doc_id = ?, chunks = ?, reason = ?, "
+                "redactions = ? WHERE job_id = ? AND idx = ?",
+                (status, doc_id, chunks, reason, json.dumps(redactions or {}), job_id, idx),
+            )
+
+    def finish(self, job_id: str) -> str:
+        job = self.get(job_id)
+        ok = sum(1 for f in job.files if f.status in OK_FILE)
+        status = "succeeded" if ok == len(job.files) else ("partial" if ok else "failed")
+        with self._db() as db:
+            db.execute(
+                "UPDATE jobs SET status = ?, finished_at = ? WHERE job_id = ?",
+                (status, _now(), job_id),
+            )
+        return status

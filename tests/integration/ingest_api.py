@@ -1,0 +1,61 @@
+"""Helpers for ingestion tests: upload through the real API and wait for the job."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def upload(
+    base: str,
+    key: str,
+    files: Sequence[Path],
+    *,
+    groups: str,
+    redact: bool = True,
+    names: Sequence[str] | None = None,
+) -> httpx.Response:
+    with ExitStack() as stack:
+        parts = [
+            ("files", (name, stack.enter_context(path.open("rb")), "application/octet-stream"))
+            for path, name in zip(files, names or [str(p) for p in files], strict=True)
+        ]
+        return httpx.post(
+            f"{base}/v1/documents",
+            files=parts,
+            data={"access_groups": groups, "redact": str(redact).lower()},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=300.0,
+        )
+
+
+def job(base: str, key: str, job_id: str) -> dict[str, Any]:
+    response = httpx.get(
+        f"{base}/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {key}"}, timeout=30.0
+    )
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def wait_for_job(base: str, key: str, job_id: str, timeout_s: float = 600.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        body = job(base, key, job_id)
+        if body["status"] in {"succeeded", "partial", "failed"}:
+            return body
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} did not finish in {timeout_s} s")
+
+
+def ingest(
+    base: str, key: str, files: Sequence[Path], *, groups: str, **kwargs: Any
+) -> dict[str, Any]:
+    response = upload(base, key, files, groups=groups, **kwargs)
+    assert response.status_code == 202, response.text
+    return wait_for_job(base, key, response.json()["job_id"])

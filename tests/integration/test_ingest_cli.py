@@ -1,0 +1,47 @@
+"""`holdfast ingest` talks to the running gateway: summary table, exit status, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gateway.cli import app
+from tests.integration.conftest import LiveStack
+
+pytestmark = pytest.mark.integration
+
+
+def test_cli_ingest_reports_each_file_and_fails_when_one_is_rejected(
+    live_stack: LiveStack, tmp_path: Path
+) -> None:
+    (tmp_path / "nested").mkdir()
+    (tmp_path / "nested" / "guide.md").write_text("# Guide\n\nBadges open the side door.\n")
+    (tmp_path / "blank.txt").write_bytes(b"")
+    args = ["ingest", str(tmp_path), "--groups", "cli", "--recursive", "--no-redact"]
+    args += ["--key", live_stack.admin_key, "--url", live_stack.url]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert "guide.md" in result.output and "indexed" in result.output
+    assert "blank.txt" in result.output and "empty file" in result.output
+    assert "1 failed" in result.output
+
+
+def test_cli_ingest_says_clearly_when_no_gateway_runs(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("# A\n\nText.\n")
+    result = CliRunner().invoke(
+        app,
+        [
+            "ingest",
+            str(tmp_path / "a.md"),
+            "--groups",
+            "x",
+            "--key",
+            "k",
+            "--url",
+            "http://127.0.0.1:9",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "no gateway is running at http://127.0.0.1:9" in result.output

@@ -161,7 +161,7 @@ async def list_documents(
     components: ComponentsDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    offset: Annotated[int, Query(ge=0, le=9_000)] = 0,  # Weaviate pages at most 10,000 deep
 ) -> DocumentPage:
     """One page of the documents the caller may read."""
     docs = await run_in_threadpool(

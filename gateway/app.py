@@ -61,7 +61,9 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    install_body_limit(app, settings.limits.max_body_bytes)
+    ingestion = settings.ingestion
+    upload_bytes = int(ingestion.max_file_mb * 1024 * 1024) * ingestion.max_files_per_job
+    install_body_limit(app, settings.limits.max_body_bytes, {"/v1/documents": upload_bytes})
     app.include_router(health.router)
     app.include_router(query.router)
     app.include_router(openai_compat.router)

@@ -52,19 +52,24 @@ def problem(
     )
 
 
-def install_body_limit(app: FastAPI, max_bytes: int) -> None:
-    """Refuse bodies over ``max_bytes`` before they are read (by their declared length)."""
+def install_body_limit(
+    app: FastAPI, max_bytes: int, upload_paths: dict[str, int] | None = None
+) -> None:
+    """Refuse bodies over ``max_bytes`` before they are read (by their declared length);
+    ``upload_paths`` give file-upload endpoints a limit of their own."""
+    uploads = upload_paths or {}
 
     @app.middleware("http")
     async def _limit(request: Request, call_next: Any) -> Any:
+        limit = uploads.get(request.url.path, max_bytes) if request.method == "POST" else max_bytes
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             return problem(
                 request,
                 status=413,
                 code="body_too_large",
                 title="Request body too large",
-                detail=f"the body may be at most {max_bytes} bytes",
+                detail=f"the body may be at most {limit} bytes",
             )
         return await call_next(request)
 

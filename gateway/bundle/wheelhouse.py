@@ -96,15 +96,57 @@ def download_command(lock: Path, cache: Path, target: Target) -> list[str]:
     return [*cmd, "-r", str(lock), "-d", str(cache)]
 
 
-def fill_cache(lock: Path, cache: Path, target: Target) -> None:
-    """Download what the cache lacks (pip keeps files already there whose hash matches)."""
-    cache.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        download_command(lock, cache, target), capture_output=True, text=True, check=False
-    )
+_NO_WHEEL = re.compile(r"No matching distribution found for ([A-Za-z0-9._-]+)==(\S+)")
+
+
+def _lock_blocks(text: str) -> list[str]:
+    """The lock split into one block per pin (its line, hashes and comments)."""
+    blocks: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if _PIN.match(line) or not blocks:
+            blocks.append(line)
+        else:
+            blocks[-1] += line
+    return blocks
+
+
+def _build_from_sdist(block: str, cache: Path, workdir: Path) -> None:
+    """A package published only as an sdist: fetch it (hash-checked) and build its wheel."""
+    req = workdir / "sdist-requirement.txt"
+    req.write_text(block)
+    cmd = [*pip_command(), "wheel", "--quiet", "--no-deps", "--require-hashes", "-r", str(req)]
+    done = subprocess.run([*cmd, "-w", str(cache)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         last = "\n".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-        raise WheelhouseError(f"pip download failed: {last}")
+        raise WheelhouseError(f"building a wheel from the sdist failed: {last}")
+
+
+def fill_cache(lock: Path, cache: Path, target: Target) -> None:
+    """Download what the cache lacks (pip keeps files already there whose hash matches).
+
+    A locked package with no wheel at all is built from its hash-checked sdist (pure-Python
+    packages only make sense here; the build runs on this machine)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    blocks = _lock_blocks(lock.read_text())
+    workdir = cache / ".work"
+    workdir.mkdir(exist_ok=True)
+    for _ in range(len(blocks)):
+        remaining = workdir / "requirements.lock"
+        remaining.write_text("".join(blocks))
+        done = subprocess.run(
+            download_command(remaining, cache, target), capture_output=True, text=True, check=False
+        )
+        if done.returncode == 0:
+            return
+        output = done.stderr or done.stdout
+        missing = _NO_WHEEL.search(output)
+        if missing is None:
+            last = "\n".join(output.strip().splitlines()[-3:])
+            raise WheelhouseError(f"pip download failed: {last}")
+        name = missing[1].lower()
+        block = next(b for b in blocks if (m := _PIN.match(b)) and m[1].lower() == name)
+        _build_from_sdist(block, cache, workdir)
+        blocks.remove(block)
 
 
 def select_wheels(lock_text: str, cache: Path) -> dict[LockedPackage, tuple[Path, str]]:
@@ -114,10 +156,15 @@ def select_wheels(lock_text: str, cache: Path) -> dict[LockedPackage, tuple[Path
     missing: list[str] = []
     for package in parse_lock(lock_text):
         digest = next((h for h in sorted(package.hashes) if h in by_digest), None)
-        if digest is None:
-            missing.append(f"{package.name}=={package.version}")
-        else:
+        if digest is not None:
             chosen[package] = (by_digest[digest], digest)
+            continue
+        stem = re.sub(r"[-_.]+", "_", package.name)
+        built = sorted(cache.glob(f"{stem}-{package.version}-py3-none-any.whl"))
+        if built:  # built here from the sdist whose hash the lock lists
+            chosen[package] = (built[0], sha256_file(built[0]))
+        else:
+            missing.append(f"{package.name}=={package.version}")
     if missing:
         raise WheelhouseError(f"no wheel with a locked hash in {cache} for: {', '.join(missing)}")
     return chosen

@@ -19,6 +19,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,20 @@ class Namespace:
             ["unshare", "--net", "sh", "-c", "ip link set lo up && exec sleep infinity"],
             start_new_session=True,
         )
+        # Popen returns before unshare has switched namespaces: wait until the holder sits in
+        # its own namespace and has exec'd sleep (so loopback is up), or nsenter would join ours.
+        deadline = time.monotonic() + 30
+        ours = os.readlink("/proc/self/ns/net")
+        while time.monotonic() < deadline:
+            try:
+                theirs = os.readlink(f"/proc/{self.holder.pid}/ns/net")
+                comm = Path(f"/proc/{self.holder.pid}/comm").read_text().strip()
+            except OSError:
+                theirs, comm = ours, ""
+            if theirs != ours and comm == "sleep":
+                return
+            time.sleep(0.05)
+        raise AssertionError("the loopback-only namespace did not come up")
 
     def run(self, argv: list[str], timeout: float = 1800, **kwargs: object):  # type: ignore[no-untyped-def]
         enter = ["nsenter", f"--net=/proc/{self.holder.pid}/ns/net", "--"]

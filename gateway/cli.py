@@ -470,7 +470,7 @@ def ask(
     question: str,
     key: str | None = None,
     url: str | None = None,
-    as_json: bool = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Older name of `holdfast query`."""
     query_command(question, key=key, url=url, stream=False, as_json=as_json)

@@ -265,7 +265,7 @@ def test_installed_gateway_answers_with_citations(installed: Install) -> None:
     key = re.search(r"hf_\S+", done.stdout)
     assert key, done.stdout
     done = installed.ns.run(
-        [holdfast, "ask", QUESTION, "--key", key[0], "--json"], env=installed.env
+        [holdfast, "query", QUESTION, "--key", key[0], "--json"], env=installed.env
     )
     assert done.returncode == 0, done.stdout + done.stderr
     body = json.loads(done.stdout)

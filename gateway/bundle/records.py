@@ -33,10 +33,20 @@ class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format_version: int = FORMAT_VERSION
     holdfast_version: str
+    bundle_version: str = Field(
+        "",
+        description="Names the bundle folder and the gateway's virtualenv on hosts; a rebuild "
+        "of the same Holdfast version (e.g. patched wheels) gets its own. Empty: holdfast_version.",
+    )
     created: str = Field(description="UTC time of the build, ISO 8601.")
     python_version: str = Field(description="Target Python, e.g. 3.11.")
     platform: str = Field(description="Target platform tag, e.g. manylinux_2_28_x86_64.")
     artefacts: list[Artefact]
+
+    @property
+    def label(self) -> str:
+        """The bundle's version: what upgrades and rollbacks tell apart."""
+        return self.bundle_version or self.holdfast_version
 
     def by_path(self) -> dict[str, Artefact]:
         return {a.path: a for a in self.artefacts}

@@ -1,9 +1,11 @@
 """The CycloneDX SBOM: Python packages from the lock (by ``cyclonedx-py``), plus one component
-per non-Python artefact (binaries, models, chart, playbook) with its SHA-256."""
+per non-Python artefact (binaries, models, chart, playbook) and per wheel the lock does not name
+(the en_core_web_sm alias, built from offline_wheels/local_packages), each with its SHA-256."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -57,11 +59,15 @@ def python_sbom(lock: Path, pyproject: Path) -> dict[str, object]:
 
 
 def add_artefacts(sbom: dict[str, object], artefacts: Iterable[Artefact]) -> dict[str, object]:
-    """Append the non-Python artefacts as components (wheels are already there, from the lock)."""
+    """Append the non-Python artefacts as components, and the wheels the lock does not name (those
+    the lock names are already there, from cyclonedx-py; holdfast is the SBOM's own component)."""
     components = sbom.setdefault("components", [])
     assert isinstance(components, list)
+    listed = {_normal(str(c.get("name", ""))) for c in components if isinstance(c, dict)}
     for artefact in artefacts:
         kind = _COMPONENT_TYPE.get(artefact.kind)
+        if artefact.kind == "wheel" and artefact.name != "holdfast":
+            kind = None if _normal(artefact.name) in listed else "library"
         if kind is None:
             continue
         components.append(
@@ -75,3 +81,8 @@ def add_artefacts(sbom: dict[str, object], artefacts: Iterable[Artefact]) -> dic
             }
         )
     return sbom
+
+
+def _normal(name: str) -> str:
+    """PEP 503 normalised project name (en_core_web_sm and en-core-web-sm are one project)."""
+    return re.sub(r"[-_.]+", "-", name).lower()

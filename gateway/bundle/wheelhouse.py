@@ -7,6 +7,7 @@ whose digests the lock lists.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -149,9 +150,49 @@ def fill_cache(lock: Path, cache: Path, target: Target) -> None:
         blocks.remove(block)
 
 
+DIGEST_INDEX = ".sha256-index.json"
+
+
+def cached_digests(cache: Path) -> dict[Path, str]:
+    """SHA-256 of every wheel in the cache. Digests are remembered in a small index beside the
+    wheels, keyed by name, size and mtime, so a rebuild does not re-read gigabytes of unchanged
+    wheels; a file whose size or mtime changed is hashed again."""
+    index_file = cache / DIGEST_INDEX
+    try:
+        known = json.loads(index_file.read_text())
+        if not isinstance(known, dict):
+            known = {}
+    except (OSError, ValueError):
+        known = {}
+    digests: dict[Path, str] = {}
+    fresh: dict[str, list[object]] = {}
+    for wheel in sorted(cache.glob("*.whl")):
+        info = wheel.stat()
+        entry = known.get(wheel.name)
+        if (
+            isinstance(entry, list)
+            and len(entry) == 3
+            and entry[:2] == [info.st_size, info.st_mtime_ns]
+            and isinstance(entry[2], str)
+        ):
+            digest = entry[2]
+        else:
+            digest = sha256_file(wheel)
+        digests[wheel] = digest
+        fresh[wheel.name] = [info.st_size, info.st_mtime_ns, digest]
+    if fresh != known:
+        tmp = index_file.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(fresh, indent=0, sort_keys=True))
+            tmp.replace(index_file)
+        except OSError:  # a read-only cache still works, only slower next time
+            pass
+    return digests
+
+
 def select_wheels(lock_text: str, cache: Path) -> dict[LockedPackage, tuple[Path, str]]:
     """For each locked package, the cached wheel whose digest the lock lists (and that digest)."""
-    by_digest = {sha256_file(wheel): wheel for wheel in cache.glob("*.whl")}
+    by_digest = {digest: wheel for wheel, digest in cached_digests(cache).items()}
     chosen: dict[LockedPackage, tuple[Path, str]] = {}
     missing: list[str] = []
     for package in parse_lock(lock_text):

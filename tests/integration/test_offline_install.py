@@ -2,7 +2,11 @@
 playbook inside a network namespace that has only loopback, onto localhost under a dedicated
 install root. Weaviate, Ollama and the gateway start from the installed tree (the units'
 ExecStart lines, run by the `process` service manager: no systemd PID 1 here) and a question
-through the installed gateway comes back with citations.
+through the installed gateway comes back with citations. An HTML page is ingested offline (spaCy's
+model by the name unstructured hard-codes comes from the bundle's en_core_web_sm alias wheel).
+Then a second bundle (same wheelhouse, a new bundle version) is built onto the host and installed
+over the first: data and keys survive, the gateway moves to a new virtualenv, and rollback.yml
+moves it back.
 
 The wheel download cache (~/.cache/holdfast/wheels) is reused across runs; the bundle, the install
 root and every process started here are removed at the end.
@@ -35,6 +39,18 @@ WORK = Path(tempfile.gettempdir()) / f"holdfast-install-test-{PORT_BASE}"
 PORTS = PORT_BASE + 500  # the install's services: PORTS .. PORTS+7
 QUESTION = "How many days of annual leave do employees get, and how do they request it?"
 UNITS = ("holdfast-weaviate", "holdfast-ollama", "holdfast-gateway")
+FIRST = "0.1.0"
+NEXT = "0.1.0-r2"  # the upgrade's bundle version
+TIMINGS: list[tuple[str, float]] = []  # (step, seconds), printed at the end (pytest -s)
+HTML_QUESTION = "Where can employees park, and how do they get a parking permit?"
+HTML_PAGE = """<!doctype html>
+<html><head><title>Parking policy</title></head><body>
+<h1>Parking policy</h1>
+<p>Employees may park in the north garage, levels two and three. Visitors park on level one.</p>
+<p>To get a parking permit, employees fill in the permit form at the facilities desk in the
+lobby; permits are issued within three working days and renewed every January.</p>
+</body></html>
+"""
 
 
 def run(
@@ -55,11 +71,15 @@ class Bundle:
 def bundle() -> Iterator[Bundle]:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
+    started = time.monotonic()
     done = run([str(BIN / "holdfast"), "bundle", "build", "--out", str(WORK / "out")], 3600)
+    TIMINGS.append(("bundle build (with archive)", time.monotonic() - started))
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    folder = WORK / "out" / "holdfast-bundle-0.1.0"
+    print("\n" + "\n".join(done.stdout.strip().splitlines()[-2:]))  # size and build time
+    folder = WORK / "out" / f"holdfast-bundle-{FIRST}"
     yield Bundle(folder, folder.with_name(folder.name + ".tar"))
     shutil.rmtree(WORK, ignore_errors=True)
+    print("\n" + "\n".join(f"{seconds:7.0f} s  {step}" for step, seconds in TIMINGS))
 
 
 def test_bundle_verifies_and_a_flipped_byte_is_named(bundle: Bundle) -> None:
@@ -72,7 +92,10 @@ def test_bundle_verifies_and_a_flipped_byte_is_named(bundle: Bundle) -> None:
     assert {"wheel", "binary", "model", "chart", "playbook", "lock"} <= kinds
     sbom = json.loads((bundle.folder / "sbom.cdx.json").read_text())
     names = {c["name"] for c in sbom["components"]}
-    assert {"torch", "weaviate-server", "ollama", "chat-model"} <= names
+    assert {"torch", "weaviate-server", "ollama", "chat-model", "en_core_web_sm"} <= names
+    alias = [a for a in manifest["artefacts"] if a["name"] == "en_core_web_sm"]
+    assert [a["path"] for a in alias] == ["wheels/en_core_web_sm-3.8.0-py3-none-any.whl"]
+    assert manifest["bundle_version"] == FIRST
 
     victim = bundle.folder / "bin" / "ollama"
     original = victim.read_bytes()
@@ -133,13 +156,42 @@ class Install:
     root: Path
     inventory: Path
     first: subprocess.CompletedProcess[str]
+    reader_key: str = ""  # created by the cited-answer test, used again after the upgrade
 
-    def playbook(self, *extra: str) -> subprocess.CompletedProcess[str]:
-        return self.ns.run(
-            [str(BIN / "ansible-playbook"), "-i", str(self.inventory), "site.yml", *extra],
-            cwd=self.bundle.folder / "ansible",
+    def playbook(
+        self, *extra: str, folder: Path | None = None, name: str = "site.yml"
+    ) -> subprocess.CompletedProcess[str]:
+        started = time.monotonic()
+        done = self.ns.run(
+            [str(BIN / "ansible-playbook"), "-i", str(self.inventory), name, *extra],
+            cwd=(folder or self.bundle.folder) / "ansible",
             env={**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"},
         )
+        label = " ".join([(folder or self.bundle.folder).name, name, *extra])
+        TIMINGS.append((f"ansible-playbook {label}", time.monotonic() - started))
+        return done
+
+    def holdfast(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return self.ns.run([str(self.venv_bin / "holdfast"), *argv], env=self.env)
+
+    def ask(self, question: str) -> dict:  # type: ignore[type-arg]
+        done = self.holdfast("query", question, "--key", self.reader_key, "--json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        body = json.loads(done.stdout)
+        assert not body["refused"], body
+        assert body["answer"].strip()
+        return body  # type: ignore[no-any-return]
+
+    def gateway_pid(self) -> int:
+        return int((self.root / "run/holdfast/holdfast-gateway.pid").read_text().strip())
+
+    def gateway_venv(self) -> str:
+        """Which versioned virtualenv the running gateway loaded its libraries from (the kernel
+        shows resolved paths in /proc/PID/maps, so `current` does not hide it)."""
+        maps = Path(f"/proc/{self.gateway_pid()}/maps").read_text()
+        found = set(re.findall(r"/opt/holdfast/venvs/(holdfast-[^/]+)/", maps))
+        assert len(found) == 1, found
+        return found.pop()
 
     @property
     def venv_bin(self) -> Path:
@@ -250,28 +302,33 @@ def test_rendered_units_pass_systemd_analyze_verify(installed: Install) -> None:
 
 def test_installed_gateway_answers_with_citations(installed: Install) -> None:
     assert installed.first.returncode == 0
-    holdfast = str(installed.venv_bin / "holdfast")
-    samples = installed.root / "opt/holdfast/bundles/holdfast-bundle-0.1.0/samples"
-    done = installed.ns.run(
-        [holdfast, "ingest", str(samples), "--groups", "handbook"], env=installed.env
-    )
+    samples = installed.root / f"opt/holdfast/bundles/holdfast-bundle-{FIRST}/samples"
+    done = installed.holdfast("ingest", str(samples), "--groups", "handbook")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "indexed" in done.stdout
-    done = installed.ns.run(
-        [holdfast, "keys", "create", "reader", "--groups", "handbook", "--roles", "query"],
-        env=installed.env,
+    done = installed.holdfast(
+        "keys", "create", "reader", "--groups", "handbook", "--roles", "query"
     )
     assert done.returncode == 0, done.stdout + done.stderr
     key = re.search(r"hf_\S+", done.stdout)
     assert key, done.stdout
-    done = installed.ns.run(
-        [holdfast, "query", QUESTION, "--key", key[0], "--json"], env=installed.env
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    body = json.loads(done.stdout)
-    assert not body["refused"], body
-    assert body["answer"].strip()
+    installed.reader_key = key[0]
+    body = installed.ask(QUESTION)
     assert any(c["source"].endswith(".md") for c in body["citations"]), body["citations"]
+
+
+def test_installed_gateway_ingests_html_offline(installed: Install) -> None:
+    """unstructured loads spaCy's model as en_core_web_sm and would download it if missing: the
+    bundle's alias wheel must be installed, or this partition fails with no network."""
+    assert installed.reader_key, "needs the reader key of the cited-answer test"
+    folder = WORK / "html"
+    folder.mkdir(exist_ok=True)
+    (folder / "parking.html").write_text(HTML_PAGE)
+    done = installed.holdfast("ingest", str(folder), "--groups", "handbook")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "indexed" in done.stdout, done.stdout  # exit 0: no file failed
+    body = installed.ask(HTML_QUESTION)
+    assert any(c["source"].endswith("parking.html") for c in body["citations"]), body
 
 
 def test_second_run_changes_nothing(installed: Install) -> None:
@@ -288,3 +345,111 @@ def test_check_mode_passes_on_the_installed_target(installed: Install) -> None:
     out = check.stdout + check.stderr
     assert check.returncode == 0, out[-5000:]
     assert _recap(out)["changed"] == 0, out[-5000:]
+
+
+def _admin_status(installed: Install, key: str) -> int:
+    """HTTP status of an admin-only endpoint called with this key, from inside the namespace."""
+    url = f"http://127.0.0.1:{PORTS + 7}/admin/model-changes"
+    code = (
+        "import sys, urllib.request, urllib.error\n"
+        "auth = {'Authorization': 'Bearer ' + sys.argv[2]}\n"
+        "req = urllib.request.Request(sys.argv[1], headers=auth)\n"
+        "opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))\n"
+        "try:\n"
+        "    print(opener.open(req, timeout=30).status)\n"
+        "except urllib.error.HTTPError as exc:\n"
+        "    print(exc.code)\n"
+    )
+    done = installed.ns.run([sys.executable, "-c", code, url, key])
+    assert done.returncode == 0, done.stdout + done.stderr
+    return int(done.stdout.strip())
+
+
+@dataclass
+class Upgrade:
+    folder: Path
+    build_seconds: float
+    pid_before: int
+    admin_key: str
+    run: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def upgraded(installed: Install) -> Upgrade:
+    """A newer bundle (same wheelhouse, bundle version NEXT) built straight into the host's
+    bundles folder (the bundle role's "already on the host" path), then site.yml run from it."""
+    assert installed.first.returncode == 0
+    assert installed.reader_key, "needs the reader key of the cited-answer test"
+    bundles = installed.root / "opt/holdfast/bundles"
+    started = time.monotonic()
+    done = run(
+        [
+            str(BIN / "holdfast"),
+            "bundle",
+            "build",
+            "--out",
+            str(bundles),
+            "--bundle-version",
+            NEXT,
+            "--no-download",
+            "--no-archive",
+        ],
+        3600,
+    )
+    build_seconds = time.monotonic() - started
+    TIMINGS.append(("upgrade bundle build (no archive)", build_seconds))
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    folder = bundles / f"holdfast-bundle-{NEXT}"
+    admin_key = (installed.root / "var/lib/holdfast/secrets/admin-api-key").read_text().strip()
+    pid_before = installed.gateway_pid()
+    upgrade = installed.playbook("-e", '{"bundle_copy_archive": false}', folder=folder)
+    return Upgrade(folder, build_seconds, pid_before, admin_key, upgrade)
+
+
+def test_upgrade_keeps_data_and_keys_in_a_new_virtualenv(
+    installed: Install, upgraded: Upgrade
+) -> None:
+    done = run([str(BIN / "holdfast"), "bundle", "verify", str(upgraded.folder)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    manifest = json.loads((upgraded.folder / "manifest.json").read_text())
+    assert manifest["bundle_version"] == NEXT
+    out = upgraded.run.stdout + upgraded.run.stderr
+    assert upgraded.run.returncode == 0, out[-5000:]
+    assert _recap(out)["failed"] == 0
+    venvs = installed.root / "opt/holdfast/venvs"
+    assert os.readlink(venvs / "current") == str(venvs / f"holdfast-{NEXT}")
+    assert os.readlink(venvs / "previous") == str(venvs / f"holdfast-{FIRST}")
+    assert (venvs / f"holdfast-{FIRST}/bin/holdfast").is_file()  # kept for a rollback
+    assert installed.gateway_pid() != upgraded.pid_before  # restarted ...
+    assert installed.gateway_venv() == f"holdfast-{NEXT}"  # ... from the new virtualenv
+    # The keys DB, the admin key and Weaviate's data are the ones from before the upgrade.
+    key_file = installed.root / "var/lib/holdfast/secrets/admin-api-key"
+    assert key_file.read_text().strip() == upgraded.admin_key
+    assert _admin_status(installed, upgraded.admin_key) == 200
+    assert _admin_status(installed, "hf_" + "x" * 43) == 401
+    body = installed.ask(QUESTION)
+    assert any(c["source"].endswith(".md") for c in body["citations"]), body["citations"]
+    print(f"\nupgrade bundle build (no archive): {upgraded.build_seconds:.0f} s")
+
+
+def test_rollback_returns_to_the_previous_virtualenv_and_is_idempotent(
+    installed: Install, upgraded: Upgrade
+) -> None:
+    assert upgraded.run.returncode == 0
+    pid_before = installed.gateway_pid()
+    back = installed.playbook(folder=upgraded.folder, name="rollback.yml")
+    out = back.stdout + back.stderr
+    assert back.returncode == 0, out[-5000:]
+    assert _recap(out)["changed"] >= 1, out[-5000:]
+    venvs = installed.root / "opt/holdfast/venvs"
+    assert os.readlink(venvs / "current") == str(venvs / f"holdfast-{FIRST}")
+    assert installed.gateway_pid() != pid_before
+    assert installed.gateway_venv() == f"holdfast-{FIRST}"
+    assert _admin_status(installed, upgraded.admin_key) == 200
+    body = installed.ask(HTML_QUESTION)
+    assert any(c["source"].endswith("parking.html") for c in body["citations"]), body
+    again = installed.playbook(folder=upgraded.folder, name="rollback.yml")
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out[-5000:]
+    assert _recap(out)["changed"] == 0, out[-5000:]
+    assert installed.gateway_venv() == f"holdfast-{FIRST}"

@@ -11,10 +11,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from gateway.audit_http import AuditMiddleware
+from gateway.audit_records import AuditRecord
+from gateway.audit_store import AuditLog
 from gateway.container import Components, build_components
 from gateway.ingest_jobs import build_ingest_service
 from gateway.model_reload import reload_models
 from gateway.model_watch import ModelFileWatcher
+from gateway.observability.request_context import RequestIdMiddleware
 from gateway.problems import install_body_limit, install_problem_handlers
 from gateway.routes import admin, documents, health, jobs, openai_compat, query
 from gateway.settings import Settings
@@ -26,9 +30,25 @@ def _bootstrap_admin_key(components: Components) -> None:
     """Register an admin key handed in by the platform (e.g. a Kubernetes Secret)."""
     key = os.environ.get(BOOTSTRAP_ADMIN_KEY_ENV)
     if key:
-        components.keys.import_key(
+        key_id = components.keys.import_key(
             key, "admin", groups=["admin"], roles=["admin", "ingest", "query"]
         )
+        components.audit_log.append(
+            AuditRecord(
+                kind="admin",
+                principal="system",
+                endpoint="startup",
+                decision="answered",
+                action="key.imported",
+                groups=("admin",),
+                detail={"key_id": key_id},
+            )
+        )
+
+
+def _audit_log(app: FastAPI) -> AuditLog | None:
+    components: Components | None = getattr(app.state, "components", None)
+    return components.audit_log if components is not None else None
 
 
 def create_app(settings: Settings, components: Components | None = None) -> FastAPI:
@@ -64,10 +84,12 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
     ingestion = settings.ingestion
     upload_bytes = int(ingestion.max_file_mb * 1024 * 1024) * ingestion.max_files_per_job
     install_body_limit(app, settings.limits.max_body_bytes, {"/v1/documents": upload_bytes})
+    app.add_middleware(AuditMiddleware, get_log=lambda: _audit_log(app))
     app.include_router(health.router)
     app.include_router(query.router)
     app.include_router(openai_compat.router)
     app.include_router(admin.router)
     app.include_router(documents.router)
     app.include_router(jobs.router)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every layer below sees the id
     return app

@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.container import Components
 from gateway.keys import Principal
+from gateway.observability.request_context import name_principal
 from services.errors import AccessDeniedError, AuthenticationError
 
 _bearer = HTTPBearer(auto_error=False, description="A Holdfast API key.")
@@ -22,12 +23,16 @@ ComponentsDep = Annotated[Components, Depends(get_components)]
 
 
 def get_principal(
+    request: Request,
     components: ComponentsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None or not credentials.credentials:
         raise AuthenticationError("send Authorization: Bearer <api key or token>")
-    return components.authenticator.authenticate(credentials.credentials)
+    principal = components.authenticator.authenticate(credentials.credentials)
+    request.state.principal = principal  # for the audit record and the log lines
+    name_principal(principal.name)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from gateway.answering import QueryOptions, answer_question, citation_dict, stream_answer
+from gateway.audit_http import audit_context, note_answer, track_events
 from gateway.deps import ComponentsDep, QueryPrincipalDep
 from gateway.routes.query import RetrievalParams, chat_model_name, options_for, ports_of
 from services.errors import InvalidRequestError, NotFoundError
@@ -128,6 +129,8 @@ async def create_chat_completion(
     options = _options(body, components, question)
     ports = ports_of(components)
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    audit = audit_context(request.state)
+    audit.alias = body.model
     if body.stream:
         events = await run_in_threadpool(
             stream_answer,
@@ -138,11 +141,13 @@ async def create_chat_completion(
             model_name=chat_model_name(components, body.model),
         )
         return StreamingResponse(
-            _openai_stream(cid, body.model, events), media_type="text/event-stream"
+            _openai_stream(cid, body.model, track_events(events, audit)),
+            media_type="text/event-stream",
         )
     answer = await run_in_threadpool(
         answer_question, question, principal, ports=ports, options=options
     )
+    note_answer(audit, answer)
     prompt_tokens = answer.usage.get("prompt_tokens", 0)
     completion_tokens = answer.usage.get("completion_tokens", 0)
     return {

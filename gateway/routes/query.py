@@ -22,6 +22,7 @@ from gateway.answering import (
     retrieve,
     stream_answer,
 )
+from gateway.audit_http import audit_context, note_answer, track_events
 from gateway.container import Components
 from gateway.deps import ComponentsDep, QueryPrincipalDep
 from gateway.filters import FilterClause, to_field_filters
@@ -153,6 +154,8 @@ async def create_answer(
     """Answer from the documents the caller may read, with citations; or refuse."""
     options = options_for(components, body, body.question)
     ports = ports_of(components)
+    audit = audit_context(request.state)
+    audit.alias = options.chat_alias
     if wants_stream(request, body.stream):
         events = await run_in_threadpool(
             stream_answer,
@@ -163,11 +166,14 @@ async def create_answer(
             model_name=chat_model_name(components, options.chat_alias),
         )
         return StreamingResponse(
-            sse(events), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+            sse(track_events(events, audit)),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
         )
     answer = await run_in_threadpool(
         answer_question, body.question, principal, ports=ports, options=options
     )
+    note_answer(audit, answer)
     return QueryResponse(
         answer=answer.answer,
         citations=[CitationOut(**citation_dict(c)) for c in answer.citations],
@@ -187,13 +193,18 @@ async def create_answer(
 
 @router.post("/search", response_model=SearchResponse)
 async def search_chunks(
-    body: SearchRequest, principal: QueryPrincipalDep, components: ComponentsDep
+    body: SearchRequest,
+    request: Request,
+    principal: QueryPrincipalDep,
+    components: ComponentsDep,
 ) -> SearchResponse:
     """Hybrid search over the chunks the caller may read (no generation)."""
     options = options_for(components, body, body.query)
+    audit = audit_context(request.state)
 
     def _search() -> SearchResponse:
-        question = redact(body.query, components.redactor, Counter())
+        tally: Counter[str] = Counter()
+        question = redact(body.query, components.redactor, tally)
         hits = retrieve(
             question,
             principal,
@@ -204,6 +215,10 @@ async def search_chunks(
             filters=options.filters,
         )
         status, confidence = judge(hits, options.min_similarity)
+        audit.redactions = dict(tally)
+        audit.add_hits((h.chunk.doc_id, h.chunk.chunk_id) for h in hits)
+        audit.decision = "answered" if hits else "refused"
+        audit.reason = "" if hits else status
         return SearchResponse(
             results=[
                 SearchResult(

@@ -4,11 +4,14 @@ Clients open in the lifespan, not on import."""
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from gateway.audit_http import AuditMiddleware
@@ -18,10 +21,12 @@ from gateway.container import Components, build_components
 from gateway.ingest_jobs import build_ingest_service
 from gateway.model_reload import reload_models
 from gateway.model_watch import ModelFileWatcher
+from gateway.observability.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.observability.request_context import RequestIdMiddleware
 from gateway.problems import install_body_limit, install_problem_handlers
 from gateway.routes import admin, documents, health, jobs, openai_compat, query
 from gateway.settings import Settings
+from services.errors import AccessDeniedError, AuthenticationError, HoldfastError
 
 BOOTSTRAP_ADMIN_KEY_ENV = "HOLDFAST_BOOTSTRAP_ADMIN_KEY"
 
@@ -51,6 +56,35 @@ def _audit_log(app: FastAPI) -> AuditLog | None:
     return components.audit_log if components is not None else None
 
 
+def _count_upstream_errors(app: FastAPI, metrics: GatewayMetrics) -> None:
+    """Count failures of backing services on their way to the problem+json handler."""
+    handler = app.exception_handlers[HoldfastError]
+
+    async def _counted(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, HoldfastError):
+            metrics.observe_error(exc)
+        result = handler(request, exc)
+        return await result if inspect.isawaitable(result) else result
+
+    app.add_exception_handler(HoldfastError, _counted)
+
+
+def _metrics_route(app: FastAPI, metrics: GatewayMetrics, *, require_admin: bool) -> None:
+    @app.get("/metrics", include_in_schema=False)
+    async def get_metrics(request: Request) -> Response:
+        """Prometheus text format; with metrics.require_auth, an admin key is needed."""
+        if require_admin:
+            header = request.headers.get("authorization", "")
+            token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+            if not token:
+                raise AuthenticationError("send Authorization: Bearer <admin key>")
+            components: Components = request.app.state.components
+            principal = await run_in_threadpool(components.authenticator.authenticate, token)
+            if "admin" not in principal.roles:
+                raise AccessDeniedError("metrics need the 'admin' role")
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
 def create_app(settings: Settings, components: Components | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,7 +99,7 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
             ),
         )
         watcher.start()
-        app.state.ingest = build_ingest_service(built)
+        app.state.ingest = build_ingest_service(built, metrics=metrics)
         app.state.ingest.worker.start()  # resumes jobs a previous process left unfinished
         try:
             yield
@@ -81,10 +115,18 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    metrics = GatewayMetrics(jobs_db=settings.state_dir / "jobs.db")
+    app.state.metrics = metrics
+    _count_upstream_errors(app, metrics)
+    if settings.metrics.enabled:
+        _metrics_route(app, metrics, require_admin=settings.metrics.require_auth)
     ingestion = settings.ingestion
     upload_bytes = int(ingestion.max_file_mb * 1024 * 1024) * ingestion.max_files_per_job
     install_body_limit(app, settings.limits.max_body_bytes, {"/v1/documents": upload_bytes})
-    app.add_middleware(AuditMiddleware, get_log=lambda: _audit_log(app))
+    app.add_middleware(
+        AuditMiddleware, get_log=lambda: _audit_log(app), on_failure=metrics.audit_failures.inc
+    )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.include_router(health.router)
     app.include_router(query.router)
     app.include_router(openai_compat.router)

@@ -41,6 +41,9 @@ class AuditContext:
     alias: str = ""
     model: str = ""
     redactions: dict[str, int] = field(default_factory=dict)
+    # for the metrics only (not stored in the audit record)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    usage: dict[str, int] = field(default_factory=dict)
 
     def add_hits(self, pairs: Iterable[tuple[str, str]]) -> None:
         """(doc_id, chunk_id) pairs, in order, without repeats."""
@@ -88,9 +91,15 @@ def build_record(scope: Scope, status: int, failure: str = "") -> AuditRecord:
 
 
 class AuditMiddleware:
-    def __init__(self, app: ASGIApp, get_log: Callable[[], AuditLog | None]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        get_log: Callable[[], AuditLog | None],
+        on_failure: Callable[[], None] = lambda: None,
+    ) -> None:
         self.app = app
         self.get_log = get_log
+        self.on_failure = on_failure
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in UNAUDITED:
@@ -120,6 +129,7 @@ class AuditMiddleware:
         try:
             await run_in_threadpool(audit.append, record)
         except HoldfastError:
+            self.on_failure()
             log.error(
                 "audit record lost: the audit log is unavailable (request %s)", record.request_id
             )
@@ -139,6 +149,8 @@ def note_answer(ctx: AuditContext, answer: Any) -> None:
     ctx.alias = answer.alias or ""
     ctx.model = answer.model or ""
     ctx.redactions = dict(answer.redactions)
+    ctx.timings_ms = dict(answer.timings_ms)
+    ctx.usage = dict(answer.usage)
 
 
 Event = tuple[str, dict[str, Any]]
@@ -158,6 +170,7 @@ def track_events(events: Iterable[Event], ctx: AuditContext) -> Iterator[Event]:
                 ctx.reason = "model_declined" if refused else ""
             ctx.model = str(data.get("model") or "")
             ctx.redactions = {str(k): int(v) for k, v in data.get("redactions", {}).items()}
+            ctx.usage = {str(k): int(v) for k, v in data.get("usage", {}).items()}
         elif name == "error":
             ctx.decision, ctx.reason = "error", str(data.get("code", ""))
         yield name, data

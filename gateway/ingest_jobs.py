@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.container import Components
+from gateway.observability.metrics import GatewayMetrics, label
 from gateway.settings import Settings
 from ingestion.embedding import EmbeddingPolicy
 from ingestion.jobs import Job, JobFile, JobStore
@@ -68,7 +69,9 @@ class IngestService:
             close()
 
 
-def build_ingest_service(components: Components) -> IngestService:
+def build_ingest_service(
+    components: Components, metrics: GatewayMetrics | None = None
+) -> IngestService:
     settings = components.settings
     jobs = job_store(settings)
     limits = limits_from(settings)
@@ -88,7 +91,7 @@ def build_ingest_service(components: Components) -> IngestService:
             limits=limits,
             embedding=embedding,
         )
-        return ingest_file(
+        result = ingest_file(
             Path(file.path),
             source=file.source,
             options=options,
@@ -96,6 +99,11 @@ def build_ingest_service(components: Components) -> IngestService:
             embedder=components.embedder,
             redactor=redactor,
         )
+        if metrics is not None:
+            metrics.files_ingested.labels(label(result.status)).inc()
+            metrics.chunks_written.inc(result.chunks if result.status == "indexed" else 0)
+            metrics.observe_redactions(result.redactions, "ingest")
+        return result
 
     uploads = uploads_dir(settings)
     worker = IngestWorker(jobs, run_file, uploads=uploads)

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
@@ -23,6 +24,12 @@ from gateway.model_reload import reload_models
 from gateway.model_watch import ModelFileWatcher
 from gateway.observability.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.observability.request_context import RequestIdMiddleware
+from gateway.observability.tracing import (
+    build_tracer_provider,
+    install_globally,
+    instrument,
+    tracer_of,
+)
 from gateway.problems import install_body_limit, install_problem_handlers
 from gateway.routes import admin, documents, health, jobs, openai_compat, query
 from gateway.settings import Settings
@@ -85,7 +92,18 @@ def _metrics_route(app: FastAPI, metrics: GatewayMetrics, *, require_admin: bool
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def create_app(settings: Settings, components: Components | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    components: Components | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> FastAPI:
+    """``tracer_provider`` overrides the one the telemetry settings describe (tests pass an
+    in-memory exporter's)."""
+    provider = tracer_provider or build_tracer_provider(settings.telemetry)
+    if provider is not None and tracer_provider is None:
+        install_globally(provider)
+    tracer = tracer_of(provider)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         built = components or build_components(settings)
@@ -99,7 +117,7 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
             ),
         )
         watcher.start()
-        app.state.ingest = build_ingest_service(built, metrics=metrics)
+        app.state.ingest = build_ingest_service(built, metrics=metrics, tracer=tracer)
         app.state.ingest.worker.start()  # resumes jobs a previous process left unfinished
         try:
             yield
@@ -107,6 +125,8 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
             app.state.ingest.close()
             await watcher.stop()
             built.close()
+            if provider is not None:
+                provider.force_flush(5_000)
 
     app = FastAPI(
         title="Holdfast gateway",
@@ -114,6 +134,7 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
         description="Grounded answers from your own documents, on your own hardware.",
         lifespan=lifespan,
     )
+    app.state.tracer = tracer
     install_problem_handlers(app)
     metrics = GatewayMetrics(jobs_db=settings.state_dir / "jobs.db")
     app.state.metrics = metrics
@@ -133,5 +154,7 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
     app.include_router(admin.router)
     app.include_router(documents.router)
     app.include_router(jobs.router)
+    if provider is not None:
+        instrument(app, provider)  # a server span around everything below
     app.add_middleware(RequestIdMiddleware)  # outermost: every layer below sees the id
     return app

@@ -20,7 +20,13 @@ from starlette.concurrency import run_in_threadpool
 from gateway.answering import QueryOptions, answer_question, citation_dict, stream_answer
 from gateway.audit_http import audit_context, note_answer, track_events
 from gateway.deps import ComponentsDep, QueryPrincipalDep
-from gateway.routes.query import RetrievalParams, chat_model_name, options_for, ports_of
+from gateway.routes.query import (
+    RetrievalParams,
+    chat_model_name,
+    options_for,
+    ports_of,
+    tracer_of_app,
+)
 from services.errors import InvalidRequestError, NotFoundError
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
@@ -86,6 +92,7 @@ def _options(body: ChatCompletionRequest, components: Any, question: str) -> Que
         max_context_chars=base.max_context_chars,
         chat_alias=body.model,
         max_tokens=body.max_tokens,
+        trace_redacted_text=base.trace_redacted_text,
     )
 
 
@@ -127,7 +134,7 @@ async def create_chat_completion(
     """OpenAI chat completions with retrieval-augmented, cited answers."""
     question = _last_user_message(body)
     options = _options(body, components, question)
-    ports = ports_of(components)
+    ports = ports_of(components, tracer_of_app(request))
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     audit = audit_context(request.state)
     audit.alias = body.model

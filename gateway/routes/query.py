@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+from opentelemetry.trace import Tracer
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -116,15 +117,25 @@ def options_for(components: Components, params: RetrievalParams, question: str) 
         max_context_chars=s.generation.max_context_chars,
         chat_alias=s.generation.chat_alias,
         filters=tuple(to_field_filters(params.filters)),
+        trace_redacted_text=s.telemetry.record_redacted_text,
     )
 
 
-def ports_of(components: Components) -> Ports:
+def ports_of(components: Components, tracer: Tracer | None = None) -> Ports:
     """One consistent model set per request, even if an admin swaps models meanwhile."""
     current = components.registry.current()
     return Ports(
-        components.store, current.embedder, current.router, components.redactor, current.reranker
+        components.store,
+        current.embedder,
+        current.router,
+        components.redactor,
+        current.reranker,
+        tracer,
     )
+
+
+def tracer_of_app(request: Request) -> Tracer | None:
+    return getattr(request.app.state, "tracer", None)
 
 
 def chat_model_name(components: Components, alias: str) -> str:
@@ -153,7 +164,7 @@ async def create_answer(
 ) -> Any:
     """Answer from the documents the caller may read, with citations; or refuse."""
     options = options_for(components, body, body.question)
-    ports = ports_of(components)
+    ports = ports_of(components, tracer_of_app(request))
     audit = audit_context(request.state)
     audit.alias = options.chat_alias
     if wants_stream(request, body.stream):

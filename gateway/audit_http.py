@@ -123,6 +123,7 @@ class AuditMiddleware:
         await self._write(build_record(scope, status))
 
     async def _write(self, record: AuditRecord) -> None:
+        log.info("%s -> %d %s", record.endpoint, record.status, record.decision)
         audit = self.get_log()
         if audit is None:  # the app has not finished starting
             return

@@ -11,7 +11,7 @@ import json
 import logging
 import traceback
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 from opentelemetry import trace
 
@@ -20,6 +20,17 @@ from gateway.settings import LoggingSettings
 
 QUIET = ("LiteLLM", "litellm", "httpx", "httpcore", "presidio-analyzer", "weaviate", "urllib3")
 UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access")
+OWN = ("holdfast", "gateway", "ingestion", "services", "uvicorn")
+
+
+class LibraryDetailFilter(logging.Filter):
+    """Below WARNING, only Holdfast's own loggers pass: libraries log their inputs at DEBUG and
+    INFO (Presidio logs the words around a match, LiteLLM the prompt), whatever level is set."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        return any(record.name == own or record.name.startswith(own + ".") for own in OWN)
 
 
 def frames(exc_info: Any) -> list[str]:
@@ -51,9 +62,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure_logging(settings: LoggingSettings) -> None:
-    """Root handler on stderr in the chosen format; uvicorn's loggers go through it too."""
-    handler = logging.StreamHandler()
+def configure_logging(settings: LoggingSettings, stream: IO[str] | None = None) -> None:
+    """Root handler on stderr (or ``stream``) in the chosen format; uvicorn's loggers go
+    through it too."""
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(LibraryDetailFilter())
     if settings.format == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -66,3 +66,13 @@ def test_an_exception_is_logged_by_type_and_frames_not_message() -> None:
 )
 def test_request_ids_are_short_tokens_or_replaced(raw: str, kept: bool) -> None:
     assert (accept_request_id(raw) == raw) is kept
+
+
+def test_libraries_below_warning_never_reach_the_log() -> None:
+    from gateway.observability.json_logs import LibraryDetailFilter
+
+    keep = LibraryDetailFilter().filter
+    chatty = logging.LogRecord("presidio-analyzer", logging.DEBUG, "", 1, "context: jane", (), None)
+    warned = logging.LogRecord("litellm", logging.WARNING, "", 1, "retrying", (), None)
+    own = logging.LogRecord("holdfast.audit", logging.INFO, "", 1, "POST /v1/query", (), None)
+    assert not keep(chatty) and keep(warned) and keep(own)

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
@@ -457,7 +458,8 @@ def stream_answer(
     tally: Counter[str] = Counter()
     clock = StageClock(ports.tracer)
     safe_question, retrieval = _retrieve_step(question, principal, ports, options, tally, clock)
-    return _stream_events(safe_question, retrieval, ports, options, model_name, tally)
+    parent = otel_context.get_current()  # the request's span: the stream runs later, elsewhere
+    return _stream_events(safe_question, retrieval, ports, options, model_name, tally, parent)
 
 
 def _stream_events(
@@ -467,6 +469,7 @@ def _stream_events(
     options: QueryOptions,
     model_name: str,
     tally: Counter[str],
+    parent: otel_context.Context | None = None,
 ) -> Iterator[Event]:
     citations = cite(retrieval.context, "")
     yield (
@@ -485,6 +488,11 @@ def _stream_events(
     window = StreamRedactor(ports.redactor, tally)
     pieces = 0
     emitted: list[str] = []
+    # started, not made current: the generator resumes in other threads' contexts
+    span = (ports.tracer or trace.NoOpTracer()).start_span("generate", context=parent)
+    span.set_attribute("holdfast.alias", options.chat_alias)
+    span.set_attribute("holdfast.model", model_name)
+    span.set_attribute("holdfast.stream", True)
     try:
         for piece in ports.router.stream(
             options.chat_alias,
@@ -501,8 +509,13 @@ def _stream_events(
             emitted.append(rest)
             yield "token", {"text": rest}
     except HoldfastError as exc:
+        span.set_status(Status(StatusCode.ERROR, exc.code))
         yield "error", {"code": exc.code, "title": exc.title, "detail": str(exc)}
         return
+    finally:
+        span.set_attribute("gen_ai.usage.output_tokens", pieces)
+        set_counts(span, "holdfast.redactions", tally)
+        span.end()
     answer = "".join(emitted)
     done = _done(retrieval, model_name, tally, pieces, declined(answer))
     done["cited"] = sorted(cited_numbers(answer))

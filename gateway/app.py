@@ -64,12 +64,14 @@ def _audit_log(app: FastAPI) -> AuditLog | None:
 
 
 def _count_upstream_errors(app: FastAPI, metrics: GatewayMetrics) -> None:
-    """Count failures of backing services on their way to the problem+json handler."""
+    """Count failures of backing services on their way to the problem+json handler, and note
+    the error's code for the audit record."""
     handler = app.exception_handlers[HoldfastError]
 
     async def _counted(request: Request, exc: Exception) -> Response:
         if isinstance(exc, HoldfastError):
             metrics.observe_error(exc)
+            request.state.error_code = exc.code  # the audit record's reason (a fixed code)
         result = handler(request, exc)
         return await result if inspect.isawaitable(result) else result
 

@@ -86,7 +86,7 @@ def build_record(scope: Scope, status: int, failure: str = "") -> AuditRecord:
         alias=ctx.alias,
         model=ctx.model,
         redactions=dict(ctx.redactions),
-        reason=failure or ctx.reason,
+        reason=failure or (str(state.get("error_code", "")) if status >= 300 else "") or ctx.reason,
     )
 
 

@@ -230,3 +230,30 @@ def test_query_and_ingestion_are_traced_and_no_planted_pii_leaks(
     assert chunks >= 1
     assert 'holdfast_ingest_jobs{state="succeeded"} 1.0' in text
     assert 'holdfast_redactions_total{entity="PERSON",where="query"}' in text
+
+
+def test_a_streamed_answer_is_traced_audited_and_counted(traced: Any) -> None:
+    client, exporter, _, admin, reader = traced
+    exporter.clear()
+    with client.stream(
+        "POST",
+        "/v1/query",
+        json={"question": "How many days of annual leave do employees get?", "stream": True},
+        headers={"Authorization": f"Bearer {reader}", "X-Request-ID": "stream-1"},
+    ) as response:
+        assert response.status_code == 200
+        events = [line for line in response.iter_lines() if line.startswith("event: ")]
+    assert events[0] == "event: retrieval" and events[-1] == "event: done", events
+    spans = exporter.get_finished_spans()
+    (generate,) = [s for s in spans if s.name == "generate"]
+    server = next(s for s in spans if s.kind == SpanKind.SERVER)
+    assert generate.context.trace_id == server.context.trace_id
+    assert _attrs(generate)["holdfast.stream"] is True
+    records = client.get(
+        "/admin/audit",
+        params={"endpoint": "POST /v1/query"},
+        headers={"Authorization": f"Bearer {admin}"},
+    ).json()["records"]
+    (record,) = [r for r in records if r["request_id"] == "stream-1"]
+    assert record["decision"] in {"answered", "refused"} and record["doc_ids"]
+    assert record["chunk_ids"]

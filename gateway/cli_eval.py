@@ -16,11 +16,12 @@ from gateway.evaluation.golden import load_golden
 from gateway.evaluation.judge import judge_faithful
 from gateway.evaluation.report import write_reports
 from gateway.evaluation.runner import (
-    MODES,
+    ALL_MODES,
     EvalRun,
     GatewayClient,
     evaluate_answers,
     evaluate_retrieval,
+    runnable_modes,
 )
 from gateway.settings import load_settings
 from services.errors import HoldfastError
@@ -47,6 +48,8 @@ def run_eval(
     answerable = [q for q in questions if q.answerable]
     asked = _answer_sample(questions, answers)
     try:
+        if answerable:
+            modes, run.skipped_modes = runnable_modes(client, modes, answerable[0].question)
         with Progress(console=out, disable=not show_progress) as progress:
             task = progress.add_task("retrieval", total=len(answerable) * len(modes))
             run.retrieval = evaluate_retrieval(
@@ -96,7 +99,13 @@ def eval_command(
         str | None,
         typer.Option(envvar="HOLDFAST_API_KEY", help="API key (default: the admin key file)."),
     ] = None,
-    mode: Annotated[str, typer.Option(help="hybrid | bm25 | vector | all")] = "all",
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="hybrid | bm25 | vector | hybrid+rerank | all (all skips hybrid+rerank, "
+            "saying why, when the gateway has no rerank-default alias)"
+        ),
+    ] = "all",
     answers: Annotated[int, typer.Option(help="Questions to ask for answers (-1: all).")] = -1,
     hybrid_alpha: Annotated[float | None, typer.Option(help="Override the hybrid alpha.")] = None,
     judge_alias: Annotated[str | None, typer.Option(help="Alias judging faithfulness.")] = None,
@@ -110,9 +119,9 @@ def eval_command(
             err.print("[red]error:[/] no --key and no admin key file; run `holdfast up` first")
             raise typer.Exit(1)
         key = settings.admin_key_file.read_text().strip()
-    modes = list(MODES) if mode == "all" else [mode]
-    if any(m not in MODES for m in modes):
-        err.print(f"[red]error:[/] --mode must be one of {', '.join(MODES)} or all")
+    modes = list(ALL_MODES) if mode == "all" else [mode]
+    if any(m not in ALL_MODES for m in modes):
+        err.print(f"[red]error:[/] --mode must be one of {', '.join(ALL_MODES)} or all")
         raise typer.Exit(2)
     try:
         run = run_eval(
@@ -136,6 +145,8 @@ def eval_command(
             name, *(f"{m[k]:.3f}" for k in ("hit@1", "hit@5", "recall@10", "mrr@10", "ndcg@10"))
         )
     out.print(table)
+    for skipped, reason in run.skipped_modes.items():
+        out.print(f"[yellow]{skipped} not measured:[/] {reason}")
     out.print(f"answers: {summary['answers']}")
     out.print(f"reports: {', '.join(str(p) for p in paths)}")
     if failures:

@@ -48,6 +48,10 @@ class InvalidConfigFileError(HoldfastError):
     status, code, title = 422, "invalid_config_file", "The configuration file is invalid"
 
 
+class RerankerNotConfiguredError(HoldfastError):
+    status, code, title = 409, "reranker_not_configured", "No reranker is configured"
+
+
 class RateLimitedError(HoldfastError):
     status, code, title = 429, "rate_limited", "Too many requests"
 

@@ -43,6 +43,7 @@ def _markdown(run: EvalRun, summary: dict[str, Any], gate_failures: list[str] | 
             f"| {mode} | {m['hit@1']:.3f} | {m['hit@5']:.3f} | {m['recall@10']:.3f} "
             f"| {m['mrr@10']:.3f} | {m['ndcg@10']:.3f} |"
         )
+    lines += [f"\n_{mode} not measured: {why}_" for mode, why in run.skipped_modes.items()]
     a = summary["answers"]
     lines += ["", "## Answers", "", f"- questions asked: {a['asked']}"]
     lines += [f"- refusal accuracy on unanswerables: {a['refusal_accuracy']}"]

@@ -15,7 +15,13 @@ from gateway.evaluation.metrics import contains_keys, dedup_ranking, mean, retri
 from services.errors import BackendUnavailableError, InvalidRequestError
 
 MODES: dict[str, float | None] = {"bm25": 0.0, "vector": 1.0, "hybrid": None}
+RERANK_MODE = "hybrid+rerank"  # hybrid candidates reordered by the gateway's rerank-default alias
+ALL_MODES = (*MODES, RERANK_MODE)
 RETRIEVAL_DEPTH = 10
+
+
+class RerankerMissingError(InvalidRequestError):
+    """The gateway has no reranker, so the hybrid+rerank mode cannot be measured."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +52,7 @@ class EvalRun:
     answers: list[AnswerResult] = field(default_factory=list)
     judge_model: str | None = None
     hybrid_alpha: float | None = None
+    skipped_modes: dict[str, str] = field(default_factory=dict)  # mode -> why it was not run
 
     def summary(self) -> dict[str, Any]:
         by_mode: dict[str, dict[str, float]] = {}
@@ -59,6 +66,7 @@ class EvalRun:
         judged = [a for a in self.answers if a.faithful is not None]
         return {
             "retrieval": by_mode,
+            "skipped_modes": dict(self.skipped_modes),
             "answers": {
                 "asked": len(self.answers),
                 "refusal_accuracy": round(
@@ -101,14 +109,18 @@ class GatewayClient:
             time.sleep(float(response.headers.get("Retry-After", "1")))
         if response.status_code != 200:
             problem = response.json() if response.content else {}
+            if problem.get("code") == "reranker_not_configured":
+                raise RerankerMissingError(str(problem.get("detail")))
             raise InvalidRequestError(
                 f"{path} answered {response.status_code}: {problem.get('detail', response.text)}"
             )
         result: dict[str, Any] = response.json()
         return result
 
-    def search(self, query: str, top_k: int, alpha: float | None) -> list[dict[str, Any]]:
-        body: dict[str, Any] = {"query": query, "top_k": top_k}
+    def search(
+        self, query: str, top_k: int, alpha: float | None, *, rerank: bool = False
+    ) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"query": query, "top_k": top_k, "rerank": rerank}
         if alpha is not None:
             body["alpha"] = alpha
         results: list[dict[str, Any]] = self._post("/v1/search", body)["results"]
@@ -142,8 +154,10 @@ def evaluate_retrieval(
             continue
         gold = set(question.gold_doc_ids or question.gold_sources)
         for mode in modes:
-            alpha = hybrid_alpha if mode == "hybrid" else MODES[mode]
-            hits = client.search(question.question, RETRIEVAL_DEPTH, alpha)
+            alpha = hybrid_alpha if mode in ("hybrid", RERANK_MODE) else MODES[mode]
+            hits = client.search(
+                question.question, RETRIEVAL_DEPTH, alpha, rerank=mode == RERANK_MODE
+            )
             ranking = dedup_ranking([_doc_key(question, h) for h in hits])
             results.append(
                 QuestionResult(
@@ -152,6 +166,19 @@ def evaluate_retrieval(
             )
             on_step()
     return results
+
+
+def runnable_modes(
+    client: GatewayClient, modes: Sequence[str], probe: str
+) -> tuple[list[str], dict[str, str]]:
+    """Drop hybrid+rerank, with the gateway's reason, when it has no reranker to measure."""
+    if RERANK_MODE not in modes:
+        return list(modes), {}
+    try:
+        client.search(probe, 1, None, rerank=True)
+    except RerankerMissingError as exc:
+        return [m for m in modes if m != RERANK_MODE], {RERANK_MODE: str(exc)}
+    return list(modes), {}
 
 
 def evaluate_answers(

@@ -20,6 +20,7 @@ from gateway.answering import (
     citation_dict,
     judge,
     redact,
+    rerank,
     retrieve,
     stream_answer,
 )
@@ -27,7 +28,7 @@ from gateway.audit_http import audit_context, note_answer, track_events
 from gateway.container import Components
 from gateway.deps import ComponentsDep, QueryPrincipalDep
 from gateway.filters import FilterClause, to_field_filters
-from services.errors import InvalidRequestError
+from services.errors import InvalidRequestError, RerankerNotConfiguredError
 
 router = APIRouter(prefix="/v1", tags=["query"])
 
@@ -45,6 +46,9 @@ class QueryRequest(RetrievalParams):
 
 class SearchRequest(RetrievalParams):
     query: str = Field(min_length=1, description="What to search for.")
+    rerank: bool = Field(
+        False, description="Reorder the hits with the rerank-default alias (409 if none)."
+    )
 
 
 class CitationOut(BaseModel):
@@ -211,21 +215,29 @@ async def search_chunks(
 ) -> SearchResponse:
     """Hybrid search over the chunks the caller may read (no generation)."""
     options = options_for(components, body, body.query)
+    ports = ports_of(components, tracer_of_app(request))
+    if body.rerank and ports.reranker is None:
+        raise RerankerNotConfiguredError(
+            "rerank was asked for, but models.yaml has no rerank-default alias; add one "
+            "(for example a text-embeddings-inference reranker) and reload"
+        )
     audit = audit_context(request.state)
 
     def _search() -> SearchResponse:
         tally: Counter[str] = Counter()
-        question = redact(body.query, components.redactor, tally)
+        question = redact(body.query, ports.redactor, tally)
         hits = retrieve(
             question,
             principal,
-            store=components.store,
-            embedder=components.embedder,
+            store=ports.store,
+            embedder=ports.embedder,
             top_k=options.top_k,
             alpha=options.alpha,
             filters=options.filters,
         )
         status, confidence = judge(hits, options.min_similarity)
+        if body.rerank and ports.reranker is not None and len(hits) > 1:
+            hits = rerank(question, hits, ports.reranker)
         audit.redactions = dict(tally)
         audit.add_hits((h.chunk.doc_id, h.chunk.chunk_id) for h in hits)
         audit.decision = "answered" if hits else "refused"

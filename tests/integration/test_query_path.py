@@ -104,3 +104,16 @@ def test_pii_in_the_question_is_redacted_before_search(live_stack: LiveStack) ->
     ).json()
     assert body["redactions"].get("EMAIL_ADDRESS") == 1
     assert "john.doe@example.org" not in body["answer"]
+
+
+def test_search_asked_to_rerank_without_a_reranker_says_how_to_add_one(
+    live_stack: LiveStack,
+) -> None:
+    response = live_stack.post(
+        "/v1/search", {"query": "annual leave", "rerank": True}, live_stack.handbook_key
+    )
+    assert response.status_code == 409
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["code"] == "reranker_not_configured"
+    assert "rerank-default" in problem["detail"]

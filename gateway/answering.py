@@ -17,7 +17,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode, Tracer
+
 from gateway.keys import Principal
+from gateway.observability.tracing import set_counts, set_ids, set_scores
 from gateway.stream_redaction import StreamRedactor
 from services.errors import HoldfastError
 from services.ports import Embedder, ModelRouter, Redactor, Reranker, Store
@@ -57,6 +62,7 @@ class QueryOptions:
     chat_alias: str
     max_tokens: int | None = None
     filters: tuple[FieldFilter, ...] = ()
+    trace_redacted_text: bool = False  # put the REDACTED question on the redact_in span
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,18 +106,36 @@ class Answer:
 
 
 class StageClock:
-    """Wall time per policy stage, for the response and the benchmarks (no text recorded)."""
+    """Wall time per policy stage, for the response, the metrics and the benchmarks; each stage
+    is also a span (no text recorded: callers set counts, ids and scores on it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tracer: Tracer | None = None) -> None:
         self.ms: dict[str, float] = {}
+        self.tracer: Tracer = tracer or trace.NoOpTracer()
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
+    def stage(self, name: str) -> Iterator[Span]:
         start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.ms[name] = round(self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1000, 2)
+        with self.span(name) as span:
+            try:
+                yield span
+            finally:
+                elapsed = (time.perf_counter() - start) * 1000
+                self.ms[name] = round(self.ms.get(name, 0.0) + elapsed, 2)
+
+    @contextmanager
+    def span(self, name: str) -> Iterator[Span]:
+        """A span without a timing entry (sub-steps of a timed stage)."""
+        with self.tracer.start_as_current_span(
+            name, record_exception=False, set_status_on_exception=False
+        ) as span:
+            try:
+                yield span
+            except Exception as exc:
+                # the type only: an exception's message is not vetted for user text
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                span.set_attribute("error.type", type(exc).__name__)
+                raise
 
 
 # --- policy steps -----------------------------------------------------------------------------
@@ -134,20 +158,35 @@ def retrieve(
     top_k: int,
     alpha: float,
     filters: Sequence[FieldFilter] = (),
+    clock: StageClock | None = None,
 ) -> list[SearchHit]:
     """Search only what ``principal`` may read. A caller in no group simply finds nothing:
     the response must not reveal that documents exist elsewhere."""
     if not principal.groups:
         return []
-    vector = embedder.embed_query(question)
-    return store.search(
-        groups=principal.groups,
-        query=question,
-        vector=vector,
-        limit=top_k,
-        alpha=alpha,
-        filters=filters,
-    )
+    spans = clock or StageClock()
+    with spans.span("embed") as span:
+        vector = embedder.embed_query(question)
+        span.set_attribute("holdfast.embedding.dimensions", len(vector))
+    with spans.span("search") as span:
+        hits = store.search(
+            groups=principal.groups,
+            query=question,
+            vector=vector,
+            limit=top_k,
+            alpha=alpha,
+            filters=filters,
+        )
+        span.set_attribute("holdfast.search.top_k", top_k)
+        span.set_attribute("holdfast.search.alpha", alpha)
+        span.set_attribute("holdfast.search.groups", len(principal.groups))
+        span.set_attribute("holdfast.search.filters", len(filters))
+        span.set_attribute("holdfast.search.hits", len(hits))
+        set_ids(span, "holdfast.search.chunk_ids", [h.chunk.chunk_id for h in hits])
+        set_ids(span, "holdfast.search.doc_ids", [h.chunk.doc_id for h in hits])
+        set_scores(span, "holdfast.search.scores", [h.score for h in hits])
+        set_scores(span, "holdfast.search.similarities", [h.similarity for h in hits])
+    return hits
 
 
 def rerank(question: str, hits: Sequence[SearchHit], reranker: Reranker) -> list[SearchHit]:
@@ -274,6 +313,7 @@ class Ports:
     router: ModelRouter
     redactor: Redactor | None
     reranker: Reranker | None = None
+    tracer: Tracer | None = None
 
 
 def _retrieve_step(
@@ -284,9 +324,14 @@ def _retrieve_step(
     tally: Counter[str],
     clock: StageClock,
 ) -> tuple[str, Retrieval]:
-    with clock.stage("redact_in"):
+    with clock.stage("redact_in") as span:
+        tally_before = Counter(tally)
         safe_question = redact(question, ports.redactor, tally)
-    with clock.stage("retrieve"):
+        set_counts(span, "holdfast.redactions", tally - tally_before)
+        span.set_attribute("holdfast.redactor", ports.redactor is not None)
+        if options.trace_redacted_text:
+            span.set_attribute("holdfast.question.redacted", safe_question)
+    with clock.stage("retrieve") as span:
         hits = retrieve(
             safe_question,
             principal,
@@ -295,20 +340,30 @@ def _retrieve_step(
             top_k=options.top_k,
             alpha=options.alpha,
             filters=options.filters,
+            clock=clock,
         )
-    status, confidence = judge(hits, options.min_similarity)
+        status, confidence = judge(hits, options.min_similarity)
+        span.set_attribute("holdfast.retrieval.status", status)
+        span.set_attribute("holdfast.retrieval.confidence", confidence)
+        span.set_attribute("holdfast.retrieval.hits", len(hits))
     context: list[SearchHit] = []
     reranked = False
     if status == "ok" and ports.reranker is not None and len(hits) > 1:
-        with clock.stage("rerank"):
+        with clock.stage("rerank") as span:
             hits = rerank(safe_question, hits, ports.reranker)
             reranked = True
+            span.set_attribute("holdfast.rerank.candidates", len(hits))
+            set_ids(span, "holdfast.rerank.chunk_ids", [h.chunk.chunk_id for h in hits])
     if status == "ok":
-        with clock.stage("assemble"):
+        with clock.stage("assemble") as span:
             context = assemble_context(hits, options.max_context_chars)
             parents = sorted({h.chunk.parent_id for h in context if h.chunk.parent_id})
             sections = ports.store.section_chunks(groups=principal.groups, parent_ids=parents)
             context = widen_to_sections(context, sections, options.max_context_chars)
+            span.set_attribute("holdfast.context.passages", len(context))
+            span.set_attribute("holdfast.context.chars", sum(len(h.chunk.text) for h in context))
+            set_ids(span, "holdfast.context.chunk_ids", [h.chunk.chunk_id for h in context])
+            set_ids(span, "holdfast.context.doc_ids", [h.chunk.doc_id for h in context])
     return safe_question, Retrieval(status, confidence, context, reranked)
 
 
@@ -316,7 +371,7 @@ def answer_question(
     question: str, principal: Principal, *, ports: Ports, options: QueryOptions
 ) -> Answer:
     tally: Counter[str] = Counter()
-    clock = StageClock()
+    clock = StageClock(ports.tracer)
     safe_question, retrieval = _retrieve_step(question, principal, ports, options, tally, clock)
     if retrieval.status != "ok":
         return Answer(
@@ -332,14 +387,23 @@ def answer_question(
             clock.ms,
             retrieval.reranked,
         )
-    with clock.stage("generate"):
+    with clock.stage("generate") as span:
+        span.set_attribute("holdfast.alias", options.chat_alias)
         completion = ports.router.complete(
             options.chat_alias,
             build_messages(safe_question, retrieval.context),
             max_tokens=options.max_tokens,
         )
-    with clock.stage("redact_out"):
+        span.set_attribute("holdfast.model", completion.model or "")
+        span.set_attribute("holdfast.fallback_used", completion.fallback_used)
+        if completion.prompt_tokens is not None:
+            span.set_attribute("gen_ai.usage.input_tokens", completion.prompt_tokens)
+        if completion.completion_tokens is not None:
+            span.set_attribute("gen_ai.usage.output_tokens", completion.completion_tokens)
+    with clock.stage("redact_out") as span:
+        tally_before = Counter(tally)
         text = redact(completion.text.strip(), ports.redactor, tally)
+        set_counts(span, "holdfast.redactions", tally - tally_before)
     usage = {
         k: v
         for k, v in (
@@ -392,9 +456,10 @@ def stream_answer(
     Retrieval runs before the first event so that its errors still become a plain HTTP error.
     """
     tally: Counter[str] = Counter()
-    clock = StageClock()
+    clock = StageClock(ports.tracer)
     safe_question, retrieval = _retrieve_step(question, principal, ports, options, tally, clock)
-    return _stream_events(safe_question, retrieval, ports, options, model_name, tally)
+    parent = otel_context.get_current()  # the request's span: the stream runs later, elsewhere
+    return _stream_events(safe_question, retrieval, ports, options, model_name, tally, parent)
 
 
 def _stream_events(
@@ -404,6 +469,7 @@ def _stream_events(
     options: QueryOptions,
     model_name: str,
     tally: Counter[str],
+    parent: otel_context.Context | None = None,
 ) -> Iterator[Event]:
     citations = cite(retrieval.context, "")
     yield (
@@ -422,6 +488,11 @@ def _stream_events(
     window = StreamRedactor(ports.redactor, tally)
     pieces = 0
     emitted: list[str] = []
+    # started, not made current: the generator resumes in other threads' contexts
+    span = (ports.tracer or trace.NoOpTracer()).start_span("generate", context=parent)
+    span.set_attribute("holdfast.alias", options.chat_alias)
+    span.set_attribute("holdfast.model", model_name)
+    span.set_attribute("holdfast.stream", True)
     try:
         for piece in ports.router.stream(
             options.chat_alias,
@@ -438,8 +509,13 @@ def _stream_events(
             emitted.append(rest)
             yield "token", {"text": rest}
     except HoldfastError as exc:
+        span.set_status(Status(StatusCode.ERROR, exc.code))
         yield "error", {"code": exc.code, "title": exc.title, "detail": str(exc)}
         return
+    finally:
+        span.set_attribute("gen_ai.usage.output_tokens", pieces)
+        set_counts(span, "holdfast.redactions", tally)
+        span.end()
     answer = "".join(emitted)
     done = _done(retrieval, model_name, tally, pieces, declined(answer))
     done["cited"] = sorted(cited_numbers(answer))

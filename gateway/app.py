@@ -4,20 +4,36 @@ Clients open in the lifespan, not on import."""
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+from gateway.audit_http import AuditMiddleware
+from gateway.audit_records import AuditRecord
+from gateway.audit_store import AuditLog
 from gateway.container import Components, build_components
 from gateway.ingest_jobs import build_ingest_service
 from gateway.model_reload import reload_models
 from gateway.model_watch import ModelFileWatcher
+from gateway.observability.metrics import GatewayMetrics, MetricsMiddleware
+from gateway.observability.request_context import RequestIdMiddleware
+from gateway.observability.tracing import (
+    build_tracer_provider,
+    install_globally,
+    instrument,
+    tracer_of,
+)
 from gateway.problems import install_body_limit, install_problem_handlers
 from gateway.routes import admin, documents, health, jobs, openai_compat, query
 from gateway.settings import Settings
+from services.errors import AccessDeniedError, AuthenticationError, HoldfastError
 
 BOOTSTRAP_ADMIN_KEY_ENV = "HOLDFAST_BOOTSTRAP_ADMIN_KEY"
 
@@ -26,12 +42,70 @@ def _bootstrap_admin_key(components: Components) -> None:
     """Register an admin key handed in by the platform (e.g. a Kubernetes Secret)."""
     key = os.environ.get(BOOTSTRAP_ADMIN_KEY_ENV)
     if key:
-        components.keys.import_key(
+        key_id = components.keys.import_key(
             key, "admin", groups=["admin"], roles=["admin", "ingest", "query"]
+        )
+        components.audit_log.append(
+            AuditRecord(
+                kind="admin",
+                principal="system",
+                endpoint="startup",
+                decision="answered",
+                action="key.imported",
+                groups=("admin",),
+                detail={"key_id": key_id},
+            )
         )
 
 
-def create_app(settings: Settings, components: Components | None = None) -> FastAPI:
+def _audit_log(app: FastAPI) -> AuditLog | None:
+    components: Components | None = getattr(app.state, "components", None)
+    return components.audit_log if components is not None else None
+
+
+def _count_upstream_errors(app: FastAPI, metrics: GatewayMetrics) -> None:
+    """Count failures of backing services on their way to the problem+json handler, and note
+    the error's code for the audit record."""
+    handler = app.exception_handlers[HoldfastError]
+
+    async def _counted(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, HoldfastError):
+            metrics.observe_error(exc)
+            request.state.error_code = exc.code  # the audit record's reason (a fixed code)
+        result = handler(request, exc)
+        return await result if inspect.isawaitable(result) else result
+
+    app.add_exception_handler(HoldfastError, _counted)
+
+
+def _metrics_route(app: FastAPI, metrics: GatewayMetrics, *, require_admin: bool) -> None:
+    @app.get("/metrics", include_in_schema=False)
+    async def get_metrics(request: Request) -> Response:
+        """Prometheus text format; with metrics.require_auth, an admin key is needed."""
+        if require_admin:
+            header = request.headers.get("authorization", "")
+            token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+            if not token:
+                raise AuthenticationError("send Authorization: Bearer <admin key>")
+            components: Components = request.app.state.components
+            principal = await run_in_threadpool(components.authenticator.authenticate, token)
+            if "admin" not in principal.roles:
+                raise AccessDeniedError("metrics need the 'admin' role")
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(
+    settings: Settings,
+    components: Components | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> FastAPI:
+    """``tracer_provider`` overrides the one the telemetry settings describe (tests pass an
+    in-memory exporter's)."""
+    provider = tracer_provider or build_tracer_provider(settings.telemetry)
+    if provider is not None and tracer_provider is None:
+        install_globally(provider)
+    tracer = tracer_of(provider)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         built = components or build_components(settings)
@@ -45,7 +119,7 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
             ),
         )
         watcher.start()
-        app.state.ingest = build_ingest_service(built)
+        app.state.ingest = build_ingest_service(built, metrics=metrics, tracer=tracer)
         app.state.ingest.worker.start()  # resumes jobs a previous process left unfinished
         try:
             yield
@@ -53,6 +127,8 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
             app.state.ingest.close()
             await watcher.stop()
             built.close()
+            if provider is not None:
+                provider.force_flush(5_000)
 
     app = FastAPI(
         title="Holdfast gateway",
@@ -60,14 +136,27 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
         description="Grounded answers from your own documents, on your own hardware.",
         lifespan=lifespan,
     )
+    app.state.tracer = tracer
     install_problem_handlers(app)
+    metrics = GatewayMetrics(jobs_db=settings.state_dir / "jobs.db")
+    app.state.metrics = metrics
+    _count_upstream_errors(app, metrics)
+    if settings.metrics.enabled:
+        _metrics_route(app, metrics, require_admin=settings.metrics.require_auth)
     ingestion = settings.ingestion
     upload_bytes = int(ingestion.max_file_mb * 1024 * 1024) * ingestion.max_files_per_job
     install_body_limit(app, settings.limits.max_body_bytes, {"/v1/documents": upload_bytes})
+    app.add_middleware(
+        AuditMiddleware, get_log=lambda: _audit_log(app), on_failure=metrics.audit_failures.inc
+    )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.include_router(health.router)
     app.include_router(query.router)
     app.include_router(openai_compat.router)
     app.include_router(admin.router)
     app.include_router(documents.router)
     app.include_router(jobs.router)
+    if provider is not None:
+        instrument(app, provider)  # a server span around everything below
+    app.add_middleware(RequestIdMiddleware)  # outermost: every layer below sees the id
     return app

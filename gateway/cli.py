@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from gateway.cli_audit import audit_command, record_key_action
 from gateway.cli_bundle import bundle_app
 from gateway.cli_eval import eval_command
 from gateway.cli_models import models_app
@@ -35,6 +36,7 @@ config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True
 app.add_typer(keys_app, name="keys")
 app.add_typer(config_app, name="config")
 app.command("eval")(eval_command)
+app.command("audit")(audit_command)
 app.add_typer(models_app, name="models")
 app.add_typer(bundle_app, name="bundle")
 out = Console()
@@ -178,6 +180,7 @@ def keys_create(
         )
     except HoldfastError as exc:
         _fail(str(exc))
+    record_key_action(settings, "key.created", key_id=key_id, name=name)
     out.print(f"key id {key_id} for {name}; the key (shown once):")
     print(key)
 
@@ -207,10 +210,12 @@ def keys_revoke(
     """Revoke a key; it stops working at once."""
     from gateway.keys import KeyStore
 
+    settings = _settings()
     try:
-        count = KeyStore(_settings().keys_db).revoke(key)
+        count = KeyStore(settings.keys_db).revoke(key)
     except HoldfastError as exc:
         _fail(str(exc))
+    record_key_action(settings, "key.revoked", target=key, count=str(count))
     out.print(f"revoked {count} key(s)")
 
 

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.audit_store import AuditLog, PostgresAuditLog, SqliteAuditLog
 from gateway.auth import Authenticator, JwtVerifier
 from gateway.keys import KeyStore
 from gateway.model_audit import ModelAudit
@@ -42,6 +43,7 @@ class Components:
     authenticator: Authenticator
     rate_limiter: RateLimiter
     audit: ModelAudit
+    audit_log: AuditLog
 
     # Each read returns the set current at that moment; a caller that keeps the object keeps
     # using it even if the registry swaps meanwhile.
@@ -196,9 +198,22 @@ def build_redactor(settings: Settings) -> PresidioRedactor | None:
     )
 
 
+def build_audit_log(settings: Settings) -> AuditLog:
+    """SQLite under the state directory, or the configured PostgreSQL."""
+    audit = settings.audit
+    if audit.backend == "postgres":
+        if audit.dsn is None:
+            raise ConfigError("audit.backend is postgres: set audit.dsn (HOLDFAST_AUDIT__DSN)")
+        return PostgresAuditLog(
+            audit.dsn.get_secret_value(), connect_timeout_s=audit.connect_timeout_s
+        )
+    return SqliteAuditLog(settings.audit_db)
+
+
 def build_components(settings: Settings) -> Components:
     models = resolve_models(settings)
     keys = KeyStore(settings.keys_db)
+    audit_log = build_audit_log(settings)
     return Components(
         settings=settings,
         registry=ModelRegistry(build_model_set(settings, models)),
@@ -209,5 +224,6 @@ def build_components(settings: Settings) -> Components:
             keys, JwtVerifier(settings.auth.jwt) if settings.auth.jwt.enabled else None
         ),
         rate_limiter=RateLimiter(settings.limits.rate_per_minute, settings.limits.burst),
-        audit=ModelAudit(settings.state_dir / "model-changes.db"),
+        audit=ModelAudit(audit_log),
+        audit_log=audit_log,
     )

@@ -6,9 +6,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from opentelemetry import trace
 
 from gateway.container import Components
 from gateway.keys import Principal
+from gateway.observability.request_context import name_principal
 from services.errors import AccessDeniedError, AuthenticationError
 
 _bearer = HTTPBearer(auto_error=False, description="A Holdfast API key.")
@@ -22,12 +24,28 @@ ComponentsDep = Annotated[Components, Depends(get_components)]
 
 
 def get_principal(
+    request: Request,
     components: ComponentsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if credentials is None or not credentials.credentials:
-        raise AuthenticationError("send Authorization: Bearer <api key or token>")
-    return components.authenticator.authenticate(credentials.credentials)
+    tracer = getattr(request.app.state, "tracer", None) or trace.NoOpTracer()
+    with tracer.start_as_current_span("auth", record_exception=False) as span:
+        if credentials is None or not credentials.credentials:
+            span.set_attribute("holdfast.auth.outcome", "missing")
+            raise AuthenticationError("send Authorization: Bearer <api key or token>")
+        try:
+            principal = components.authenticator.authenticate(credentials.credentials)
+        except AuthenticationError:
+            span.set_attribute("holdfast.auth.outcome", "rejected")
+            raise
+        span.set_attribute("holdfast.auth.outcome", "ok")
+        span.set_attribute("holdfast.auth.method", "api_key" if principal.key_id else "jwt")
+        span.set_attribute("holdfast.auth.groups", len(principal.groups))
+        if principal.key_id:
+            span.set_attribute("holdfast.auth.key_id", principal.key_id)
+    request.state.principal = principal  # for the audit record and the log lines
+    name_principal(principal.name)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

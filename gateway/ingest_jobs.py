@@ -5,8 +5,13 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 
 from gateway.container import Components
+from gateway.observability.metrics import GatewayMetrics, label
 from gateway.settings import Settings
 from ingestion.embedding import EmbeddingPolicy
 from ingestion.jobs import Job, JobFile, JobStore
@@ -68,7 +73,27 @@ class IngestService:
             close()
 
 
-def build_ingest_service(components: Components) -> IngestService:
+class TracedIngestWorker(IngestWorker):
+    """One span per job; ingestion's own stage spans (tracer "holdfast.ingestion") nest in it."""
+
+    def __init__(self, *args: Any, tracer: Tracer, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tracer = tracer
+
+    def run_job(self, job_id: str) -> str:
+        with self._tracer.start_as_current_span(
+            "ingest.job", attributes={"holdfast.job.id": job_id}, record_exception=False
+        ) as span:
+            status = super().run_job(job_id)
+            span.set_attribute("holdfast.job.status", status)
+            return status
+
+
+def build_ingest_service(
+    components: Components,
+    metrics: GatewayMetrics | None = None,
+    tracer: Tracer | None = None,
+) -> IngestService:
     settings = components.settings
     jobs = job_store(settings)
     limits = limits_from(settings)
@@ -88,7 +113,7 @@ def build_ingest_service(components: Components) -> IngestService:
             limits=limits,
             embedding=embedding,
         )
-        return ingest_file(
+        result = ingest_file(
             Path(file.path),
             source=file.source,
             options=options,
@@ -96,7 +121,23 @@ def build_ingest_service(components: Components) -> IngestService:
             embedder=components.embedder,
             redactor=redactor,
         )
+        span = trace.get_current_span()
+        span.add_event(
+            "file",
+            {
+                "holdfast.file.status": result.status,
+                "holdfast.file.doc_id": result.doc_id,
+                "holdfast.file.chunks": result.chunks,
+            },
+        )
+        if metrics is not None:
+            metrics.files_ingested.labels(label(result.status)).inc()
+            metrics.chunks_written.inc(result.chunks if result.status == "indexed" else 0)
+            metrics.observe_redactions(result.redactions, "ingest")
+        return result
 
     uploads = uploads_dir(settings)
-    worker = IngestWorker(jobs, run_file, uploads=uploads)
+    worker = TracedIngestWorker(
+        jobs, run_file, uploads=uploads, tracer=tracer or trace.NoOpTracer()
+    )
     return IngestService(jobs, worker, uploads, limits, redactor)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 
@@ -24,7 +23,9 @@ def _settings_from_environment() -> Settings:
 
 def build_app() -> FastAPI:
     enforce_offline_env()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from gateway.app import create_app
+    from gateway.observability.json_logs import configure_logging
 
-    return create_app(_settings_from_environment())
+    settings = _settings_from_environment()
+    configure_logging(settings.logging)
+    return create_app(settings)

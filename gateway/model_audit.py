@@ -1,27 +1,22 @@
-"""Who changed the models, when, and what: a small SQLite table under ``$HOLDFAST_HOME/state``."""
+"""Who changed the models, when, and what: admin actions in the unified audit log.
+
+``ModelAudit.record(actor=, trigger=, outcome=, changes=, detail=, digest=)`` is what the reload
+code (and ``holdfast reindex``) call; each call becomes one admin record (``endpoint`` is
+``model-config``, ``action`` is ``model.<outcome>`` or ``reindex.<outcome>``), so the audit log
+is the single place a security officer reads.
+"""
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS model_changes (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    trigger TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    changes TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    digest TEXT NOT NULL
-)
-"""
+from gateway.audit_records import AuditFilter, AuditRecord, Decision
+from gateway.audit_store import AuditLog, SqliteAuditLog
+
+ENDPOINT = "model-config"
+AUDIT_DB_NAME = "audit.db"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,18 +30,20 @@ class ModelChange:
     digest: str
 
 
+def _decision(outcome: str) -> Decision:
+    return "refused" if outcome == "rejected" else "answered"
+
+
 class ModelAudit:
-    """Append-only record of model swaps and rejected attempts."""
+    """Append-only record of model swaps, rejected attempts and forced reindexes.
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
+    Give it the audit log to write to. A ``Path`` (the old form: a file in the state directory)
+    means the SQLite audit log beside that file."""
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self._path, timeout=10)) as db, db:
-            db.execute(_SCHEMA)
-            yield db
+    def __init__(self, target: Path | AuditLog) -> None:
+        self.log: AuditLog = (
+            SqliteAuditLog(target.parent / AUDIT_DB_NAME) if isinstance(target, Path) else target
+        )
 
     def record(
         self,
@@ -58,33 +55,38 @@ class ModelAudit:
         detail: str = "",
         digest: str = "",
     ) -> ModelChange:
-        change = ModelChange(datetime.now(UTC), actor, trigger, outcome, changes, detail, digest)
-        with self._db() as db:
-            db.execute(
-                "INSERT INTO model_changes (at, actor, trigger, outcome, changes, detail, digest)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    change.at.isoformat(),
-                    actor,
-                    trigger,
-                    outcome,
-                    json.dumps(changes, sort_keys=True),
-                    detail,
-                    digest,
-                ),
+        family = "reindex" if trigger == "reindex" else "model"
+        facts = {f"change.{alias}": what for alias, what in changes.items()}
+        if detail:
+            facts["detail"] = detail
+        if digest:
+            facts["digest"] = digest
+        written = self.log.append(
+            AuditRecord(
+                kind="admin",
+                principal=actor,
+                endpoint=ENDPOINT,
+                decision=_decision(outcome),
+                action=f"{family}.{outcome}",
+                reason=trigger,
+                detail=facts,
             )
-        return change
+        )
+        return _change(written)
 
     def recent(self, limit: int = 50) -> list[ModelChange]:
-        with self._db() as db:
-            rows = db.execute(
-                "SELECT at, actor, trigger, outcome, changes, detail, digest FROM model_changes"
-                " ORDER BY id DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-        return [
-            ModelChange(
-                datetime.fromisoformat(r[0]), r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]
-            )
-            for r in rows
-        ]
+        page = self.log.query(AuditFilter(limit=limit, kind="admin", endpoint=ENDPOINT))
+        return [_change(r) for r in page.records]
+
+
+def _change(r: AuditRecord) -> ModelChange:
+    changes = {k[len("change.") :]: v for k, v in r.detail.items() if k.startswith("change.")}
+    return ModelChange(
+        at=r.at,
+        actor=r.principal,
+        trigger=r.reason,
+        outcome=r.action.split(".", 1)[1],
+        changes=changes,
+        detail=r.detail.get("detail", ""),
+        digest=r.detail.get("digest", ""),
+    )

@@ -222,6 +222,59 @@ class GenerationSettings(_Section):
     max_context_chars: int = Field(6000, description="Budget of retrieved text in the prompt.")
 
 
+class AuditSettings(_Section):
+    """The append-only audit log: who asked what of which documents, and every admin action."""
+
+    backend: Literal["sqlite", "postgres"] = Field(
+        "sqlite", description="sqlite: $HOLDFAST_HOME/state/audit.db; postgres: the `dsn` below."
+    )
+    dsn: SecretStr | None = Field(
+        None,
+        description="PostgreSQL connection string (libpq form) when backend is postgres; "
+        "prefer env HOLDFAST_AUDIT__DSN.",
+    )
+    connect_timeout_s: float = Field(5.0, gt=0, description="Timeout of one database connect.")
+
+    @field_validator("dsn", mode="after")
+    @classmethod
+    def _dsn_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("dsn is empty")
+        return value
+
+
+class MetricsSettings(_Section):
+    enabled: bool = Field(True, description="Serve Prometheus metrics on GET /metrics.")
+    require_auth: bool = Field(
+        False, description="Ask /metrics callers for an admin key (scrapers then need one)."
+    )
+
+
+class TelemetrySettings(_Section):
+    """OpenTelemetry traces. Spans carry counts, ids and scores, never question or answer text."""
+
+    exporter: Literal["none", "console", "otlp"] = Field(
+        "none", description="Where spans go: nowhere, stdout, or an OTLP/HTTP collector."
+    )
+    otlp_endpoint: str = Field(
+        "http://127.0.0.1:4318/v1/traces",
+        description="OTLP/HTTP traces endpoint (an on-prem OpenTelemetry Collector).",
+    )
+    otlp_timeout_s: float = Field(5.0, gt=0, description="Timeout of one span export.")
+    service_name: str = Field("holdfast-gateway", description="service.name of every span.")
+    record_redacted_text: bool = Field(
+        False,
+        description="Put the REDACTED question on spans (never the raw one). Off by default.",
+    )
+
+
+class LoggingSettings(_Section):
+    format: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object a line with trace, span and request ids."
+    )
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. Build once in the CLI or app factory and pass it on."""
 
@@ -255,6 +308,10 @@ class Settings(BaseSettings):
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @field_validator("home", "models_file", mode="after")
     @classmethod
@@ -303,6 +360,10 @@ class Settings(BaseSettings):
     @property
     def keys_db(self) -> Path:
         return self.state_dir / "holdfast.db"
+
+    @property
+    def audit_db(self) -> Path:
+        return self.state_dir / "audit.db"
 
     @property
     def admin_key_file(self) -> Path:

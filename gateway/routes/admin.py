@@ -1,13 +1,14 @@
-"""Administration: reload ``models.yaml`` and read the record of model changes."""
+"""Administration: reload ``models.yaml``, read the record of model changes and the audit log."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from gateway.audit_records import MAX_PAGE, build_filter
 from gateway.deps import ComponentsDep, require_role
 from gateway.keys import Principal
 from gateway.model_reload import reload_models
@@ -72,3 +73,59 @@ async def list_model_changes(
         )
         for c in changes
     ]
+
+
+class AuditRecordOut(BaseModel):
+    id: int
+    at: str
+    kind: str = Field(description="request | admin")
+    principal: str
+    endpoint: str = Field(description="METHOD /route/template, or where an admin action ran.")
+    decision: str = Field(description="answered | refused | denied | error")
+    action: str = Field(description="Admin actions: key.created, model.swapped, ...")
+    status: int = Field(description="HTTP status; 0 outside HTTP.")
+    request_id: str
+    groups: list[str] = Field(description="The access filter applied: the caller's groups.")
+    doc_ids: list[str]
+    chunk_ids: list[str]
+    alias: str
+    model: str
+    redactions: dict[str, int] = Field(description="PII values redacted, by entity type.")
+    reason: str
+    detail: dict[str, str]
+
+
+class AuditPageOut(BaseModel):
+    records: list[AuditRecordOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page.")
+
+
+@router.get("/audit", response_model=AuditPageOut)
+async def list_audit_records(
+    principal: AdminPrincipalDep,
+    components: ComponentsDep,
+    limit: Annotated[int, Query(description=f"Records per page (1..{MAX_PAGE}).")] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+    who: Annotated[str | None, Query(alias="principal", description="Principal name.")] = None,
+    decision: Annotated[str | None, Query(description="answered|refused|denied|error")] = None,
+    endpoint: Annotated[str | None, Query(description="e.g. 'POST /v1/query'.")] = None,
+    kind: Annotated[str | None, Query(description="request | admin")] = None,
+    since: Annotated[str | None, Query(description="ISO 8601, inclusive.")] = None,
+    until: Annotated[str | None, Query(description="ISO 8601, inclusive.")] = None,
+) -> AuditPageOut:
+    """The audit log, newest first, one page at a time; 400 on a bad filter or cursor."""
+    flt = build_filter(
+        limit=limit,
+        cursor=cursor,
+        principal=who,
+        decision=decision,
+        endpoint=endpoint,
+        kind=kind,
+        since=since,
+        until=until,
+    )
+    page = await run_in_threadpool(components.audit_log.query, flt)
+    return AuditPageOut(
+        records=[AuditRecordOut.model_validate(r.as_dict()) for r in page.records],
+        next_cursor=page.next_cursor,
+    )

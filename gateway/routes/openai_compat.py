@@ -18,8 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from gateway.answering import QueryOptions, answer_question, citation_dict, stream_answer
+from gateway.audit_http import audit_context, note_answer, track_events
 from gateway.deps import ComponentsDep, QueryPrincipalDep
-from gateway.routes.query import RetrievalParams, chat_model_name, options_for, ports_of
+from gateway.routes.query import (
+    RetrievalParams,
+    chat_model_name,
+    options_for,
+    ports_of,
+    tracer_of_app,
+)
 from services.errors import InvalidRequestError, NotFoundError
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
@@ -85,6 +92,7 @@ def _options(body: ChatCompletionRequest, components: Any, question: str) -> Que
         max_context_chars=base.max_context_chars,
         chat_alias=body.model,
         max_tokens=body.max_tokens,
+        trace_redacted_text=base.trace_redacted_text,
     )
 
 
@@ -126,8 +134,10 @@ async def create_chat_completion(
     """OpenAI chat completions with retrieval-augmented, cited answers."""
     question = _last_user_message(body)
     options = _options(body, components, question)
-    ports = ports_of(components)
+    ports = ports_of(components, tracer_of_app(request))
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    audit = audit_context(request.state)
+    audit.alias = body.model
     if body.stream:
         events = await run_in_threadpool(
             stream_answer,
@@ -138,11 +148,13 @@ async def create_chat_completion(
             model_name=chat_model_name(components, body.model),
         )
         return StreamingResponse(
-            _openai_stream(cid, body.model, events), media_type="text/event-stream"
+            _openai_stream(cid, body.model, track_events(events, audit)),
+            media_type="text/event-stream",
         )
     answer = await run_in_threadpool(
         answer_question, question, principal, ports=ports, options=options
     )
+    note_answer(audit, answer)
     prompt_tokens = answer.usage.get("prompt_tokens", 0)
     completion_tokens = answer.usage.get("completion_tokens", 0)
     return {

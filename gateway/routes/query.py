@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+from opentelemetry.trace import Tracer
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -23,6 +24,7 @@ from gateway.answering import (
     retrieve,
     stream_answer,
 )
+from gateway.audit_http import audit_context, note_answer, track_events
 from gateway.container import Components
 from gateway.deps import ComponentsDep, QueryPrincipalDep
 from gateway.filters import FilterClause, to_field_filters
@@ -119,15 +121,25 @@ def options_for(components: Components, params: RetrievalParams, question: str) 
         max_context_chars=s.generation.max_context_chars,
         chat_alias=s.generation.chat_alias,
         filters=tuple(to_field_filters(params.filters)),
+        trace_redacted_text=s.telemetry.record_redacted_text,
     )
 
 
-def ports_of(components: Components) -> Ports:
+def ports_of(components: Components, tracer: Tracer | None = None) -> Ports:
     """One consistent model set per request, even if an admin swaps models meanwhile."""
     current = components.registry.current()
     return Ports(
-        components.store, current.embedder, current.router, components.redactor, current.reranker
+        components.store,
+        current.embedder,
+        current.router,
+        components.redactor,
+        current.reranker,
+        tracer,
     )
+
+
+def tracer_of_app(request: Request) -> Tracer | None:
+    return getattr(request.app.state, "tracer", None)
 
 
 def chat_model_name(components: Components, alias: str) -> str:
@@ -156,7 +168,9 @@ async def create_answer(
 ) -> Any:
     """Answer from the documents the caller may read, with citations; or refuse."""
     options = options_for(components, body, body.question)
-    ports = ports_of(components)
+    ports = ports_of(components, tracer_of_app(request))
+    audit = audit_context(request.state)
+    audit.alias = options.chat_alias
     if wants_stream(request, body.stream):
         events = await run_in_threadpool(
             stream_answer,
@@ -167,11 +181,14 @@ async def create_answer(
             model_name=chat_model_name(components, options.chat_alias),
         )
         return StreamingResponse(
-            sse(events), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+            sse(track_events(events, audit)),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
         )
     answer = await run_in_threadpool(
         answer_question, body.question, principal, ports=ports, options=options
     )
+    note_answer(audit, answer)
     return QueryResponse(
         answer=answer.answer,
         citations=[CitationOut(**citation_dict(c)) for c in answer.citations],
@@ -191,19 +208,24 @@ async def create_answer(
 
 @router.post("/search", response_model=SearchResponse)
 async def search_chunks(
-    body: SearchRequest, principal: QueryPrincipalDep, components: ComponentsDep
+    body: SearchRequest,
+    request: Request,
+    principal: QueryPrincipalDep,
+    components: ComponentsDep,
 ) -> SearchResponse:
     """Hybrid search over the chunks the caller may read (no generation)."""
     options = options_for(components, body, body.query)
-    ports = ports_of(components)
+    ports = ports_of(components, tracer_of_app(request))
     if body.rerank and ports.reranker is None:
         raise RerankerNotConfiguredError(
             "rerank was asked for, but models.yaml has no rerank-default alias; add one "
             "(for example a text-embeddings-inference reranker) and reload"
         )
+    audit = audit_context(request.state)
 
     def _search() -> SearchResponse:
-        question = redact(body.query, ports.redactor, Counter())
+        tally: Counter[str] = Counter()
+        question = redact(body.query, ports.redactor, tally)
         hits = retrieve(
             question,
             principal,
@@ -216,6 +238,10 @@ async def search_chunks(
         status, confidence = judge(hits, options.min_similarity)
         if body.rerank and ports.reranker is not None and len(hits) > 1:
             hits = rerank(question, hits, ports.reranker)
+        audit.redactions = dict(tally)
+        audit.add_hits((h.chunk.doc_id, h.chunk.chunk_id) for h in hits)
+        audit.decision = "answered" if hits else "refused"
+        audit.reason = "" if hits else status
         return SearchResponse(
             results=[
                 SearchResult(

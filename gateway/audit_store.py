@@ -1,0 +1,220 @@
+"""Durable, append-only audit storage: SQLite under ``$HOLDFAST_HOME/state`` by default,
+PostgreSQL (psycopg) when configured. Neither class offers an update or a delete.
+
+Both speak the same table; lists and maps are stored as JSON text so the schema stays flat.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from gateway.audit_records import AuditFilter, AuditPage, AuditRecord, iso, page_of
+from services.errors import BackendUnavailableError
+
+_COLUMNS = (
+    "at, kind, principal, endpoint, decision, action, status, request_id, groups_json,"
+    " doc_ids_json, chunk_ids_json, alias, model, redactions_json, reason, detail_json"
+)
+_SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL, kind TEXT NOT NULL, principal TEXT NOT NULL, endpoint TEXT NOT NULL,
+    decision TEXT NOT NULL, action TEXT NOT NULL, status INTEGER NOT NULL,
+    request_id TEXT NOT NULL, groups_json TEXT NOT NULL, doc_ids_json TEXT NOT NULL,
+    chunk_ids_json TEXT NOT NULL, alias TEXT NOT NULL, model TEXT NOT NULL,
+    redactions_json TEXT NOT NULL, reason TEXT NOT NULL, detail_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_log_at ON audit_log (at);
+CREATE INDEX IF NOT EXISTS audit_log_principal ON audit_log (principal);
+CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+_POSTGRES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_log (
+    id BIGSERIAL PRIMARY KEY,
+    at TEXT NOT NULL, kind TEXT NOT NULL, principal TEXT NOT NULL, endpoint TEXT NOT NULL,
+    decision TEXT NOT NULL, action TEXT NOT NULL, status INTEGER NOT NULL,
+    request_id TEXT NOT NULL, groups_json TEXT NOT NULL, doc_ids_json TEXT NOT NULL,
+    chunk_ids_json TEXT NOT NULL, alias TEXT NOT NULL, model TEXT NOT NULL,
+    redactions_json TEXT NOT NULL, reason TEXT NOT NULL, detail_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_log_at ON audit_log (at);
+CREATE INDEX IF NOT EXISTS audit_log_principal ON audit_log (principal);
+CREATE OR REPLACE FUNCTION holdfast_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
+CREATE OR REPLACE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
+FOR EACH ROW EXECUTE FUNCTION holdfast_audit_append_only();
+CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+FOR EACH STATEMENT EXECUTE FUNCTION holdfast_audit_append_only();
+"""
+
+
+class AuditLog(Protocol):
+    def append(self, record: AuditRecord) -> AuditRecord: ...
+
+    def query(self, flt: AuditFilter) -> AuditPage: ...
+
+
+class AuditUnavailableError(BackendUnavailableError):
+    code, title = "audit_unavailable", "The audit log is unavailable"
+
+
+def _row_values(r: AuditRecord) -> tuple[Any, ...]:
+    return (
+        iso(r.at),
+        r.kind,
+        r.principal,
+        r.endpoint,
+        r.decision,
+        r.action,
+        r.status,
+        r.request_id,
+        json.dumps(list(r.groups)),
+        json.dumps(list(r.doc_ids)),
+        json.dumps(list(r.chunk_ids)),
+        r.alias,
+        r.model,
+        json.dumps(dict(sorted(r.redactions.items()))),
+        r.reason,
+        json.dumps(dict(sorted(r.detail.items()))),
+    )
+
+
+def _record(row: Sequence[Any]) -> AuditRecord:
+    return AuditRecord(
+        id=int(row[0]),
+        at=datetime.fromisoformat(str(row[1]).replace("Z", "+00:00")),
+        kind=row[2],
+        principal=row[3],
+        endpoint=row[4],
+        decision=row[5],
+        action=row[6],
+        status=int(row[7]),
+        request_id=row[8],
+        groups=tuple(json.loads(row[9])),
+        doc_ids=tuple(json.loads(row[10])),
+        chunk_ids=tuple(json.loads(row[11])),
+        alias=row[12],
+        model=row[13],
+        redactions=json.loads(row[14]),
+        reason=row[15],
+        detail=json.loads(row[16]),
+    )
+
+
+def where_clause(flt: AuditFilter, mark: str) -> tuple[str, list[Any]]:
+    """SQL conditions for ``flt`` with ``mark`` as the placeholder (``?`` or ``%s``)."""
+    conds: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("principal", flt.principal),
+        ("decision", flt.decision),
+        ("endpoint", flt.endpoint),
+        ("kind", flt.kind),
+    ):
+        if value is not None:
+            conds.append(f"{column} = {mark}")
+            params.append(value)
+    if flt.action_prefix is not None:
+        conds.append(f"substr(action, 1, {len(flt.action_prefix)}) = {mark}")
+        params.append(flt.action_prefix)
+    if flt.before_id is not None:
+        conds.append(f"id < {mark}")
+        params.append(flt.before_id)
+    if flt.since is not None:
+        conds.append(f"at >= {mark}")
+        params.append(iso(flt.since))
+    if flt.until is not None:
+        conds.append(f"at <= {mark}")
+        params.append(iso(flt.until))
+    return (" WHERE " + " AND ".join(conds)) if conds else "", params
+
+
+class SqliteAuditLog:
+    """The single-machine default. WAL mode: readers never block the request path's writes."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with closing(sqlite3.connect(self._path, timeout=10)) as db, db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SQLITE_SCHEMA)
+                yield db
+        except sqlite3.Error as exc:
+            raise AuditUnavailableError(f"audit database: {type(exc).__name__}") from exc
+
+    def append(self, record: AuditRecord) -> AuditRecord:
+        with self._db() as db:
+            cursor = db.execute(
+                f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({', '.join('?' * 16)})",
+                _row_values(record),
+            )
+            new_id = int(cursor.lastrowid or 0)
+        return _with_id(record, new_id)
+
+    def query(self, flt: AuditFilter) -> AuditPage:
+        where, params = where_clause(flt, "?")
+        with self._db() as db:
+            rows = db.execute(
+                f"SELECT id, {_COLUMNS} FROM audit_log{where} ORDER BY id DESC LIMIT ?",
+                (*params, flt.limit + 1),
+            ).fetchall()
+        return page_of([_record(r) for r in rows], flt.limit)
+
+
+class PostgresAuditLog:
+    """A shared audit log for several gateway replicas (psycopg 3, one connection a call)."""
+
+    def __init__(self, dsn: str, *, connect_timeout_s: float = 5.0) -> None:
+        self._dsn = dsn
+        self._timeout = max(1, int(connect_timeout_s))
+        self._ready = False
+
+    @contextmanager
+    def _db(self) -> Iterator[Any]:
+        import psycopg
+
+        try:
+            with psycopg.connect(self._dsn, connect_timeout=self._timeout) as conn:
+                if not self._ready:
+                    conn.execute(_POSTGRES_SCHEMA)
+                    self._ready = True
+                yield conn
+        except psycopg.Error as exc:
+            raise AuditUnavailableError(f"audit database: {type(exc).__name__}") from exc
+
+    def append(self, record: AuditRecord) -> AuditRecord:
+        with self._db() as conn:
+            row = conn.execute(
+                f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({', '.join(['%s'] * 16)})"
+                " RETURNING id",
+                _row_values(record),
+            ).fetchone()
+        return _with_id(record, int(row[0]))
+
+    def query(self, flt: AuditFilter) -> AuditPage:
+        where, params = where_clause(flt, "%s")
+        with self._db() as conn:
+            rows = conn.execute(
+                f"SELECT id, {_COLUMNS} FROM audit_log{where} ORDER BY id DESC LIMIT %s",
+                (*params, flt.limit + 1),
+            ).fetchall()
+        return page_of([_record(r) for r in rows], flt.limit)
+
+
+def _with_id(record: AuditRecord, new_id: int) -> AuditRecord:
+    from dataclasses import replace
+
+    return replace(record, id=new_id)

@@ -1,0 +1,1 @@
+"""Traces, metrics and structured logs for the gateway. Nothing here records user text."""

@@ -1,0 +1,232 @@
+"""Prometheus metrics, one ``CollectorRegistry`` per app (two apps in one process never mix).
+
+Label values come from fixed vocabularies only: route templates, stage names, aliases from
+models.yaml, refusal reasons, Presidio entity types, dependency names. ``label`` drops anything
+else to ``other``, so no user text can ever become a label value.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.audit_records import decision_for_status
+from services.errors import (
+    BackendTimeoutError,
+    EmbedderUnavailableError,
+    HoldfastError,
+    ModelUnavailableError,
+    RedactorUnavailableError,
+    RerankerUnavailableError,
+    StoreUnavailableError,
+)
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_.:/{}\- ]{1,80}$")
+STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+JOB_STATES = ("queued", "running", "succeeded", "partial", "failed")
+_DEPENDENCY_OF_CODE = {
+    StoreUnavailableError.code: "weaviate",
+    ModelUnavailableError.code: "llm",
+    EmbedderUnavailableError.code: "embedder",
+    RerankerUnavailableError.code: "reranker",
+    RedactorUnavailableError.code: "presidio",
+}
+
+
+def label(value: object, allowed: frozenset[str] | None = None) -> str:
+    """A safe label value: from ``allowed`` when given, else a short plain token; else other."""
+    text = str(value)
+    if allowed is not None:
+        return text if text in allowed else "other"
+    return text if _TOKEN.match(text) else "other"
+
+
+def dependency_of(exc: HoldfastError) -> str | None:
+    """Which upstream failed, for the errors that name one (timeouts say so in their code)."""
+    if isinstance(exc, BackendTimeoutError):
+        return "timeout"
+    for kind, dependency in (
+        (StoreUnavailableError, "weaviate"),
+        (ModelUnavailableError, "llm"),
+        (EmbedderUnavailableError, "embedder"),
+        (RerankerUnavailableError, "reranker"),
+        (RedactorUnavailableError, "presidio"),
+    ):
+        if isinstance(exc, kind):
+            return dependency
+    return None
+
+
+class JobQueueCollector(Collector):
+    """Ingestion jobs by state, read from the job database at scrape time (read-only)."""
+
+    def __init__(self, jobs_db: Path) -> None:
+        self._path = jobs_db
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "holdfast_ingest_jobs",
+            "Ingestion jobs by state (queued = queue depth).",
+            labels=["state"],
+        )
+        counts: dict[str, int] = dict.fromkeys(JOB_STATES, 0)
+        if self._path.exists():
+            try:
+                uri = f"file:{self._path}?mode=ro"
+                with closing(sqlite3.connect(uri, uri=True, timeout=2)) as db:
+                    rows = db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+                    for status, n in rows:
+                        if status in counts:
+                            counts[status] = int(n)
+            except sqlite3.Error:
+                pass  # no jobs table yet
+        for state, n in counts.items():
+            family.add_metric([state], n)
+        yield family
+
+
+class GatewayMetrics:
+    def __init__(self, jobs_db: Path | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Histogram(
+            "holdfast_http_request_duration_seconds",
+            "HTTP request latency by route template.",
+            ["method", "endpoint", "status"],
+            buckets=REQUEST_BUCKETS,
+            registry=r,
+        )
+        self.stages = Histogram(
+            "holdfast_query_stage_duration_seconds",
+            "Wall time of each query stage (redact_in, retrieve, rerank, assemble, generate...).",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "holdfast_llm_tokens",
+            "Tokens to and from the model, by alias.",
+            ["alias", "direction"],
+            registry=r,
+        )
+        self.decisions = Counter(
+            "holdfast_query_decisions",
+            "Query outcomes: answered, refused, denied, error.",
+            ["endpoint", "decision"],
+            registry=r,
+        )
+        self.refusals = Counter(
+            "holdfast_refusals", "Refused answers by reason.", ["reason"], registry=r
+        )
+        self.redactions = Counter(
+            "holdfast_redactions",
+            "PII values redacted, by entity type.",
+            ["entity", "where"],
+            registry=r,
+        )
+        self.chunks_written = Counter(
+            "holdfast_ingest_chunks_written", "Chunks indexed by ingestion jobs.", registry=r
+        )
+        self.files_ingested = Counter(
+            "holdfast_ingest_files",
+            "Files processed by ingestion jobs, by outcome.",
+            ["status"],
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "holdfast_upstream_errors",
+            "Failed calls to a backing service, by dependency.",
+            ["dependency"],
+            registry=r,
+        )
+        self.audit_failures = Counter(
+            "holdfast_audit_write_failures", "Audit records that could not be written.", registry=r
+        )
+        if jobs_db is not None:
+            r.register(JobQueueCollector(jobs_db))
+
+    # --- feeding ------------------------------------------------------------------------------
+
+    def observe_stages(self, timings_ms: Mapping[str, float]) -> None:
+        for stage, ms in timings_ms.items():
+            self.stages.labels(label(stage)).observe(ms / 1000.0)
+
+    def observe_tokens(self, alias: str, usage: Mapping[str, int]) -> None:
+        if not alias:
+            return
+        for key, direction in (("prompt_tokens", "in"), ("completion_tokens", "out")):
+            if usage.get(key):
+                self.tokens.labels(label(alias), direction).inc(usage[key])
+
+    def observe_redactions(self, counts: Mapping[str, int], where: str) -> None:
+        for entity, n in counts.items():
+            if n:
+                self.redactions.labels(label(entity), where).inc(n)
+
+    def observe_error(self, exc: HoldfastError) -> None:
+        dependency = dependency_of(exc)
+        if dependency is not None:
+            self.upstream_errors.labels(dependency).inc()
+
+    def observe_error_code(self, code: str) -> None:
+        dependency = _DEPENDENCY_OF_CODE.get(code)
+        if dependency is not None:
+            self.upstream_errors.labels(dependency).inc()
+
+
+class MetricsMiddleware:
+    """Latency per route template; the query outcome from the request's audit context."""
+
+    def __init__(
+        self, app: ASGIApp, metrics: GatewayMetrics, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/metrics":
+            await self.app(scope, receive, send)
+            return
+        start = self.clock()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "(no route)"
+            self.metrics.requests.labels(scope["method"], label(route), str(status)).observe(
+                self.clock() - start
+            )
+            outcome = (scope.get("state") or {}).get("audit")
+            if outcome is not None and (outcome.decision or outcome.alias):  # query or search
+                self.observe_outcome(f"{scope['method']} {route}", status, outcome)
+
+    def observe_outcome(self, endpoint: str, status: int, outcome: Any) -> None:
+        m = self.metrics
+        decision = outcome.decision if status < 300 else decision_for_status(status)
+        m.decisions.labels(label(endpoint), label(decision or "answered")).inc()
+        if decision == "refused":
+            m.refusals.labels(label(outcome.reason or "unknown")).inc()
+        if decision == "error" and outcome.reason:
+            m.observe_error_code(outcome.reason)
+        m.observe_stages(outcome.timings_ms)
+        m.observe_tokens(outcome.alias, outcome.usage)
+        m.observe_redactions(outcome.redactions, "query")

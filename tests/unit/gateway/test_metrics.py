@@ -1,0 +1,80 @@
+"""Prometheus metrics: safe label values, route templates not raw paths, job queue depth."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
+from prometheus_client import generate_latest
+
+from gateway.audit_http import AuditMiddleware, audit_context
+from gateway.observability.metrics import GatewayMetrics, MetricsMiddleware, label
+from services.errors import ModelUnavailableError, StoreUnavailableError
+
+pytestmark = pytest.mark.unit
+
+
+def test_label_keeps_plain_tokens_and_drops_anything_else() -> None:
+    assert label("POST /v1/documents/{doc_id}") == "POST /v1/documents/{doc_id}"
+    assert label("EMAIL_ADDRESS") == "EMAIL_ADDRESS"
+    assert label("jane@example.com") == "other"
+    assert label("x" * 200) == "other"
+    assert label("chat-default", frozenset({"other-alias"})) == "other"
+
+
+def test_two_apps_never_share_a_registry() -> None:
+    a, b = GatewayMetrics(), GatewayMetrics()
+    a.chunks_written.inc(3)
+    assert b.registry.get_sample_value("holdfast_ingest_chunks_written_total") == 0.0
+    assert a.registry.get_sample_value("holdfast_ingest_chunks_written_total") == 3.0
+
+
+def test_upstream_errors_are_counted_by_dependency() -> None:
+    m = GatewayMetrics()
+    m.observe_error(StoreUnavailableError("down"))
+    m.observe_error(ModelUnavailableError("down"))
+    m.observe_error_code("model_unavailable")
+    get = m.registry.get_sample_value
+    assert get("holdfast_upstream_errors_total", {"dependency": "weaviate"}) == 1.0
+    assert get("holdfast_upstream_errors_total", {"dependency": "llm"}) == 2.0
+
+
+def test_job_queue_depth_is_read_from_the_job_database(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    m = GatewayMetrics(jobs_db=db)
+    assert m.registry.get_sample_value("holdfast_ingest_jobs", {"state": "queued"}) == 0.0
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE jobs (job_id TEXT, status TEXT)")
+        conn.executemany(
+            "INSERT INTO jobs VALUES (?, ?)", [("a", "queued"), ("b", "queued"), ("c", "running")]
+        )
+    assert m.registry.get_sample_value("holdfast_ingest_jobs", {"state": "queued"}) == 2.0
+    assert m.registry.get_sample_value("holdfast_ingest_jobs", {"state": "running"}) == 1.0
+
+
+def test_middleware_labels_route_templates_and_query_outcomes() -> None:
+    m = GatewayMetrics()
+    app = FastAPI()
+    app.add_middleware(AuditMiddleware, get_log=lambda: None)
+    app.add_middleware(MetricsMiddleware, metrics=m)
+
+    @app.get("/docs-of/{who}")
+    def docs_of(who: str, request: Request) -> dict[str, str]:
+        ctx = audit_context(request.state)
+        ctx.alias, ctx.decision, ctx.reason = "chat-default", "refused", "low_confidence"
+        ctx.timings_ms = {"redact_in": 3.0, "retrieve": 40.0}
+        ctx.usage = {"prompt_tokens": 100, "completion_tokens": 7}
+        ctx.redactions = {"PERSON": 2}
+        return {"who": "x"}
+
+    TestClient(app).get("/docs-of/jane.doe@example.com")
+    text = generate_latest(m.registry).decode()
+    assert 'endpoint="/docs-of/{who}"' in text and "jane" not in text
+    get = m.registry.get_sample_value
+    assert get("holdfast_refusals_total", {"reason": "low_confidence"}) == 1.0
+    assert get("holdfast_llm_tokens_total", {"alias": "chat-default", "direction": "in"}) == 100
+    assert get("holdfast_redactions_total", {"entity": "PERSON", "where": "query"}) == 2.0
+    assert get("holdfast_query_stage_duration_seconds_count", {"stage": "retrieve"}) == 1.0

@@ -1,0 +1,60 @@
+"""Stage spans: timings and spans from one clock; failures carry the error type, no message."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from gateway.answering import StageClock
+from gateway.observability.tracing import build_tracer_provider, set_counts
+from gateway.settings import TelemetrySettings
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+def _clock(exporter: InMemorySpanExporter) -> StageClock:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return StageClock(provider.get_tracer("test"))
+
+
+def test_a_stage_is_timed_and_traced_and_sub_spans_nest(exporter: InMemorySpanExporter) -> None:
+    clock = _clock(exporter)
+    with clock.stage("retrieve"), clock.span("embed") as span:
+        span.set_attribute("holdfast.embedding.dimensions", 384)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert set(clock.ms) == {"retrieve"}
+    assert spans["embed"].parent is not None
+    assert spans["embed"].parent.span_id == spans["retrieve"].context.span_id
+
+
+def test_a_failing_stage_records_the_type_never_the_message(
+    exporter: InMemorySpanExporter,
+) -> None:
+    clock = _clock(exporter)
+    with pytest.raises(ValueError), clock.stage("generate"):
+        raise ValueError("Jane Roe's salary is 90,000")
+    (span,) = exporter.get_finished_spans()
+    assert span.status.status_code == StatusCode.ERROR
+    assert "Jane" not in repr(span.to_json()) and not span.events
+
+
+def test_counts_only_for_entity_type_names(exporter: InMemorySpanExporter) -> None:
+    clock = _clock(exporter)
+    with clock.stage("redact_in") as span:
+        set_counts(span, "holdfast.redactions", {"PERSON": 2, "jane@example.com": 1})
+    (done,) = exporter.get_finished_spans()
+    assert dict(done.attributes or {}) == {"holdfast.redactions.PERSON": 2}
+
+
+def test_no_provider_when_tracing_is_off() -> None:
+    assert build_tracer_provider(TelemetrySettings()) is None
+    assert build_tracer_provider(TelemetrySettings(exporter="console")) is not None

@@ -34,6 +34,7 @@ $(VENV)/.deps: $(LOCK) pyproject.toml $(wildcard $(ALIASES)/*.toml $(ALIASES)/*/
 setup: $(VENV)/.deps ## Install Python deps and build Weaviate, Ollama and Helm into .venv/bin
 	bash scripts/install-services.sh $(BIN)
 	bash scripts/install-ocr.sh
+	bash scripts/install-postgres.sh
 	bash scripts/install-helm.sh $(BIN)
 
 demo: setup ## Start the stack, ingest the sample handbook, ask one question

@@ -8,7 +8,8 @@ indexes the golden corpus, then measures:
     precomputed vector (the two calls a search makes);
   * /v1/search at concurrency 1, 8, 32;
   * /v1/query streaming at concurrency 1, 8, 32: time to first token and to the end;
-  * the per-stage breakdown the gateway reports in ``timings_ms``.
+  * the per-stage breakdown the gateway reports in ``timings_ms``, and the same stages read from
+    its Prometheus histograms (``GET /metrics``) across the whole /v1/query run.
 Writes benchmarks/reports/load-<UTC date>.{md,json}. A report, not a test: nothing is asserted.
 """
 
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from benchmarks.stage_metrics import stage_breakdown
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests" / "golden"
@@ -238,7 +241,9 @@ def main() -> None:
         print("baselines …")
         raw = baselines(components, questions, 50 if args.quick else 200)
         rows = []
+        stage_metrics: dict[str, dict[str, float]] = {}
         for endpoint, plan in (("/v1/search", search_plan), ("/v1/query", query_plan)):
+            before = _scrape_metrics(settings.gateway.base_url)
             for concurrency, total in plan.items():
                 print(f"{endpoint} at concurrency {concurrency} ({total} requests) …")
                 level = asyncio.run(
@@ -247,6 +252,8 @@ def main() -> None:
                     )
                 )
                 rows.append(level.row())
+            if endpoint == "/v1/query":
+                stage_metrics = stage_breakdown(before, _scrape_metrics(settings.gateway.base_url))
     finally:
         stack.down(settings)
     search_c1 = next(r for r in rows if r["endpoint"] == "/v1/search" and r["concurrency"] == 1)
@@ -260,12 +267,19 @@ def main() -> None:
         if raw_total
         else None,
         "levels": rows,
+        "stage_metrics": stage_metrics,
     }
     REPORTS.mkdir(parents=True, exist_ok=True)
     stem = REPORTS / f"load-{datetime.now(UTC):%Y-%m-%d}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
     stem.with_suffix(".md").write_text(to_markdown(report))
     print(to_markdown(report))
+
+
+def _scrape_metrics(url: str) -> str:
+    response = httpx.get(f"{url.rstrip('/')}/metrics", timeout=30)
+    response.raise_for_status()
+    return response.text
 
 
 def to_markdown(report: dict[str, Any]) -> str:
@@ -306,6 +320,22 @@ def to_markdown(report: dict[str, Any]) -> str:
                 f"| {r['concurrency']} | "
                 + " | ".join(str(r["stages_p50_ms"].get(n, "")) for n in names)
                 + " |"
+            )
+    histograms = report.get("stage_metrics") or {}
+    if histograms:
+        lines += [
+            "",
+            "Per-stage latency of the whole `/v1/query` run, from the gateway's Prometheus "
+            "histogram `holdfast_query_stage_duration_seconds` (percentiles interpolated in "
+            "buckets; streamed answers are not timed per stage):",
+            "",
+            "| stage | count | mean ms | p50 ms | p95 ms | p99 ms |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for stage, h in histograms.items():
+            lines.append(
+                f"| {stage} | {h['count']} | {h['mean_ms']} | {h['p50_ms']} | {h['p95_ms']} "
+                f"| {h['p99_ms']} |"
             )
     return "\n".join(lines) + "\n"
 

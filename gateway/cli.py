@@ -88,6 +88,7 @@ def _run_up(settings: Settings) -> None:
     url = settings.gateway.base_url
     out.print(f"\nHoldfast is up at [bold]{url}[/]  (state in {settings.home})")
     if result.admin_key:
+        record_key_action(settings, "key.created", name="admin", via="holdfast up")
         out.print(
             f"\nAdmin API key (shown once; also saved to {settings.admin_key_file}, mode 0600):\n"
             f"  [bold]{result.admin_key}[/]"

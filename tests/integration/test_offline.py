@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from gateway import stack
+from gateway.audit_records import AuditFilter
+from gateway.container import build_audit_log
+from gateway.settings import Settings
 from tests.integration.conftest import LiveStack
 
 pytestmark = pytest.mark.integration
@@ -46,3 +49,7 @@ def test_demo_answers_with_citations_inside_a_loopback_only_namespace(
     assert done.returncode == 0, output[-4000:]
     assert "Citations" in output, output[-4000:]
     assert "ollama_chat/holdfast-gemma3-270m" in output
+    # the admin key `holdfast up` bootstrapped is an audited admin action of that install
+    audit = build_audit_log(Settings(home=tmp_path / "offline"))
+    created = audit.query(AuditFilter(kind="admin", action_prefix="key.created")).records
+    assert [r.detail.get("name") for r in created] == ["admin"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from gateway.container import Components
 from gateway.settings import Settings
 from ingestion.embedding import EmbeddingPolicy
 from ingestion.jobs import Job, JobFile, JobStore
-from ingestion.pipeline import ChunkingPolicy, FileResult, IngestOptions, ingest_file
+from ingestion.pipeline import ChunkingPolicy, FileResult, IngestOptions, ingest_batch
 from ingestion.redaction_pool import PooledRedactor
 from ingestion.validation import Limits
 from ingestion.worker import IngestWorker
@@ -80,7 +81,7 @@ def build_ingest_service(components: Components) -> IngestService:
         retries=settings.ingestion.embed_retries,
     )
 
-    def run_file(job: Job, file: JobFile) -> FileResult:
+    def run_batch(job: Job, files: Sequence[JobFile]) -> list[FileResult]:
         options = IngestOptions(
             groups=job.groups,
             redact=job.redact and redactor is not None,
@@ -88,9 +89,8 @@ def build_ingest_service(components: Components) -> IngestService:
             limits=limits,
             embedding=embedding,
         )
-        return ingest_file(
-            Path(file.path),
-            source=file.source,
+        return ingest_batch(
+            [(Path(file.path), file.source) for file in files],
             options=options,
             store=components.store,
             embedder=components.embedder,
@@ -98,5 +98,5 @@ def build_ingest_service(components: Components) -> IngestService:
         )
 
     uploads = uploads_dir(settings)
-    worker = IngestWorker(jobs, run_file, uploads=uploads)
+    worker = IngestWorker(jobs, run_batch, uploads=uploads)
     return IngestService(jobs, worker, uploads, limits, redactor)

@@ -16,7 +16,7 @@ from ingestion.redaction_pool import PooledRedactor
 from ingestion.validation import Limits
 from ingestion.worker import IngestWorker
 from services.ports import Redactor
-from services.presidio_redactor import PresidioRedactor
+from services.presidio_batch import BatchPresidioRedactor
 
 _MIB = 1024 * 1024
 
@@ -46,7 +46,7 @@ def ingest_redactor(settings: Settings, fallback: Redactor | None) -> Redactor |
     if settings.ingestion.redaction_workers < 1:
         return fallback
     factory = functools.partial(
-        PresidioRedactor,
+        BatchPresidioRedactor,
         spacy_model=red.spacy_model,
         entities=list(red.entities),
         score_threshold=red.score_threshold,

@@ -21,7 +21,7 @@ import functools
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,11 +31,12 @@ from ingestion.chunking import chunk_sections
 from ingestion.embedding import EmbeddingPolicy, embed_batches
 from ingestion.indexing import delete_documents, indexed_hashes, twins_by_hash, write_chunks
 from ingestion.parsing import parse_file
+from ingestion.redaction import redact_chunks, redact_groups
 from ingestion.tracing import entity_attributes, ingestion_tracer
 from ingestion.validation import SUPPORTED_SUFFIXES, Limits, validate_file
 from services.errors import InvalidRequestError
 from services.ports import DocumentStore, Embedder, Redactor
-from services.records import Chunk, Redaction
+from services.records import Chunk
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -45,6 +46,7 @@ __all__ = [
     "ingest_batch",
     "ingest_file",
     "ingest_files",
+    "redact_chunks",
 ]
 
 BATCH_FILES = 32  # files per batch: enough chunks to fill embedding batches across small files
@@ -201,49 +203,6 @@ def embedding_input(chunk: Chunk) -> str:
     return f"{heading}\n{chunk.text}" if heading else chunk.text
 
 
-def _redact_all(redactor: Redactor, texts: list[str]) -> list[Redaction]:
-    many = getattr(redactor, "redact_many", None)
-    if many is not None:
-        return list(many(texts))
-    return [redactor.redact(t) for t in texts]
-
-
-def _fields(chunk: Chunk) -> tuple[str, str, str]:
-    return chunk.text, chunk.title, chunk.section
-
-
-def redact_groups(
-    groups: Sequence[Sequence[Chunk]], redactor: Redactor
-) -> list[tuple[list[Chunk], Counter[str]]]:
-    """Redact every text field that is stored or embedded (body, title, section path) of every
-    group of chunks in one redactor call; per group, the redacted chunks and the counts per
-    entity type (each distinct text of a group counted once). Never the values."""
-    unique = list(dict.fromkeys(t for chunks in groups for c in chunks for t in _fields(c)))
-    cleaned = dict(zip(unique, _redact_all(redactor, unique), strict=True))
-    out = []
-    for chunks in groups:
-        tally: Counter[str] = Counter()
-        for text in dict.fromkeys(t for c in chunks for t in _fields(c)):
-            tally.update(cleaned[text].counts)
-        redacted = []
-        for chunk in chunks:
-            text, title, section = (cleaned[t].text for t in _fields(chunk))
-            if (text, title, section) != _fields(chunk):
-                chunk = replace(
-                    chunk, text=text, title=title, section=section, content_hash=_sha(text)
-                )
-            redacted.append(chunk)
-        out.append((redacted, tally))
-    return out
-
-
-def redact_chunks(chunks: list[Chunk], redactor: Redactor, tally: Counter[str]) -> list[Chunk]:
-    """``redact_groups`` for one group of chunks, adding its counts to ``tally``."""
-    [(redacted, counts)] = redact_groups([chunks], redactor)
-    tally.update(counts)
-    return redacted
-
-
 def clean_groups(groups: Iterable[str]) -> tuple[str, ...]:
     cleaned = tuple(dict.fromkeys(g.strip() for g in groups if g.strip()))
     if not cleaned:
@@ -282,6 +241,29 @@ def ingest_batch(
     """Index ``(path, source)`` pairs; one result per pair, in order. Bad content gives a
     ``rejected`` result; a backend failure raises (and nothing of the batch is half-visible)."""
     tracer = ingestion_tracer(tracer)
+    with tracer.start_as_current_span("ingest.batch") as span:
+        span.set_attribute("files", len(items))
+        results = _ingest_batch(items, options, store, embedder, redactor, tracer)
+        span.set_attributes(
+            {
+                "chunks": sum(r.chunks for r in results),
+                **{
+                    f"files.{status}": sum(1 for r in results if r.status == status)
+                    for status in sorted({r.status for r in results})
+                },
+            }
+        )
+    return results
+
+
+def _ingest_batch(
+    items: Sequence[tuple[Path, str]],
+    options: IngestOptions,
+    store: DocumentStore,
+    embedder: Embedder,
+    redactor: Redactor | None,
+    tracer: Tracer,
+) -> list[FileResult]:
     results: dict[int, FileResult] = {}
     files: list[_File] = []
     later: list[int] = []  # a source seen twice runs after the batch, as it would one by one
@@ -356,14 +338,7 @@ def ingest_batch(
     if todo:
         _redact_embed_index(todo, options, store, embedder, redactor, tracer, results)
     if later:
-        again = ingest_batch(
-            [items[i] for i in later],
-            options=options,
-            store=store,
-            embedder=embedder,
-            redactor=redactor,
-            tracer=tracer,
-        )
+        again = _ingest_batch([items[i] for i in later], options, store, embedder, redactor, tracer)
         results.update(zip(later, again, strict=True))
     return [results[i] for i in range(len(items))]
 
@@ -470,16 +445,9 @@ def ingest_files(
     items = [(path, str(path.resolve())) for path in paths]
     for start in range(0, len(items), max(1, batch_files)):
         batch = items[start : start + max(1, batch_files)]
-        with ingestion_tracer(tracer).start_as_current_span("ingest.batch") as span:
-            span.set_attribute("files", len(batch))
-            results = ingest_batch(
-                batch,
-                options=options,
-                store=store,
-                embedder=embedder,
-                redactor=redactor,
-                tracer=tracer,
-            )
+        results = ingest_batch(
+            batch, options=options, store=store, embedder=embedder, redactor=redactor, tracer=tracer
+        )
         for result in results:
             report.redactions.update(result.redactions)
             report.files.append(result)

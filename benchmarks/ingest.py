@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import mean
 
 from gateway.container import build_components, build_store
 from gateway.offline import enforce_offline_env
@@ -88,10 +89,17 @@ def main() -> None:
         ]
         texts = [embedding_input(c) for c in chunks]
         components.embedder.embed_documents(texts[:64])  # warm caches
-        t0 = time.perf_counter()
-        for i in range(0, len(texts), 64):
-            components.embedder.embed_documents(texts[i : i + 64])
-        raw = len(texts) / (time.perf_counter() - t0)
+
+        def raw_rate() -> float:
+            t0 = time.perf_counter()
+            for i in range(0, len(texts), 64):
+                components.embedder.embed_documents(texts[i : i + 64])
+            return len(texts) / (time.perf_counter() - t0)
+
+        # On a shared machine the load drifts: raw embedding is measured before, between and
+        # after the pipeline runs, and each pipeline run is compared with the best raw figure
+        # (the least favourable ratio) as well as with the raw runs on either side of it.
+        raws = [raw_rate()]
 
         def pipeline(collection: str, redactor: object) -> float:
             cfg = settings.model_copy(
@@ -118,6 +126,7 @@ def main() -> None:
 
         stamp = int(time.time())
         off = pipeline(f"BenchOff{stamp}", None)
+        raws.append(raw_rate())
 
         single = PresidioRedactor(
             spacy_model=red.spacy_model,
@@ -145,9 +154,11 @@ def main() -> None:
         pooled_rate = len(sample) / (time.perf_counter() - t0)
         on = pipeline(f"BenchOn{stamp}", pooled)
         pooled.close()
+        raws.append(raw_rate())
 
     components.close()
     load_after = os.getloadavg()
+    best = max(raws)
     lines = [
         f"# Ingestion benchmark — {datetime.now(UTC).isoformat(timespec='seconds')}",
         "",
@@ -162,14 +173,17 @@ def main() -> None:
         "",
         "| measure | chunks/s |",
         "| --- | ---: |",
-        f"| raw embedding ({components.embedder_model_id}, batches of 64) | {raw:.1f} |",
-        f"| pipeline, redaction off | {off:.1f} ({off / raw:.0%} of raw embedding) |",
+        f"| raw embedding ({components.embedder_model_id}, batches of 64), before / between / "
+        f"after the pipeline runs | {' / '.join(f'{r:.1f}' for r in raws)} |",
+        f"| pipeline, redaction off | {off:.1f} ({off / best:.0%} of the best raw run, "
+        f"{off / mean(raws[:2]):.0%} of the raw runs around it) |",
         f"| redaction stage alone, in-process, text by text, full spaCy pipeline (1 core) "
         f"| {single_rate:.1f} |",
         f"| redaction stage alone, in-process, nlp.pipe batches, parser off (1 core) "
         f"| {batched_rate:.1f} |",
         f"| redaction stage alone, process pool ({args.workers} workers) | {pooled_rate:.1f} |",
-        f"| pipeline, redaction on (pool) | {on:.1f} ({on / raw:.0%} of raw embedding) |",
+        f"| pipeline, redaction on (pool) | {on:.1f} ({on / best:.0%} of the best raw run, "
+        f"{on / mean(raws[1:]):.0%} of the raw runs around it) |",
         "",
         "Target: the pipeline with redaction off reaches at least 70% of raw embedding throughput.",
         "",

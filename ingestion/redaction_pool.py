@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from services.errors import RedactorUnavailableError
 from services.ports import Redactor
 from services.records import EntitySpan, Redaction
 
@@ -62,11 +63,17 @@ class PooledRedactor:
     """``redact_many`` fans batches out to ``workers`` processes; ``redact`` does one text."""
 
     def __init__(
-        self, factory: Callable[[], Redactor], *, workers: int, batch_size: int = 64
+        self,
+        factory: Callable[[], Redactor],
+        *,
+        workers: int,
+        batch_size: int = 64,
+        timeout_s: float = 300.0,
     ) -> None:
         self._factory = factory
         self._workers = max(1, workers)
         self._batch_size = batch_size
+        self._timeout_s = timeout_s  # a stuck worker fails the batch (closed), never hangs it
         self._pool: ProcessPoolExecutor | None = None
 
     def warm_up(self) -> None:
@@ -95,7 +102,13 @@ class PooledRedactor:
         self.warm_up()
         assert self._pool is not None
         batches = split_even(texts, self._workers, self._batch_size)
-        return [r for batch in self._pool.map(_redact_batch, batches) for r in batch]
+        try:
+            done = list(self._pool.map(_redact_batch, batches, timeout=self._timeout_s))
+        except TimeoutError as exc:
+            raise RedactorUnavailableError(
+                f"PII analysis took longer than {self._timeout_s:.0f}s"
+            ) from exc
+        return [r for batch in done for r in batch]
 
     def redact(self, text: str) -> Redaction:
         return self.redact_many([text])[0]

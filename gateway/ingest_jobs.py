@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,12 @@ from gateway.observability.metrics import GatewayMetrics, label
 from gateway.settings import Settings
 from ingestion.embedding import EmbeddingPolicy
 from ingestion.jobs import Job, JobFile, JobStore
-from ingestion.pipeline import ChunkingPolicy, FileResult, IngestOptions, ingest_file
+from ingestion.pipeline import ChunkingPolicy, FileResult, IngestOptions, ingest_batch
 from ingestion.redaction_pool import PooledRedactor
 from ingestion.validation import Limits
 from ingestion.worker import IngestWorker
 from services.ports import Redactor
-from services.presidio_redactor import PresidioRedactor
+from services.presidio_batch import BatchPresidioRedactor
 
 _MIB = 1024 * 1024
 
@@ -50,7 +51,7 @@ def ingest_redactor(settings: Settings, fallback: Redactor | None) -> Redactor |
     if settings.ingestion.redaction_workers < 1:
         return fallback
     factory = functools.partial(
-        PresidioRedactor,
+        BatchPresidioRedactor,
         spacy_model=red.spacy_model,
         entities=list(red.entities),
         score_threshold=red.score_threshold,
@@ -105,7 +106,7 @@ def build_ingest_service(
         retries=settings.ingestion.embed_retries,
     )
 
-    def run_file(job: Job, file: JobFile) -> FileResult:
+    def run_batch(job: Job, files: Sequence[JobFile]) -> list[FileResult]:
         options = IngestOptions(
             groups=job.groups,
             redact=job.redact and redactor is not None,
@@ -113,31 +114,31 @@ def build_ingest_service(
             limits=limits,
             embedding=embedding,
         )
-        result = ingest_file(
-            Path(file.path),
-            source=file.source,
+        results = ingest_batch(
+            [(Path(file.path), file.source) for file in files],
             options=options,
             store=components.store,
             embedder=components.embedder,
             redactor=redactor,
         )
         span = trace.get_current_span()
-        span.add_event(
-            "file",
-            {
-                "holdfast.file.status": result.status,
-                "holdfast.file.doc_id": result.doc_id,
-                "holdfast.file.chunks": result.chunks,
-            },
-        )
-        if metrics is not None:
-            metrics.files_ingested.labels(label(result.status)).inc()
-            metrics.chunks_written.inc(result.chunks if result.status == "indexed" else 0)
-            metrics.observe_redactions(result.redactions, "ingest")
-        return result
+        for result in results:
+            span.add_event(
+                "file",
+                {
+                    "holdfast.file.status": result.status,
+                    "holdfast.file.doc_id": result.doc_id,
+                    "holdfast.file.chunks": result.chunks,
+                },
+            )
+            if metrics is not None:
+                metrics.files_ingested.labels(label(result.status)).inc()
+                metrics.chunks_written.inc(result.chunks if result.status == "indexed" else 0)
+                metrics.observe_redactions(result.redactions, "ingest")
+        return results
 
     uploads = uploads_dir(settings)
     worker = TracedIngestWorker(
-        jobs, run_file, uploads=uploads, tracer=tracer or trace.NoOpTracer()
+        jobs, run_batch, uploads=uploads, tracer=tracer or trace.NoOpTracer()
     )
     return IngestService(jobs, worker, uploads, limits, redactor)

@@ -122,7 +122,13 @@ def parse_pdf(
     except (PDFSyntaxError, ValueError, KeyError, TypeError) as exc:
         raise InvalidRequestError(f"corrupt PDF ({type(exc).__name__})") from exc
     except Exception as exc:  # pdfminer raises a zoo of types on broken files
-        if "password" in str(exc).lower() or "encrypt" in type(exc).__name__.lower():
+        # pdfplumber wraps pdfminer's errors: the password error is then its argument
+        causes = [exc, *exc.args, exc.__cause__, exc.__context__]
+        if (
+            any(isinstance(c, PDFPasswordIncorrect) for c in causes)
+            or "password" in str(exc).lower()
+            or "encrypt" in type(exc).__name__.lower()
+        ):
             raise InvalidRequestError("encrypted PDF (password protected)") from exc
         raise InvalidRequestError(f"corrupt PDF ({type(exc).__name__})") from exc
     with pdf:

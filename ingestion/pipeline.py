@@ -1,38 +1,55 @@
-"""Ingest files: validate -> parse -> chunk -> redact -> embed -> index, one file at a time.
+"""Ingest files: validate -> parse -> chunk -> redact -> embed -> index, a batch of files at a time.
 
-A file that cannot be read is rejected with a reason and the batch goes on; nothing already
-indexed is touched by a rejected file. A file whose bytes are unchanged since it was indexed is
-skipped (file hash), and identical bytes already indexed under another source for the same groups
-are not indexed twice. A changed file is parsed, redacted and embedded first (the slow, fallible
-part); only then are its old chunks deleted and the new ones written, so a search sees the old
-version or the new one, never both.
+Files are batched so that the slow stages run on many chunks at once: one redaction call (spread
+over the redaction pool's processes), full embedding batches across files, one store lookup of
+the batch's known hashes, one delete and bulk writes. Per-file semantics are those of one file
+at a time:
+
+- a file that cannot be read is rejected with a reason and the batch goes on; nothing already
+  indexed is touched by a rejected file;
+- a file whose bytes are unchanged since it was indexed is skipped (file hash), and identical
+  bytes already indexed (or earlier in the batch) under another source for the same groups are
+  not indexed twice;
+- a changed file is parsed, redacted and embedded first (the slow, fallible part); only then are
+  its old chunks deleted and the new ones written, so a search sees the old version or the new
+  one, never both.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from opentelemetry.trace import Tracer
+
 from ingestion.chunking import chunk_sections
 from ingestion.embedding import EmbeddingPolicy, embed_batches
+from ingestion.indexing import delete_documents, indexed_hashes, twins_by_hash, write_chunks
 from ingestion.parsing import parse_file
+from ingestion.redaction import redact_chunks, redact_groups
+from ingestion.tracing import entity_attributes, ingestion_tracer
 from ingestion.validation import SUPPORTED_SUFFIXES, Limits, validate_file
 from services.errors import InvalidRequestError
 from services.ports import DocumentStore, Embedder, Redactor
-from services.records import Chunk, Redaction
+from services.records import Chunk
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
     "ChunkingPolicy",
     "FileResult",
     "IngestReport",
+    "ingest_batch",
     "ingest_file",
     "ingest_files",
+    "redact_chunks",
 ]
+
+BATCH_FILES = 32  # files per batch: enough chunks to fill embedding batches across small files
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,16 +134,40 @@ def build_chunks(
     count_tokens: Callable[[str], int],
     hashed: str,
     title: str = "",
+    tracer: Tracer | None = None,
 ) -> tuple[list[Chunk], int]:
     """Chunks of one validated file, and how many pages went through OCR."""
+    tracer = ingestion_tracer(tracer)
     doc_id = doc_id_for_source(source)
-    parsed = parse_file(path, doc_type, name=source, limits=limits)
-    pieces = chunk_sections(
-        parsed.document.sections,
-        max_tokens=policy.max_tokens,
-        overlap_tokens=policy.overlap_tokens,
-        count=count_tokens,
-    )
+    with tracer.start_as_current_span("ingest.parse") as span:
+        span.set_attributes({"doc_id": doc_id, "doc_type": doc_type})
+        parsed = parse_file(path, doc_type, name=source, limits=limits)
+        sections = parsed.document.sections
+        pages = [b.page for s in sections for b in s.blocks if b.page is not None]
+        span.set_attributes(
+            {
+                "sections": len(sections),
+                "characters": sum(len(b.text) for s in sections for b in s.blocks),
+                "pages": max(pages) if pages else 0,
+                "ocr_pages": parsed.ocr_pages,
+            }
+        )
+    with tracer.start_as_current_span("ingest.chunk") as span:
+        # the chunker counts the same sentences several times; tokenise each text once
+        count = functools.lru_cache(maxsize=4096)(count_tokens)
+        pieces = chunk_sections(
+            sections,
+            max_tokens=policy.max_tokens,
+            overlap_tokens=policy.overlap_tokens,
+            count=count,
+        )
+        span.set_attributes(
+            {
+                "doc_id": doc_id,
+                "chunks": len(pieces),
+                "characters": sum(len(p.text) for p in pieces),
+            }
+        )
     modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     now = datetime.now(UTC)
     doc_title = title or parsed.document.title
@@ -162,34 +203,199 @@ def embedding_input(chunk: Chunk) -> str:
     return f"{heading}\n{chunk.text}" if heading else chunk.text
 
 
-def _redact_all(redactor: Redactor, texts: list[str]) -> list[Redaction]:
-    many = getattr(redactor, "redact_many", None)
-    if many is not None:
-        return list(many(texts))
-    return [redactor.redact(t) for t in texts]
-
-
-def redact_chunks(chunks: list[Chunk], redactor: Redactor, tally: Counter[str]) -> list[Chunk]:
-    """Redact every text field that is stored or embedded: body, title and section path.
-    Only counts per entity type are kept, never the values."""
-    unique = list(dict.fromkeys(t for c in chunks for t in (c.text, c.title, c.section)))
-    cleaned = dict(zip(unique, _redact_all(redactor, unique), strict=True))
-    for result in cleaned.values():
-        tally.update(result.counts)
-    out = []
-    for chunk in chunks:
-        text, title, section = (cleaned[t].text for t in (chunk.text, chunk.title, chunk.section))
-        if (text, title, section) != (chunk.text, chunk.title, chunk.section):
-            chunk = replace(chunk, text=text, title=title, section=section, content_hash=_sha(text))
-        out.append(chunk)
-    return out
-
-
 def clean_groups(groups: Iterable[str]) -> tuple[str, ...]:
     cleaned = tuple(dict.fromkeys(g.strip() for g in groups if g.strip()))
     if not cleaned:
         raise InvalidRequestError("a document needs at least one access group")
     return cleaned
+
+
+@dataclass(slots=True)
+class _File:
+    """One file of a batch on its way through the stages."""
+
+    index: int
+    path: Path
+    source: str
+    doc_id: str
+    doc_type: str = ""
+    hashed: str = ""
+    chunks: list[Chunk] = field(default_factory=list)
+    ocr_pages: int = 0
+    redactions: Counter[str] = field(default_factory=Counter)
+
+
+def _rejected(file: _File, exc: Exception) -> FileResult:
+    return FileResult(source=file.source, status="rejected", doc_id=file.doc_id, reason=str(exc))
+
+
+def ingest_batch(
+    items: Sequence[tuple[Path, str]],
+    *,
+    options: IngestOptions,
+    store: DocumentStore,
+    embedder: Embedder,
+    redactor: Redactor | None,
+    tracer: Tracer | None = None,
+) -> list[FileResult]:
+    """Index ``(path, source)`` pairs; one result per pair, in order. Bad content gives a
+    ``rejected`` result; a backend failure raises (and nothing of the batch is half-visible)."""
+    tracer = ingestion_tracer(tracer)
+    with tracer.start_as_current_span("ingest.batch") as span:
+        span.set_attribute("files", len(items))
+        results = _ingest_batch(items, options, store, embedder, redactor, tracer)
+        span.set_attributes(
+            {
+                "chunks": sum(r.chunks for r in results),
+                **{
+                    f"files.{status}": sum(1 for r in results if r.status == status)
+                    for status in sorted({r.status for r in results})
+                },
+            }
+        )
+    return results
+
+
+def _ingest_batch(
+    items: Sequence[tuple[Path, str]],
+    options: IngestOptions,
+    store: DocumentStore,
+    embedder: Embedder,
+    redactor: Redactor | None,
+    tracer: Tracer,
+) -> list[FileResult]:
+    results: dict[int, FileResult] = {}
+    files: list[_File] = []
+    later: list[int] = []  # a source seen twice runs after the batch, as it would one by one
+    for index, (path, source) in enumerate(items):
+        file = _File(index, path, source, doc_id_for_source(source))
+        if any(f.doc_id == file.doc_id for f in files):
+            later.append(index)
+            continue
+        files.append(file)
+        try:
+            file.doc_type = validate_file(path, source, options.limits)
+            file.hashed = file_hash(path)
+        except (InvalidRequestError, OSError) as exc:
+            results[index] = _rejected(file, exc)
+    candidates = [f for f in files if f.index not in results]
+    if options.redact and redactor is None and candidates:
+        raise InvalidRequestError("redaction was asked for but no redactor is configured")
+    known = indexed_hashes(store, [f.doc_id for f in candidates]) if candidates else {}
+    twins = twins_by_hash(store, sorted({f.hashed for f in candidates})) if candidates else {}
+    claimed: dict[str, _File] = {}  # file hash -> the first file of this batch with those bytes
+    copies: list[tuple[_File, _File]] = []
+    todo: list[_File] = []
+    for file in candidates:
+        if known.get(file.doc_id) == file.hashed:
+            results[file.index] = FileResult(file.source, "unchanged", file.doc_id)
+            continue
+        twin = next(
+            (
+                t
+                for t in twins.get(file.hashed, [])
+                if t.doc_id != file.doc_id and set(t.access_groups) == set(options.groups)
+            ),
+            None,
+        )
+        if twin is not None:
+            results[file.index] = FileResult(
+                file.source, "duplicate", twin.doc_id, reason=f"same as {twin.source}"
+            )
+            continue
+        if file.hashed in claimed:
+            copies.append((file, claimed[file.hashed]))
+            continue
+        claimed[file.hashed] = file
+        try:
+            file.chunks, file.ocr_pages = build_chunks(
+                file.path,
+                source=file.source,
+                doc_type=file.doc_type,
+                groups=options.groups,
+                policy=options.chunking,
+                limits=options.limits,
+                count_tokens=embedder.count_tokens,
+                hashed=file.hashed,
+                title=options.title,
+                tracer=tracer,
+            )
+            if not file.chunks:
+                raise InvalidRequestError("no text content")
+        except (InvalidRequestError, OSError) as exc:
+            results[file.index] = _rejected(file, exc)
+            continue
+        todo.append(file)
+    for copy, first in copies:  # identical bytes end as their first copy did
+        first_result = results.get(first.index)
+        results[copy.index] = (
+            FileResult(copy.source, "rejected", copy.doc_id, reason=first_result.reason)
+            if first_result is not None
+            else FileResult(
+                copy.source, "duplicate", first.doc_id, reason=f"same as {first.source}"
+            )
+        )
+    if todo:
+        _redact_embed_index(todo, options, store, embedder, redactor, tracer, results)
+    if later:
+        again = _ingest_batch([items[i] for i in later], options, store, embedder, redactor, tracer)
+        results.update(zip(later, again, strict=True))
+    return [results[i] for i in range(len(items))]
+
+
+def _redact_embed_index(
+    todo: list[_File],
+    options: IngestOptions,
+    store: DocumentStore,
+    embedder: Embedder,
+    redactor: Redactor | None,
+    tracer: Tracer,
+    results: dict[int, FileResult],
+) -> None:
+    """The batch-wide stages: one redaction call, full embedding batches, one delete, bulk
+    writes. Old chunks are deleted only once every new vector is in hand."""
+    if options.redact and redactor is not None:
+        with tracer.start_as_current_span("ingest.redact") as span:
+            redacted = redact_groups([f.chunks for f in todo], redactor)
+            total: Counter[str] = Counter()
+            for file, (chunks, tally) in zip(todo, redacted, strict=True):
+                file.chunks, file.redactions = chunks, tally
+                total.update(tally)
+            span.set_attributes(
+                {
+                    "files": len(todo),
+                    "chunks": sum(len(f.chunks) for f in todo),
+                    "entities": sum(total.values()),
+                    **entity_attributes(total),
+                }
+            )
+    chunks = [c for f in todo for c in f.chunks]
+    with tracer.start_as_current_span("ingest.embed") as span:
+        texts = [embedding_input(c) for c in chunks]
+        span.set_attributes(
+            {
+                "chunks": len(texts),
+                "characters": sum(len(t) for t in texts),
+                "batch_size": options.embedding.batch_size,
+            }
+        )
+        vectors = embed_batches(embedder, texts, options.embedding)
+    with tracer.start_as_current_span("ingest.index") as span:
+        doc_ids = [f.doc_id for f in todo]
+        span.set_attributes({"files": len(todo), "chunks": len(chunks), "doc_ids": doc_ids})
+        stale = delete_documents(store, doc_ids)
+        write_chunks(store, chunks, vectors)
+        span.set_attribute("stale_deleted", sum(stale.values()))
+    for file in todo:
+        results[file.index] = FileResult(
+            source=file.source,
+            status="indexed",
+            doc_id=file.doc_id,
+            chunks=len(file.chunks),
+            stale_deleted=stale.get(file.doc_id, 0),
+            redactions=dict(file.redactions),
+            ocr_pages=file.ocr_pages,
+        )
 
 
 def ingest_file(
@@ -200,57 +406,18 @@ def ingest_file(
     store: DocumentStore,
     embedder: Embedder,
     redactor: Redactor | None,
+    tracer: Tracer | None = None,
 ) -> FileResult:
     """Index one file. Bad content gives a ``rejected`` result; a backend failure raises."""
-    doc_id = doc_id_for_source(source)
-    try:
-        doc_type = validate_file(path, source, options.limits)
-        hashed = file_hash(path)
-    except (InvalidRequestError, OSError) as exc:
-        return FileResult(source=source, status="rejected", doc_id=doc_id, reason=str(exc))
-    if store.document_hash(doc_id) == hashed:
-        return FileResult(source=source, status="unchanged", doc_id=doc_id)
-    for twin in store.documents_with_hash(hashed):
-        if twin.doc_id != doc_id and set(twin.access_groups) == set(options.groups):
-            return FileResult(
-                source=source,
-                status="duplicate",
-                doc_id=twin.doc_id,
-                reason=f"same as {twin.source}",
-            )
-    try:
-        chunks, ocr_pages = build_chunks(
-            path,
-            source=source,
-            doc_type=doc_type,
-            groups=options.groups,
-            policy=options.chunking,
-            limits=options.limits,
-            count_tokens=embedder.count_tokens,
-            hashed=hashed,
-            title=options.title,
-        )
-        if not chunks:
-            raise InvalidRequestError("no text content")
-    except (InvalidRequestError, OSError) as exc:
-        return FileResult(source=source, status="rejected", doc_id=doc_id, reason=str(exc))
-    tally: Counter[str] = Counter()
-    if options.redact:
-        if redactor is None:
-            raise InvalidRequestError("redaction was asked for but no redactor is configured")
-        chunks = redact_chunks(chunks, redactor, tally)
-    vectors = embed_batches(embedder, [embedding_input(c) for c in chunks], options.embedding)
-    stale = store.delete_document(doc_id)
-    store.upsert(chunks, vectors)
-    return FileResult(
-        source=source,
-        status="indexed",
-        doc_id=doc_id,
-        chunks=len(chunks),
-        stale_deleted=stale,
-        redactions=dict(tally),
-        ocr_pages=ocr_pages,
+    [result] = ingest_batch(
+        [(path, source)],
+        options=options,
+        store=store,
+        embedder=embedder,
+        redactor=redactor,
+        tracer=tracer,
     )
+    return result
 
 
 def ingest_files(
@@ -263,8 +430,11 @@ def ingest_files(
     policy: ChunkingPolicy,
     on_file: Callable[[FileResult], None] | None = None,
     limits: Limits | None = None,
+    batch_files: int = BATCH_FILES,
+    tracer: Tracer | None = None,
 ) -> IngestReport:
-    """Index every readable file in-process; ``redactor=None`` means redaction is off."""
+    """Index every readable file in-process, ``batch_files`` at a time; ``redactor=None``
+    means redaction is off."""
     options = IngestOptions(
         groups=clean_groups(groups),
         redact=redactor is not None,
@@ -272,17 +442,15 @@ def ingest_files(
         limits=limits or Limits(),
     )
     report = IngestReport()
-    for path in paths:
-        result = ingest_file(
-            path,
-            source=str(path.resolve()),
-            options=options,
-            store=store,
-            embedder=embedder,
-            redactor=redactor,
+    items = [(path, str(path.resolve())) for path in paths]
+    for start in range(0, len(items), max(1, batch_files)):
+        batch = items[start : start + max(1, batch_files)]
+        results = ingest_batch(
+            batch, options=options, store=store, embedder=embedder, redactor=redactor, tracer=tracer
         )
-        report.redactions.update(result.redactions)
-        report.files.append(result)
-        if on_file is not None:
-            on_file(result)
+        for result in results:
+            report.redactions.update(result.redactions)
+            report.files.append(result)
+            if on_file is not None:
+                on_file(result)
     return report

@@ -1,7 +1,10 @@
-"""The background worker: takes ingest jobs from the job store, one file at a time.
+"""The background worker: takes ingest jobs from the job store, a batch of files at a time.
 
 Runs as a thread inside the gateway process (single-machine default). At start it picks up
 jobs left ``running`` or ``queued`` by a previous process, so a killed gateway finishes its work.
+A file row is marked only after its batch is written; a file written but not yet marked when the
+process died is seen again as ``unchanged`` (the pipeline's write order guarantees that a
+document counts as indexed only once all its chunks are in).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ingestion.jobs import Job, JobFile, JobStore
@@ -18,16 +21,23 @@ from services.errors import HoldfastError
 
 log = logging.getLogger("holdfast.ingest")
 
-RunFile = Callable[[Job, JobFile], FileResult]
+RunBatch = Callable[[Job, Sequence[JobFile]], list[FileResult]]
 
 
 class IngestWorker:
     def __init__(
-        self, jobs: JobStore, run_file: RunFile, *, uploads: Path, poll_s: float = 1.0
+        self,
+        jobs: JobStore,
+        run_batch: RunBatch,
+        *,
+        uploads: Path,
+        poll_s: float = 1.0,
+        batch_files: int = 16,
     ) -> None:
         self._jobs = jobs
         self._uploads = uploads
-        self._run_file = run_file
+        self._run_batch = run_batch
+        self._batch_files = max(1, batch_files)
         self._poll_s = poll_s
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -65,24 +75,27 @@ class IngestWorker:
     def run_job(self, job_id: str) -> str:
         self._jobs.mark_running(job_id)
         job = self._jobs.get(job_id)
-        for file in job.files:
+        pending = [f for f in job.files if f.status == "pending"]
+        for start in range(0, len(pending), self._batch_files):
             if self._stop.is_set():
                 return "running"
-            if file.status != "pending":
-                continue
+            batch = pending[start : start + self._batch_files]
             try:
-                result = self._run_file(job, file)
-            except HoldfastError as exc:  # backend down after retries: this file fails clearly
-                result = FileResult(source=file.source, status="failed", reason=str(exc))
-            self._jobs.record_file(
-                job_id,
-                file.idx,
-                status=result.status,
-                doc_id=result.doc_id,
-                chunks=result.chunks,
-                reason=result.reason,
-                redactions=result.redactions,
-            )
+                results = self._run_batch(job, batch)
+            except HoldfastError as exc:  # backend down after retries: these files fail clearly
+                results = [
+                    FileResult(source=f.source, status="failed", reason=str(exc)) for f in batch
+                ]
+            for file, result in zip(batch, results, strict=True):
+                self._jobs.record_file(
+                    job_id,
+                    file.idx,
+                    status=result.status,
+                    doc_id=result.doc_id,
+                    chunks=result.chunks,
+                    reason=result.reason,
+                    redactions=result.redactions,
+                )
         status = self._jobs.finish(job_id)
         shutil.rmtree(self._uploads / job_id, ignore_errors=True)  # the job's uploaded copies
         return status

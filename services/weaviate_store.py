@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import httpx
 import weaviate
+from weaviate.classes.aggregate import GroupByAggregate
 from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
 from weaviate.classes.data import DataObject
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
@@ -346,6 +347,44 @@ class WeaviateStore:
         """Indexed documents built from identical bytes (for dedup)."""
         rows = self._first_chunks(Filter.by_property("file_hash").equal(file_hash), limit=50)
         return [_document_from(p) for p in rows]
+
+    def file_hashes(self, doc_ids: Sequence[str]) -> dict[str, str]:
+        """doc_id -> file hash of the indexed version, for the indexed ones of ``doc_ids``
+        (one query for a whole ingest batch)."""
+        wanted = sorted(set(doc_ids))
+        if not wanted:
+            return {}
+        where = Filter.by_property("doc_id").contains_any(wanted)
+        rows = self._first_chunks(where, limit=2 * len(wanted))
+        return {str(p["doc_id"]): str(p.get("file_hash") or "") for p in rows}
+
+    def documents_with_hashes(self, file_hashes: Sequence[str]) -> dict[str, list[DocumentInfo]]:
+        """file hash -> indexed documents built from those bytes (dedup of a whole batch)."""
+        wanted = sorted({h for h in file_hashes if h})
+        if not wanted:
+            return {}
+        where = Filter.by_property("file_hash").contains_any(wanted)
+        found: dict[str, list[DocumentInfo]] = {}
+        for p in self._first_chunks(where, limit=min(10_000, 50 * len(wanted))):
+            found.setdefault(str(p.get("file_hash") or ""), []).append(_document_from(p))
+        return found
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> dict[str, int]:
+        """Delete every chunk of ``doc_ids`` in one request; doc_id -> chunks deleted."""
+        wanted = sorted(set(doc_ids))
+        if not wanted:
+            return {}
+        collection = self._live.collections.use(self._conn.collection)
+        where = Filter.by_property("doc_id").contains_any(wanted)
+        with _translated("delete_documents"):
+            groups = collection.aggregate.over_all(
+                filters=where,
+                group_by=GroupByAggregate(prop="doc_id", limit=len(wanted)),
+                total_count=True,
+            ).groups
+            present = {str(g.grouped_by.value): int(g.total_count or 0) for g in groups}
+            collection.data.delete_many(where=where)
+        return {d: present.get(d, 0) for d in wanted}
 
     def documents(
         self, *, groups: Sequence[str] | None, limit: int, offset: int

@@ -302,9 +302,14 @@ def test_old_chunks_are_deleted_only_after_embedding_then_new_ones_written(
 ) -> None:
     store = FakeStore()
     report = ingest([write(tmp_path, "policy.md", DOC)], store=store)
-    new_ids = [c.chunk_id for c in store.upserted]
-    doc_id = store.upserted[0].doc_id
-    assert store.events == [("delete_document", doc_id), ("upsert", new_ids)]
+    first, rest = store.upserted[-1], store.upserted[:-1]
+    doc_id = first.doc_id
+    assert first.position == 0  # written last: a document counts as indexed once all is in
+    assert store.events == [
+        ("delete_document", doc_id),
+        ("upsert", [c.chunk_id for c in rest]),
+        ("upsert", [first.chunk_id]),
+    ]
     assert report.files[0].stale_deleted == 3
     assert report.files[0].doc_id == doc_id
 

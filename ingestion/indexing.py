@@ -1,0 +1,65 @@
+"""Store calls of one ingest batch: one lookup for all files, one delete, two bulk writes.
+
+Batched methods of the store are used when it has them (Weaviate does); a store with only the
+per-document methods of ``DocumentStore`` still works, one call per document.
+
+Write order makes a killed batch safe to resume: every chunk but the first of each document is
+written first, the first chunks (position 0) last. Whether a document is indexed, and from which
+file hash, is read from its first chunk, so a document is never seen as indexed before all its
+chunks are in; a half-written one is deleted whole and written again on the next run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from services.ports import DocumentStore
+from services.records import Chunk, DocumentInfo
+
+WRITE_BATCH = 512  # objects per bulk write request
+
+
+def indexed_hashes(store: DocumentStore, doc_ids: Sequence[str]) -> dict[str, str]:
+    """doc_id -> file hash of its indexed version, for those of ``doc_ids`` that are indexed."""
+    many = getattr(store, "file_hashes", None)
+    if many is not None:
+        return dict(many(doc_ids))
+    found = {d: store.document_hash(d) for d in doc_ids}
+    return {d: h for d, h in found.items() if h is not None}
+
+
+def twins_by_hash(store: DocumentStore, hashes: Sequence[str]) -> dict[str, list[DocumentInfo]]:
+    """file hash -> indexed documents built from those bytes (for dedup across paths)."""
+    many = getattr(store, "documents_with_hashes", None)
+    if many is not None:
+        return dict(many(hashes))
+    return {h: store.documents_with_hash(h) for h in hashes}
+
+
+def delete_documents(store: DocumentStore, doc_ids: Sequence[str]) -> dict[str, int]:
+    """Delete every chunk of ``doc_ids``; doc_id -> chunks deleted."""
+    if not doc_ids:
+        return {}
+    many = getattr(store, "delete_documents", None)
+    if many is not None:
+        return dict(many(doc_ids))
+    return {d: store.delete_document(d) for d in doc_ids}
+
+
+def _write(store: DocumentStore, pairs: Iterable[tuple[Chunk, Sequence[float]]]) -> int:
+    items = list(pairs)
+    written = 0
+    for i in range(0, len(items), WRITE_BATCH):
+        part = items[i : i + WRITE_BATCH]
+        written += store.upsert([c for c, _ in part], [v for _, v in part])
+    return written
+
+
+def write_chunks(
+    store: DocumentStore, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]
+) -> int:
+    """Bulk-write ``chunks``: the rest of every document first, its first chunk last."""
+    pairs = list(zip(chunks, vectors, strict=True))
+    rest = [(c, v) for c, v in pairs if c.position != 0]
+    heads = [(c, v) for c, v in pairs if c.position == 0]
+    return _write(store, rest) + _write(store, heads)

@@ -1,0 +1,26 @@
+"""How the redaction pool shares texts among its worker processes (pure logic)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingestion.redaction_pool import split_even
+
+pytestmark = pytest.mark.unit
+
+
+def test_every_worker_gets_a_share_when_there_are_enough_texts() -> None:
+    texts = [str(i) for i in range(10)]
+    batches = split_even(texts, 2, 64)
+    assert [len(b) for b in batches] == [5, 5]
+    assert [t for b in batches for t in b] == texts  # order kept
+
+
+def test_no_batch_is_longer_than_the_most_allowed() -> None:
+    batches = split_even([str(i) for i in range(300)], 2, 64)
+    assert max(len(b) for b in batches) <= 64 and sum(len(b) for b in batches) == 300
+
+
+def test_few_texts_make_few_batches() -> None:
+    assert split_even(["a"], 4, 64) == [["a"]]
+    assert split_even([], 2, 64) == []

@@ -1,8 +1,5 @@
 """Store calls of one ingest batch: one lookup for all files, one delete, two bulk writes.
 
-Batched methods of the store are used when it has them (Weaviate does); a store with only the
-per-document methods of ``DocumentStore`` still works, one call per document.
-
 Write order makes a killed batch safe to resume: every chunk but the first of each document is
 written first, the first chunks (position 0) last. Whether a document is indexed, and from which
 file hash, is read from its first chunk, so a document is never seen as indexed before all its
@@ -21,29 +18,19 @@ WRITE_BATCH = 512  # objects per bulk write request
 
 def indexed_hashes(store: DocumentStore, doc_ids: Sequence[str]) -> dict[str, str]:
     """doc_id -> file hash of its indexed version, for those of ``doc_ids`` that are indexed."""
-    many = getattr(store, "file_hashes", None)
-    if many is not None:
-        return dict(many(doc_ids))
-    found = {d: store.document_hash(d) for d in doc_ids}
-    return {d: h for d, h in found.items() if h is not None}
+    return store.file_hashes(doc_ids)
 
 
 def twins_by_hash(store: DocumentStore, hashes: Sequence[str]) -> dict[str, list[DocumentInfo]]:
     """file hash -> indexed documents built from those bytes (for dedup across paths)."""
-    many = getattr(store, "documents_with_hashes", None)
-    if many is not None:
-        return dict(many(hashes))
-    return {h: store.documents_with_hash(h) for h in hashes}
+    return store.documents_with_hashes(hashes)
 
 
 def delete_documents(store: DocumentStore, doc_ids: Sequence[str]) -> dict[str, int]:
     """Delete every chunk of ``doc_ids``; doc_id -> chunks deleted."""
     if not doc_ids:
         return {}
-    many = getattr(store, "delete_documents", None)
-    if many is not None:
-        return dict(many(doc_ids))
-    return {d: store.delete_document(d) for d in doc_ids}
+    return store.delete_documents(doc_ids)
 
 
 def _write(store: DocumentStore, pairs: Iterable[tuple[Chunk, Sequence[float]]]) -> int:

@@ -85,6 +85,15 @@ class FakeStore:
     def documents_with_hash(self, file_hash: str) -> list[Any]:
         return []
 
+    def file_hashes(self, doc_ids: Sequence[str]) -> dict[str, str]:
+        return {}
+
+    def documents_with_hashes(self, file_hashes: Sequence[str]) -> dict[str, list[Any]]:
+        return {}
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> dict[str, int]:
+        return {d: self.delete_document(d) for d in doc_ids}
+
     def document(self, doc_id: str) -> Any:
         return None
 

@@ -41,7 +41,12 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
         watcher = ModelFileWatcher(
             settings.models_path,
             lambda trigger: reload_models(
-                settings, built.registry, built.audit, actor="system", trigger=trigger
+                settings,
+                built.registry,
+                built.audit,
+                actor="system",
+                trigger=trigger,
+                store=built.store,
             ),
         )
         watcher.start()

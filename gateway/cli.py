@@ -17,6 +17,7 @@ from rich.table import Table
 from gateway.cli_bundle import bundle_app
 from gateway.cli_eval import eval_command
 from gateway.cli_models import models_app
+from gateway.cli_reindex import reindex_command
 from gateway.offline import enforce_offline_env
 from gateway.settings import Settings, config_path, load_settings
 from services.errors import HoldfastError
@@ -37,6 +38,7 @@ app.add_typer(config_app, name="config")
 app.command("eval")(eval_command)
 app.add_typer(models_app, name="models")
 app.add_typer(bundle_app, name="bundle")
+app.command("reindex")(reindex_command)
 out = Console()
 err = Console(stderr=True)
 

@@ -254,7 +254,8 @@ def _report(
     margins: Margins,
 ) -> int:
     out.print(
-        f"{result.chunks} chunks copied into {result.shadow} in {result.seconds:.1f} s"
+        f"{result.chunks} chunks copied into {result.shadow} in {result.copy_seconds:.1f} s "
+        f"({result.seconds:.1f} s with the gate)"
         + (f" ({result.resynced} re-synced after writes)" if result.resynced else "")
     )
     verdict = result.verdict
@@ -295,6 +296,7 @@ def _report(
         f"[bold green]switched:[/] {result.shadow} is live"
         + (" [bold yellow](forced past the quality gate)[/]" if result.forced else "")
         + f"; {result.source} is kept (`holdfast reindex --rollback` goes back to it)"
+        + (f"; dropped older: {', '.join(result.dropped)}" if result.dropped else "")
     )
     _nudge_gateway(settings, target_alias, result.embedding_model)
     return 0

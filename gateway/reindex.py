@@ -10,7 +10,8 @@ chunk is copied with its id and all its properties, only the vector is new. Befo
   queued or running);
 - when a gate is given, it compares both collections on the golden set and may refuse the switch.
 
-The old physical collection stays, so a rollback is one alias switch.
+The previous physical collection stays, so a rollback is one alias switch; older generations
+(and shadows a gate refused) are deleted after a successful switch.
 """
 
 from __future__ import annotations
@@ -58,11 +59,13 @@ class ReindexResult:
     dimensions: int
     chunks: int = 0
     resynced: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole run, gate included
+    copy_seconds: float = 0.0  # embedding and writing, re-syncs included
     switched: bool = False
     forced: bool = False
     verdict: GateVerdict | None = None
     groups: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # older generations and refused shadows
 
 
 def fingerprint(props: dict[str, Any]) -> str:
@@ -182,6 +185,7 @@ def reindex(
             f"reindex again when ingestion is quiet ({shadow} is left unused)"
         )
     result.groups = sorted(copier.groups)
+    result.copy_seconds = time.monotonic() - started
     if gate is not None:
         result.verdict = gate(source.name, shadow, result.groups)
         if not result.verdict.passed and not force:
@@ -197,6 +201,10 @@ def reindex(
     result.resynced += copier.resync(source.name)  # the last writes before the switch
     store.point_alias(shadow)
     result.switched = True
+    for record in store.index_records():  # one generation back is kept for a rollback
+        if record.name not in (shadow, source.name):
+            store.drop_index(record.name)
+            result.dropped.append(record.name)
     result.seconds = time.monotonic() - started
     return result
 

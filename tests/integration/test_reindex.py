@@ -7,6 +7,7 @@ the last one puts the stack back on the packaged MiniLM model."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -17,15 +18,17 @@ import httpx
 import pytest
 import yaml
 from typer.testing import CliRunner
+from weaviate.util import generate_uuid5
 
 from gateway.cli import app
+from gateway.container import build_store
 from gateway.keys import KeyStore
 from gateway.models_config import PACKAGED_EMBEDDER
 from gateway.reindex import ReindexRefusedError, reindex
 from ingestion.pipeline import ChunkingPolicy, IngestReport, ingest_files
 from services.errors import ConfigError
 from services.local_embedder import packaged_minilm_path
-from services.weaviate_store import IndexModelMismatchError
+from services.weaviate_store import IndexModelMismatchError, _schema_description
 from tests.integration.conftest import LiveStack
 
 pytestmark = pytest.mark.integration
@@ -168,6 +171,7 @@ class Searcher:
                 self.errors.append(response.text[:300])
             elif not response.json()["results"]:
                 self.empty += 1
+            time.sleep(0.7)  # below the key's rate limit (120 a minute), so a 429 is a failure
 
     def __enter__(self) -> Searcher:
         self._thread.start()
@@ -337,3 +341,46 @@ def test_without_an_index_for_the_configured_model_queries_fail_fast_with_the_hi
     assert code == 0, output
     live = c.store.live_record()
     assert live is not None and live.embedding_model == PACKAGED_EMBEDDER
+
+
+def test_a_pre_alias_collection_is_refused_at_start_and_migrated_by_reindex(
+    live_stack: LiveStack,
+) -> None:
+    name = f"LegacyChunk{os.getpid()}"
+    wv = live_stack.settings.weaviate.model_copy(update={"collection": name})
+    store = build_store(live_stack.settings.model_copy(update={"weaviate": wv}))
+    embedder = live_stack.components.embedder
+    store.warm_up()
+    try:
+        # an install from before aliases: a plain collection under the configured name
+        store._create_physical(name, _schema_description(PACKAGED_EMBEDDER, embedder.dimensions))
+        texts = ["Badges are renewed every spring.", "The canteen opens at eight."]
+        rows = [
+            (
+                generate_uuid5(f"c{i}"),
+                {"chunk_id": f"c{i}", "doc_id": "d1", "text": t, "access_groups": ["legacy"]},
+                embedder.embed_query(t),
+            )
+            for i, t in enumerate(texts)
+        ]
+        store.insert_raw(name, rows)
+        with pytest.raises(ConfigError, match="holdfast reindex"):
+            store.ensure_schema(embedding_model=PACKAGED_EMBEDDER, dimensions=embedder.dimensions)
+        result = reindex(store, embedder, embedding_model=PACKAGED_EMBEDDER, jobs_busy=lambda: None)
+        assert result.source == name and result.chunks == 2 and result.switched
+        assert store.alias_target() == f"{name}_1"
+        store.ensure_schema(embedding_model=PACKAGED_EMBEDDER, dimensions=embedder.dimensions)
+        hits = store.search(
+            groups=["legacy"],
+            query="badge renewal",
+            vector=embedder.embed_query("badge renewal"),
+            limit=2,
+            alpha=0.5,
+        )
+        assert hits and hits[0].chunk.chunk_id == "c0"
+    finally:
+        client = store._live
+        client.alias.delete(alias_name=name)
+        for record in store.index_records():
+            client.collections.delete(record.name)
+        store.close()

@@ -494,11 +494,12 @@ def _stream_events(
     span.set_attribute("holdfast.model", model_name)
     span.set_attribute("holdfast.stream", True)
     try:
-        for piece in ports.router.stream(
+        pieces_in = ports.router.stream(
             options.chat_alias,
             build_messages(safe_question, retrieval.context),
             max_tokens=options.max_tokens,
-        ):
+        )
+        for piece in pieces_in:
             pieces += 1
             safe = window.feed(piece)
             if safe:
@@ -517,7 +518,12 @@ def _stream_events(
         set_counts(span, "holdfast.redactions", tally)
         span.end()
     answer = "".join(emitted)
-    done = _done(retrieval, model_name, tally, pieces, declined(answer))
+    # the router's stream names the alias that answered (a fallback, when the primary failed)
+    done = _done(
+        retrieval, getattr(pieces_in, "model", None) or model_name, tally, pieces, declined(answer)
+    )
+    done["alias"] = getattr(pieces_in, "alias", None) or options.chat_alias
+    done["fallback_used"] = bool(getattr(pieces_in, "fallback_used", False))
     done["cited"] = sorted(cited_numbers(answer))
     yield "done", done
 

@@ -115,7 +115,12 @@ def create_app(
         watcher = ModelFileWatcher(
             settings.models_path,
             lambda trigger: reload_models(
-                settings, built.registry, built.audit, actor="system", trigger=trigger
+                settings,
+                built.registry,
+                built.audit,
+                actor="system",
+                trigger=trigger,
+                store=built.store,
             ),
         )
         watcher.start()

@@ -18,6 +18,7 @@ from gateway.cli_audit import audit_command, record_key_action
 from gateway.cli_bundle import bundle_app
 from gateway.cli_eval import eval_command
 from gateway.cli_models import models_app
+from gateway.cli_reindex import reindex_command
 from gateway.offline import enforce_offline_env
 from gateway.settings import Settings, config_path, load_settings
 from services.errors import HoldfastError
@@ -39,6 +40,7 @@ app.command("eval")(eval_command)
 app.command("audit")(audit_command)
 app.add_typer(models_app, name="models")
 app.add_typer(bundle_app, name="bundle")
+app.command("reindex")(reindex_command)
 out = Console()
 err = Console(stderr=True)
 

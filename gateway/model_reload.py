@@ -23,6 +23,7 @@ from gateway.models_config import ModelsConfig, load_models
 from gateway.settings import Settings
 from services.errors import HoldfastError, InvalidConfigFileError
 from services.records import ChatMessage
+from services.weaviate_store import IndexRecord, WeaviateStore
 
 log = logging.getLogger("holdfast.models")
 PROBE_TEXT = "ping"
@@ -62,15 +63,32 @@ def probe(settings: Settings, models: ModelSet, aliases: list[str]) -> list[str]
     return probed
 
 
+def _reindexed_for(
+    store: WeaviateStore | None, old_model: str, new_model: str
+) -> IndexRecord | None:
+    """The live collection, if a reindex already built it with ``new_model`` (then the
+    embedding model may change: the gateway follows the index instead of breaking it)."""
+    if store is None or old_model == new_model:
+        return None
+    live = store.live_record()
+    return live if live is not None and live.embedding_model == new_model else None
+
+
 def prepare(
-    settings: Settings, config: ModelsConfig, current: ModelSet | None
+    settings: Settings,
+    config: ModelsConfig,
+    current: ModelSet | None,
+    *,
+    store: WeaviateStore | None = None,
 ) -> tuple[ModelSet, dict[str, str], list[str]]:
-    """Build and probe a set for ``config`` without publishing it (``holdfast models check``)."""
+    """Build and probe a set for ``config`` without publishing it (``holdfast models check``).
+    An embedding-model change is accepted only when ``store``'s live collection records it."""
     changes = (
         config.changed_aliases(current.config)
         if current
         else {e.model_name: "added" for e in config.model_list}
     )
+    reindexed: IndexRecord | None = None
     if current is not None:
         alias = settings.generation.embedding_alias
         old, new = current.config.entry(alias), config.entry(alias)
@@ -78,15 +96,22 @@ def prepare(
             new.model,
             new.litellm_params.get("model_path"),
         ):
-            raise InvalidConfigFileError(
-                f"{alias} changes from {old.model!r} to {new.model!r}: the index was built with "
-                "the old model; run `holdfast reindex` to switch embedding models"
-            )
+            reindexed = _reindexed_for(store, old.model, new.model)
+            if reindexed is None:
+                raise InvalidConfigFileError(
+                    f"{alias} changes from {old.model!r} to {new.model!r}: the index was built "
+                    "with the old model; run `holdfast reindex` to switch embedding models"
+                )
     try:
         candidate = build_model_set(settings, config, previous=current)
         warm_up_models(candidate)
     except HoldfastError as exc:
         raise InvalidConfigFileError(f"models.yaml cannot be loaded: {exc}") from exc
+    if reindexed is not None and reindexed.dimensions != candidate.embedder.dimensions:
+        raise InvalidConfigFileError(
+            f"{reindexed.name} holds {reindexed.dimensions}-dim vectors, the new embedding model "
+            f"gives {candidate.embedder.dimensions}"
+        )
     to_probe = [a for a, what in changes.items() if what != "removed"]
     return candidate, changes, probe(settings, candidate, to_probe)
 
@@ -98,6 +123,7 @@ def reload_models(
     *,
     actor: str,
     trigger: str,
+    store: WeaviateStore | None = None,
 ) -> ReloadResult:
     """Load the file and swap if it is valid and differs; ``InvalidConfigFileError`` otherwise."""
     with registry.reload_lock:
@@ -114,7 +140,7 @@ def reload_models(
         if digest == current.digest:
             return ReloadResult(False, current.version, digest)
         try:
-            candidate, changes, probed = prepare(settings, config, current)
+            candidate, changes, probed = prepare(settings, config, current, store=store)
         except InvalidConfigFileError as exc:
             audit.record(
                 actor=actor,
@@ -127,6 +153,12 @@ def reload_models(
             log.warning("models.yaml rejected (%s, by %s): %s", trigger, actor, exc)
             raise
         registry.swap(candidate)
+        if store is not None and candidate.embedder is not current.embedder:
+            entry = config.entry(settings.generation.embedding_alias)
+            store.ensure_schema(  # reads and writes follow the alias again
+                embedding_model=str(entry.litellm_params.get("model", entry.model_name)),
+                dimensions=candidate.embedder.dimensions,
+            )
         audit.record(
             actor=actor,
             trigger=trigger,

@@ -275,6 +275,22 @@ class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
 
+class ReindexSettings(_Section):
+    golden_file: Path | None = Field(
+        None,
+        description="Golden set (JSONL, the `holdfast eval` format) that gates a reindex: the "
+        "shadow collection must not score worse than the live one by more than the margins. "
+        "None = no gate (`holdfast reindex --golden FILE` sets one per run).",
+    )
+    max_drop_ndcg: float = Field(
+        0.02, ge=0.0, le=1.0, description="Largest allowed drop of nDCG@10 (hybrid) at cutover."
+    )
+    max_drop_recall: float = Field(
+        0.02, ge=0.0, le=1.0, description="Largest allowed drop of recall@10 (hybrid) at cutover."
+    )
+    batch_size: int = Field(64, ge=1, le=1024, description="Chunks embedded and written at once.")
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. Build once in the CLI or app factory and pass it on."""
 
@@ -312,6 +328,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    reindex: ReindexSettings = Field(default_factory=ReindexSettings)
 
     @field_validator("home", "models_file", mode="after")
     @classmethod

@@ -114,31 +114,48 @@ class LiteLLMRouter:
             try:
                 completion = self._complete_one(candidate, messages, max_tokens=max_tokens)
             except (ModelUnavailableError, BackendTimeoutError) as exc:
-                failure = exc
-                if candidate != chain[-1]:
-                    log.warning("model alias %r failed (%s); trying its fallback", candidate, exc)
+                failure = self._note_failure(candidate, chain, exc)
                 continue
             return replace(completion, fallback_used=candidate != alias)
         assert failure is not None
         raise failure
 
-    def _complete_one(
-        self, alias: str, messages: Sequence[ChatMessage], *, max_tokens: int | None
-    ) -> Completion:
+    @staticmethod
+    def _note_failure(candidate: str, chain: Sequence[str], exc: Exception) -> Exception:
+        if candidate != chain[-1]:
+            log.warning("model alias %r failed (%s); trying its fallback", candidate, exc)
+        return exc
+
+    def _call(
+        self,
+        alias: str,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None,
+        stream: bool,
+    ) -> tuple[Any, Mapping[str, Any]]:
+        """One LiteLLM call for ``alias`` with its own timeout and retries (the shared setup of
+        ``complete`` and ``stream``); the caller translates errors."""
         params = self._params(alias)
         if self._router is None:
             self.warm_up()
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"stream": True} if stream else {}
         if max_tokens is not None:
             extra["max_tokens"] = max_tokens
+        response = self._router.completion(
+            model=alias,
+            messages=[{"role": m.role, "content": m.content} for m in messages],
+            timeout=params["timeout"],
+            num_retries=params["max_retries"],
+            **extra,
+        )
+        return response, params
+
+    def _complete_one(
+        self, alias: str, messages: Sequence[ChatMessage], *, max_tokens: int | None
+    ) -> Completion:
         with _translated(alias):
-            response = self._router.completion(
-                model=alias,
-                messages=[{"role": m.role, "content": m.content} for m in messages],
-                timeout=params["timeout"],
-                num_retries=params["max_retries"],
-                **extra,
-            )
+            response, params = self._call(alias, messages, max_tokens=max_tokens, stream=False)
         usage = getattr(response, "usage", None)
         return Completion(
             text=str(response.choices[0].message.content or ""),
@@ -149,24 +166,23 @@ class LiteLLMRouter:
         )
 
     def stream(
-        self, alias: str, messages: Sequence[ChatMessage], *, max_tokens: int | None = None
+        self,
+        alias: str,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        use_fallbacks: bool = True,
+    ) -> ModelStream:
+        """The answer's text pieces as the model produces them, falling back like ``complete``
+        as long as nothing was yielded yet; the returned stream names who answered."""
+        chain = (alias, *self.fallbacks(alias)) if use_fallbacks else (alias,)
+        return ModelStream(self, alias, chain, messages, max_tokens)
+
+    def _pieces(
+        self, alias: str, messages: Sequence[ChatMessage], max_tokens: int | None
     ) -> Iterator[str]:
-        """Yield the answer's text pieces as the model produces them."""
-        params = self._params(alias)
-        if self._router is None:
-            self.warm_up()
-        extra: dict[str, Any] = {}
-        if max_tokens is not None:
-            extra["max_tokens"] = max_tokens
         with _translated(alias):
-            response = self._router.completion(
-                model=alias,
-                messages=[{"role": m.role, "content": m.content} for m in messages],
-                timeout=params["timeout"],
-                num_retries=params["max_retries"],
-                stream=True,
-                **extra,
-            )
+            response, _ = self._call(alias, messages, max_tokens=max_tokens, stream=True)
             for chunk in response:
                 choices = getattr(chunk, "choices", None) or []
                 delta = getattr(choices[0].delta, "content", None) if choices else None
@@ -186,3 +202,53 @@ class LiteLLMRouter:
             return HealthStatus("llm", False, f"unreachable: {type(exc).__name__}")
         ok = response.status_code < 500
         return HealthStatus("llm", ok, "" if ok else f"HTTP {response.status_code}")
+
+
+class ModelStream(Iterator[str]):
+    """Text pieces of one streamed answer. Before the first piece, a failing alias hands over to
+    its next fallback; after it, a failure ends the stream by raising (the caller reports it as
+    an error event), since half an answer from one model cannot be continued by another.
+
+    ``alias``, ``model`` and ``fallback_used`` describe the alias that produced the first piece.
+    """
+
+    def __init__(
+        self,
+        router: LiteLLMRouter,
+        requested: str,
+        chain: Sequence[str],
+        messages: Sequence[ChatMessage],
+        max_tokens: int | None,
+    ) -> None:
+        self._router = router
+        self._requested = requested
+        self._chain = tuple(chain)
+        self._messages = messages
+        self._max_tokens = max_tokens
+        self._pieces: Iterator[str] | None = None
+        self.alias: str | None = None
+        self.model: str | None = None
+        self.fallback_used = False
+
+    def __next__(self) -> str:
+        if self._pieces is not None:
+            return next(self._pieces)
+        failure: Exception | None = None
+        for candidate in self._chain:
+            pieces = self._router._pieces(candidate, self._messages, self._max_tokens)
+            try:
+                first = next(pieces)
+            except StopIteration:
+                first = None  # the model answered with nothing: that is its answer
+            except (ModelUnavailableError, BackendTimeoutError) as exc:
+                failure = LiteLLMRouter._note_failure(candidate, self._chain, exc)
+                continue
+            self.alias = candidate
+            self.model = str(self._router._params(candidate).get("model", candidate))
+            self.fallback_used = candidate != self._requested
+            self._pieces = pieces
+            if first is None:
+                raise StopIteration
+            return first
+        assert failure is not None
+        raise failure

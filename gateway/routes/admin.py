@@ -46,6 +46,7 @@ async def reload_model_config(
         components.audit,
         actor=principal.name,
         trigger="api",
+        store=components.store,
     )
     return ReloadResponse(
         swapped=result.swapped,

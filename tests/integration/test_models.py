@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from gateway.cli_models import models_app
 from gateway.container import embedder_for
 from gateway.models_config import ModelEntry, ModelInfo
-from services.errors import EmbedderUnavailableError
+from services.errors import EmbedderUnavailableError, ModelUnavailableError
 from services.litellm_router import LiteLLMRouter
 from services.local_embedder import packaged_minilm_path
 from services.ollama_embedder import OllamaEmbedder
@@ -26,6 +26,7 @@ from services.openai_embedder import OpenAIEmbedder
 from services.records import ChatMessage
 from tests.integration.conftest import PORT_BASE, LiveStack
 from tests.integration.tcp_proxy import TcpProxy
+from tests.integration.test_query_policy import sse_events
 
 pytestmark = pytest.mark.integration
 
@@ -313,6 +314,63 @@ def test_gateway_answers_through_the_fallback_when_the_primary_server_stops(
     response = _query(live_stack)
     assert response.status_code == 200, response.text
     assert response.json()["model"] == f"ollama_chat/{alt_model}"
+
+
+def test_stream_falls_back_before_the_first_token_and_says_so(
+    live_stack: LiveStack, alt_model: str, models_file: Path
+) -> None:
+    ol = live_stack.settings.ollama
+    # the primary is loaded while its server answers (the reload probes it), then stopped
+    proxy = TcpProxy(PORT_BASE + 47, ol.port).start()
+    try:
+        models_file.write_text(
+            _models_yaml(
+                live_stack,
+                _chat(ol.chat_model, proxy.url),
+                more=[
+                    {"model_name": "chat-backup", "litellm_params": _chat(alt_model, ol.base_url)}
+                ],
+                router_settings={"fallbacks": [{"chat-default": ["chat-backup"]}]},
+            )
+        )
+        assert _reload(live_stack).status_code == 200
+    finally:
+        proxy.stop()
+    with httpx.stream(
+        "POST",
+        f"{live_stack.url}/v1/query",
+        json={"question": QUESTION, "top_k": 1, "stream": True},
+        headers={"Authorization": f"Bearer {live_stack.handbook_key}"},
+        timeout=300,
+    ) as response:
+        assert response.status_code == 200
+        events = sse_events(response)
+    names = [n for n, _ in events]
+    assert "error" not in names, events
+    assert names[0] == "retrieval" and names[-1] == "done" and "token" in names
+    done = events[-1][1]
+    assert done["fallback_used"] is True
+    assert done["alias"] == "chat-backup"
+    assert done["model"] == f"ollama_chat/{alt_model}"
+
+
+def test_router_stream_falls_back_and_a_dead_chain_raises(live_stack: LiveStack) -> None:
+    ol = live_stack.settings.ollama
+    router = LiteLLMRouter(
+        [
+            {"model_name": "chat-default", "litellm_params": _chat(ol.chat_model, UNREACHABLE)},
+            {"model_name": "chat-backup", "litellm_params": _chat(ol.chat_model, ol.base_url)},
+        ],
+        fallbacks={"chat-default": ["chat-backup"]},
+    )
+    stream = router.stream("chat-default", [ChatMessage("user", "Say hello.")])
+    text = "".join(stream)
+    assert text.strip()
+    assert stream.fallback_used is True and stream.alias == "chat-backup"
+    assert stream.model == f"ollama_chat/{ol.chat_model}"
+    alone = router.stream("chat-default", [ChatMessage("user", "hi")], use_fallbacks=False)
+    with pytest.raises(ModelUnavailableError):
+        next(alone)
 
 
 def test_models_cli_check_probes_a_file_and_list_shows_health(

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from gateway.cli import app as cli_app
 from gateway.keys import KeyStore
-from tests.integration.conftest import CORPUS, PORT_BASE, LiveStack
+from tests.integration.conftest import PORT_BASE, LiveStack
 from tests.integration.ingest_api import ingest
 from tests.integration.obs_gateway import OwnGateway, gateway_settings
 
@@ -73,7 +73,10 @@ def test_requests_and_admin_actions_are_audited_and_survive_a_restart(
     assert gw.call("GET", "/admin/audit", reader).status_code == 403  # a reader is not an admin
 
     # admin actions: a document uploaded then deleted, a model reload, a rejected reload
-    job = ingest(gw.url, admin, [CORPUS / "finance-restricted.md"], groups="finance")
+    # a scratch document of its own: the shared stack's corpus must stay for the other modules
+    scratch = tmp_path / "audit-scratch.md"
+    scratch.write_text("# Audit scratch\n\nThe audit scratch page exists to be deleted.\n")
+    job = ingest(gw.url, admin, [scratch], groups="finance")
     assert job["status"] == "succeeded", job
     doc_id = job["files"][0]["doc_id"]
     deleted = gw.call("DELETE", f"/v1/documents/{doc_id}", admin)

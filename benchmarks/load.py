@@ -193,10 +193,10 @@ def main() -> None:
     parser.add_argument("--port-base", type=int, default=27100, help="below the ephemeral range")
     args = parser.parse_args()
 
-    from gateway import stack
     from gateway.container import build_components
-    from gateway.keys import KeyStore
+    from gateway.local import stack
     from gateway.offline import enforce_offline_env
+    from gateway.security.keys import KeyStore
     from gateway.settings import Settings
     from ingestion.pipeline import ChunkingPolicy, ingest_files
 

@@ -7,15 +7,15 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.audit_store import AuditLog, PostgresAuditLog, SqliteAuditLog
-from gateway.auth import Authenticator, JwtVerifier
-from gateway.keys import KeyStore
-from gateway.model_audit import ModelAudit
-from gateway.model_registry import ModelRegistry, ModelSet
-from gateway.models_config import PACKAGED_EMBEDDER, ModelEntry, ModelsConfig, resolve_models
-from gateway.rate_limit import RateLimiter
+from gateway.audit.store import AuditLog, PostgresAuditLog, SqliteAuditLog
+from gateway.models.audit import ModelAudit
+from gateway.models.config import PACKAGED_EMBEDDER, ModelEntry, ModelsConfig, resolve_models
+from gateway.models.registry import ModelRegistry, ModelSet
+from gateway.security.auth import Authenticator, JwtVerifier
+from gateway.security.keys import KeyStore
+from gateway.security.rate_limit import RateLimiter
+from gateway.security.secrets import weaviate_api_key
 from gateway.settings import Settings
-from gateway.stack import weaviate_api_key
 from services.errors import ConfigError, RedactorUnavailableError
 from services.litellm_router import LiteLLMRouter
 from services.local_embedder import LocalEmbedder, packaged_minilm_path

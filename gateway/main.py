@@ -9,9 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from gateway.offline import enforce_offline_env
-from gateway.settings import Settings, load_settings
-
-EFFECTIVE_SETTINGS_ENV = "HOLDFAST_EFFECTIVE_SETTINGS"
+from gateway.settings import EFFECTIVE_SETTINGS_ENV, Settings, load_settings
 
 
 def _settings_from_environment() -> Settings:
@@ -23,7 +21,7 @@ def _settings_from_environment() -> Settings:
 
 def build_app() -> FastAPI:
     enforce_offline_env()
-    from gateway.app import create_app
+    from gateway.api.app import create_app
     from gateway.observability.json_logs import configure_logging
 
     settings = _settings_from_environment()

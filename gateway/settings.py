@@ -391,6 +391,10 @@ class Settings(BaseSettings):
         return self.secrets_dir / "weaviate-api-key"
 
 
+# The gateway process `holdfast up` starts reads its effective settings from this JSON snapshot.
+EFFECTIVE_SETTINGS_ENV = "HOLDFAST_EFFECTIVE_SETTINGS"
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings from env and YAML; a missing YAML file is fine, a broken one is not."""
     return Settings(**overrides)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.audit_records import decision_for_status
+from gateway.audit.records import decision_for_status
 from services.errors import (
     BackendTimeoutError,
     EmbedderUnavailableError,

@@ -3,14 +3,12 @@
 W3C trace context (the API's default propagator) is read from incoming requests by the FastAPI
 instrumentation and written into every outgoing httpx call (Ollama, TEI, remote embedders,
 Weaviate's REST side). Spans carry counts, ids, scores and model names, never question, answer
-or document text; ``span_safe`` is the one gate attribute values pass through.
+or document text (see ``span_attributes``).
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Mapping, Sequence
 
 from fastapi import FastAPI
 from opentelemetry import trace
@@ -21,14 +19,13 @@ from opentelemetry.sdk.trace.export import (
     ConsoleSpanExporter,
     SpanExporter,
 )
-from opentelemetry.trace import Span, Tracer
+from opentelemetry.trace import Tracer
 
 from gateway.settings import TelemetrySettings
 
 log = logging.getLogger("holdfast.telemetry")
 TRACER_NAME = "holdfast.gateway"
 EXCLUDED_URLS = "healthz,readyz,metrics"
-_ENTITY = re.compile(r"^[A-Z_]{1,40}$")
 _installed_globally = False
 
 
@@ -76,21 +73,3 @@ def instrument(app: FastAPI, provider: TracerProvider) -> None:
 
 def tracer_of(provider: TracerProvider | None) -> Tracer:
     return provider.get_tracer(TRACER_NAME) if provider else trace.NoOpTracer()
-
-
-# --- attribute helpers: only numbers, ids and fixed vocabularies ------------------------------
-
-
-def set_counts(span: Span, prefix: str, counts: Mapping[str, int]) -> None:
-    """``prefix.ENTITY = n`` for entity types that look like entity types."""
-    for entity, n in counts.items():
-        if _ENTITY.match(entity):
-            span.set_attribute(f"{prefix}.{entity}", int(n))
-
-
-def set_ids(span: Span, name: str, ids: Sequence[str]) -> None:
-    span.set_attribute(name, [str(i) for i in ids][:50])
-
-
-def set_scores(span: Span, name: str, scores: Sequence[float]) -> None:
-    span.set_attribute(name, [round(float(s), 4) for s in scores][:50])

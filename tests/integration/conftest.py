@@ -14,11 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway import stack
-from gateway.cli import SAMPLE_CORPUS
+from gateway.cli.main import SAMPLE_CORPUS
 from gateway.container import Components, build_components
-from gateway.keys import KeyStore
+from gateway.local import stack
 from gateway.offline import enforce_offline_env
+from gateway.security.keys import KeyStore
 from gateway.settings import Settings
 from ingestion.pipeline import ChunkingPolicy, IngestReport, ingest_files
 

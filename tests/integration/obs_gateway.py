@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from gateway import stack
+from gateway.local import stack
 from gateway.settings import Settings
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from gateway.cli import app as cli_app
-from gateway.keys import KeyStore
+from gateway.cli.main import app as cli_app
+from gateway.security.keys import KeyStore
 from tests.integration.conftest import PORT_BASE, LiveStack
 from tests.integration.ingest_api import ingest
 from tests.integration.obs_gateway import OwnGateway, gateway_settings

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.audit_records import AuditFilter, AuditRecord, build_filter
-from gateway.audit_store import AuditLog, AuditUnavailableError, PostgresAuditLog, SqliteAuditLog
+from gateway.audit.records import AuditFilter, AuditRecord, build_filter
+from gateway.audit.store import AuditLog, AuditUnavailableError, PostgresAuditLog, SqliteAuditLog
 from gateway.container import build_audit_log
-from gateway.model_audit import ModelAudit
+from gateway.models.audit import ModelAudit
 from gateway.settings import Settings
 from tests.integration.conftest import PORT_BASE
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli_eval import run_eval
+from gateway.cli.eval import run_eval
 from gateway.evaluation.gate import GateThresholds, check_gate
 from gateway.evaluation.report import write_reports
 from gateway.evaluation.runner import ALL_MODES, RERANK_MODE
-from gateway.keys import KeyStore
+from gateway.security.keys import KeyStore
 from ingestion.pipeline import ChunkingPolicy, ingest_files
 from tests.integration.conftest import LiveStack
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway import stack
-from gateway.keys import KeyStore
+from gateway.local import stack
+from gateway.security.keys import KeyStore
 from gateway.settings import Settings
 from ingestion.pipeline import ChunkingPolicy, ingest_files
 from tests.corpus_builder.build import text_files

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.keys import KeyStore
+from gateway.security.keys import KeyStore
 from services.records import Chunk
 from tests.corpus_builder.build import PII, build_corpus, pii_file, text_files
 from tests.integration.conftest import LiveStack

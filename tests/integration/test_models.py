@@ -15,9 +15,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from gateway.cli_models import models_app
+from gateway.cli.models import models_app
 from gateway.container import embedder_for
-from gateway.models_config import ModelEntry, ModelInfo
+from gateway.models.config import ModelEntry, ModelInfo
 from services.errors import EmbedderUnavailableError, ModelUnavailableError
 from services.litellm_router import LiteLLMRouter
 from services.local_embedder import packaged_minilm_path

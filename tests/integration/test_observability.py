@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from gateway.app import create_app
-from gateway.keys import KeyStore
+from gateway.api.app import create_app
 from gateway.observability.json_logs import configure_logging
+from gateway.security.keys import KeyStore
 from gateway.settings import LoggingSettings
 from tests.integration.conftest import PORT_BASE, LiveStack
 from tests.integration.obs_gateway import gateway_settings

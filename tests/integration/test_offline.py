@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway import stack
-from gateway.audit_records import AuditFilter
+from gateway.audit.records import AuditFilter
 from gateway.container import build_audit_log
+from gateway.local import stack
 from gateway.settings import Settings
 from tests.integration.conftest import LiveStack
 

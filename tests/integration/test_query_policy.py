@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from openai import OpenAI
 
-from gateway.app import create_app
-from gateway.keys import KeyStore
+from gateway.api.app import create_app
+from gateway.security.keys import KeyStore
 from ingestion.pipeline import ChunkingPolicy, ingest_files
 from tests.integration.conftest import CORPUS, LiveStack
 

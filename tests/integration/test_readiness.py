@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
-from gateway import stack
-from gateway.processes import ProcessSupervisor
+from gateway.local import stack
+from gateway.local.processes import ProcessSupervisor
 from tests.integration.conftest import LiveStack
 
 pytestmark = pytest.mark.integration

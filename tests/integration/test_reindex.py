@@ -20,11 +20,11 @@ import yaml
 from typer.testing import CliRunner
 from weaviate.util import generate_uuid5
 
-from gateway.cli import app
+from gateway.cli.main import app
 from gateway.container import build_store
-from gateway.keys import KeyStore
-from gateway.models_config import PACKAGED_EMBEDDER
-from gateway.reindex import ReindexRefusedError, reindex
+from gateway.models.config import PACKAGED_EMBEDDER
+from gateway.models.reindex import ReindexRefusedError, reindex
+from gateway.security.keys import KeyStore
 from ingestion.pipeline import ChunkingPolicy, IngestReport, ingest_files
 from services.errors import ConfigError
 from services.local_embedder import packaged_minilm_path

@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway import stack
-from gateway.keys import KeyStore
+from gateway.local import stack
+from gateway.security.keys import KeyStore
 from tests.integration.conftest import PORT_BASE, LiveStack, stack_settings
 
 pytestmark = pytest.mark.integration

@@ -607,7 +607,7 @@ def test_rendered_config_files_are_valid_for_the_gateway_itself(
     renders: dict[str, list[dict[str, Any]]], value_set: str
 ) -> None:
     """The chart and the gateway must agree on the file formats (both refuse unknown keys)."""
-    from gateway.models_config import ModelsConfig
+    from gateway.models.config import ModelsConfig
     from gateway.settings import Settings
 
     objects = renders[value_set]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.answering import (
+from gateway.query.answering import (
     REFUSAL_TEXT,
     Ports,
     QueryOptions,
@@ -19,7 +19,7 @@ from gateway.answering import (
     stream_answer,
     widen_to_sections,
 )
-from gateway.keys import Principal
+from gateway.security.keys import Principal
 from services.records import (
     ChatMessage,
     Chunk,

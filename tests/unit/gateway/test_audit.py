@@ -10,8 +10,9 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
-from gateway.audit_http import AuditContext, AuditMiddleware, audit_context, track_events
-from gateway.audit_records import (
+from gateway.api.audit_middleware import AuditContext, AuditMiddleware, audit_context, track_events
+from gateway.api.problems import install_problem_handlers
+from gateway.audit.records import (
     AuditFilter,
     AuditRecord,
     build_filter,
@@ -19,11 +20,10 @@ from gateway.audit_records import (
     decode_cursor,
     encode_cursor,
 )
-from gateway.audit_store import SqliteAuditLog, where_clause
-from gateway.keys import Principal
-from gateway.model_audit import ModelAudit
+from gateway.audit.store import SqliteAuditLog, where_clause
+from gateway.models.audit import ModelAudit
 from gateway.observability.request_context import RequestIdMiddleware
-from gateway.problems import install_problem_handlers
+from gateway.security.keys import Principal
 from services.errors import AccessDeniedError, InvalidRequestError
 
 pytestmark = pytest.mark.unit

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from gateway.filters import FilterClause, to_field_filters
-from gateway.rate_limit import RateLimiter, RateLimitExceeded
+from gateway.query.filters import FilterClause, to_field_filters
+from gateway.security.rate_limit import RateLimiter, RateLimitExceeded
 from services.errors import InvalidRequestError
 from services.records import FieldFilter
 

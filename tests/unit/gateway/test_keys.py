@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.keys import KeyStore, Principal
+from gateway.security.keys import KeyStore, Principal
 from services.errors import InvalidRequestError, NotFoundError
 
 pytestmark = pytest.mark.unit

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from prometheus_client import generate_latest
 
-from gateway.audit_http import AuditMiddleware, audit_context
+from gateway.api.audit_middleware import AuditMiddleware, audit_context
 from gateway.observability.metrics import GatewayMetrics, MetricsMiddleware, label
 from services.errors import ModelUnavailableError, StoreUnavailableError
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.model_registry import ModelRegistry
-from gateway.model_watch import ModelFileWatcher
+from gateway.models.registry import ModelRegistry
+from gateway.models.watch import ModelFileWatcher
 from services.errors import InvalidConfigFileError
 
 pytestmark = pytest.mark.unit

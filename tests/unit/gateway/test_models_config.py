@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.models_config import (
+from gateway.models.config import (
     ModelEntry,
     ModelInfo,
     ModelsConfig,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.models_config import is_internal_host, parse_models
+from gateway.models.config import is_internal_host, parse_models
 from services.errors import ConfigError
 
 pytestmark = pytest.mark.unit

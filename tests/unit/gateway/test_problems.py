@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from gateway.problems import PROBLEM_JSON, install_problem_handlers
+from gateway.api.problems import PROBLEM_JSON, install_problem_handlers
 from services.errors import AuthenticationError, NotFoundError, StoreUnavailableError
 
 pytestmark = pytest.mark.unit

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.processes import ProcessSpec, ProcessSupervisor, StartupError
+from gateway.local.processes import ProcessSpec, ProcessSupervisor, StartupError
 
 pytestmark = pytest.mark.unit
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.cli_reindex import live_entry, model_id
-from gateway.models_config import PACKAGED_EMBEDDER, ModelEntry, ModelInfo, ModelsConfig
-from gateway.reindex import fingerprint
-from gateway.reindex_gate import Margins, judge
+from gateway.cli.reindex import live_entry, model_id
+from gateway.models.config import PACKAGED_EMBEDDER, ModelEntry, ModelInfo, ModelsConfig
+from gateway.models.reindex import fingerprint
+from gateway.models.reindex_gate import Margins, judge
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from gateway.stream_redaction import StreamRedactor
+from gateway.query.stream_redaction import StreamRedactor
 from services.presidio_redactor import apply_spans
 from services.records import EntitySpan, Redaction
 

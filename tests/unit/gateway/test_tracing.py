@@ -8,8 +8,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from gateway.answering import StageClock
-from gateway.observability.tracing import build_tracer_provider, set_counts
+from gateway.observability.span_attributes import set_counts
+from gateway.observability.tracing import build_tracer_provider
+from gateway.query.answering import StageClock
 from gateway.settings import TelemetrySettings
 
 pytestmark = pytest.mark.unit

@@ -13,7 +13,10 @@ from opentelemetry.trace import Tracer
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from gateway.answering import (
+from gateway.api.audit_middleware import audit_context, note_answer, track_events
+from gateway.api.deps import ComponentsDep, QueryPrincipalDep
+from gateway.container import Components
+from gateway.query.answering import (
     Ports,
     QueryOptions,
     answer_question,
@@ -24,10 +27,7 @@ from gateway.answering import (
     retrieve,
     stream_answer,
 )
-from gateway.audit_http import audit_context, note_answer, track_events
-from gateway.container import Components
-from gateway.deps import ComponentsDep, QueryPrincipalDep
-from gateway.filters import FilterClause, to_field_filters
+from gateway.query.filters import FilterClause, to_field_filters
 from services.errors import InvalidRequestError, RerankerNotConfiguredError
 
 router = APIRouter(prefix="/v1", tags=["query"])

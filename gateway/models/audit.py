@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from gateway.audit_records import AuditFilter, AuditRecord, Decision
-from gateway.audit_store import AuditLog, SqliteAuditLog
+from gateway.audit.records import AuditFilter, AuditRecord, Decision
+from gateway.audit.store import AuditLog, SqliteAuditLog
 
 ENDPOINT = "model-config"
 AUDIT_DB_NAME = "audit.db"

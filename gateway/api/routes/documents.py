@@ -12,9 +12,9 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from gateway.deps import ComponentsDep, PrincipalDep
+from gateway.api.deps import ComponentsDep, PrincipalDep
 from gateway.ingest_jobs import IngestService
-from gateway.keys import Principal
+from gateway.security.keys import Principal
 from ingestion.jobs import NewFile, new_job_id
 from services.errors import AccessDeniedError, InvalidRequestError, NotFoundError
 

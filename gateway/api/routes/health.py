@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from gateway.deps import ComponentsDep
+from gateway.api.deps import ComponentsDep
 from services.records import HealthStatus
 
 router = APIRouter(tags=["health"])

@@ -6,6 +6,8 @@ import os
 import secrets
 from pathlib import Path
 
+from gateway.settings import Settings
+
 
 def write_secret(path: Path, value: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -21,3 +23,10 @@ def read_or_create_secret(path: Path) -> str:
     value = secrets.token_urlsafe(32)
     write_secret(path, value)
     return value
+
+
+def weaviate_api_key(settings: Settings) -> str:
+    """The configured Weaviate key, else the one generated for the local stack on first use."""
+    if settings.weaviate.api_key is not None:
+        return settings.weaviate.api_key.get_secret_value()
+    return read_or_create_secret(settings.weaviate_key_file)

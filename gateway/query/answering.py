@@ -21,9 +21,9 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
-from gateway.keys import Principal
-from gateway.observability.tracing import set_counts, set_ids, set_scores
-from gateway.stream_redaction import StreamRedactor
+from gateway.observability.span_attributes import set_counts, set_ids, set_scores
+from gateway.query.stream_redaction import StreamRedactor
+from gateway.security.keys import Principal
 from services.errors import HoldfastError
 from services.ports import Embedder, ModelRouter, Redactor, Reranker, Store
 from services.records import ChatMessage, Chunk, FieldFilter, SearchHit

@@ -14,11 +14,11 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from gateway.cli_audit import audit_command, record_key_action
-from gateway.cli_bundle import bundle_app
-from gateway.cli_eval import eval_command
-from gateway.cli_models import models_app
-from gateway.cli_reindex import reindex_command
+from gateway.cli.audit import audit_command, record_key_action
+from gateway.cli.bundle import bundle_app
+from gateway.cli.eval import eval_command
+from gateway.cli.models import models_app
+from gateway.cli.reindex import reindex_command
 from gateway.offline import enforce_offline_env
 from gateway.settings import Settings, config_path, load_settings
 from services.errors import HoldfastError
@@ -66,8 +66,8 @@ def _split(values: str) -> list[str]:
 
 
 def _run_up(settings: Settings) -> None:
-    from gateway import stack
-    from gateway.processes import StartupError
+    from gateway.local import stack
+    from gateway.local.processes import StartupError
 
     try:
         with out.status("starting…") as status:
@@ -112,7 +112,7 @@ def up() -> None:
 @app.command()
 def down() -> None:
     """Stop exactly the processes `holdfast up` started (by their recorded PIDs)."""
-    from gateway import stack
+    from gateway.local import stack
 
     for name, was_running in stack.down(_settings()).items():
         out.print(f"{name}: {'stopped' if was_running else 'not running'}")
@@ -121,7 +121,7 @@ def down() -> None:
 @app.command()
 def status() -> None:
     """Show each component: its process and whether it answers."""
-    from gateway import stack
+    from gateway.local import stack
 
     settings = _settings()
     states = stack.process_states(settings)
@@ -154,7 +154,7 @@ def serve(
     """Run only the gateway in the foreground (containers, systemd); services are external."""
     import uvicorn
 
-    from gateway.app import create_app
+    from gateway.api.app import create_app
 
     settings = _settings()
     uvicorn.run(
@@ -174,7 +174,7 @@ def keys_create(
     ] = "query",
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
-    from gateway.keys import KeyStore
+    from gateway.security.keys import KeyStore
 
     settings = _settings()
     try:
@@ -191,7 +191,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys (ids, names, groups, roles; never the keys themselves)."""
-    from gateway.keys import KeyStore
+    from gateway.security.keys import KeyStore
 
     table = Table("id", "name", "groups", "roles", "created", "revoked")
     for k in KeyStore(_settings().keys_db).list():
@@ -211,7 +211,7 @@ def keys_revoke(
     key: Annotated[str, typer.Argument(help="Key id, or a name (revokes all its keys).")],
 ) -> None:
     """Revoke a key; it stops working at once."""
-    from gateway.keys import KeyStore
+    from gateway.security.keys import KeyStore
 
     settings = _settings()
     try:
@@ -489,7 +489,7 @@ def demo(
     question: Annotated[str, typer.Option(help="The question to ask.")] = DEMO_QUESTION,
 ) -> None:
     """Start the stack, index the bundled sample handbook, and ask it one question."""
-    from gateway.keys import KeyStore
+    from gateway.security.keys import KeyStore
 
     settings = _settings()
     _run_up(settings)
@@ -506,7 +506,7 @@ def config_check(
     schema: Annotated[bool, typer.Option(help="Print the JSON schema of holdfast.yaml.")] = False,
 ) -> None:
     """Validate holdfast.yaml, env overrides and models.yaml; print the effective settings."""
-    from gateway.models_config import resolve_models
+    from gateway.models.config import resolve_models
 
     if schema:
         print(json.dumps(Settings.model_json_schema(), indent=2))
@@ -523,7 +523,7 @@ def config_check(
     )
 
 
-def main() -> None:  # pragma: no cover - console entry for `python -m gateway.cli`
+def main() -> None:  # pragma: no cover - console entry for `python -m gateway.cli.main`
     sys.exit(app())
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from gateway.deps import PrincipalDep
+from gateway.api.deps import PrincipalDep
 from gateway.ingest_jobs import IngestService
 from services.errors import NotFoundError
 

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.audit_records import AuditRecord, build_filter
+from gateway.audit.records import AuditRecord, build_filter
 from gateway.settings import Settings, load_settings
 from services.errors import HoldfastError
 

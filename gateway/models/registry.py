@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.models_config import ModelsConfig
+from gateway.models.config import ModelsConfig
 from services.litellm_router import LiteLLMRouter
 from services.ports import Embedder, Reranker
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from gateway.models_config import ModelEntry, ModelsConfig, load_models, resolve_models
+from gateway.models.config import ModelEntry, ModelsConfig, load_models, resolve_models
 from gateway.offline import enforce_offline_env
 from gateway.settings import Settings, load_settings
 from services.errors import HoldfastError
@@ -98,7 +98,7 @@ def check_models(
     probe: Annotated[bool, typer.Option(help="Send a tiny request to every alias.")] = True,
 ) -> None:
     """Validate a models file and probe each alias, without swapping anything."""
-    from gateway.model_reload import prepare
+    from gateway.models.reload import prepare
 
     settings = _settings()
     path = file or settings.models_path

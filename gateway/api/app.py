@@ -15,13 +15,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from gateway.audit_http import AuditMiddleware
-from gateway.audit_records import AuditRecord
-from gateway.audit_store import AuditLog
+from gateway.api.audit_middleware import AuditMiddleware
+from gateway.api.problems import install_body_limit, install_problem_handlers
+from gateway.api.routes import admin, documents, health, jobs, openai_compat, query
+from gateway.audit.records import AuditRecord
+from gateway.audit.store import AuditLog
 from gateway.container import Components, build_components
 from gateway.ingest_jobs import build_ingest_service
-from gateway.model_reload import reload_models
-from gateway.model_watch import ModelFileWatcher
+from gateway.models.reload import reload_models
+from gateway.models.watch import ModelFileWatcher
 from gateway.observability.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.observability.request_context import RequestIdMiddleware
 from gateway.observability.tracing import (
@@ -30,8 +32,6 @@ from gateway.observability.tracing import (
     instrument,
     tracer_of,
 )
-from gateway.problems import install_body_limit, install_problem_handlers
-from gateway.routes import admin, documents, health, jobs, openai_compat, query
 from gateway.settings import Settings
 from services.errors import AccessDeniedError, AuthenticationError, HoldfastError
 

@@ -16,8 +16,8 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.audit_records import AuditRecord, Decision, decision_for_status
-from gateway.audit_store import AuditLog
+from gateway.audit.records import AuditRecord, Decision, decision_for_status
+from gateway.audit.store import AuditLog
 from services.errors import HoldfastError
 
 log = logging.getLogger("holdfast.audit")

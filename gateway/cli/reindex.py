@@ -17,15 +17,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gateway.model_audit import ModelAudit
-from gateway.models_config import PACKAGED_EMBEDDER, ModelEntry, ModelInfo, ModelsConfig
+from gateway.models.audit import ModelAudit
+from gateway.models.config import PACKAGED_EMBEDDER, ModelEntry, ModelInfo, ModelsConfig
 from gateway.offline import enforce_offline_env
 from gateway.settings import Settings, load_settings
 from services.errors import HoldfastError
 
 if TYPE_CHECKING:  # the store and models load at run time only: `holdfast --help` stays fast
-    from gateway.reindex import GateVerdict, ReindexResult
-    from gateway.reindex_gate import Margins
+    from gateway.models.reindex import GateVerdict, ReindexResult
+    from gateway.models.reindex_gate import Margins
     from services.ports import Embedder
     from services.weaviate_store import IndexRecord, WeaviateStore
 
@@ -131,7 +131,7 @@ def _run(
     show: bool,
 ) -> int:
     from gateway.container import build_store
-    from gateway.reindex import drop_old, rollback
+    from gateway.models.reindex import drop_old, rollback
 
     store = build_store(settings)
     audit = ModelAudit(settings.state_dir / "model-changes.db")
@@ -182,9 +182,9 @@ def _reindex(
     from gateway.container import embedder_for
     from gateway.evaluation.golden import load_golden
     from gateway.ingest_jobs import job_store
-    from gateway.models_config import resolve_models
-    from gateway.reindex import GateVerdict, plan_source, reindex
-    from gateway.reindex_gate import Margins, judge, score_collection
+    from gateway.models.config import resolve_models
+    from gateway.models.reindex import GateVerdict, plan_source, reindex
+    from gateway.models.reindex_gate import Margins, judge, score_collection
 
     config = resolve_models(settings)
     target_alias = alias or settings.generation.embedding_alias
@@ -305,7 +305,7 @@ def _report(
 def _nudge_gateway(settings: Settings, target_alias: str, new_model: str) -> None:
     """Touch models.yaml when it already names the new model for the gateway's embedding alias,
     so a running gateway's file watcher reloads now; otherwise say what to change."""
-    from gateway.models_config import resolve_models
+    from gateway.models.config import resolve_models
 
     embedding_alias = settings.generation.embedding_alias
     config = resolve_models(settings)

@@ -12,7 +12,7 @@ from typing import Any
 
 import jwt
 
-from gateway.keys import KEY_PREFIX, ROLES, KeyStore, Principal
+from gateway.security.keys import KEY_PREFIX, ROLES, KeyStore, Principal
 from gateway.settings import JwtSettings
 from services.errors import AuthenticationError, ConfigError
 

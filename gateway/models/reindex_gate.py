@@ -15,7 +15,7 @@ from pathlib import PurePath
 from gateway.evaluation.golden import GoldenQuestion
 from gateway.evaluation.metrics import dedup_ranking, mean, retrieval_metrics
 from gateway.evaluation.runner import RETRIEVAL_DEPTH
-from gateway.reindex import GateVerdict
+from gateway.models.reindex import GateVerdict
 from services.ports import Embedder
 from services.records import SearchHit
 from services.weaviate_store import WeaviateStore

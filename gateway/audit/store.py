@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from gateway.audit_records import AuditFilter, AuditPage, AuditRecord, iso, page_of
+from gateway.audit.records import AuditFilter, AuditPage, AuditRecord, iso, page_of
 from services.errors import BackendUnavailableError
 
 _COLUMNS = (

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import httpx
 
-from gateway.keys import KeyStore
-from gateway.main import EFFECTIVE_SETTINGS_ENV
-from gateway.models_config import ensure_models_file
+from gateway.local.processes import ProcessSpec, ProcessState, ProcessSupervisor, StartupError, tail
+from gateway.models.config import ensure_models_file
 from gateway.offline import OFFLINE_ENV
-from gateway.processes import ProcessSpec, ProcessState, ProcessSupervisor, StartupError, tail
-from gateway.secrets_files import read_or_create_secret, write_secret
-from gateway.settings import Settings
+from gateway.security.keys import KeyStore
+from gateway.security.secrets import weaviate_api_key, write_secret
+from gateway.settings import EFFECTIVE_SETTINGS_ENV, Settings
 
 COMPONENTS = ("weaviate", "ollama", "gateway")
 
@@ -55,12 +54,6 @@ def _require_binary(component: str, name_or_path: str) -> Path:
             "run `make setup` (builds it into .venv/bin) or set its path in holdfast.yaml",
         )
     return binary
-
-
-def weaviate_api_key(settings: Settings) -> str:
-    if settings.weaviate.api_key is not None:
-        return settings.weaviate.api_key.get_secret_value()
-    return read_or_create_secret(settings.weaviate_key_file)
 
 
 def _base_env() -> dict[str, str]:

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from gateway.audit_records import MAX_PAGE, build_filter
-from gateway.deps import ComponentsDep, require_role
-from gateway.keys import Principal
-from gateway.model_reload import reload_models
+from gateway.api.deps import ComponentsDep, require_role
+from gateway.audit.records import MAX_PAGE, build_filter
+from gateway.models.reload import reload_models
+from gateway.security.keys import Principal
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 AdminPrincipalDep = Annotated[Principal, Depends(require_role("admin"))]

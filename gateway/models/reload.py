@@ -17,9 +17,9 @@ from gateway.container import (
     reranker_for,
     warm_up_models,
 )
-from gateway.model_audit import ModelAudit
-from gateway.model_registry import ModelRegistry, ModelSet
-from gateway.models_config import ModelsConfig, load_models
+from gateway.models.audit import ModelAudit
+from gateway.models.config import ModelsConfig, load_models
+from gateway.models.registry import ModelRegistry, ModelSet
 from gateway.settings import Settings
 from services.errors import HoldfastError, InvalidConfigFileError
 from services.records import ChatMessage

@@ -9,8 +9,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from opentelemetry import trace
 
 from gateway.container import Components
-from gateway.keys import Principal
 from gateway.observability.request_context import name_principal
+from gateway.security.keys import Principal
 from services.errors import AccessDeniedError, AuthenticationError
 
 _bearer = HTTPBearer(auto_error=False, description="A Holdfast API key.")

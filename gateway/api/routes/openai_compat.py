@@ -17,16 +17,16 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from gateway.answering import QueryOptions, answer_question, citation_dict, stream_answer
-from gateway.audit_http import audit_context, note_answer, track_events
-from gateway.deps import ComponentsDep, QueryPrincipalDep
-from gateway.routes.query import (
+from gateway.api.audit_middleware import audit_context, note_answer, track_events
+from gateway.api.deps import ComponentsDep, QueryPrincipalDep
+from gateway.api.routes.query import (
     RetrievalParams,
     chat_model_name,
     options_for,
     ports_of,
     tracer_of_app,
 )
+from gateway.query.answering import QueryOptions, answer_question, citation_dict, stream_answer
 from services.errors import InvalidRequestError, NotFoundError
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])

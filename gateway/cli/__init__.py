@@ -1,0 +1,1 @@
+"""The `holdfast` command line, one module per command group."""

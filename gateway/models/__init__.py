@@ -1,0 +1,1 @@
+"""Model management: models.yaml, the live model set, hot reload, reindex and its gate."""

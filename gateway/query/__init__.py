@@ -1,0 +1,1 @@
+"""The query policy: answer a question from the caller's documents, redacting in and out."""

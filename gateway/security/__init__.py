@@ -1,0 +1,1 @@
+"""Who may call: API keys, JWT, rate limits and the secrets Holdfast generates."""

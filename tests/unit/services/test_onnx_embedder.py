@@ -1,16 +1,17 @@
 """OnnxEmbedder's own logic (tokenising, batching, pooling, normalising, prefixes, errors) with a
-real ``tokenizers`` tokenizer built here and a tiny fake onnxruntime session in place of a model.
+real ``tokenizers`` tokenizer built here and a tiny fake ``onnxruntime`` module (session options
+and a session) in place of the runtime and a model, so these run without onnxruntime installed.
 The real models are exercised in tests/integration/test_onnx_embedder.py."""
 
 from __future__ import annotations
 
 import sys
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime
 import pytest
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
@@ -83,10 +84,19 @@ def model_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+class FakeOptions:
+    intra_op_num_threads = 0
+
+
 @pytest.fixture(autouse=True)
-def fake_session(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def fake_onnxruntime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     FakeSession.instances, FakeSession.fail_with = [], None
-    monkeypatch.setattr(onnxruntime, "InferenceSession", FakeSession)
+    fake = types.ModuleType("onnxruntime")
+    fake.InferenceSession = FakeSession  # type: ignore[attr-defined]
+    fake.SessionOptions = FakeOptions  # type: ignore[attr-defined]
+    fake.GraphOptimizationLevel = types.SimpleNamespace(ORT_ENABLE_ALL=99)  # type: ignore[attr-defined]
+    fake.ExecutionMode = types.SimpleNamespace(ORT_SEQUENTIAL=0)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "onnxruntime", fake)
     yield
 
 

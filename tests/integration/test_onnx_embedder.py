@@ -1,0 +1,121 @@
+"""OnnxEmbedder with the real ONNX models that scripts/install-models.sh fetches and verifies.
+
+The models live in ``HOLDFAST_MODELS_DIR`` (default ``<venv>/share/holdfast-models``); these tests
+skip, saying so, only when that folder lacks a model, which setup installs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from services.errors import EmbedderUnavailableError
+from services.onnx_embedder import ONNX_MODELS, OnnxEmbedder, resolve_models_dir
+
+pytestmark = pytest.mark.integration
+
+MODELS_DIR = resolve_models_dir(os.environ)
+
+PASSAGES = [
+    "The sorted() built-in returns a new sorted list from the items in an iterable; the key "
+    "argument names a function of one argument used to extract a comparison key.",
+    "asyncio.gather() runs awaitable objects concurrently; with return_exceptions=True, "
+    "exceptions are treated the same as successful results and aggregated in the result list.",
+    "The json module's dumps() serialises an object to a JSON formatted str; indent pretty-prints "
+    "arrays and objects with that indent level.",
+    "pathlib.Path.glob() yields all existing files matching the given relative pattern; the "
+    "pattern '**' means this directory and all subdirectories, recursively.",
+    "A context manager's __exit__ receives the exception type, value and traceback; returning a "
+    "true value suppresses the exception.",
+    "Employees accrue 25 days of paid annual leave; unused days carry over until March 31.",
+]
+QUERIES = [
+    ("how do I sort a list by a key function", 0),
+    ("run several coroutines at once and collect exceptions", 1),
+    ("pretty print json with indentation", 2),
+    ("find files recursively matching a pattern", 3),
+    ("how to suppress an exception in a with statement", 4),
+    ("how many vacation days do I get", 5),
+]
+
+
+def installed(name: str) -> OnnxEmbedder:
+    spec = ONNX_MODELS[name]
+    folder = MODELS_DIR / name
+    if not (folder / spec.model_file).is_file():
+        pytest.skip(
+            f"{name} is not installed in {folder}: run scripts/install-models.sh "
+            "(HOLDFAST_MODELS_DIR chooses the folder)"
+        )
+    embedder = OnnxEmbedder(spec, folder)
+    embedder.warm_up()
+    return embedder
+
+
+@pytest.fixture(scope="module")
+def bge() -> OnnxEmbedder:
+    return installed("bge-small-en-v1.5-q")
+
+
+def test_bge_vectors_have_384_dimensions_and_unit_norm(bge: OnnxEmbedder) -> None:
+    vectors = np.array([*bge.embed_documents(PASSAGES), bge.embed_query("what is a list")])
+    assert bge.dimensions == 384
+    assert vectors.shape == (len(PASSAGES) + 1, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert bge.health().ok
+    assert bge.max_tokens == 512
+
+
+def test_bge_ranks_the_matching_passage_first_for_each_query(bge: OnnxEmbedder) -> None:
+    passages = np.array(bge.embed_documents(PASSAGES))
+    for query, expected in QUERIES:
+        scores = passages @ np.array(bge.embed_query(query))
+        assert int(np.argmax(scores)) == expected, (query, scores.round(3).tolist())
+
+
+def test_bge_count_tokens_is_the_tokenizers_count_and_is_not_capped(bge: OnnxEmbedder) -> None:
+    from tokenizers import Tokenizer
+
+    spec = bge.spec
+    tokenizer = Tokenizer.from_file(str(MODELS_DIR / spec.name / spec.tokenizer_file))
+    long_text = " ".join(PASSAGES * 12)  # well over the 512-piece window
+    for text in [*PASSAGES, long_text, ""]:
+        expected = len(tokenizer.encode(text, add_special_tokens=False).ids)
+        assert bge.count_tokens(text) == expected
+    assert bge.count_tokens(long_text) > bge.max_tokens
+    # a text over the window still embeds (truncated), to a unit vector
+    (vector,) = bge.embed_documents([long_text])
+    assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
+
+
+def test_a_model_file_onnxruntime_cannot_read_is_the_ports_error(
+    bge: OnnxEmbedder, tmp_path: Path
+) -> None:
+    spec = bge.spec
+    (tmp_path / spec.model_file).write_bytes(b"not an onnx model")
+    source = MODELS_DIR / spec.name / spec.tokenizer_file
+    (tmp_path / spec.tokenizer_file).write_bytes(source.read_bytes())
+    with pytest.raises(EmbedderUnavailableError, match=spec.model_file):
+        OnnxEmbedder(spec, tmp_path).warm_up()
+
+
+def test_minilm_onnx_gives_the_same_vectors_as_sentence_transformers() -> None:
+    """The fp32 ONNX export of all-MiniLM-L6-v2 can replace the torch-based ``local/`` MiniLM:
+    same vectors (cosine > 0.999), same window (256), same token counts."""
+    pytest.importorskip("sentence_transformers", reason="sentence-transformers is not installed")
+    from services.local_embedder import LocalEmbedder, packaged_minilm_path
+
+    onnx = installed("all-minilm-l6-v2")
+    reference = LocalEmbedder(packaged_minilm_path())
+    reference.warm_up()
+    texts = [*PASSAGES, *(q for q, _ in QUERIES), " ".join(PASSAGES * 4), "x", ""]
+    texts += [p.upper() for p in PASSAGES] + [p[: len(p) // 3] for p in PASSAGES]
+    ours = np.array(onnx.embed_documents(texts))
+    theirs = np.array(reference.embed_documents(texts))
+    cosines = (ours * theirs).sum(axis=1)
+    assert cosines.min() > 0.999, cosines.round(5).tolist()
+    assert onnx.max_tokens == reference.max_tokens == 256
+    assert [onnx.count_tokens(t) for t in texts] == [reference.count_tokens(t) for t in texts]

@@ -1,4 +1,10 @@
-"""Embedding in batches with bounded concurrency and retries with backoff.
+"""Embedding in batches with bounded concurrency and retries with backoff, and the text a chunk
+is embedded as.
+
+What the model reads for a chunk is its heading line (document title and section path, as
+``Title > Section > Subsection``) and then its body; the heading gives a short chunk its context
+and puts the page's subject in every chunk of the page. The body alone is what users are shown.
+The chunker pays for the heading out of the same token budget (``ingestion.chunking``).
 
 Transient failures (the service unavailable or timing out) are retried with exponential backoff;
 when retries run out the error says the embedding service is down, and nothing is written.
@@ -13,6 +19,17 @@ from dataclasses import dataclass
 
 from services.errors import BackendTimeoutError, BackendUnavailableError, EmbedderUnavailableError
 from services.ports import Embedder
+
+
+def embedding_heading(title: str, section: str) -> str:
+    """The line the model reads before a chunk's body: ``title > section path``."""
+    return " > ".join(part for part in (title.strip(), section.strip()) if part)
+
+
+def embedding_text(title: str, section: str, body: str) -> str:
+    """What the embedding model reads for one chunk."""
+    heading = embedding_heading(title, section)
+    return f"{heading}\n{body}" if heading else body
 
 
 @dataclass(frozen=True, slots=True)

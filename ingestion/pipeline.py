@@ -27,8 +27,8 @@ from pathlib import Path
 
 from opentelemetry.trace import Tracer
 
-from ingestion.chunking import chunk_sections
-from ingestion.embedding import EmbeddingPolicy, embed_batches
+from ingestion.chunking import chunk_sections, window_budget
+from ingestion.embedding import EmbeddingPolicy, embed_batches, embedding_heading, embedding_text
 from ingestion.indexing import delete_documents, indexed_hashes, twins_by_hash, write_chunks
 from ingestion.parsing import parse_file
 from ingestion.redaction import redact_chunks, redact_groups
@@ -54,8 +54,13 @@ BATCH_FILES = 32  # files per batch: enough chunks to fill embedding batches acr
 
 @dataclass(frozen=True, slots=True)
 class ChunkingPolicy:
+    """``max_tokens`` bounds what the embedding model reads per chunk, title and section path
+    included; ``window_tokens`` is the model's input window when known (the budget never
+    exceeds it, less the model's special tokens)."""
+
     max_tokens: int = 200
     overlap_tokens: int = 32
+    window_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,14 +157,16 @@ def build_chunks(
                 "ocr_pages": parsed.ocr_pages,
             }
         )
+    doc_title = title or parsed.document.title
     with tracer.start_as_current_span("ingest.chunk") as span:
         # the chunker counts the same sentences several times; tokenise each text once
         count = functools.lru_cache(maxsize=4096)(count_tokens)
         pieces = chunk_sections(
             sections,
-            max_tokens=policy.max_tokens,
+            max_tokens=window_budget(policy.max_tokens, policy.window_tokens),
             overlap_tokens=policy.overlap_tokens,
             count=count,
+            prefix=lambda section: embedding_heading(doc_title, section.heading),
         )
         span.set_attributes(
             {
@@ -170,7 +177,6 @@ def build_chunks(
         )
     modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     now = datetime.now(UTC)
-    doc_title = title or parsed.document.title
     chunks = []
     for position, piece in enumerate(pieces):
         content_hash = _sha(piece.text)
@@ -199,8 +205,7 @@ def build_chunks(
 
 def embedding_input(chunk: Chunk) -> str:
     """What the embedding model reads: the heading path gives a short chunk its context."""
-    heading = " > ".join(part for part in (chunk.title, chunk.section) if part)
-    return f"{heading}\n{chunk.text}" if heading else chunk.text
+    return embedding_text(chunk.title, chunk.section, chunk.text)
 
 
 def clean_groups(groups: Iterable[str]) -> tuple[str, ...]:

@@ -7,6 +7,8 @@ partitioners are chosen per format, never ``auto`` (which can pull in layout mod
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,8 @@ from ingestion.markdown_sections import Block, ParsedDocument, Section
 from ingestion.tables import html_table_to_markdown
 
 _LIST_TYPES = {"ListItem"}
+_CODE_TYPES = {"CodeSnippet"}
+_PILCROW_END = re.compile(r"\s*¶\s*$")
 _SKIP_TYPES = {"PageBreak", "Header", "Footer", "PageNumber", "Image", "FigureCaption"}
 
 
@@ -35,10 +39,6 @@ def _partitioner(doc_type: str) -> Callable[..., list[Any]]:
         from unstructured.partition.csv import partition_csv
 
         return partition_csv
-    if doc_type == "html":
-        from unstructured.partition.html import partition_html
-
-        return partition_html
     if doc_type == "email":
         from unstructured.partition.email import partition_email
 
@@ -66,10 +66,17 @@ def _email_subject(path: Path) -> str:
     return str(message.get("subject") or "").strip()
 
 
+def _heading_text(text: str) -> str:
+    """A heading without the permalink mark (``¶``) that some generators end it with."""
+    return _PILCROW_END.sub("", text)
+
+
 def elements_to_document(
-    elements: list[Any], *, fallback_title: str, doc_type: str
+    elements: list[Any], *, fallback_title: str, doc_type: str, title_is_known: bool = False
 ) -> ParsedDocument:
-    title = ""
+    """Sections from partitioned elements. With ``title_is_known`` the fallback title is the
+    title and no heading is taken for it."""
+    title = fallback_title if title_is_known else ""
     path: list[tuple[int, str]] = []
     sections: list[Section] = [Section(path=())]
     for position, element in enumerate(elements):
@@ -80,6 +87,7 @@ def elements_to_document(
         if kind in _SKIP_TYPES or not (text or kind == "Table"):
             continue
         if kind == "Title":
+            text = _heading_text(text)
             level = int(getattr(meta, "category_depth", 0) or 0) + 1
             if doc_type in {"xlsx", "email", "text", "csv"}:  # no real headings in these
                 sections[-1].blocks.append(Block(text=text, kind="paragraph", page=page))
@@ -98,6 +106,10 @@ def elements_to_document(
             elif text:
                 sections[-1].blocks.append(Block(text=text, kind="paragraph", page=page))
             continue
+        if kind in _CODE_TYPES:  # whitespace is meaning in code: keep the lines as they are
+            code = textwrap.dedent((element.text or "").strip("\n")).rstrip()
+            sections[-1].blocks.append(Block(text=code, kind="code", page=page))
+            continue
         block_kind = "list" if kind in _LIST_TYPES else "paragraph"
         body = f"- {text}" if block_kind == "list" else " ".join(text.split())
         sections[-1].blocks.append(Block(text=body, kind=block_kind, page=page))
@@ -105,6 +117,10 @@ def elements_to_document(
 
 
 def parse_with_unstructured(path: Path, doc_type: str, *, fallback_title: str) -> ParsedDocument:
+    if doc_type == "html":
+        from ingestion.html_parser import parse_html
+
+        return parse_html(path, fallback_title=fallback_title)
     elements = partition(path, doc_type)
     if doc_type == "email":
         fallback_title = _email_subject(path) or fallback_title

@@ -1,0 +1,258 @@
+"""The main content of an HTML page, without the chrome that every page of a site repeats.
+
+Navigation bars, sidebars, breadcrumbs, "Prev | Up | Next | Home" tables, tables of contents,
+search boxes, theme switchers, footers and permalink marks are the same on every page of a
+manual; indexed, each becomes a chunk that matches many questions and answers none. They are cut
+from the HTML tree before partitioning, in this order:
+
+1. the page's main element when it names one (``role="main"``, ``<main>``, a single
+   ``<article>``), otherwise the body;
+2. inside it, minus what HTML semantics call chrome (``nav``, forms and scripts, the
+   landmark roles navigation, banner, contentinfo, search, complementary; hidden elements; a
+   ``footer``; a ``header`` that holds no heading; an ``aside`` outside a main element, where it
+   is a sidebar; inside one it is a footnote or a note and stays);
+3. minus the markup of documentation generators and sites that is navigation by name: a class or
+   id token such as ``navheader``, ``breadcrumb``, ``sidebar``, ``toctree-wrapper``, ``toc``, a
+   table whose summary says "Navigation" (DocBook, gtk-doc), "Skip to content" links;
+4. minus permalink anchors (``¶``, ``#``, ``§``) next to headings and definitions.
+
+Everything else stays as HTML, so headings, code blocks and tables keep their structure for the
+partitioner. Only lxml is used: it is already a dependency of unstructured.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from lxml import etree
+from lxml import html as lxml_html
+
+# Tags that are never content. ``label`` and ``img`` stay: images keep their alt text.
+_DROP_TAGS = frozenset(
+    {
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "svg",
+        "canvas",
+        "iframe",
+        "object",
+        "embed",
+        "form",
+        "button",
+        "input",
+        "select",
+        "textarea",
+        "nav",
+        "dialog",
+        "link",
+        "meta",
+        "footer",
+    }
+)
+_DROP_ROLES = frozenset(
+    {
+        "navigation",
+        "banner",
+        "contentinfo",
+        "search",
+        "complementary",
+        "menu",
+        "menubar",
+        "toolbar",
+        "dialog",
+        "alertdialog",
+    }
+)
+# Whole class or id tokens (never substrings: "table-header" or "navigable" are content).
+_DROP_NAMES = frozenset(
+    {
+        # generic site chrome
+        "nav",
+        "navbar",
+        "navigation",
+        "menu",
+        "breadcrumb",
+        "breadcrumbs",
+        "sidebar",
+        "skip-link",
+        "skiplink",
+        "skip-to-content",
+        "site-header",
+        "site-footer",
+        "page-footer",
+        "footer",
+        "cookie-banner",
+        "theme-switcher",
+        "edit-this-page",
+        "prev-next-area",
+        "prev-next-footer",
+        "related",
+        "relbar",
+        # Sphinx
+        "sphinxsidebar",
+        "sphinxsidebarwrapper",
+        "toctree-wrapper",
+        "rst-footer-buttons",
+        "mobile-nav",
+        "sidebarbutton",
+        # DocBook, gtk-doc, Texinfo
+        "navheader",
+        "navfooter",
+        "toc",
+        "list-of-tables",
+        "list-of-figures",
+        "list-of-examples",
+        "nav-panel",
+        # Node.js API docs
+        "gtoc",
+        "column2",
+    }
+)
+# Texinfo's "Next: … Up: …" bar is a div.header without a heading; so is much site chrome.
+_HEADER_NAMES = frozenset({"header", "page-header"})
+_PERMALINK_NAMES = frozenset(
+    {"headerlink", "anchor", "anchorjs-link", "copiable-anchor", "id_link", "permalink"}
+)
+_PERMALINK_TEXT = frozenset({"", "¶", "#", "§", "🔗", "⚓", "link", "permalink"})
+_SKIP_TEXT = re.compile(r"^\s*(skip to (main )?content|skip navigation|back to top|jump to)", re.I)
+_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_PILCROW_END = re.compile(r"\s*¶\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class MainContent:
+    title: str  # the <title> text, whitespace-collapsed ("" when the page has none)
+    html: str  # one <html><body> with the main content only
+    selector: str  # which rule chose the main element (for reports)
+
+
+def _tokens(element: etree._Element) -> set[str]:
+    names = set((element.get("class") or "").split())
+    element_id = element.get("id")
+    if element_id:
+        names.add(element_id)
+    return {n.lower() for n in names}
+
+
+def _has_heading(element: etree._Element) -> bool:
+    return element.tag in _HEADINGS or any(True for _ in element.iter(*_HEADINGS))
+
+
+def _is_chrome(element: etree._Element, *, inside_main: bool) -> bool:
+    tag = element.tag
+    if not isinstance(tag, str):  # comments, processing instructions
+        return True
+    if tag in _DROP_TAGS:
+        return True
+    if tag == "aside" and not inside_main:  # in a main element, asides are footnotes and notes
+        return True
+    if element.get("hidden") is not None or element.get("aria-hidden") == "true":
+        return True
+    role = (element.get("role") or "").lower()
+    if role in _DROP_ROLES:
+        return True
+    names = _tokens(element)
+    if names & _DROP_NAMES:
+        return True
+    if (tag == "header" or names & _HEADER_NAMES) and not _has_heading(element):
+        return True
+    if tag == "table" and (element.get("summary") or "").lower().startswith("navigation"):
+        return True
+    if tag == "a":
+        text = (element.text_content() or "").strip()
+        href = element.get("href") or ""
+        if names & _PERMALINK_NAMES:
+            return True
+        if href.startswith("#") and text.lower() in _PERMALINK_TEXT and len(element) == 0:
+            return True
+        if _SKIP_TEXT.match(text):
+            return True
+    return False
+
+
+def _drop(element: etree._Element) -> None:
+    """Remove ``element`` but keep its tail text (it belongs to the parent)."""
+    parent = element.getparent()
+    if parent is None:
+        return
+    tail = element.tail
+    previous = element.getprevious()
+    parent.remove(element)
+    if tail:
+        if previous is not None:
+            previous.tail = (previous.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+
+
+def _strip_chrome(root: etree._Element, *, inside_main: bool) -> None:
+    # Walk top-down and skip the subtree of anything dropped: one pass, no re-scans.
+    stack = list(root)
+    doomed = []
+    while stack:
+        element = stack.pop()
+        if _is_chrome(element, inside_main=inside_main):
+            doomed.append(element)
+        else:
+            stack.extend(element)
+    for element in doomed:
+        _drop(element)
+
+
+def _strip_pilcrows(root: etree._Element) -> None:
+    """A trailing ``¶`` in a heading or a definition term is a permalink mark without markup;
+    anywhere else (a legal text, a code sample) the sign is content and stays."""
+    for element in root.iter(*_HEADINGS, "dt", "caption"):
+        last = element[-1] if len(element) else None
+        if last is not None and last.tail and last.tail.rstrip().endswith("¶"):
+            last.tail = _PILCROW_END.sub("", last.tail)
+        elif last is None and element.text and element.text.rstrip().endswith("¶"):
+            element.text = _PILCROW_END.sub("", element.text)
+
+
+def _main_element(body: etree._Element) -> tuple[etree._Element, str]:
+    for selector, xpath in (
+        ('[role="main"]', "//*[@role='main']"),
+        ("main", "//main"),
+    ):
+        found = body.xpath(xpath)
+        if found:
+            return found[0], selector
+    articles = body.xpath("//article")
+    if len(articles) == 1:
+        return articles[0], "article"
+    return body, "body"
+
+
+def _parse(raw: bytes | str) -> etree._Element:
+    if isinstance(raw, str):
+        # lxml refuses str input that carries an XML encoding declaration
+        raw = raw.encode("utf-8")
+    parser = lxml_html.HTMLParser(encoding=None, remove_comments=True, remove_pis=True)
+    return lxml_html.document_fromstring(raw, parser=parser)
+
+
+def extract_main(raw: bytes | str) -> MainContent:
+    """The main content of an HTML document, as HTML, with the page's <title>."""
+    document = _parse(raw)
+    title_element = document.find(".//title")
+    title = " ".join((title_element.text_content() if title_element is not None else "").split())
+    body = document.find("body")
+    if body is None:
+        body = document
+    main, selector = _main_element(body)
+    _strip_chrome(main, inside_main=selector != "body")
+    _strip_pilcrows(main)
+    wrapper = lxml_html.Element("html")
+    wrapper_body = etree.SubElement(wrapper, "body")
+    if main.tag == "body":
+        wrapper_body.text = main.text
+        for child in list(main):
+            wrapper_body.append(child)
+    else:
+        main.tail = None
+        wrapper_body.append(main)
+    return MainContent(title, etree.tostring(wrapper, encoding="unicode", method="html"), selector)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx_sse import EventSource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -242,8 +243,8 @@ def test_a_streamed_answer_is_traced_audited_and_counted(traced: Any) -> None:
         headers={"Authorization": f"Bearer {reader}", "X-Request-ID": "stream-1"},
     ) as response:
         assert response.status_code == 200
-        events = [line for line in response.iter_lines() if line.startswith("event: ")]
-    assert events[0] == "event: retrieval" and events[-1] == "event: done", events
+        events = [event.event for event in EventSource(response).iter_sse()]
+    assert events[0] == "retrieval" and events[-1] == "done", events
     spans = exporter.get_finished_spans()
     (generate,) = [s for s in spans if s.name == "generate"]
     server = next(s for s in spans if s.kind == SpanKind.SERVER)

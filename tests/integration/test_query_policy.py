@@ -14,6 +14,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
+from httpx_sse import EventSource
 from openai import OpenAI
 
 from gateway.api.app import create_app
@@ -27,13 +28,7 @@ SECRET_QUESTION = "How large is the executive bonus pool split between the direc
 
 
 def sse_events(response: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
-    events, name = [], ""
-    for line in response.iter_lines():
-        if line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("data: "):
-            events.append((name, json.loads(line[6:])))
-    return events
+    return [(event.event, event.json()) for event in EventSource(response).iter_sse()]
 
 
 def test_disjoint_groups_never_see_each_others_documents_on_any_endpoint(

@@ -18,6 +18,8 @@ log = logging.getLogger("holdfast.gateway")
 
 
 def request_id(request: Request) -> str:
+    """The id the request-id middleware accepted or minted; without that middleware (a bare
+    app in a test), the caller's header or a fresh id."""
     rid = getattr(request.state, "request_id", None)
     if rid is None:
         rid = request.headers.get("x-request-id") or uuid.uuid4().hex
@@ -34,6 +36,7 @@ def problem(
     detail: str,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
+    echoed = getattr(request.state, "request_id", None) is not None  # by the middleware
     rid = request_id(request)
     body = {
         "type": f"https://holdfast.invalid/problems/{code}",
@@ -48,7 +51,7 @@ def problem(
         body,
         status_code=status,
         media_type=PROBLEM_JSON,
-        headers={"x-request-id": rid, **(headers or {})},
+        headers={**({} if echoed else {"x-request-id": rid}), **(headers or {})},
     )
 
 

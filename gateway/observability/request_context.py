@@ -1,17 +1,18 @@
-"""Request ids: accept a well-formed ``X-Request-ID`` or mint one, echo it on every response,
-and expose it to logs through a context variable (the log formatter reads it)."""
+"""Request ids. asgi-correlation-id accepts a well-formed ``X-Request-ID`` or mints one, and
+echoes it on every response; this module adds what Holdfast needs on top of it: the id in the
+request's state (problem responses and audit records read it there) and a per-request
+``RequestInfo`` in a context variable, which the log formatter reads."""
 
 from __future__ import annotations
 
 import re
-import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-HEADER = "x-request-id"
+HEADER = "X-Request-ID"
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -33,37 +34,37 @@ def name_principal(name: str) -> None:
         info.principal = name
 
 
-def accept_request_id(raw: str | None) -> str:
-    """The caller's id if it is a short token (it lands in logs and audit), else a fresh one."""
-    if raw and _VALID.match(raw):
-        return raw
-    return uuid.uuid4().hex
+def valid_request_id(raw: str) -> bool:
+    """Only a short token is kept (it lands in logs and audit records); else a fresh id."""
+    return _VALID.match(raw) is not None
 
 
-class RequestIdMiddleware:
+class _PublishRequestId:
+    """Inside the correlation-id middleware: hand the accepted id to the layers below."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        rid = correlation_id.get()
+        if scope["type"] != "http" or rid is None:
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        raw = headers.get(HEADER.encode())
-        rid = accept_request_id(raw.decode("latin-1") if raw else None)
-        state: dict[str, Any] = scope.setdefault("state", {})
-        state["request_id"] = rid
+        scope.setdefault("state", {})["request_id"] = rid
         token = current_request.set(RequestInfo(rid))
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                names = {k.lower() for k, _ in message.get("headers", [])}
-                if HEADER.encode() not in names:
-                    message.setdefault("headers", [])
-                    message["headers"] = [*message["headers"], (HEADER.encode(), rid.encode())]
-            await send(message)
-
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send)
         finally:
             current_request.reset(token)
+
+
+class RequestIdMiddleware:
+    """``X-Request-ID`` in (validated) and out, in the request's state and in every log line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = CorrelationIdMiddleware(
+            _PublishRequestId(app), header_name=HEADER, validator=valid_request_id
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)

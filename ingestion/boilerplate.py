@@ -228,11 +228,20 @@ def _main_element(body: etree._Element) -> tuple[etree._Element, str]:
 
 
 def _parse(raw: bytes | str) -> etree._Element:
+    """UTF-8 unless the bytes are not (then lxml reads the page's own charset declaration): a
+    page that declares no charset is not read as Latin-1."""
     if isinstance(raw, str):
-        # lxml refuses str input that carries an XML encoding declaration
-        raw = raw.encode("utf-8")
-    parser = lxml_html.HTMLParser(encoding=None, remove_comments=True, remove_pis=True)
-    return lxml_html.document_fromstring(raw, parser=parser)
+        data, encoding = raw.encode("utf-8"), "utf-8"  # lxml refuses str with an XML declaration
+    else:
+        try:
+            raw.decode("utf-8")
+            data, encoding = raw, "utf-8"
+        except UnicodeDecodeError:
+            data, encoding = raw, None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    parser = lxml_html.HTMLParser(encoding=encoding, remove_comments=True, remove_pis=True)
+    return lxml_html.document_fromstring(data, parser=parser)
 
 
 def extract_main(raw: bytes | str) -> MainContent:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ingestion.boilerplate import extract_main
 from ingestion.markdown_sections import ParsedDocument
+from ingestion.unstructured_parser import elements_to_document, heading_text
 
 
 def partition_main_html(raw: bytes | str) -> tuple[list[Any], str]:
@@ -35,14 +36,12 @@ def _top_title(elements: list[Any]) -> tuple[str, int] | None:
             depth = int(getattr(element.metadata, "category_depth", 0) or 0)
             if depth <= first_depth:
                 return None
-    return " ".join(texts[0].text.split()), first_depth
+    return heading_text(" ".join(texts[0].text.split())), first_depth
 
 
 def html_elements_to_document(
     elements: list[Any], *, page_title: str, fallback_title: str
 ) -> ParsedDocument:
-    from ingestion.unstructured_parser import elements_to_document
-
     top = _top_title(elements)
     if top is not None:
         title, _ = top

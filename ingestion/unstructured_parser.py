@@ -66,7 +66,7 @@ def _email_subject(path: Path) -> str:
     return str(message.get("subject") or "").strip()
 
 
-def _heading_text(text: str) -> str:
+def heading_text(text: str) -> str:
     """A heading without the permalink mark (``¶``) that some generators end it with."""
     return _PILCROW_END.sub("", text)
 
@@ -87,7 +87,7 @@ def elements_to_document(
         if kind in _SKIP_TYPES or not (text or kind == "Table"):
             continue
         if kind == "Title":
-            text = _heading_text(text)
+            text = heading_text(text)
             level = int(getattr(meta, "category_depth", 0) or 0) + 1
             if doc_type in {"xlsx", "email", "text", "csv"}:  # no real headings in these
                 sections[-1].blocks.append(Block(text=text, kind="paragraph", page=page))
@@ -118,7 +118,7 @@ def elements_to_document(
 
 def parse_with_unstructured(path: Path, doc_type: str, *, fallback_title: str) -> ParsedDocument:
     if doc_type == "html":
-        from ingestion.html_parser import parse_html
+        from ingestion.html_parser import parse_html  # imports this module: no import cycle at load
 
         return parse_html(path, fallback_title=fallback_title)
     elements = partition(path, doc_type)

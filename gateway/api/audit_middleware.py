@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.audit.records import AuditRecord, Decision, decision_for_status
 from gateway.audit.store import AuditLog
+from gateway.observability.asgi import capture_status
 from services.errors import HoldfastError
 
 log = logging.getLogger("holdfast.audit")
@@ -106,21 +107,14 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})["audit"] = AuditContext()
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        send, status = capture_status(send)
         try:
-            await self.app(scope, receive, capture)
+            await self.app(scope, receive, send)
         except Exception as exc:
             code = exc.code if isinstance(exc, HoldfastError) else "internal_error"
             await self._write(build_record(scope, 500, code))
             raise
-        await self._write(build_record(scope, status))
+        await self._write(build_record(scope, status.code))
 
     async def _write(self, record: AuditRecord) -> None:
         log.info("%s -> %d %s", record.endpoint, record.status, record.decision)

@@ -18,9 +18,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.audit.records import decision_for_status
+from gateway.observability.asgi import capture_status
 from services.errors import (
     BackendTimeoutError,
     EmbedderUnavailableError,
@@ -200,24 +201,17 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         start = self.clock()
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        send, status = capture_status(send)
         try:
-            await self.app(scope, receive, capture)
+            await self.app(scope, receive, send)
         finally:
             route = getattr(scope.get("route"), "path", None) or "(no route)"
-            self.metrics.requests.labels(scope["method"], label(route), str(status)).observe(
+            self.metrics.requests.labels(scope["method"], label(route), str(status.code)).observe(
                 self.clock() - start
             )
             outcome = (scope.get("state") or {}).get("audit")
             if outcome is not None and (outcome.decision or outcome.alias):  # query or search
-                self.observe_outcome(f"{scope['method']} {route}", status, outcome)
+                self.observe_outcome(f"{scope['method']} {route}", status.code, outcome)
 
     def observe_outcome(self, endpoint: str, status: int, outcome: Any) -> None:
         m = self.metrics

@@ -1,10 +1,10 @@
 """Presidio for bulk redaction (ingestion): spaCy runs texts through ``nlp.pipe`` in batches,
-with only the pipeline components Presidio reads.
+with only the pipeline components the profile needs.
 
-Presidio uses the NER entities, and token lemmas for its context words (the lemmatizer needs the
-tagger and attribute ruler). The dependency parser feeds neither and is the costliest component
-of the small English model, so it is disabled. Fails closed like ``PresidioRedactor``: any
-analyzer error raises ``RedactorUnavailableError``.
+Names need spaCy's NER (``tok2vec`` + ``ner``); the tagger, parser, attribute ruler and
+lemmatizer feed none of Holdfast's rules and are skipped. A profile without names (``structured``)
+runs only the tokenizer. Fails closed like ``PresidioRedactor``: any analyzer error raises
+``RedactorUnavailableError``.
 """
 
 from __future__ import annotations
@@ -12,24 +12,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from services.errors import RedactorUnavailableError
-from services.presidio_redactor import PresidioRedactor, apply_spans
+from services.presidio_redactor import PresidioRedactor
 from services.records import EntitySpan, Redaction
-
-UNUSED_COMPONENTS = ("parser",)
+from services.redaction_placeholders import Placeholders, anonymize
+from services.redaction_profile import SUPPORTED_ENTITIES, RedactionProfile
 
 
 class BatchPresidioRedactor(PresidioRedactor):
-    """``redact_many`` analyses a list of texts with one batched spaCy pass."""
+    """``find_many`` / ``redact_many`` analyse a list of texts with one batched spaCy pass."""
 
     def __init__(
         self,
         *,
         spacy_model: str,
-        entities: Sequence[str],
+        entities: Sequence[str] = SUPPORTED_ENTITIES,
         language: str = "en",
         score_threshold: float = 0.5,
         timeout_s: float = 10.0,
         pipe_batch_size: int = 32,
+        profile: RedactionProfile = RedactionProfile.STRICT,
     ) -> None:
         super().__init__(
             spacy_model=spacy_model,
@@ -37,37 +38,27 @@ class BatchPresidioRedactor(PresidioRedactor):
             language=language,
             score_threshold=score_threshold,
             timeout_s=timeout_s,
+            profile=profile,
         )
         self._pipe_batch_size = pipe_batch_size
 
-    def warm_up(self) -> None:
-        first = self._analyzer is None
-        super().warm_up()
-        if first:
-            for nlp in self._analyzer.nlp_engine.nlp.values():
-                for name in UNUSED_COMPONENTS:
-                    if name in nlp.pipe_names:
-                        nlp.disable_pipe(name)
-
-    def redact_many(self, texts: Sequence[str]) -> list[Redaction]:
+    def find_many(
+        self, texts: Sequence[str], *, profile: RedactionProfile | None = None
+    ) -> list[list[EntitySpan]]:
+        """The spans of each text (offsets and types only)."""
         self.warm_up()
-        wanted = [i for i, t in enumerate(texts) if t.strip()]
-        out = [Redaction(text=t) for t in texts]
         try:
-            batch = self._analyzer.nlp_engine.process_batch(
-                [texts[i] for i in wanted], self._language, batch_size=self._pipe_batch_size
-            )
-            for i, (text, artifacts) in zip(wanted, batch, strict=True):
-                results = self._analyzer.analyze(
-                    text=text,
-                    language=self._language,
-                    entities=self._entities,
-                    score_threshold=self._score_threshold,
-                    nlp_artifacts=artifacts,
-                )
-                spans = [EntitySpan(r.start, r.end, r.entity_type) for r in results]
-                if spans:
-                    out[i] = apply_spans(text, spans)
+            return self._find_many(texts, profile, self._pipe_batch_size)
         except Exception as exc:  # fail closed on any analyzer error
             raise RedactorUnavailableError(f"PII analysis failed: {type(exc).__name__}") from exc
-        return out
+
+    def redact_many(
+        self, texts: Sequence[str], *, profile: RedactionProfile | None = None
+    ) -> list[Redaction]:
+        """Each text redacted on its own (numbering restarts per text; ingestion numbers per
+        document with ``find_many`` and ``ingestion.redaction``)."""
+        found = self.find_many(texts, profile=profile)
+        return [
+            anonymize(text, spans, Placeholders()) if spans else Redaction(text=text)
+            for text, spans in zip(texts, found, strict=True)
+        ]

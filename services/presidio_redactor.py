@@ -1,43 +1,35 @@
 """PII redaction with Presidio on an installed spaCy model (its default would download one).
 
+Presidio finds (``redaction_engine``: Holdfast's recognizers, rules and second opinion on names)
+and presidio-anonymizer replaces (``redaction_placeholders``). What is replaced depends on the
+profile (``RedactionProfile``), given per call or as the instance's default.
+
 Fails closed: an analyzer that cannot load, errors or exceeds its time budget raises
 ``RedactorUnavailableError``; callers refuse the request rather than pass text through unredacted.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from services.errors import RedactorUnavailableError
 from services.records import EntitySpan, Redaction
+from services.redaction_placeholders import Placeholders, anonymize
+from services.redaction_profile import PERSON, SUPPORTED_ENTITIES, RedactionProfile
+
+# spaCy components each profile needs: NER for names; for the others only the tokenizer.
+NER_COMPONENTS = ("tok2vec", "ner")
 
 
-def _without_overlaps(spans: list[EntitySpan]) -> list[EntitySpan]:
-    """Keep the earliest, then longest, of overlapping spans."""
-    kept: list[EntitySpan] = []
-    for span in sorted(spans, key=lambda s: (s.start, -(s.end - s.start))):
-        if kept and span.start < kept[-1].end:
-            continue
-        kept.append(span)
-    return kept
-
-
-def apply_spans(text: str, spans: Sequence[EntitySpan]) -> Redaction:
-    """Replace each span with ``<ENTITY_TYPE>``; pure, so streaming can reuse it on a prefix."""
-    out: list[str] = []
-    counts: Counter[str] = Counter()
-    cursor = 0
-    for span in _without_overlaps(list(spans)):
-        out.append(text[cursor : span.start])
-        out.append(f"<{span.entity_type}>")
-        counts[span.entity_type] += 1
-        cursor = span.end
-    out.append(text[cursor:])
-    return Redaction(text="".join(out), counts=dict(counts))
+def apply_spans(
+    text: str, spans: Sequence[EntitySpan], placeholders: Placeholders | None = None
+) -> Redaction:
+    """Replace each span with ``<ENTITY_TYPE>`` (or ``<ENTITY_TYPE_n>`` from ``placeholders``);
+    pure, so streaming can reuse it on a prefix."""
+    return anonymize(text, spans, placeholders)
 
 
 class PresidioRedactor:
@@ -47,24 +39,36 @@ class PresidioRedactor:
         self,
         *,
         spacy_model: str,
-        entities: Sequence[str],
+        entities: Sequence[str] = SUPPORTED_ENTITIES,
         language: str = "en",
         score_threshold: float = 0.5,
         timeout_s: float = 10.0,
+        profile: RedactionProfile = RedactionProfile.STRICT,
     ) -> None:
         self._spacy_model = spacy_model
-        self._entities = list(entities)
+        self._entities = frozenset(entities)
         self._language = language
-        self._score_threshold = score_threshold
+        self._score_threshold = score_threshold  # kept for configuration; rules score per type
         self._timeout_s = timeout_s
-        self._analyzer: Any = None
+        self._profile = profile
+        self._engine: Any = None
+        self._nlp: Any = None
+        self._nlp_engine: Any = None
         self._pool: ThreadPoolExecutor | None = None
 
+    @property
+    def profile(self) -> RedactionProfile:
+        return self._profile
+
     def warm_up(self) -> None:
-        if self._analyzer is not None:
+        if self._engine is not None:
             return
         from presidio_analyzer import AnalyzerEngine
         from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+        from services.pii_person import Lexicons, lexicons_from
+        from services.pii_recognizers import build_registry
+        from services.redaction_engine import PiiEngine
 
         try:
             nlp_engine = NlpEngineProvider(
@@ -73,11 +77,23 @@ class PresidioRedactor:
                     "models": [{"lang_code": self._language, "model_name": self._spacy_model}],
                 }
             ).create_engine()
-        except Exception as exc:  # a missing or broken model: the redactor is unusable
+            nlp = nlp_engine.get_nlp(self._language)
+            lexicons = (
+                lexicons_from(nlp)
+                if PERSON in self._entities
+                else Lexicons(english=frozenset(), given=frozenset())
+            )
+        except Exception as exc:  # a missing model or name list: the redactor is unusable
             raise RedactorUnavailableError(
-                f"spaCy model {self._spacy_model!r} cannot be loaded"
+                f"spaCy model {self._spacy_model!r} or the name list cannot be loaded"
             ) from exc
-        self._analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=[self._language])
+        analyzer = AnalyzerEngine(
+            registry=build_registry(self._language, self._entities),
+            nlp_engine=nlp_engine,
+            supported_languages=[self._language],
+        )
+        self._nlp, self._nlp_engine = nlp, nlp_engine
+        self._engine = PiiEngine(analyzer, lexicons, self._language)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="presidio")
 
     def close(self) -> None:
@@ -86,24 +102,55 @@ class PresidioRedactor:
             self._pool = None
 
     def health(self) -> bool:
-        return self._analyzer is not None
+        return self._engine is not None
 
-    def _analyze(self, text: str) -> list[EntitySpan]:
-        results = self._analyzer.analyze(
-            text=text,
+    def entities(self, profile: RedactionProfile | None = None) -> frozenset[str]:
+        """The types a redaction with ``profile`` (default: the instance's) replaces."""
+        return (profile or self._profile).entities(self._entities)
+
+    def _docs(
+        self, texts: Sequence[str], entities: frozenset[str], batch_size: int
+    ) -> Iterator[Any]:
+        """spaCy docs of ``texts`` from one ``nlp.pipe`` pass with only the needed components."""
+        keep = NER_COMPONENTS if PERSON in entities else ()
+        off = [name for name in self._nlp.pipe_names if name not in keep]
+        return self._nlp.pipe(texts, batch_size=batch_size, disable=off)  # type: ignore[no-any-return]
+
+    def _artifacts(self, doc: Any) -> Any:
+        from presidio_analyzer.nlp_engine import NlpArtifacts
+
+        people = [e for e in doc.ents if e.label_ == PERSON]
+        return NlpArtifacts(
+            entities=people,
+            tokens=doc,
+            tokens_indices=[t.idx for t in doc],
+            lemmas=[t.lemma_ or t.lower_ for t in doc],
+            nlp_engine=self._nlp_engine,
             language=self._language,
-            entities=self._entities,
-            score_threshold=self._score_threshold,
+            scores=[0.85] * len(people),
         )
-        return [EntitySpan(r.start, r.end, r.entity_type) for r in results]
 
-    def find(self, text: str) -> list[EntitySpan]:
-        if not text.strip():
+    def _find_many(
+        self, texts: Sequence[str], profile: RedactionProfile | None, batch_size: int = 32
+    ) -> list[list[EntitySpan]]:
+        entities = self.entities(profile)
+        out: list[list[EntitySpan]] = [[] for _ in texts]
+        wanted = [i for i, t in enumerate(texts) if t.strip()]
+        if not entities or not wanted:
+            return out
+        docs = self._docs([texts[i] for i in wanted], entities, batch_size)
+        for i, doc in zip(wanted, docs, strict=True):
+            out[i] = self._engine.spans(texts[i], self._artifacts(doc), entities)
+        return out
+
+    def find(self, text: str, *, profile: RedactionProfile | None = None) -> list[EntitySpan]:
+        if not text.strip() or not self.entities(profile):
             return []
         self.warm_up()
         assert self._pool is not None
         try:
-            return self._pool.submit(self._analyze, text).result(timeout=self._timeout_s)
+            future = self._pool.submit(self._find_many, [text], profile)
+            return future.result(timeout=self._timeout_s)[0]
         except FutureTimeout as exc:
             raise RedactorUnavailableError(
                 f"PII analysis took longer than {self._timeout_s:.0f}s"
@@ -111,6 +158,16 @@ class PresidioRedactor:
         except Exception as exc:  # fail closed on any analyzer error
             raise RedactorUnavailableError(f"PII analysis failed: {type(exc).__name__}") from exc
 
-    def redact(self, text: str) -> Redaction:
-        spans = self.find(text)
-        return apply_spans(text, spans) if spans else Redaction(text=text)
+    def redact(
+        self,
+        text: str,
+        *,
+        profile: RedactionProfile | None = None,
+        placeholders: Placeholders | None = None,
+    ) -> Redaction:
+        """``text`` with its PII replaced by typed placeholders (``<PERSON_1>``), numbered by
+        ``placeholders`` (a document's or request's), else afresh for this one text."""
+        spans = self.find(text, profile=profile)
+        if not spans:
+            return Redaction(text=text)
+        return anonymize(text, spans, placeholders if placeholders is not None else Placeholders())

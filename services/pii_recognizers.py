@@ -1,0 +1,136 @@
+"""The Presidio recognizers Holdfast runs, chosen for an en-US deployment.
+
+Presidio's default registry loads recognizers for many countries; some match US values (the
+UK NHS recognizer scores US phone numbers 1.0). Only these run here: spaCy NER (PERSON),
+e-mail, phone (python-phonenumbers, US numbers and any number written with ``+`` and a country
+code), US SSN, credit card (Luhn), IBAN (mod-97), IP address, and ``SecretRecognizer`` below.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import regex
+from presidio_analyzer import (
+    EntityRecognizer,
+    LocalRecognizer,
+    RecognizerRegistry,
+    RecognizerResult,
+)
+from presidio_analyzer.predefined_recognizers import (
+    CreditCardRecognizer,
+    EmailRecognizer,
+    IbanRecognizer,
+    IpRecognizer,
+    PhoneRecognizer,
+    SpacyRecognizer,
+    UsSsnRecognizer,
+)
+
+from services.redaction_profile import SECRET
+
+PHONE_REGIONS = ("US",)
+
+# Well-known key formats (their vendors document the prefixes), then "name = value" assignments
+# whose name says secret and whose value looks random. (name, pattern, needs a randomness check)
+_SECRET_PATTERNS: list[tuple[str, str, bool]] = [
+    ("aws access key id", r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b", False),
+    ("github token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_\w{40,})\b", False),
+    ("slack token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}", False),
+    ("stripe key", r"\b(?:sk|rk)_live_[A-Za-z0-9]{16,}\b", False),
+    ("webhook secret", r"\bwhsec_[A-Za-z0-9+/=]{16,}", False),
+    ("google api key", r"\bAIza[0-9A-Za-z_\-]{35}\b", False),
+    ("openai-style key", r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{32,}\b", False),
+    ("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}", False),
+    ("pem private key", r"(?<=PRIVATE KEY-----\n)[A-Za-z0-9+/=\n]{40,}?(?=\n-----END)", False),
+    (
+        "assigned secret",
+        r"(?i)(?<![\w])[\w.\-]*(?:passw(?:or)?d|pwd|secret|token|api[_\-]?key|access[_\-]?key|"
+        r"private[_\-]?key)[\w.\-]*[\"']?[ \t]*[:=][ \t]*[\"']?\K[^\s\"'$<>{}()\[\],;]{8,}",
+        True,
+    ),
+    ("bearer token", r"(?i)\bBearer[ \t]+\K[A-Za-z0-9\-._~+/]{20,}=*", True),
+]
+_COMPILED = [(name, regex.compile(p), check) for name, p, check in _SECRET_PATTERNS]
+
+_PLACEHOLDER = regex.compile(
+    r"(?i)example|changeme|change-me|password|placeholder|your[_\-]|xxxx|\*\*\*|<|\$\{|%\("
+)
+
+
+def _entropy(value: str) -> float:
+    counts = Counter(value)
+    return -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+
+
+def looks_random(value: str) -> bool:
+    """A long hex string, or three character classes with some entropy (not a word)."""
+    if regex.fullmatch(r"[0-9a-fA-F]{20,}", value):
+        return True
+    classes = sum(bool(regex.search(p, value)) for p in ("[a-z]", "[A-Z]", r"\d", r"[^\w]"))
+    return classes >= 3 and _entropy(value) >= 3.0
+
+
+class SecretRecognizer(LocalRecognizer):
+    """API keys, tokens, private keys and passwords; documented example keys are skipped."""
+
+    SCORE = 0.9
+
+    def __init__(self, supported_language: str = "en") -> None:
+        super().__init__(
+            supported_entities=[SECRET],
+            supported_language=supported_language,
+            name="SecretRecognizer",
+        )
+
+    def load(self) -> None:
+        pass
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: Any = None
+    ) -> list[RecognizerResult]:
+        results = []
+        for name, pattern, check in _COMPILED:
+            for m in pattern.finditer(text):
+                value = m.group(0)
+                if _PLACEHOLDER.search(value) or (check and not looks_random(value)):
+                    continue
+                results.append(
+                    RecognizerResult(
+                        SECRET,
+                        m.start(),
+                        m.end(),
+                        self.SCORE,
+                        recognition_metadata={
+                            RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                            RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+                            "pattern_name": name,
+                        },
+                    )
+                )
+        return EntityRecognizer.remove_duplicates(results)
+
+
+def build_registry(language: str, entities: frozenset[str]) -> RecognizerRegistry:
+    """Only the recognizers for ``entities``, and only those that fit an en-US deployment."""
+    registry = RecognizerRegistry(supported_languages=[language])
+    makers: dict[str, Any] = {
+        "PERSON": lambda: SpacyRecognizer(
+            supported_language=language, supported_entities=["PERSON"]
+        ),
+        "EMAIL_ADDRESS": lambda: EmailRecognizer(supported_language=language),
+        "PHONE_NUMBER": lambda: PhoneRecognizer(
+            supported_language=language, supported_regions=PHONE_REGIONS, leniency=0
+        ),
+        "US_SSN": lambda: UsSsnRecognizer(supported_language=language),
+        "CREDIT_CARD": lambda: CreditCardRecognizer(supported_language=language),
+        "IBAN_CODE": lambda: IbanRecognizer(supported_language=language),
+        "IP_ADDRESS": lambda: IpRecognizer(supported_language=language),
+        SECRET: SecretRecognizer,
+    }
+    for entity in sorted(entities):
+        if entity in makers:
+            registry.add_recognizer(makers[entity]())
+    return registry

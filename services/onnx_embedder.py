@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from services.errors import EmbedderUnavailableError, HoldfastError
+from services.errors import ConfigError, EmbedderUnavailableError, HoldfastError
 from services.records import HealthStatus
 
 Pooling = Literal["cls", "mean"]
@@ -106,6 +106,20 @@ def resolve_models_dir(environ: Mapping[str, str]) -> Path:
     if configured:
         return Path(configured).expanduser()
     return Path(sys.prefix) / "share" / "holdfast-models"
+
+
+def onnx_embedder(
+    name: str, models_dir: Path, *, batch_size: int = 32, intra_op_threads: int | None = None
+) -> OnnxEmbedder:
+    """The embedder for a model of ``ONNX_MODELS`` installed in ``models_dir/<name>`` (no I/O)."""
+    spec = ONNX_MODELS.get(name)
+    if spec is None:
+        raise ConfigError(
+            f"unknown ONNX embedding model {name!r} (known: {', '.join(ONNX_MODELS)})"
+        )
+    return OnnxEmbedder(
+        spec, models_dir / name, batch_size=batch_size, intra_op_threads=intra_op_threads
+    )
 
 
 def pool(

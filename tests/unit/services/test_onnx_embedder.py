@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
-from services.errors import EmbedderUnavailableError
+from services.errors import ConfigError, EmbedderUnavailableError
 from services.onnx_embedder import (
     ONNX_MODELS,
     OnnxEmbedder,
     OnnxModelSpec,
+    onnx_embedder,
     pool,
     resolve_models_dir,
 )
@@ -237,3 +238,11 @@ def test_presets_pool_and_prefix_as_their_model_cards_say() -> None:
     assert (e5.pooling, e5.query_prefix, e5.document_prefix) == ("mean", "query: ", "passage: ")
     minilm = ONNX_MODELS["all-minilm-l6-v2"]
     assert (minilm.pooling, minilm.max_tokens, minilm.query_prefix) == ("mean", 256, "")
+
+
+def test_a_named_model_is_built_from_its_folder_and_an_unknown_name_is_a_config_error() -> None:
+    embedder = onnx_embedder("bge-small-en-v1.5-q", Path("/models"), batch_size=8)
+    assert embedder.spec is ONNX_MODELS["bge-small-en-v1.5-q"]
+    assert embedder.max_tokens == 512
+    with pytest.raises(ConfigError, match="bge-large"):
+        onnx_embedder("bge-large", Path("/models"))

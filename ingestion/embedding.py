@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
 from services.errors import BackendTimeoutError, BackendUnavailableError, EmbedderUnavailableError
 from services.ports import Embedder
 
@@ -41,24 +43,29 @@ class EmbeddingPolicy:
     max_backoff_s: float = 8.0
 
 
+_TRANSIENT = (BackendUnavailableError, BackendTimeoutError)
+
+
 def _with_retry(
     embedder: Embedder,
     batch: Sequence[str],
     policy: EmbeddingPolicy,
     sleep: Callable[[float], None],
 ) -> list[list[float]]:
-    delay = policy.backoff_s
-    for attempt in range(policy.retries + 1):
-        try:
-            return embedder.embed_documents(batch)
-        except (BackendUnavailableError, BackendTimeoutError) as exc:
-            if attempt == policy.retries:
-                raise EmbedderUnavailableError(
-                    f"embedding service failed {attempt + 1} times: {exc}"
-                ) from exc
-            sleep(delay)
-            delay = min(delay * 2, policy.max_backoff_s)
-    raise AssertionError("unreachable")
+    retrying = Retrying(
+        stop=stop_after_attempt(policy.retries + 1),
+        # backoff_s, then doubling, at most max_backoff_s
+        wait=wait_exponential(multiplier=policy.backoff_s, max=policy.max_backoff_s),
+        retry=retry_if_exception_type(_TRANSIENT),
+        sleep=sleep,
+        reraise=True,
+    )
+    try:
+        return retrying(embedder.embed_documents, batch)
+    except _TRANSIENT as exc:  # every try failed
+        raise EmbedderUnavailableError(
+            f"embedding service failed {policy.retries + 1} times: {exc}"
+        ) from exc
 
 
 def embed_batches(

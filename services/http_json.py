@@ -8,11 +8,21 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from services.errors import BackendTimeoutError, BackendUnavailableError
 
 # Statuses worth one more try: the server is busy or restarting, not refusing the request.
 _RETRYABLE = {429, 502, 503, 504}
+# Between tries: 0.1 s, 0.2 s, 0.4 s ... at most 2 s, each with up to 0.1 s of jitter.
+_BACKOFF = wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.1)
+
+
+def _transient(exc: BaseException) -> bool:
+    """A transport error or timeout, or a busy status: worth another try."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code in _RETRYABLE
+    return isinstance(exc, httpx.TransportError)  # timeouts included
 
 
 @contextmanager
@@ -40,20 +50,22 @@ def post_json(
     timeout_s: float,
     max_retries: int,
 ) -> Any:
-    """POST ``body`` and return the decoded JSON; retry transport errors and busy statuses."""
-    attempts = max_retries + 1
+    """POST ``body`` and return the decoded JSON; transport errors, timeouts and busy statuses
+    are tried again (``max_retries`` times, with backoff), each try within ``timeout_s``."""
+
+    def attempt() -> Any:
+        response = client.post(url, json=body, timeout=timeout_s)
+        response.raise_for_status()
+        return response.json()
+
+    retrying = Retrying(
+        stop=stop_after_attempt(max_retries + 1),
+        wait=_BACKOFF,
+        retry=retry_if_exception(_transient),
+        reraise=True,  # the last error itself, translated below
+    )
     with translated(what, unavailable):
-        for attempt in range(attempts):
-            try:
-                response = client.post(url, json=body, timeout=timeout_s)
-                if response.status_code in _RETRYABLE and attempt + 1 < attempts:
-                    continue
-                response.raise_for_status()
-                return response.json()
-            except (httpx.TransportError, httpx.TimeoutException):
-                if attempt + 1 >= attempts:
-                    raise
-    raise unavailable(f"{what} failed after {attempts} attempts")  # pragma: no cover
+        return retrying(attempt)
 
 
 def get_ok(client: httpx.Client, url: str, *, timeout_s: float) -> tuple[bool, str]:

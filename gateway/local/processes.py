@@ -17,8 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from services.errors import HoldfastError
+
+
+class _NotHealthy(Exception):
+    """The health URL did not answer 200 yet (the message says what it answered)."""
 
 
 class StartupError(HoldfastError):
@@ -134,27 +139,36 @@ class ProcessSupervisor:
         return ProcessState(spec.name, proc.pid, True)
 
     def wait_healthy(self, spec: ProcessSpec, pid: int | None) -> None:
-        deadline = time.monotonic() + spec.startup_timeout_s
-        last = "no answer yet"
-        while time.monotonic() < deadline:
+        """Ask the health URL every half second until it answers 200; fail at once if the
+        process exits, or with the last answer when ``startup_timeout_s`` has passed."""
+
+        def probe() -> None:
             if pid is not None and not _is_alive(pid):
                 raise StartupError(
                     spec.name, "process exited", tail(self.log_path(spec.name)), spec.hint
                 )
             try:
                 response = httpx.get(spec.health_url, timeout=2.0)
-                if response.status_code == 200:
-                    return
-                last = f"HTTP {response.status_code} from {spec.health_url}"
             except httpx.HTTPError as exc:
-                last = f"{type(exc).__name__} on {spec.health_url}"
-            time.sleep(0.5)
-        raise StartupError(
-            spec.name,
-            f"not healthy after {spec.startup_timeout_s:.0f}s ({last})",
-            tail(self.log_path(spec.name)),
-            spec.hint,
+                raise _NotHealthy(f"{type(exc).__name__} on {spec.health_url}") from exc
+            if response.status_code != 200:
+                raise _NotHealthy(f"HTTP {response.status_code} from {spec.health_url}")
+
+        polling = Retrying(
+            stop=stop_after_delay(spec.startup_timeout_s),
+            wait=wait_fixed(0.5),
+            retry=retry_if_exception_type(_NotHealthy),
+            reraise=True,
         )
+        try:
+            polling(probe)
+        except _NotHealthy as exc:
+            raise StartupError(
+                spec.name,
+                f"not healthy after {spec.startup_timeout_s:.0f}s ({exc})",
+                tail(self.log_path(spec.name)),
+                spec.hint,
+            ) from None
 
     def stop(self, name: str, timeout_s: float = 20.0) -> bool:
         """Stop what we started under ``name``; True if something was running."""

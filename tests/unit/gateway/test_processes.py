@@ -110,3 +110,18 @@ def test_recycled_pid_with_another_cmdline_is_not_running_and_never_killed(
     assert supervisor.stop("ghost", timeout_s=1) is False
     assert Path(f"/proc/{own_pid}").exists()
     assert not (tmp_path / "run" / "ghost.pid").exists()
+
+
+def test_a_process_that_never_answers_fails_after_its_timeout_naming_the_last_answer(
+    supervisor: ProcessSupervisor,
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}/"
+    spec = ProcessSpec(
+        name="mute",
+        argv=[sys.executable, "-c", "import time; time.sleep(30)"],
+        health_url=url,
+        startup_timeout_s=1,
+    )
+    with pytest.raises(StartupError) as info:
+        supervisor.start(spec)
+    assert info.value.reason == f"not healthy after 1s (ConnectError on {url})"

@@ -7,11 +7,4 @@ set -euo pipefail
 if compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   exit 0
 fi
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "install-postgres: need root to apt-get install postgresql" >&2; exit 1; }
-  SUDO="sudo"
-fi
-echo "installing postgresql (Debian package)…"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+bash "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" --for install-postgres postgresql

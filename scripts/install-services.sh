@@ -34,22 +34,15 @@ build() { # name, module@version, extra env...
     fi
 }
 
-apt_install() { # packages... (only those missing)
-    local missing=()
-    for pkg in "$@"; do dpkg -s "${pkg}" >/dev/null 2>&1 || missing+=("${pkg}"); done
-    ((${#missing[@]} == 0)) && return 0
-    if [[ $(id -u) -ne 0 ]]; then
-        echo "install-services.sh: please install: sudo apt-get install ${missing[*]}" >&2
-        exit 1
-    fi
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-}
-
+# Debian packages, all in one apt-get run (scripts/apt-install.sh installs only the missing ones).
+packages=()
 # `ip` for the loopback-only network namespace the offline test runs the stack in.
-command -v ip >/dev/null || apt_install iproute2
+command -v ip >/dev/null || packages+=(iproute2)
 # `systemd-analyze verify` for the units the Ansible roles render (the offline install test).
-command -v systemd-analyze >/dev/null || apt_install systemd
+command -v systemd-analyze >/dev/null || packages+=(systemd)
+# headers the Ollama build needs (see above)
+stamp_ok ollama "${OLLAMA_VERSION}" || packages+=(libstb-dev nlohmann-json3-dev)
+bash "${repo_root}/scripts/apt-install.sh" --for install-services.sh "${packages[@]}"
 
 if stamp_ok weaviate-server "${WEAVIATE_VERSION}"; then
     echo "weaviate-server ${WEAVIATE_VERSION} already installed"
@@ -62,7 +55,6 @@ fi
 if stamp_ok ollama "${OLLAMA_VERSION}"; then
     echo "ollama ${OLLAMA_VERSION} already installed"
 else
-    apt_install libstb-dev nlohmann-json3-dev
     include_dir="${tools_dir}/include"
     if [[ ! -f "${include_dir}/miniaudio/miniaudio.h" ]]; then
         sdist_dir="$(mktemp -d)"

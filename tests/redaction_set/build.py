@@ -7,6 +7,10 @@ Each ``src/<kind>.txt`` holds snippets separated by a line ``%%%``. Inside a sni
   ``inline_code``, ``function_call``, ``identifier``, ``table_header``. Gold spans may sit inside
   one (a real secret pasted in a code block); the characters of a gold span are not protected.
 
+``src/holdout/<kind>.txt`` holds snippets written after the engine's rules were tuned on the
+others, and never used to tune them; they go to ``holdout.jsonl`` (ids ``holdout-<kind>-NNN``,
+``"split": "holdout"``) so that the report can show how the rules fare on text they have not seen.
+
 Run ``python tests/redaction_set/build.py`` after editing a source, then ``validate.py``.
 """
 
@@ -58,15 +62,21 @@ def parse(marked: str) -> tuple[str, list[dict[str, object]], list[dict[str, obj
     return "".join(out), gold, protected
 
 
-def build(kind: str) -> list[dict[str, object]]:
-    raw = (HERE / "src" / f"{kind}.txt").read_text(encoding="utf-8")
+def build(kind: str, split: str = "tuning") -> list[dict[str, object]]:
+    folder = HERE / "src" / ("holdout" if split == "holdout" else "")
+    path = folder / f"{kind}.txt"
+    if not path.exists():
+        return []
+    raw = path.read_text(encoding="utf-8")
     snippets = [s.strip("\n") for s in raw.split("\n%%%\n")]
     records = []
     for n, marked in enumerate(s for s in snippets if s.strip()):
         text, gold, protected = parse(marked)
+        prefix = "holdout-" if split == "holdout" else ""
         records.append(
             {
-                "id": f"{kind}-{n + 1:03d}",
+                "id": f"{prefix}{kind}-{n + 1:03d}",
+                "split": split,
                 "source": kind,
                 "text": text,
                 "spans": gold,
@@ -85,7 +95,12 @@ def main() -> int:
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         total += len(records)
         print(f"{kind:8} {len(records):4d} snippets")
-    print(f"total    {total:4d}")
+    holdout = [r for kind in KINDS for r in build(kind, "holdout")]
+    with (HERE / "holdout.jsonl").open("w", encoding="utf-8") as fh:
+        for record in holdout:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    print(f"holdout  {len(holdout):4d} snippets")
+    print(f"total    {total + len(holdout):4d}")
     return 0
 
 

@@ -1,22 +1,30 @@
-"""Build the adapters from settings: the only place that knows which backend serves which port."""
+"""Build the adapters from settings: the only place that knows which backend serves which port.
+
+``gateway.main`` hands these builders to the app; the CLI calls them directly. Everything they
+build is typed with ports in ``gateway.components``.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.audit.store import AuditLog, PostgresAuditLog, SqliteAuditLog
+from gateway.components import Components
 from gateway.models.audit import ModelAudit
-from gateway.models.config import PACKAGED_EMBEDDER, ModelEntry, ModelsConfig, resolve_models
-from gateway.models.registry import ModelRegistry, ModelSet
+from gateway.models.config import (
+    PACKAGED_EMBEDDER,
+    RERANK_ALIAS,
+    ModelEntry,
+    ModelsConfig,
+    resolve_models,
+)
+from gateway.models.registry import ModelRegistry, ModelSet, config_digest
 from gateway.security.auth import Authenticator, JwtVerifier
 from gateway.security.keys import KeyStore
 from gateway.security.rate_limit import RateLimiter
 from gateway.security.secrets import weaviate_api_key
 from gateway.settings import Settings
-from services.errors import ConfigError, RedactorUnavailableError
+from services.errors import ConfigError
 from services.litellm_router import LiteLLMRouter
 from services.local_embedder import LocalEmbedder, packaged_minilm_path
 from services.ollama_embedder import OllamaEmbedder
@@ -27,67 +35,6 @@ from services.remote_embedder import RemoteEmbedder
 from services.tei_embedder import TEIEmbedder
 from services.tei_reranker import TEIReranker
 from services.weaviate_store import WeaviateConnection, WeaviateStore
-
-log = logging.getLogger("holdfast.gateway")
-
-RERANK_ALIAS = "rerank-default"
-
-
-@dataclass(slots=True)
-class Components:
-    settings: Settings
-    registry: ModelRegistry
-    store: WeaviateStore
-    redactor: PresidioRedactor | None
-    keys: KeyStore
-    authenticator: Authenticator
-    rate_limiter: RateLimiter
-    audit: ModelAudit
-    audit_log: AuditLog
-
-    # Each read returns the set current at that moment; a caller that keeps the object keeps
-    # using it even if the registry swaps meanwhile.
-    @property
-    def models(self) -> ModelsConfig:
-        return self.registry.current().config
-
-    @property
-    def router(self) -> LiteLLMRouter:
-        return self.registry.current().router
-
-    @property
-    def embedder(self) -> Embedder:
-        return self.registry.current().embedder
-
-    @property
-    def reranker(self) -> Reranker | None:
-        return self.registry.current().reranker
-
-    @property
-    def embedder_model_id(self) -> str:
-        """The embedding model id the index records (alias target, e.g. local/all-MiniLM-L6-v2)."""
-        entry = self.models.entry(self.settings.generation.embedding_alias)
-        return str(entry.litellm_params.get("model", entry.model_name))
-
-    def warm_up(self) -> None:
-        """Open clients and load models (constructors do no I/O). A redactor that cannot load
-        does not stop the gateway: it reports not ready and every request fails closed (503)."""
-        self.store.warm_up()
-        models = self.registry.current()
-        warm_up_models(models)
-        self.store.ensure_schema(
-            embedding_model=str(self.embedder_model_id), dimensions=models.embedder.dimensions
-        )
-        if self.redactor is not None:
-            try:
-                self.redactor.warm_up()
-            except RedactorUnavailableError:
-                log.error("PII redactor unavailable: queries will be refused until it loads")
-
-    def close(self) -> None:
-        self.store.close()
-        if self.redactor is not None:
-            self.redactor.close()
 
 
 def build_store(settings: Settings) -> WeaviateStore:
@@ -100,8 +47,14 @@ def build_store(settings: Settings) -> WeaviateStore:
             api_key=weaviate_api_key(settings),
             collection=wv.collection,
             query_timeout_s=wv.query_timeout_s,
+            insert_timeout_s=wv.insert_timeout_s,
+            init_timeout_s=wv.init_timeout_s,
             health_timeout_s=wv.health_timeout_s,
-        )
+        ),
+        section_fetch_limit=settings.retrieval.section_fetch_limit,
+        twins_per_hash=settings.ingestion.max_duplicates_per_file,
+        max_query_results=wv.max_query_results,
+        route_ttl_s=wv.alias_cache_s,
     )
 
 
@@ -145,10 +98,6 @@ def reranker_for(entry: ModelEntry) -> Reranker:
     )
 
 
-def config_digest(config: ModelsConfig) -> str:
-    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
-
-
 def build_model_set(
     settings: Settings, config: ModelsConfig, *, previous: ModelSet | None = None
 ) -> ModelSet:
@@ -186,6 +135,25 @@ def warm_up_models(models: ModelSet) -> None:
             warm()
 
 
+class AdapterModels:
+    """The ``ModelSetBuilder`` the registry holds: the functions above, bound to settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def build(self, config: ModelsConfig, *, previous: ModelSet | None = None) -> ModelSet:
+        return build_model_set(self._settings, config, previous=previous)
+
+    def embedder_for(self, entry: ModelEntry) -> Embedder:
+        return embedder_for(entry)
+
+    def reranker_for(self, entry: ModelEntry) -> Reranker:
+        return reranker_for(entry)
+
+    def warm_up(self, models: ModelSet) -> None:
+        warm_up_models(models)
+
+
 def build_redactor(settings: Settings) -> PresidioRedactor | None:
     red = settings.redaction
     if not red.enabled:
@@ -216,7 +184,7 @@ def build_components(settings: Settings) -> Components:
     audit_log = build_audit_log(settings)
     return Components(
         settings=settings,
-        registry=ModelRegistry(build_model_set(settings, models)),
+        registry=ModelRegistry(build_model_set(settings, models), AdapterModels(settings)),
         store=build_store(settings),
         redactor=build_redactor(settings),
         keys=keys,

@@ -1,17 +1,17 @@
-"""Wires the ingest job store and background worker from settings and the app's components."""
+"""Wires the ingest job store and background worker from settings and the app's components
+(composition root: it names the pooled redactor's adapter)."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
-from gateway.container import Components
+from gateway.components import Components, IngestService
 from gateway.observability.metrics import GatewayMetrics, label
 from gateway.settings import Settings
 from ingestion.embedding import EmbeddingPolicy
@@ -57,21 +57,6 @@ def ingest_redactor(settings: Settings, fallback: Redactor | None) -> Redactor |
         score_threshold=red.score_threshold,
     )
     return PooledRedactor(factory, workers=settings.ingestion.redaction_workers)
-
-
-@dataclass(slots=True)
-class IngestService:
-    jobs: JobStore
-    worker: IngestWorker
-    uploads: Path
-    limits: Limits
-    redactor: Redactor | None
-
-    def close(self) -> None:
-        self.worker.stop()
-        close = getattr(self.redactor, "close", None)
-        if close is not None:
-            close()
 
 
 class TracedIngestWorker(IngestWorker):

@@ -69,7 +69,26 @@ class WeaviateSettings(_Section):
     collection: str = Field("HoldfastChunk", description="Collection that holds the chunks.")
     startup_timeout_s: float = Field(90.0, description="How long `up` waits for readiness.")
     query_timeout_s: float = Field(30.0, description="Timeout of one search or write call.")
+    insert_timeout_s: float = Field(
+        90.0, gt=0, description="Timeout of one batch write (an ingest or a reindex batch)."
+    )
+    init_timeout_s: float = Field(
+        5.0, gt=0, description="Timeout of the client's connection set-up at start."
+    )
     health_timeout_s: float = Field(1.0, description="Timeout of one readiness probe.")
+    alias_cache_s: float = Field(
+        2.0,
+        ge=0,
+        description="How long the collection behind the alias, and the embedding model it "
+        "records, are trusted before they are read again: after `holdfast reindex` switches "
+        "the alias, every gateway follows within this time.",
+    )
+    max_query_results: int = Field(
+        10_000,
+        ge=1,
+        description="Most objects one query may return: Weaviate's QUERY_MAXIMUM_RESULTS "
+        "(10000 unless the server sets another; change both together).",
+    )
 
 
 class OllamaSettings(_Section):
@@ -123,6 +142,12 @@ class RetrievalSettings(_Section):
     )
     alpha_min: float = Field(0.0, ge=0.0, le=1.0, description="Lowest alpha a request may set.")
     alpha_max: float = Field(1.0, ge=0.0, le=1.0, description="Highest alpha a request may set.")
+    section_fetch_limit: int = Field(
+        200,
+        ge=1,
+        description="Most chunks read back when the retrieved chunks are widened to their "
+        "parent sections for the answer's context (one query per answer).",
+    )
 
 
 class ChunkingSettings(_Section):
@@ -213,6 +238,12 @@ class IngestionSettings(_Section):
     embed_retries: int = Field(3, ge=0, le=10, description="Retries of a failed embedding call.")
     redaction_workers: int = Field(
         2, ge=0, le=32, description="Processes that redact PII in parallel (0: in the worker)."
+    )
+    max_duplicates_per_file: int = Field(
+        50,
+        ge=1,
+        description="Most indexed documents with identical bytes looked up for one uploaded "
+        "file when deduplicating (a file indexed under more names than this is rare).",
     )
 
 

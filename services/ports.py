@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from services.records import (
     ChatMessage,
@@ -13,10 +13,21 @@ from services.records import (
     EntitySpan,
     FieldFilter,
     HealthStatus,
+    IndexRecord,
     Redaction,
     RerankScore,
     SearchHit,
+    StoredChunk,
 )
+
+
+class Lifecycle(Protocol):
+    """An adapter that opens its clients or loads its models in ``warm_up`` (its constructor does
+    no I/O) and releases them in ``close``."""
+
+    def warm_up(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Store(Protocol):
@@ -71,6 +82,84 @@ class DocumentStore(Store, Protocol):
     ) -> list[DocumentInfo]: ...
 
 
+class IndexCatalog(Protocol):
+    """The versioned physical collections behind the store's alias, read only: which one searches
+    read now, and which embedding model each was built with."""
+
+    @property
+    def alias(self) -> str:
+        """The configured collection name: an alias in front of the versioned collections."""
+        ...
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version this adapter writes."""
+        ...
+
+    def alias_target(self) -> str | None:
+        """The physical collection the alias points at, or None before the first."""
+        ...
+
+    def index_records(self) -> list[IndexRecord]:
+        """Every physical collection of the alias, oldest first."""
+        ...
+
+    def live_record(self) -> IndexRecord | None:
+        """The record of the collection that searches read now."""
+        ...
+
+
+class VersionedIndex(IndexCatalog, Protocol):
+    """What a reindex does with physical collections: create one, copy every stored chunk into
+    it unchanged but for the vector, search it beside the live one, repoint the alias at it in
+    one step, and drop the ones no longer kept."""
+
+    def create_index(self, *, embedding_model: str, dimensions: int) -> str: ...
+
+    def point_alias(self, target: str) -> str | None:
+        """Repoint the alias at ``target``; returns the collection it pointed at before."""
+        ...
+
+    def drop_index(self, name: str) -> None: ...
+
+    def count_in(self, name: str) -> int: ...
+
+    def scan(self, name: str, *, page_size: int) -> Iterator[StoredChunk]: ...
+
+    def insert_raw(
+        self, name: str, rows: Sequence[tuple[str, dict[str, Any], Sequence[float]]]
+    ) -> int:
+        """Write (uuid, properties, vector) rows as they are into collection ``name``."""
+        ...
+
+    def delete_ids(self, name: str, uuids: Sequence[str]) -> int: ...
+
+    def search(
+        self,
+        *,
+        groups: Sequence[str],
+        query: str,
+        vector: Sequence[float],
+        limit: int,
+        alpha: float,
+        filters: Sequence[FieldFilter] = (),
+        collection: str | None = None,
+    ) -> list[SearchHit]:
+        """``Store.search``; ``collection`` names a physical collection to search instead of
+        the alias (the reindex gate compares two)."""
+        ...
+
+
+class ManagedStore(DocumentStore, IndexCatalog, Lifecycle, Protocol):
+    """The store a gateway process holds: chunk writes, search and documents, the alias reads,
+    and its lifecycle."""
+
+    def ensure_schema(self, *, embedding_model: str = "", dimensions: int = 0) -> None:
+        """Create the first collection behind the alias if there is none; from now on, reads
+        and writes expect vectors of ``embedding_model`` with ``dimensions`` (empty: any)."""
+        ...
+
+
 class Embedder(Protocol):
     @property
     def dimensions(self) -> int: ...
@@ -104,7 +193,30 @@ class ModelRouter(Protocol):
     def health(self, alias: str) -> HealthStatus: ...
 
 
+class ManagedRouter(ModelRouter, Protocol):
+    """The router a gateway process holds: the request path's port, opened in ``warm_up``, and
+    a ``complete`` that a reload's probe can keep from falling back to another alias."""
+
+    def warm_up(self) -> None: ...
+
+    def complete(
+        self,
+        alias: str,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        use_fallbacks: bool = True,
+    ) -> Completion: ...
+
+
 class Redactor(Protocol):
     def find(self, text: str) -> list[EntitySpan]: ...
 
     def redact(self, text: str) -> Redaction: ...
+
+
+class ManagedRedactor(Redactor, Lifecycle, Protocol):
+    """The redactor a gateway process holds; ``health`` says whether its analyzer loaded (until
+    it has, every request that needs redaction is refused)."""
+
+    def health(self) -> bool: ...

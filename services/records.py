@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +114,30 @@ class HealthStatus:
     name: str
     ok: bool
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRecord:
+    """One physical chunk collection behind the store's alias and what it records about itself:
+    the embedding model and dimension its vectors were built with, and its schema version."""
+
+    name: str
+    embedding_model: str
+    dimensions: int
+    schema_version: int | None
+
+    def built_for(self, embedding_model: str, dimensions: int) -> bool:
+        return (not embedding_model or self.embedding_model == embedding_model) and (
+            not dimensions or self.dimensions == dimensions
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """One stored object of a physical collection as a reindex copies it: its id, its properties
+    exactly as stored (compared between passes and written back unchanged) and the chunk they
+    describe (what is re-embedded)."""
+
+    uuid: str
+    properties: dict[str, Any]
+    chunk: Chunk

@@ -1,17 +1,21 @@
-"""``create_app(settings)``: the FastAPI application.
+"""``create_app(settings, wiring=...)``: the FastAPI application.
 
-Clients open in the lifespan, not on import."""
+The app names no adapter: the composition root (``gateway.main.create_default_app``) passes in
+how to build the components and the ingest service, and clients open in the lifespan, not on
+import."""
 
 from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
@@ -20,8 +24,7 @@ from gateway.api.problems import install_body_limit, install_problem_handlers
 from gateway.api.routes import admin, documents, health, jobs, openai_compat, query
 from gateway.audit.records import AuditRecord
 from gateway.audit.store import AuditLog
-from gateway.container import Components, build_components
-from gateway.ingest_jobs import build_ingest_service
+from gateway.components import Components, IngestService
 from gateway.models.reload import reload_models
 from gateway.models.watch import ModelFileWatcher
 from gateway.observability.metrics import GatewayMetrics, MetricsMiddleware
@@ -36,6 +39,15 @@ from gateway.settings import Settings
 from services.errors import AccessDeniedError, AuthenticationError, HoldfastError
 
 BOOTSTRAP_ADMIN_KEY_ENV = "HOLDFAST_BOOTSTRAP_ADMIN_KEY"
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """What the composition root hands the app: how to build its components from settings (in
+    the lifespan, unless components are passed in) and the ingest service over them."""
+
+    build_components: Callable[[Settings], Components]
+    build_ingest: Callable[[Components, GatewayMetrics, Tracer], IngestService]
 
 
 def _bootstrap_admin_key(components: Components) -> None:
@@ -98,8 +110,11 @@ def create_app(
     settings: Settings,
     components: Components | None = None,
     tracer_provider: TracerProvider | None = None,
+    *,
+    wiring: Wiring,
 ) -> FastAPI:
-    """``tracer_provider`` overrides the one the telemetry settings describe (tests pass an
+    """``wiring`` builds the components (unless given) and the ingest service;
+    ``tracer_provider`` overrides the one the telemetry settings describe (tests pass an
     in-memory exporter's)."""
     provider = tracer_provider or build_tracer_provider(settings.telemetry)
     if provider is not None and tracer_provider is None:
@@ -108,7 +123,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        built = components or build_components(settings)
+        built = components or wiring.build_components(settings)
         await run_in_threadpool(built.warm_up)
         _bootstrap_admin_key(built)
         app.state.components = built
@@ -124,7 +139,7 @@ def create_app(
             ),
         )
         watcher.start()
-        app.state.ingest = build_ingest_service(built, metrics=metrics, tracer=tracer)
+        app.state.ingest = wiring.build_ingest(built, metrics, tracer)
         app.state.ingest.worker.start()  # resumes jobs a previous process left unfinished
         try:
             yield

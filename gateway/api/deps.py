@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from opentelemetry import trace
 
-from gateway.container import Components
+from gateway.components import Components
 from gateway.observability.request_context import name_principal
 from gateway.security.keys import Principal
 from services.errors import AccessDeniedError, AuthenticationError

@@ -98,6 +98,7 @@ def check_models(
     probe: Annotated[bool, typer.Option(help="Send a tiny request to every alias.")] = True,
 ) -> None:
     """Validate a models file and probe each alias, without swapping anything."""
+    from gateway.container import AdapterModels
     from gateway.models.reload import prepare
 
     settings = _settings()
@@ -105,7 +106,7 @@ def check_models(
     try:
         config = load_models(path)
         if probe:
-            _, _, probed = prepare(settings, config, None)
+            _, _, probed = prepare(settings, config, None, builder=AdapterModels(settings))
             out.print(f"probed: {', '.join(probed)}")
     except HoldfastError as exc:
         _fail(str(exc))

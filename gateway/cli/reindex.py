@@ -1,7 +1,8 @@
 """``holdfast reindex``: re-embed every chunk with another embedding model, gate, switch.
 
 Runs in its own process against Weaviate directly, beside a running gateway, which keeps
-answering from the live collection throughout. See ``gateway/reindex.py`` for the procedure.
+answering from the live collection throughout. See ``gateway/models/reindex.py`` for the
+procedure.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ if TYPE_CHECKING:  # the store and models load at run time only: `holdfast --hel
     from gateway.models.reindex import GateVerdict, ReindexResult
     from gateway.models.reindex_gate import Margins
     from services.ports import Embedder
-    from services.weaviate_store import IndexRecord, WeaviateStore
+    from services.records import IndexRecord
+    from services.weaviate_store import WeaviateStore
 
 out = Console()
 err = Console(stderr=True)

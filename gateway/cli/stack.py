@@ -106,7 +106,7 @@ def serve(
     """Run only the gateway in the foreground (containers, systemd); services are external."""
     import uvicorn
 
-    from gateway.api.app import create_app
+    from gateway.main import create_default_app as create_app
 
     settings = cli_settings()
     uvicorn.run(

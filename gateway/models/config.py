@@ -32,6 +32,7 @@ from services.errors import ConfigError
 
 LOCAL_PREFIX = "local/"
 PACKAGED_EMBEDDER = "local/all-MiniLM-L6-v2"
+RERANK_ALIAS = "rerank-default"  # the alias that serves reranking, when models.yaml has it
 
 Mode = Literal["chat", "embedding", "rerank"]
 PROVIDERS: dict[str, frozenset[str]] = {

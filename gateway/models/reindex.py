@@ -26,8 +26,8 @@ from typing import Any
 from ingestion.embedding import EmbeddingPolicy, embed_batches
 from ingestion.pipeline import embedding_input
 from services.errors import ConfigError, HoldfastError
-from services.ports import Embedder
-from services.weaviate_store import IndexRecord, WeaviateStore, chunk_from_properties
+from services.ports import Embedder, VersionedIndex
+from services.records import IndexRecord, StoredChunk
 
 MAX_RESYNC_PASSES = 5
 
@@ -74,8 +74,8 @@ def fingerprint(props: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _batches(rows: Iterator[tuple[str, dict[str, Any]]], size: int) -> Iterator[list[Any]]:
-    batch: list[tuple[str, dict[str, Any]]] = []
+def _batches(rows: Iterator[StoredChunk], size: int) -> Iterator[list[StoredChunk]]:
+    batch: list[StoredChunk] = []
     for row in rows:
         batch.append(row)
         if len(batch) >= size:
@@ -89,32 +89,33 @@ def _batches(rows: Iterator[tuple[str, dict[str, Any]]], size: int) -> Iterator[
 class Copier:
     """Embeds chunks of the live collection and writes them, unchanged but for the vector."""
 
-    store: WeaviateStore
+    store: VersionedIndex
     embedder: Embedder
     shadow: str
     policy: EmbeddingPolicy
     copied: dict[str, str] = field(default_factory=dict)  # uuid -> fingerprint
     groups: set[str] = field(default_factory=set)
 
-    def copy(self, rows: Sequence[tuple[str, dict[str, Any]]]) -> int:
-        texts = [embedding_input(chunk_from_properties(props)) for _, props in rows]
+    def copy(self, rows: Sequence[StoredChunk]) -> int:
+        texts = [embedding_input(row.chunk) for row in rows]
         vectors = embed_batches(self.embedder, texts, self.policy)
         self.store.insert_raw(
-            self.shadow, [(u, p, v) for (u, p), v in zip(rows, vectors, strict=True)]
+            self.shadow,
+            [(row.uuid, row.properties, v) for row, v in zip(rows, vectors, strict=True)],
         )
-        for uuid, props in rows:
-            self.copied[uuid] = fingerprint(props)
-            self.groups.update(str(g) for g in props.get("access_groups") or ())
+        for row in rows:
+            self.copied[row.uuid] = fingerprint(row.properties)
+            self.groups.update(row.chunk.access_groups)
         return len(rows)
 
     def resync(self, source: str) -> int:
         """Copy what changed in ``source`` since it was copied; delete what it lost."""
-        changed: list[tuple[str, dict[str, Any]]] = []
+        changed: list[StoredChunk] = []
         seen: set[str] = set()
-        for uuid, props in self.store.scan(source):
-            seen.add(uuid)
-            if self.copied.get(uuid) != fingerprint(props):
-                changed.append((uuid, props))
+        for row in self.store.scan(source, page_size=self.policy.batch_size):
+            seen.add(row.uuid)
+            if self.copied.get(row.uuid) != fingerprint(row.properties):
+                changed.append(row)
         gone = [u for u in self.copied if u not in seen]
         for batch in _batches(iter(changed), self.policy.batch_size):
             self.copy(batch)
@@ -125,7 +126,7 @@ class Copier:
         return len(changed) + len(gone)
 
 
-def plan_source(store: WeaviateStore) -> IndexRecord:
+def plan_source(store: VersionedIndex) -> IndexRecord:
     """The collection to copy from: the alias target, or a pre-alias collection to migrate."""
     target = store.alias_target()
     records = store.index_records()
@@ -144,7 +145,7 @@ def plan_source(store: WeaviateStore) -> IndexRecord:
 
 
 def reindex(
-    store: WeaviateStore,
+    store: VersionedIndex,
     embedder: Embedder,
     *,
     embedding_model: str,
@@ -209,7 +210,7 @@ def reindex(
     return result
 
 
-def rollback(store: WeaviateStore) -> tuple[str, str]:
+def rollback(store: VersionedIndex) -> tuple[str, str]:
     """Point the alias back at the newest older collection; returns (from, to)."""
     target = store.alias_target()
     older = [r for r in store.index_records() if r.name != target and r.name != store.alias]
@@ -222,7 +223,7 @@ def rollback(store: WeaviateStore) -> tuple[str, str]:
     return target, back.name
 
 
-def drop_old(store: WeaviateStore) -> list[str]:
+def drop_old(store: VersionedIndex) -> list[str]:
     """Delete every physical collection except the live one."""
     target = store.alias_target()
     if target is None:

@@ -16,9 +16,8 @@ from gateway.evaluation.golden import GoldenQuestion
 from gateway.evaluation.metrics import dedup_ranking, mean, retrieval_metrics
 from gateway.evaluation.runner import RETRIEVAL_DEPTH
 from gateway.models.reindex import GateVerdict
-from services.ports import Embedder
+from services.ports import Embedder, VersionedIndex
 from services.records import SearchHit
-from services.weaviate_store import WeaviateStore
 
 GATED = ("ndcg@10", "recall@10")
 
@@ -37,7 +36,7 @@ def _doc_key(question: GoldenQuestion, hit: SearchHit) -> str:
 
 
 def score_collection(
-    store: WeaviateStore,
+    store: VersionedIndex,
     collection: str,
     embedder: Embedder,
     questions: Sequence[GoldenQuestion],

@@ -9,21 +9,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from gateway.container import (
-    RERANK_ALIAS,
-    build_model_set,
-    config_digest,
-    embedder_for,
-    reranker_for,
-    warm_up_models,
-)
 from gateway.models.audit import ModelAudit
-from gateway.models.config import ModelsConfig, load_models
-from gateway.models.registry import ModelRegistry, ModelSet
+from gateway.models.config import RERANK_ALIAS, ModelsConfig, load_models
+from gateway.models.registry import ModelRegistry, ModelSet, ModelSetBuilder, config_digest
 from gateway.settings import Settings
 from services.errors import HoldfastError, InvalidConfigFileError
-from services.records import ChatMessage
-from services.weaviate_store import IndexRecord, WeaviateStore
+from services.ports import ManagedStore
+from services.records import ChatMessage, IndexRecord
 
 log = logging.getLogger("holdfast.models")
 PROBE_TEXT = "ping"
@@ -38,8 +30,11 @@ class ReloadResult:
     probed: list[str] = field(default_factory=list)
 
 
-def probe(settings: Settings, models: ModelSet, aliases: list[str]) -> list[str]:
-    """A tiny real request to each alias (no fallbacks); raises on the first that fails."""
+def probe(
+    settings: Settings, models: ModelSet, aliases: list[str], *, builder: ModelSetBuilder
+) -> list[str]:
+    """A tiny real request to each alias (no fallbacks); raises on the first that fails.
+    Aliases outside ``models``' own embedder and reranker get an adapter from ``builder``."""
     probed: list[str] = []
     for alias in aliases:
         entry = models.config.entry(alias)
@@ -51,10 +46,10 @@ def probe(settings: Settings, models: ModelSet, aliases: list[str]) -> list[str]
                 )
             elif mode == "embedding":
                 same = alias == settings.generation.embedding_alias
-                embedder = models.embedder if same else embedder_for(entry)
+                embedder = models.embedder if same else builder.embedder_for(entry)
                 embedder.embed_query(PROBE_TEXT)
             elif mode == "rerank":
-                reranker = models.reranker if alias == RERANK_ALIAS else reranker_for(entry)
+                reranker = models.reranker if alias == RERANK_ALIAS else builder.reranker_for(entry)
                 assert reranker is not None
                 reranker.rerank(PROBE_TEXT, [PROBE_TEXT])
         except HoldfastError as exc:
@@ -64,7 +59,7 @@ def probe(settings: Settings, models: ModelSet, aliases: list[str]) -> list[str]
 
 
 def _reindexed_for(
-    store: WeaviateStore | None, old_model: str, new_model: str
+    store: ManagedStore | None, old_model: str, new_model: str
 ) -> IndexRecord | None:
     """The live collection, if a reindex already built it with ``new_model`` (then the
     embedding model may change: the gateway follows the index instead of breaking it)."""
@@ -79,10 +74,12 @@ def prepare(
     config: ModelsConfig,
     current: ModelSet | None,
     *,
-    store: WeaviateStore | None = None,
+    builder: ModelSetBuilder,
+    store: ManagedStore | None = None,
 ) -> tuple[ModelSet, dict[str, str], list[str]]:
-    """Build and probe a set for ``config`` without publishing it (``holdfast models check``).
-    An embedding-model change is accepted only when ``store``'s live collection records it."""
+    """Build (through ``builder``) and probe a set for ``config`` without publishing it
+    (``holdfast models check``). An embedding-model change is accepted only when ``store``'s
+    live collection records it."""
     changes = (
         config.changed_aliases(current.config)
         if current
@@ -103,8 +100,8 @@ def prepare(
                     "with the old model; run `holdfast reindex` to switch embedding models"
                 )
     try:
-        candidate = build_model_set(settings, config, previous=current)
-        warm_up_models(candidate)
+        candidate = builder.build(config, previous=current)
+        builder.warm_up(candidate)
     except HoldfastError as exc:
         raise InvalidConfigFileError(f"models.yaml cannot be loaded: {exc}") from exc
     if reindexed is not None and reindexed.dimensions != candidate.embedder.dimensions:
@@ -113,7 +110,7 @@ def prepare(
             f"gives {candidate.embedder.dimensions}"
         )
     to_probe = [a for a, what in changes.items() if what != "removed"]
-    return candidate, changes, probe(settings, candidate, to_probe)
+    return candidate, changes, probe(settings, candidate, to_probe, builder=builder)
 
 
 def reload_models(
@@ -123,9 +120,10 @@ def reload_models(
     *,
     actor: str,
     trigger: str,
-    store: WeaviateStore | None = None,
+    store: ManagedStore | None = None,
 ) -> ReloadResult:
-    """Load the file and swap if it is valid and differs; ``InvalidConfigFileError`` otherwise."""
+    """Load the file and swap if it is valid and differs; ``InvalidConfigFileError`` otherwise.
+    The new set is built by the registry's builder."""
     with registry.reload_lock:
         current = registry.current()
         try:
@@ -140,7 +138,9 @@ def reload_models(
         if digest == current.digest:
             return ReloadResult(False, current.version, digest)
         try:
-            candidate, changes, probed = prepare(settings, config, current, store=store)
+            candidate, changes, probed = prepare(
+                settings, config, current, builder=registry.builder, store=store
+            )
         except InvalidConfigFileError as exc:
             audit.record(
                 actor=actor,

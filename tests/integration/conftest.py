@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from gateway.cli.main import SAMPLE_CORPUS
-from gateway.container import Components, build_components
+from gateway.components import Components
+from gateway.container import build_components
 from gateway.local import stack
 from gateway.offline import enforce_offline_env
 from gateway.security.keys import KeyStore

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 def chunks_of(live_stack: LiveStack, doc_id: str) -> list[Chunk]:
     from weaviate.classes.query import Filter
 
-    from services.weaviate_store import _chunk_from
+    from services.weaviate_common import chunk_from as _chunk_from
 
     client = live_stack.components.store._live
     collection = client.collections.use(live_stack.settings.weaviate.collection)

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from gateway.api.app import create_app
+from gateway.main import create_default_app as create_app
 from gateway.observability.json_logs import configure_logging
 from gateway.security.keys import KeyStore
 from gateway.settings import LoggingSettings

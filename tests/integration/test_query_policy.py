@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from httpx_sse import EventSource
 from openai import OpenAI
 
-from gateway.api.app import create_app
+from gateway.main import create_default_app as create_app
 from gateway.security.keys import KeyStore
 from ingestion.pipeline import ChunkingPolicy, ingest_files
 from tests.integration.conftest import CORPUS, LiveStack

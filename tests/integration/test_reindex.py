@@ -28,7 +28,8 @@ from gateway.security.keys import KeyStore
 from ingestion.pipeline import ChunkingPolicy, IngestReport, ingest_files
 from services.errors import ConfigError
 from services.local_embedder import packaged_minilm_path
-from services.weaviate_store import IndexModelMismatchError, _schema_description
+from services.weaviate_common import IndexModelMismatchError
+from services.weaviate_common import schema_description as _schema_description
 from tests.integration.conftest import LiveStack
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from gateway.api.deps import ComponentsDep, PrincipalDep
-from gateway.ingest_jobs import IngestService
+from gateway.components import IngestService
 from gateway.security.keys import Principal
 from ingestion.jobs import NewFile, new_job_id
 from services.errors import AccessDeniedError, InvalidRequestError, NotFoundError

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from gateway.api.deps import PrincipalDep
-from gateway.ingest_jobs import IngestService
+from gateway.components import IngestService
 from services.errors import NotFoundError
 
 router = APIRouter(prefix="/v1", tags=["ingestion"])

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.api.audit_middleware import audit_context, note_answer, track_events
 from gateway.api.deps import ComponentsDep, QueryPrincipalDep
-from gateway.container import Components
+from gateway.components import Components
 from gateway.query.answering import (
     Ports,
     QueryOptions,

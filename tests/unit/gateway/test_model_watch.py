@@ -52,7 +52,7 @@ def test_a_changed_file_and_sighup_each_trigger_one_reload(tmp_path: Path) -> No
 
 def test_swap_publishes_the_new_set_and_a_held_reference_keeps_the_old() -> None:
     old, new = object(), object()
-    registry = ModelRegistry(old)  # type: ignore[arg-type]
+    registry = ModelRegistry(old, builder=object())  # type: ignore[arg-type]
     in_flight = registry.current()
     assert registry.swap(new) is old  # type: ignore[arg-type]
     assert registry.current() is new

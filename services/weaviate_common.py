@@ -1,0 +1,244 @@
+"""What the Weaviate adapter's modules share: the connection and its client, error translation,
+the mapping between chunks and stored properties, and the record each collection keeps.
+
+``weaviate_store`` (chunk reads and writes, search), ``weaviate_versions`` (the alias and the
+versioned collections behind it) and ``weaviate_reindex`` (raw copy operations) build on it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import weaviate
+from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+from weaviate.classes.query import Filter
+from weaviate.exceptions import WeaviateBaseError, WeaviateTimeoutError
+
+from services.errors import BackendTimeoutError, StoreUnavailableError
+from services.records import Chunk, DocumentInfo, FieldFilter, IndexRecord
+
+SCHEMA_VERSION = 2
+
+
+class IndexModelMismatchError(StoreUnavailableError):
+    """The collection behind the alias was embedded with another model than the configured one:
+    its vectors and the query's would not be comparable, so nothing is searched or written."""
+
+    code, title = "index_model_mismatch", "The index was built with another embedding model"
+
+
+@dataclass(frozen=True, slots=True)
+class WeaviateConnection:
+    """Where Weaviate is and how long each kind of call may take (all from settings)."""
+
+    host: str
+    http_port: int
+    grpc_port: int
+    api_key: str
+    collection: str
+    query_timeout_s: float
+    insert_timeout_s: float
+    init_timeout_s: float
+    health_timeout_s: float
+
+
+@contextmanager
+def translated(action: str) -> Iterator[None]:
+    """Turn any Weaviate client error into Holdfast's hierarchy, keeping the cause."""
+    try:
+        yield
+    except WeaviateTimeoutError as exc:
+        raise BackendTimeoutError(f"weaviate timed out during {action}") from exc
+    except WeaviateBaseError as exc:
+        raise StoreUnavailableError(
+            f"weaviate failed during {action}: {type(exc).__name__}"
+        ) from exc
+
+
+class WeaviateClient:
+    """One lazily opened client, shared by the adapter's parts (no I/O until ``open``)."""
+
+    def __init__(self, connection: WeaviateConnection) -> None:
+        self.connection = connection
+        self._client: weaviate.WeaviateClient | None = None
+
+    def open(self) -> None:
+        if self._client is not None:
+            return
+        conn = self.connection
+        with translated("connect"):
+            client = weaviate.connect_to_custom(
+                http_host=conn.host,
+                http_port=conn.http_port,
+                http_secure=False,
+                grpc_host=conn.host,
+                grpc_port=conn.grpc_port,
+                grpc_secure=False,
+                auth_credentials=Auth.api_key(conn.api_key),
+                additional_config=AdditionalConfig(
+                    timeout=Timeout(
+                        init=conn.init_timeout_s,
+                        query=conn.query_timeout_s,
+                        insert=conn.insert_timeout_s,
+                    )
+                ),
+                skip_init_checks=True,  # the init checks call a package index; we are offline
+            )
+        self._client = client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @property
+    def live(self) -> weaviate.WeaviateClient:
+        """The open client (opened on first use)."""
+        if self._client is None:
+            self.open()
+        assert self._client is not None
+        return self._client
+
+
+def inserted(result: Any, sent: int) -> int:
+    """``sent`` if a batch insert took every object; else the first rejection, as an error."""
+    if result.has_errors:
+        first = next(iter(result.errors.values()))
+        raise StoreUnavailableError(
+            f"weaviate rejected {len(result.errors)} of {sent} chunks: {first.message}"
+        )
+    return sent
+
+
+def chunk_properties(chunk: Chunk) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "chunk_id": chunk.chunk_id,
+        "doc_id": chunk.doc_id,
+        "text": chunk.text,
+        "source": chunk.source,
+        "title": chunk.title,
+        "section": chunk.section,
+        "position": chunk.position,
+        "content_hash": chunk.content_hash,
+        "access_groups": list(chunk.access_groups),
+        "parent_id": chunk.parent_id,
+        "doc_type": chunk.doc_type,
+        "ingested_at": chunk.ingested_at or datetime.now(UTC),
+    }
+    if chunk.page is not None:
+        props["page"] = chunk.page
+    if chunk.modified_at is not None:
+        props["modified_at"] = chunk.modified_at
+    if chunk.page_end is not None:
+        props["page_end"] = chunk.page_end
+    props["file_hash"] = chunk.file_hash
+    return props
+
+
+def chunk_from(props: dict[str, Any]) -> Chunk:
+    """A stored object's properties as a ``Chunk``."""
+    return Chunk(
+        chunk_id=str(props["chunk_id"]),
+        doc_id=str(props["doc_id"]),
+        text=str(props["text"]),
+        source=str(props.get("source") or ""),
+        title=str(props.get("title") or ""),
+        section=str(props.get("section") or ""),
+        position=int(props.get("position") or 0),
+        content_hash=str(props.get("content_hash") or ""),
+        access_groups=tuple(props.get("access_groups") or ()),
+        parent_id=str(props.get("parent_id") or ""),
+        doc_type=str(props.get("doc_type") or ""),
+        page=props.get("page"),
+        modified_at=props.get("modified_at"),
+        ingested_at=props.get("ingested_at"),
+        page_end=props.get("page_end"),
+        file_hash=str(props.get("file_hash") or ""),
+    )
+
+
+def document_from(p: dict[str, Any]) -> DocumentInfo:
+    return DocumentInfo(
+        doc_id=str(p["doc_id"]),
+        source=str(p.get("source") or ""),
+        title=str(p.get("title") or ""),
+        doc_type=str(p.get("doc_type") or ""),
+        access_groups=tuple(p.get("access_groups") or ()),
+        file_hash=str(p.get("file_hash") or ""),
+        ingested_at=p.get("ingested_at"),
+    )
+
+
+def schema_description(embedding_model: str, dimensions: int) -> str:
+    """What a physical collection records about itself, in its description."""
+    return json.dumps(
+        {
+            "holdfast_schema_version": SCHEMA_VERSION,
+            "embedding_model": embedding_model,
+            "embedding_dimensions": dimensions,
+        },
+        sort_keys=True,
+    )
+
+
+def recorded(description: str | None) -> dict[str, Any]:
+    """A collection description as the dict ``schema_description`` wrote ({} if it is not)."""
+    try:
+        found = json.loads(description) if description else {}
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def record_from(name: str, description: str | None) -> IndexRecord:
+    found = recorded(description)
+    version = found.get("holdfast_schema_version")
+    return IndexRecord(
+        name=name,
+        embedding_model=str(found.get("embedding_model") or ""),
+        dimensions=int(found.get("embedding_dimensions") or 0),
+        schema_version=int(version) if version is not None else None,
+    )
+
+
+def weaviate_filter(condition: FieldFilter) -> Any:
+    """A validated FieldFilter as a Weaviate filter (values are parameters, never query text)."""
+    prop = Filter.by_property(condition.field)
+    value: Any = condition.value
+    if condition.op == "in":
+        return prop.contains_any([str(v) for v in value] if isinstance(value, tuple) else [value])
+    method: Any = {
+        "eq": prop.equal,
+        "ne": prop.not_equal,
+        "gt": prop.greater_than,
+        "gte": prop.greater_or_equal,
+        "lt": prop.less_than,
+        "lte": prop.less_or_equal,
+        "like": prop.like,
+    }[condition.op]
+    return method(value)
+
+
+def cosines(query: Sequence[float], stored: Sequence[Sequence[float] | None]) -> list[float]:
+    """Cosine similarity of ``query`` to each stored vector (0.0 where a hit brought none, or a
+    vector is all zeros), in one matrix product."""
+    scores = [0.0] * len(stored)
+    rows = [i for i, vector in enumerate(stored) if vector]
+    if not rows:
+        return scores
+    q = np.asarray(query, dtype=np.float64)
+    matrix = np.asarray([stored[i] for i in rows], dtype=np.float64)
+    if matrix.shape[1] != q.shape[0]:
+        raise ValueError(f"vectors of {matrix.shape[1]} dims against a {q.shape[0]}-dim query")
+    norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(q)
+    dots = matrix @ q
+    similarity = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+    for i, value in zip(rows, similarity.tolist(), strict=True):
+        scores[i] = float(value)
+    return scores

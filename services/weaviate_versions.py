@@ -1,0 +1,269 @@
+"""The configured collection name as an alias in front of versioned physical collections.
+
+Each physical collection ``<alias>_<n>`` records, in its description, the schema version and the
+embedding model and dimension its vectors were built with. Reads and writes go through the alias;
+``holdfast reindex`` builds the next collection and repoints the alias in one step. A process
+whose embedding model differs from the live collection's reads the newest collection still built
+with its own model (kept for rollback) and refuses writes, until it reloads its models.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from typing import Any
+
+from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
+from weaviate.exceptions import WeaviateBaseError
+
+from services.errors import ConfigError
+from services.records import IndexRecord
+from services.weaviate_common import (
+    SCHEMA_VERSION,
+    IndexModelMismatchError,
+    WeaviateClient,
+    record_from,
+    recorded,
+    schema_description,
+    translated,
+)
+
+log = logging.getLogger("holdfast.store")
+
+_EXACT = Tokenization.FIELD  # ids and group names must match whole, never word by word
+_PROSE = Tokenization.WORD
+
+
+class VersionedCollections:
+    """The alias, the physical collections behind it, and which of them reads and writes use."""
+
+    def __init__(self, client: WeaviateClient, *, route_ttl_s: float) -> None:
+        self._client = client
+        self._route_ttl_s = route_ttl_s  # how long a read of the alias target is trusted
+        self._expect: tuple[str, int] = ("", 0)  # the embedding model this process uses
+        self._route_lock = threading.RLock()
+        self._route_cache: tuple[float, str | None, str | None] | None = None
+
+    @property
+    def alias(self) -> str:
+        return self._client.connection.collection
+
+    # --- reads of the alias and the records --------------------------------------------------
+
+    def alias_target(self) -> str | None:
+        with translated("alias"):
+            found = self._client.live.alias.get(alias_name=self.alias)
+        return found.collection if found is not None else None
+
+    def index_records(self) -> list[IndexRecord]:
+        """Every physical chunk collection of this alias (``<alias>_<n>``, and a pre-alias
+        collection named like the alias), oldest first."""
+        pattern = re.compile(rf"^{re.escape(self.alias)}(?:_(\d+))?$")
+        with translated("list collections"):
+            configs = self._client.live.collections.list_all(simple=False)
+        found: list[tuple[int, IndexRecord]] = []
+        for name, config in configs.items():
+            match = pattern.match(name)
+            if match is None:
+                continue
+            found.append((int(match.group(1) or 0), record_from(name, config.description)))
+        return [record for _, record in sorted(found, key=lambda pair: pair[0])]
+
+    def live_record(self) -> IndexRecord | None:
+        target = self.alias_target()
+        return next((r for r in self.index_records() if r.name == target), None)
+
+    def schema_record(self) -> dict[str, Any]:
+        """What the live collection records about itself (schema version, embedding model)."""
+        with translated("schema_record"):
+            target = self.alias_target() or self.alias
+            config = self._client.live.collections.use(target).config.get()
+        return recorded(config.description or "{}")
+
+    # --- schema ------------------------------------------------------------------------------
+
+    def ensure_schema(self, *, embedding_model: str, dimensions: int) -> None:
+        """Create the first versioned collection and the alias in front of it (idempotent), and
+        expect ``embedding_model``/``dimensions`` from now on. A live collection built with
+        another model is not refused here, but every search and write then fails fast
+        (``IndexModelMismatchError``)."""
+        client = self._client.live
+        alias = self.alias
+        with self._route_lock:
+            self._expect = (embedding_model, dimensions)
+            self._route_cache = None
+        with translated("ensure_schema"):
+            target = self.alias_target()
+            if target is None:
+                if alias in client.collections.list_all(simple=True):
+                    raise ConfigError(
+                        f"collection {alias} predates versioned collections: run "
+                        "`holdfast reindex` once to copy it into a versioned collection behind "
+                        f"the alias {alias} (the old collection is deleted after the copy)"
+                    )
+                name = self.create_index(embedding_model=embedding_model, dimensions=dimensions)
+                try:
+                    client.alias.create(alias_name=alias, target_collection=name)
+                except WeaviateBaseError:
+                    if self.alias_target() is None:  # not a concurrent start that won the race
+                        raise
+                    client.collections.delete(name)
+                return
+            config = client.collections.use(target).config.get()
+            self._check_recorded(config.description or "", embedding_model, dimensions)
+
+    def _check_recorded(self, description: str, embedding_model: str, dimensions: int) -> None:
+        found = recorded(description)
+        if "holdfast_schema_version" not in found:
+            return  # a collection from before schema records: accepted as it is
+        if found["holdfast_schema_version"] != SCHEMA_VERSION:
+            raise ConfigError(
+                f"collection {self.alias} has schema version "
+                f"{found['holdfast_schema_version']}, this gateway needs {SCHEMA_VERSION}"
+            )
+        for key, want in (
+            ("embedding_model", embedding_model),
+            ("embedding_dimensions", dimensions),
+        ):
+            have = found.get(key)
+            if want and have and have != want:
+                log.error(
+                    "collection %s was built with %s=%r, the configured one is %r: searches and "
+                    "writes will fail until `holdfast reindex` re-embeds it",
+                    self.alias,
+                    key,
+                    have,
+                    want,
+                )
+
+    def create_physical(self, name: str, description: str) -> None:
+        self._client.live.collections.create(
+            name,
+            description=description,
+            vector_config=Configure.Vectors.self_provided(
+                vector_index_config=Configure.VectorIndex.hnsw(
+                    distance_metric=VectorDistances.COSINE
+                )
+            ),
+            inverted_index_config=Configure.inverted_index(index_timestamps=False),
+            properties=[
+                Property(name="chunk_id", data_type=DataType.TEXT, tokenization=_EXACT),
+                Property(name="doc_id", data_type=DataType.TEXT, tokenization=_EXACT),
+                Property(name="text", data_type=DataType.TEXT, tokenization=_PROSE),
+                Property(name="source", data_type=DataType.TEXT, tokenization=_EXACT),
+                Property(name="title", data_type=DataType.TEXT, tokenization=_PROSE),
+                Property(name="section", data_type=DataType.TEXT, tokenization=_PROSE),
+                Property(name="position", data_type=DataType.INT),
+                Property(name="content_hash", data_type=DataType.TEXT, tokenization=_EXACT),
+                Property(name="file_hash", data_type=DataType.TEXT, tokenization=_EXACT),
+                Property(name="access_groups", data_type=DataType.TEXT_ARRAY, tokenization=_EXACT),
+                Property(name="parent_id", data_type=DataType.TEXT, tokenization=_EXACT),
+                Property(name="doc_type", data_type=DataType.TEXT, tokenization=_EXACT),
+                Property(name="page", data_type=DataType.INT),
+                Property(name="page_end", data_type=DataType.INT),
+                Property(name="modified_at", data_type=DataType.DATE),
+                Property(name="ingested_at", data_type=DataType.DATE),
+            ],
+        )
+
+    # --- changes of the versions (reindex) ---------------------------------------------------
+
+    def create_index(self, *, embedding_model: str, dimensions: int) -> str:
+        """A new, empty physical collection ``<alias>_<n+1>`` recording the model; its name."""
+        used = [0]
+        for record in self.index_records():
+            tail = record.name[len(self.alias) + 1 :]
+            used.append(int(tail) if tail.isdigit() else 0)
+        name = f"{self.alias}_{max(used) + 1}"
+        with translated("create collection"):
+            self.create_physical(name, schema_description(embedding_model, dimensions))
+        return name
+
+    def point_alias(self, target: str) -> str | None:
+        """Repoint the alias at ``target`` in one step (Weaviate swaps it atomically); returns
+        the collection it pointed at before. A pre-alias collection of the same name is deleted
+        first, since an alias cannot shadow a collection (that move has a short gap)."""
+        client = self._client.live
+        alias = self.alias
+        with translated("point alias"):
+            before = self.alias_target()
+            if before is None:
+                if client.collections.exists(alias):
+                    client.collections.delete(alias)
+                client.alias.create(alias_name=alias, target_collection=target)
+            else:
+                client.alias.update(alias_name=alias, new_target_collection=target)
+        self.forget_route()
+        return before
+
+    def drop_index(self, name: str) -> None:
+        """Delete a physical collection that the alias does not point at."""
+        if name == self.alias_target():
+            raise ConfigError(f"{name} is the live collection; it cannot be dropped")
+        if name not in {r.name for r in self.index_records()}:
+            raise ConfigError(f"{name} is not a chunk collection of {self.alias}")
+        with translated("drop collection"):
+            self._client.live.collections.delete(name)
+
+    # --- the route reads and writes take -----------------------------------------------------
+
+    def _route(self) -> tuple[str | None, str | None]:
+        """(collection to read, why writes are refused or None), cached for ``route_ttl_s``.
+
+        Normally (the alias, None). If the alias points at a collection built with another
+        model than this process embeds with (a reindex switched it and this process has not
+        reloaded models.yaml yet, or the model was changed without a reindex), reads go to the
+        newest collection still built with this process's model (kept for rollback) and writes
+        are refused; with no such collection, reads are refused too.
+        """
+        with self._route_lock:
+            model, dims = self._expect
+            alias = self.alias
+            if not model and not dims:
+                return alias, None
+            now = time.monotonic()
+            cached = self._route_cache
+            if cached is not None and now - cached[0] < self._route_ttl_s:
+                return cached[1], cached[2]
+            records = self.index_records()
+            target = self.alias_target()
+            live = next((r for r in records if r.name == target), None)
+            if live is None or not live.embedding_model or live.built_for(model, dims):
+                route: tuple[str | None, str | None] = (alias, None)
+            else:
+                older = [r for r in records if r.built_for(model, dims) and r.embedding_model]
+                reason = (
+                    f"the index {alias} ({live.name}) was built with embedding model "
+                    f"{live.embedding_model!r} ({live.dimensions} dims) but the configured "
+                    f"embedding alias uses {model!r} ({dims} dims): run `holdfast reindex` to "
+                    "re-embed the chunks with the configured model, or reload models.yaml "
+                    f"with {live.embedding_model!r}"
+                )
+                route = (older[-1].name if older else None, reason)
+                if older:
+                    log.warning("%s; reading from %s meanwhile", reason, older[-1].name)
+            self._route_cache = (now, route[0], route[1])
+            return route
+
+    def forget_route(self) -> bool:
+        """Drop a cached route (True if there was one worth re-reading)."""
+        with self._route_lock:
+            had = self._route_cache is not None
+            self._route_cache = None
+        return had
+
+    def reads(self) -> Any:
+        """The collection searches and document reads use now."""
+        name, reason = self._route()
+        if name is None:
+            raise IndexModelMismatchError(str(reason))
+        return self._client.live.collections.use(name)
+
+    def writes(self) -> Any:
+        """The collection writes go to; refused while the live one has another model."""
+        name, reason = self._route()
+        if reason is not None:
+            raise IndexModelMismatchError(str(reason))
+        return self._client.live.collections.use(str(name))

@@ -38,12 +38,14 @@ _NAME = regex.compile(
 _TITLE = regex.compile(r"^(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir)\.?\s+)+")
 _POSSESSIVE = regex.compile(r"['\u2019]s?$")
 _STRONG_CUE = regex.compile(
-    r"(?i)(?:\b(?:mr|mrs|ms|miss|mx|dr|prof|sir|dear|hi|hello|hey|thanks|thank\s+you|cheers|"
-    r"regards|from|cc|bcc|attn|contact|manager|employee|name|holder|cardholder|customer|"
-    r"candidate|reporter|assignee|colleague|spouse|child|owner|reviewer|caller|tenant|"
-    r"consultant|contractor|donor|debtor|approver|investigator|applicant|congratulations\s+to|"
-    r"welcome|reported\s+by|approved\s+by|assigned\s+to|signed\s+by|written\s+by|revised\s+by|"
-    r"escalated\s+to)\b\.?[ \t]*[:,\-\u2014\u2013]?[ \t]*)$"
+    r"(?i)(?:\b(?:from|to|cc|bcc|reply-to|attn|name|employee|owner|holder|contact|reporter|"
+    r"reviewer|assignee|manager|caller|customer)[ \t]*:[ \t]*|"
+    r"\b(?:mr|mrs|ms|miss|mx|dr|prof|sir|dear|hi|hello|hey|thanks|thank\s+you|cheers|regards|"
+    r"contact|manager|employee|holder|cardholder|customer|candidate|reporter|assignee|colleague|"
+    r"spouse|child|reviewer|caller|tenant|consultant|contractor|donor|debtor|approver|"
+    r"investigator|applicant|congratulations\s+to|welcome|reported\s+by|approved\s+by|"
+    r"assigned\s+to|signed\s+by|written\s+by|revised\s+by|escalated\s+to)\b\.?[ \t]*"
+    r"[,!\-\u2014\u2013]?[ \t]*)$"
 )
 _EMAIL_AFTER = regex.compile(r"^[ \t]*[(<][ \t]*[\w.+\-]+@")
 _EPONYM_AFTER = regex.compile(
@@ -53,8 +55,33 @@ _EPONYM_AFTER = regex.compile(
     r"normal\s+form|coefficient|inequality|space|function|operator|matrix|process|code)s?\b"
 )
 _GREETING = regex.compile(
-    rf"(?:\b(?:Hi|Hello|Hey|Dear|Thanks|Cheers)[ \t]*,?[ \t]+|\b(?:Mr|Mrs|Ms|Dr|Prof)\.?[ \t]+)"
+    rf"(?:\b(?:Hi|Hello|Hey|Dear|Thanks|Cheers)[ \t]*[,!.]?[ \t]+"
+    rf"(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ \t]+)?|\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ \t]+)"
     rf"(?P<name>{_TOKEN}(?:[ \t]+{_TOKEN})?)"
+)
+_DASH_SIGNATURE = regex.compile(
+    rf"[\u2014\u2013][ \t]*(?P<name>{_TOKEN}(?:[ \t]+{_TOKEN})?)[ \t]*$", regex.M
+)
+# "Grace, I'll be..." / "Ivan, my apologies" / "Hannah," alone: not "Major, Minor and Patch"
+_VOCATIVE = regex.compile(
+    rf"^[ \t]*(?P<name>{_TOKEN})[ \t]*(?:,|[ \t][\u2014\u2013])"
+    r"(?=[ \t]*(?:$|\p{Ll}|I\b|I['\u2019]))",
+    regex.M,
+)
+_TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "jr", "sr"})
+_CALENDAR_SHORT = frozenset(
+    "jan feb mar apr jun jul aug sep sept oct nov dec mon tue tues wed thu thur thurs fri sat sun".split()
+)
+_CALENDAR = _CALENDAR_SHORT | frozenset(
+    """january february march april may june july august september october november december
+    monday tuesday wednesday thursday friday saturday sunday""".split()
+)
+# A name followed by one of these, or holding one, names a place, a firm or a day.
+_NOT_PERSON_WORDS = frozenset(
+    """street st avenue ave road rd boulevard blvd drive lake river valley mountain
+    building tower station airport square county city office campus center centre
+    consultancy consulting inc llc llp ltd gmbh ag plc corp corporation company group bank
+    university college school hospital clinic foundation institute award prize""".split()
 )
 _SIGNATURE = regex.compile(
     rf"^[ \t]*[\u2014\u2013\-]*[ \t]*(?P<name>{_TOKEN}(?:[ \t]+{_TOKEN}){{0,2}})[ \t]*$", regex.M
@@ -69,17 +96,36 @@ _TECH = """python java javascript typescript kotlin rust ruby perl golang linux 
 TECH_WORDS = frozenset(_TECH.split())
 
 
+# Given names that are also everyday English words: alone, they need a cue to be names.
+_WORD_NAMES = frozenset(
+    """will grant mark rose bill may june april august hunter chase summer winter dawn faith
+    hope joy grace ray rob pat sue jack frank gene art penny ruby amber crystal jade pearl ivy
+    holly lily iris daisy violet heather olive sandy brook river sky star storm major king
+    prince duke earl baron miles young rich price page lane wood stone bell hall park field
+    drew guy nick sterling cash gale hazel destiny harmony honor justice liberty precious
+    trinity royal noble early case long short little hardy ward victor august""".split()
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Lexicons:
     english: frozenset[str]
     given: frozenset[str]
 
-    def is_english(self, word: str) -> bool:
+    def is_word(self, word: str) -> bool:
+        """In the English word index (which also holds many proper names: Helen, Carlos)."""
         w = word.lower()
         forms = {w, w[:-1] if w.endswith("s") else w, w[:-2] if w.endswith("es") else w}
         if w.endswith("ies"):
             forms.add(w[:-3] + "y")
         return bool(forms & self.english)
+
+    def is_english(self, word: str) -> bool:
+        """An English word that is not a given name, or a given name that is also an everyday
+        word ("Grant", "Will", "Rose")."""
+        if self.is_given(word) and word.lower() not in _WORD_NAMES:
+            return False
+        return self.is_word(word)
 
     def is_given(self, word: str) -> bool:
         return word.lower() in self.given
@@ -119,7 +165,8 @@ def lexicons_from(nlp: object) -> Lexicons:
         pass
     stop = {w.lower() for w in getattr(getattr(nlp, "Defaults", None), "stop_words", ())}
     english |= stop
-    return Lexicons(english=frozenset(english), given=_given_names() - frozenset(stop))
+    short_stop = frozenset(w for w in stop if len(w) <= 3)  # "the", "and" are in the list
+    return Lexicons(english=frozenset(english), given=_given_names() - short_stop)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +197,9 @@ class PersonJudge:
 
     def _tokens(self, value: str) -> list[str] | None:
         words = value.split()
+        lowered = [w.lower().rstrip(".") for w in words]
+        if any(w in _TITLES for w in lowered) or all(w in _CALENDAR for w in lowered):
+            return None
         if (
             not words
             or not regex.fullmatch(_TOKEN, words[0])
@@ -170,7 +220,12 @@ class PersonJudge:
         line_end = text.find("\n", end)
         line = text[line_start : len(text) if line_end < 0 else line_end]
         lines = [ln for ln in text.split("\n") if ln.strip()]
-        return len(lines) >= 2 and _SIGNATURE.fullmatch(line) is not None
+        signature = _SIGNATURE.fullmatch(line)
+        if len(lines) >= 2 and signature and self._lex.is_given(signature.group("name").split()[0]):
+            return True
+        if any(m.start("name") == start for m in _DASH_SIGNATURE.finditer(line, 0)):
+            return True
+        return any(line_start + m.start("name") == start for m in _VOCATIVE.finditer(line))
 
     def _accept(
         self,
@@ -190,6 +245,16 @@ class PersonJudge:
             return None
         if _EPONYM_AFTER.match(text[end : end + 40]):
             return None
+        following = regex.match(r"[ \t]+(\p{L}+)", text[end : end + 30])
+        joined = regex.match(r"[\-\u2013\u2014]\p{Lu}", text[end : end + 2]) or regex.search(
+            r"\p{Lu}\p{Ll}+[\-\u2013\u2014]$", text[max(0, start - 30) : start]
+        )
+        if joined:  # part of a dashed compound: "Knuth-Morris-Pratt", "Boyer-Moore"
+            return None
+        if any(t.lower() in _NOT_PERSON_WORDS for t in tokens) or (
+            following and following.group(1).lower() in _NOT_PERSON_WORDS
+        ):
+            return None
         lex = self._lex
         all_english = all(lex.is_english(t) for t in tokens)
         given_first = lex.is_given(tokens[0])
@@ -206,18 +271,23 @@ class PersonJudge:
         return None
 
     def _proposals(self, text: str) -> Iterable[_Candidate]:
+        lex = self._lex
         for m in _NAME.finditer(text):
             words = m.group(0).split()
+            offsets = [m.start() + o.start() for o in regex.finditer(r"\S+", m.group(0))]
             # a given name leads: propose from it (drops a capitalised word before it)
-            for i, w in enumerate(words[:-1]):
-                if self._lex.is_given(w):
-                    start = m.start() + m.group(0).index(w, sum(len(x) + 1 for x in words[:i]))
-                    yield _Candidate(start, m.end(), False)
+            for i, w in enumerate(words):
+                if lex.is_given(w) and (i < len(words) - 1 or not lex.is_word(w)):
+                    yield _Candidate(offsets[i], m.end(), False)
                     break
-        for m in _GREETING.finditer(text):
-            yield _Candidate(m.start("name"), m.end("name"), False)
+            if _STRONG_CUE.search(text[max(0, m.start() - 40) : m.start()]):
+                yield _Candidate(m.start(), m.end(), False)
+        for pattern in (_GREETING, _DASH_SIGNATURE, _VOCATIVE):
+            for m in pattern.finditer(text):
+                if lex.is_given(m.group("name").split()[0]):
+                    yield _Candidate(m.start("name"), m.end("name"), False)
         for m in _SIGNATURE.finditer(text):
-            if self._lex.is_given(m.group("name").split()[0]):
+            if lex.is_given(m.group("name").split()[0]):
                 yield _Candidate(m.start("name"), m.end("name"), False)
 
     def names(

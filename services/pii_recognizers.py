@@ -16,6 +16,7 @@ import regex
 from presidio_analyzer import (
     EntityRecognizer,
     LocalRecognizer,
+    Pattern,
     RecognizerRegistry,
     RecognizerResult,
 )
@@ -39,6 +40,8 @@ _SECRET_PATTERNS: list[tuple[str, str, bool]] = [
     ("aws access key id", r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b", False),
     ("github token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_\w{40,})\b", False),
     ("slack token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}", False),
+    ("gitlab token", r"\bgl(?:pat|dt|rt|ptt|cbt)-[A-Za-z0-9_\-]{20,}", False),
+    ("npm token", r"\bnpm_[A-Za-z0-9]{36}\b", False),
     ("stripe key", r"\b(?:sk|rk)_live_[A-Za-z0-9]{16,}\b", False),
     ("webhook secret", r"\bwhsec_[A-Za-z0-9+/=]{16,}", False),
     ("google api key", r"\bAIza[0-9A-Za-z_\-]{35}\b", False),
@@ -47,7 +50,7 @@ _SECRET_PATTERNS: list[tuple[str, str, bool]] = [
     ("pem private key", r"(?<=PRIVATE KEY-----\n)[A-Za-z0-9+/=\n]{40,}?(?=\n-----END)", False),
     (
         "assigned secret",
-        r"(?i)(?<![\w])[\w.\-]*(?:passw(?:or)?d|pwd|secret|token|api[_\-]?key|access[_\-]?key|"
+        r"(?i)(?<![\w])[\w.\-]*(?:passw(?:or)?d|pass|pwd|secret|token|api[_\-]?key|access[_\-]?key|"
         r"private[_\-]?key)[\w.\-]*[\"']?[ \t]*[:=][ \t]*[\"']?\K[^\s\"'$<>{}()\[\],;]{8,}",
         True,
     ),
@@ -113,6 +116,14 @@ class SecretRecognizer(LocalRecognizer):
         return EntityRecognizer.remove_duplicates(results)
 
 
+# Presidio's card pattern predates Mastercard's 2-series (2221-2720, issued since 2017).
+_MASTERCARD_2 = Pattern(
+    "Mastercard 2-series (weak)",
+    r"\b2(?:2(?:2[1-9]|[3-9]\d)|[3-6]\d{2}|7(?:[01]\d|20))[- ]?\d{4}[- ]?\d{4}[- ]?\d{4}\b",
+    0.3,
+)
+
+
 def build_registry(language: str, entities: frozenset[str]) -> RecognizerRegistry:
     """Only the recognizers for ``entities``, and only those that fit an en-US deployment."""
     registry = RecognizerRegistry(supported_languages=[language])
@@ -125,7 +136,10 @@ def build_registry(language: str, entities: frozenset[str]) -> RecognizerRegistr
             supported_language=language, supported_regions=PHONE_REGIONS, leniency=0
         ),
         "US_SSN": lambda: UsSsnRecognizer(supported_language=language),
-        "CREDIT_CARD": lambda: CreditCardRecognizer(supported_language=language),
+        "CREDIT_CARD": lambda: CreditCardRecognizer(
+            supported_language=language,
+            patterns=[*CreditCardRecognizer.PATTERNS, _MASTERCARD_2],
+        ),
         "IBAN_CODE": lambda: IbanRecognizer(supported_language=language),
         "IP_ADDRESS": lambda: IpRecognizer(supported_language=language),
         SECRET: SecretRecognizer,

@@ -122,7 +122,13 @@ def heading_lines(text: str) -> list[tuple[int, int]]:
         end = text.find("\n", m.start())
         found.append((m.start(), len(text) if end < 0 else end))
     stripped = text.strip()
-    if stripped and "\n" not in stripped and len(stripped) <= 120 and stripped[-1] not in ".!?":
+    if (
+        stripped
+        and "\n" not in stripped
+        and len(stripped) <= 120
+        and stripped[-1] not in ".!?"
+        and not re.search(r"[.!?,;][ \t]", stripped.replace("e.g. ", "").replace("i.e. ", ""))
+    ):
         start = text.index(stripped)
         found.append((start, start + len(stripped)))
     return found

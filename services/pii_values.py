@@ -51,7 +51,7 @@ _TEST_CARDS = frozenset(
 
 _PHONE_WORDS = re.compile(
     r"\b(phone|tel|telephone|mobile|cell|call|text|sms|fax|whatsapp|hotline|dial|reach|"
-    r"extension|number|callback|contact)\b",
+    r"callback|contact)\b",
     re.I,
 )
 _ID_WORDS = re.compile(
@@ -66,7 +66,11 @@ _PHONE_SHAPE = re.compile(
     r"(?:1[\s.\-])?\d{3}([\s.\-])\d{3}\1\d{4})$"
 )
 _DATE_SHAPE = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}$|^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}$")
+_VERSION_BEFORE = re.compile(r"(?i)\b(?:version|release|build|ver|v)\.?[ \t]*$")
 _SSN_WORDS = re.compile(r"\b(ssn|ssns|social\s+security|tin|taxpayer)\b", re.I)
+_ID_WORD_ON_LINE = re.compile(
+    r"(?i)\b(part|order|invoice|case|ticket|ein|phone|tel|fax|ref|model|serial|sku|replaces)\b"
+)
 _NOT_SSN_BEFORE = re.compile(
     r"(part|order|invoice|case|ticket|ein|phone|tel|fax|ref|model|serial|sku|pn|po|zip)"
     r"[\s.:#-]*(number|no\.?|#)?[\s.:#-]*$",
@@ -92,16 +96,21 @@ def is_non_personal_ip(value: str, text: str, start: int, end: int) -> bool:
     before, after = text[max(0, start - 2) : start], text[end : end + 4]
     if re.search(r"\d\.$", before) or re.match(r"\.\d", after):
         return True  # part of a longer dotted number: a version or an OID
+    if _VERSION_BEFORE.search(text[max(0, start - 12) : start]):
+        return True
+    address_text, _, prefix_text = value.partition("/")
+    if not prefix_text:
+        suffix = re.match(r"/(\d{1,3})", after)
+        prefix_text = suffix.group(1) if suffix else ""
     try:
-        address = ipaddress.ip_address(value.split("%")[0])
+        address = ipaddress.ip_address(address_text.split("%")[0])
     except ValueError:
         return True  # not an address at all
-    prefix = re.match(r"/(\d{1,3})", after)
-    if prefix and address.version == 4 and int(prefix.group(1)) < 32:
-        network = ipaddress.ip_network(f"{value}/{prefix.group(1)}", strict=False)
+    if prefix_text.isdigit() and int(prefix_text) < address.max_prefixlen:
+        network = ipaddress.ip_network(f"{address}/{prefix_text}", strict=False)
         if network.network_address == address:
             return True  # a network, not a host
-    if any(address in net for net in _DOC_NETS) or value in _PUBLIC_RESOLVERS:
+    if any(address in net for net in _DOC_NETS) or str(address) in _PUBLIC_RESOLVERS:
         return True
     if isinstance(address, ipaddress.IPv4Address) and _is_netmask(address):
         return True
@@ -118,6 +127,18 @@ def is_test_card(value: str) -> bool:
     return re.sub(r"\D", "", value) in _TEST_CARDS
 
 
+def trim_phone(text: str, start: int, end: int) -> tuple[int, int]:
+    """Drop an unbalanced parenthesis and edge punctuation python-phonenumbers leaves on."""
+    value = text[start:end]
+    while value and (value[0] in " ([" and value.count("(") > value.count(")") or value[0] in " ["):
+        value, start = value[1:], start + 1
+    while value and (
+        value[-1] in " )]" and value.count(")") > value.count("(") or value[-1] in " ]"
+    ):
+        value, end = value[:-1], end - 1
+    return start, end
+
+
 def phone_score(value: str, text: str, start: int, end: int) -> float:
     """0 for a look-alike, 0.4 for a bare number, 0.7 with the shape or the words of a phone."""
     stripped = value.strip()
@@ -125,10 +146,11 @@ def phone_score(value: str, text: str, start: int, end: int) -> float:
         return 0.0
     if re.match(r"^[\d.]+$", stripped) and stripped.count(".") == 3:
         return 0.0  # an IPv4 address
-    before = text[max(0, start - 24) : start]
-    after = text[end : end + 2]
-    if re.match(r"[.\d]", after[:1]) and re.match(r"\.\d", after):
+    if start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_/"):
+        return 0.0  # the tail of a longer token (a tracking number, an ID)
+    if re.match(r"[\w]|\.\d|/\d", text[end : end + 2]):
         return 0.0
+    before = text[max(0, start - 24) : start]
     if _ID_WORDS.search(before) and not _PHONE_WORDS.search(before):
         return 0.0
     digits = re.sub(r"\D", "", stripped)
@@ -141,10 +163,14 @@ def phone_score(value: str, text: str, start: int, end: int) -> float:
 
 
 def ssn_score(value: str, text: str, start: int, end: int, base: float) -> float:
-    """Presidio's pattern score, raised by SSN words in the text, zeroed after ID words."""
+    """Presidio's pattern score, raised by SSN words in the text, zeroed after ID words (in
+    the 24 characters before it, or anywhere on its line when no SSN word is in the text)."""
     if _NOT_SSN_BEFORE.search(text[max(0, start - 24) : start]):
         return 0.0
     delimited = re.fullmatch(r"\d{3}([- .])\d{2}\1\d{4}", value) is not None
     if _SSN_WORDS.search(text):
         return 0.85 if delimited or re.fullmatch(r"\d{9}", value) else base
+    line_start = text.rfind("\n", 0, start) + 1
+    if _ID_WORD_ON_LINE.search(text[line_start:start]):
+        return 0.0
     return 0.5 if delimited and "-" in value else min(base, 0.3)

@@ -34,6 +34,7 @@ from services.pii_values import (
     is_test_card,
     phone_score,
     ssn_score,
+    trim_phone,
 )
 from services.records import EntitySpan
 from services.redaction_profile import (
@@ -109,9 +110,28 @@ def _score(entity: str, text: str, start: int, end: int, score: float) -> float:
     return score
 
 
+def _trim(entity: str, text: str, start: int, end: int) -> tuple[int, int]:
+    if entity == PHONE_NUMBER:
+        return trim_phone(text, start, end)
+    if entity == EMAIL_ADDRESS:  # "user=jane@corp.com" in a log line: the address only
+        at = text.find("@", start, end)
+        cut = max(text.rfind(c, start, at) for c in "=:;,<(\"'")
+        if cut >= start:
+            return cut + 1, end
+    return start, end
+
+
 def resolve(spans: Sequence[EntitySpan]) -> list[EntitySpan]:
-    """One span per place: the higher priority, then the longer, wins an overlap."""
-    ranked = sorted(spans, key=lambda s: (-PRIORITY.get(s.entity_type, 0), -(s.end - s.start)))
+    """One span per place: a name loses to any value with a shape; otherwise the longer span
+    (an IBAN holds a card-like run of digits), then the more specific type, wins."""
+    ranked = sorted(
+        spans,
+        key=lambda s: (
+            s.entity_type == PERSON,
+            -(s.end - s.start),
+            -PRIORITY.get(s.entity_type, 0),
+        ),
+    )
     kept: list[EntitySpan] = []
     for span in ranked:
         if not any(k.start < span.end and span.start < k.end for k in kept):
@@ -146,12 +166,13 @@ class PiiEngine:
         ner: list[tuple[int, int]] = []
         for r in results:
             entity = r.entity_type
-            if entity not in wanted or _touches(r.start, r.end, regions, BLOCKED_BY[entity]):
+            start, end = _trim(entity, text, r.start, r.end)
+            if entity not in wanted or _touches(start, end, regions, BLOCKED_BY[entity]):
                 continue
             if entity == PERSON:
-                ner.append((r.start, r.end))
-            elif _score(entity, text, r.start, r.end, r.score) >= THRESHOLDS.get(entity, 0.5):
-                found.append(EntitySpan(r.start, r.end, entity))
+                ner.append((start, end))
+            elif _score(entity, text, start, end, r.score) >= THRESHOLDS.get(entity, 0.5):
+                found.append(EntitySpan(start, end, entity))
         if PERSON in wanted:
             blocked = [r for r in regions if r.kind in BLOCKED_BY[PERSON]]
             taken = [(s.start, s.end) for s in found]

@@ -1,0 +1,199 @@
+"""The reindex procedure against an in-memory ``VersionedIndex``: every chunk copied with its id
+and properties and a new vector, writes during the copy re-synced, the gate's refusal kept, one
+generation back kept for a rollback. The real Weaviate runs in tests/integration/test_reindex."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+
+from gateway.models.reindex import (
+    GateVerdict,
+    ReindexRefusedError,
+    drop_old,
+    reindex,
+    rollback,
+)
+from ingestion.pipeline import embedding_input
+from services.errors import ConfigError
+from services.records import HealthStatus, IndexRecord, SearchHit, StoredChunk
+from services.weaviate_common import chunk_from
+
+pytestmark = pytest.mark.unit
+
+ALIAS = "Chunks"
+
+
+class MemoryIndex:
+    """Physical collections as dicts uuid -> (properties, vector), behind one alias."""
+
+    schema_version = 2
+
+    def __init__(self) -> None:
+        self.alias = ALIAS
+        self.collections: dict[str, dict[str, tuple[dict[str, Any], list[float]]]] = {}
+        self.records: dict[str, IndexRecord] = {}
+        self.target: str | None = None
+
+    def alias_target(self) -> str | None:
+        return self.target
+
+    def index_records(self) -> list[IndexRecord]:
+        return list(self.records.values())
+
+    def live_record(self) -> IndexRecord | None:
+        return self.records.get(self.target or "")
+
+    def create_index(self, *, embedding_model: str, dimensions: int) -> str:
+        name = f"{ALIAS}_{len(self.records) + 1}"
+        self.collections[name] = {}
+        self.records[name] = IndexRecord(name, embedding_model, dimensions, 2)
+        return name
+
+    def point_alias(self, target: str) -> str | None:
+        before, self.target = self.target, target
+        return before
+
+    def drop_index(self, name: str) -> None:
+        if name == self.target:
+            raise ConfigError("live")
+        del self.collections[name], self.records[name]
+
+    def count_in(self, name: str) -> int:
+        return len(self.collections[name])
+
+    def scan(self, name: str, *, page_size: int) -> Iterator[StoredChunk]:
+        for uuid, (props, _) in list(self.collections[name].items()):
+            yield StoredChunk(uuid, dict(props), chunk_from(props))
+
+    def insert_raw(
+        self, name: str, rows: Sequence[tuple[str, dict[str, Any], Sequence[float]]]
+    ) -> int:
+        for uuid, props, vector in rows:
+            self.collections[name][uuid] = (dict(props), list(vector))
+        return len(rows)
+
+    def delete_ids(self, name: str, uuids: Sequence[str]) -> int:
+        for uuid in uuids:
+            self.collections[name].pop(uuid, None)
+        return len(uuids)
+
+    def search(self, **kwargs: Any) -> list[SearchHit]:
+        return []
+
+    # what a test does to the live collection meanwhile (an ingest through the alias)
+    def write(self, uuid: str, text: str, groups: Sequence[str] = ("staff",)) -> None:
+        assert self.target is not None
+        props = {"chunk_id": uuid, "doc_id": "d", "text": text, "access_groups": list(groups)}
+        self.collections[self.target][uuid] = (props, [0.0, 0.0])
+
+
+class LengthEmbedder:
+    """Two dimensions: the text's length, and 1."""
+
+    dimensions = 2
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return [[float(len(t)), 1.0] for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return [float(len(text)), 1.0]
+
+    def count_tokens(self, text: str) -> int:
+        return len(text)
+
+    def health(self) -> HealthStatus:
+        return HealthStatus("embedder", True)
+
+
+def _vector(props: dict[str, Any]) -> list[float]:
+    """The vector ingestion would have written for these properties, with the new model."""
+    return LengthEmbedder().embed_query(embedding_input(chunk_from(props)))
+
+
+def _index(chunks: int = 5) -> MemoryIndex:
+    index = MemoryIndex()
+    index.create_index(embedding_model="old", dimensions=3)
+    index.point_alias(f"{ALIAS}_1")
+    for i in range(chunks):
+        index.write(f"c{i}", f"text number {i}", groups=("staff", f"g{i % 2}"))
+    return index
+
+
+def _idle() -> str | None:
+    return None
+
+
+def test_every_chunk_is_copied_with_its_id_and_properties_and_a_new_vector() -> None:
+    index = _index()
+    result = reindex(index, LengthEmbedder(), embedding_model="new", jobs_busy=_idle, batch_size=2)
+    assert result.switched and index.target == result.shadow == f"{ALIAS}_2"
+    assert result.source == f"{ALIAS}_1" and result.chunks == 5 and result.resynced == 0
+    old, new = index.collections[result.source], index.collections[result.shadow]
+    assert {u: p for u, (p, _) in new.items()} == {u: p for u, (p, _) in old.items()}
+    assert all(v == _vector(p) for p, v in new.values())
+    assert result.groups == ["g0", "g1", "staff"]
+    assert index.records[result.shadow].embedding_model == "new"
+
+
+def test_writes_during_the_copy_are_resynced_before_the_switch() -> None:
+    index = _index()
+
+    def meanwhile(done: int) -> None:
+        if done and "late" not in index.collections[f"{ALIAS}_1"]:
+            index.write("late", "written during the copy")  # new
+            index.write("c0", "changed during the copy")  # changed
+            del index.collections[f"{ALIAS}_1"]["c4"]  # deleted
+
+    result = reindex(
+        index,
+        LengthEmbedder(),
+        embedding_model="new",
+        jobs_busy=_idle,
+        batch_size=2,
+        on_progress=meanwhile,
+    )
+    assert result.switched and result.resynced >= 2
+    shadow = index.collections[result.shadow]
+    assert set(shadow) == set(index.collections[result.source]) == {"c0", "c1", "c2", "c3", "late"}
+    props, vector = shadow["c0"]
+    assert props["text"] == "changed during the copy"
+    assert vector == _vector(props)
+
+
+def test_a_refused_gate_keeps_the_live_collection_and_leaves_the_shadow() -> None:
+    index = _index()
+
+    def gate(live: str, shadow: str, groups: list[str]) -> GateVerdict:
+        return GateVerdict(live={"ndcg@10": 1.0}, shadow={"ndcg@10": 0.5}, failures=["worse"])
+
+    result = reindex(index, LengthEmbedder(), embedding_model="new", jobs_busy=_idle, gate=gate)
+    assert not result.switched and index.target == f"{ALIAS}_1"
+    assert index.count_in(result.shadow) == 5  # kept for inspection
+    forced = reindex(
+        index, LengthEmbedder(), embedding_model="new", jobs_busy=_idle, gate=gate, force=True
+    )
+    assert forced.switched and forced.forced and index.target == forced.shadow
+    assert result.shadow in forced.dropped  # the refused shadow goes at the next switch
+
+
+def test_a_busy_ingest_queue_refuses_the_reindex_before_anything_is_created() -> None:
+    index = _index()
+    with pytest.raises(ReindexRefusedError, match="job-7"):
+        reindex(index, LengthEmbedder(), embedding_model="new", jobs_busy=lambda: "job-7")
+    assert list(index.records) == [f"{ALIAS}_1"]
+
+
+def test_one_generation_back_is_kept_and_rollback_and_drop_old_use_it() -> None:
+    index = _index()
+    first = reindex(index, LengthEmbedder(), embedding_model="new", jobs_busy=_idle)
+    second = reindex(index, LengthEmbedder(), embedding_model="newer", jobs_busy=_idle)
+    assert second.dropped == [first.source]  # the oldest generation goes
+    assert sorted(index.records) == [first.shadow, second.shadow]
+    assert rollback(index) == (second.shadow, first.shadow)
+    assert index.target == first.shadow
+    assert drop_old(index) == [second.shadow] and list(index.records) == [first.shadow]
+    with pytest.raises(ReindexRefusedError):
+        rollback(index)

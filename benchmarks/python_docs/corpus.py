@@ -20,6 +20,7 @@ import lxml.html
 
 DEFAULT_ROOT = Path("/usr/share/doc/python3.11/html")
 ROOT_ENV = "HOLDFAST_PYDOCS_ROOT"
+CACHE_ENV = "HOLDFAST_EVAL_CACHE"
 EXCLUDED = re.compile(r"^(genindex(-[^/]*)?|py-modindex|search|contents)\.html$")
 _BLOCK_TAGS = (
     "p", "div", "section", "li", "dt", "dd", "tr", "pre", "br", "table", "blockquote",
@@ -53,6 +54,14 @@ def docs_root() -> Path:
     return root
 
 
+def cache_dir() -> Path:
+    """Window embeddings and ingest records: ``$HOLDFAST_EVAL_CACHE`` or ~/.cache/holdfast-evals."""
+    base = os.environ.get(CACHE_ENV) or str(Path.home() / ".cache" / "holdfast-evals")
+    path = Path(base) / "python-docs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def page_ids(root: Path) -> list[str]:
     """Every page of the corpus, sorted."""
     ids = (p.relative_to(root).as_posix() for p in root.rglob("*.html"))
@@ -66,7 +75,7 @@ def all_html_ids(root: Path) -> set[str]:
 
 def html_to_page(page_id: str, html: bytes) -> Page:
     """Title and the plain text of the page's main body (navigation, sidebar, footer dropped)."""
-    tree = lxml.html.fromstring(html)
+    tree = lxml.html.fromstring(html.decode("utf-8", errors="replace"))
     raw_title = tree.findtext(".//title") or page_id
     title = _TITLE_SUFFIX.sub("", raw_title.strip())
     bodies = tree.xpath('//div[@role="main"]')

@@ -1,9 +1,11 @@
 """PII redaction spread over worker processes, so the redaction stage uses every core.
 
 spaCy NER holds the GIL; threads would not help. Each worker process builds its own redactor
-once (from a picklable factory) and redacts a share of the texts, with the redactor's batched
-``redact_many`` (one spaCy ``pipe`` pass) when it has one. ``warm_up`` starts every worker and
-waits until each has loaded its model, so the first batch does not pay for a model load.
+once (from a picklable factory) and analyses a share of the texts, with the redactor's batched
+``find_many`` / ``redact_many`` (one spaCy ``pipe`` pass) when it has them. Workers return spans
+(offsets and types, never values); placeholders are numbered per document by the caller.
+``warm_up`` starts every worker and waits until each has loaded its model, so the first batch
+does not pay for a model load.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from services.errors import RedactorUnavailableError
 from services.ports import Redactor
 from services.records import EntitySpan, Redaction
+from services.redaction_profile import RedactionProfile
 
 _worker_redactor: Any = None
 
@@ -38,15 +41,29 @@ def _ready(delay_s: float) -> int:
     return os.getpid()
 
 
-def _redact_batch(texts: list[str]) -> list[Redaction]:
+def _kwargs(profile: str | None) -> dict[str, Any]:
+    return {} if profile is None else {"profile": RedactionProfile(profile)}
+
+
+def _redact_batch(job: tuple[list[str], str | None]) -> list[Redaction]:
+    texts, profile = job
     many = getattr(_worker_redactor, "redact_many", None)
     if many is not None:
-        return list(many(texts))
-    return [_worker_redactor.redact(t) for t in texts]
+        return list(many(texts, **_kwargs(profile)))
+    return [_worker_redactor.redact(t, **_kwargs(profile)) for t in texts]
 
 
-def _find(text: str) -> list[EntitySpan]:
-    return list(_worker_redactor.find(text))
+def _find_batch(job: tuple[list[str], str | None]) -> list[list[EntitySpan]]:
+    texts, profile = job
+    many = getattr(_worker_redactor, "find_many", None)
+    if many is not None:
+        return [list(s) for s in many(texts, **_kwargs(profile))]
+    return [list(_worker_redactor.find(t, **_kwargs(profile))) for t in texts]
+
+
+def _find(job: tuple[str, str | None]) -> list[EntitySpan]:
+    text, profile = job
+    return list(_worker_redactor.find(text, **_kwargs(profile)))
 
 
 def split_even(texts: Sequence[str], parts: int, most: int) -> list[list[str]]:
@@ -96,24 +113,40 @@ class PooledRedactor:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
-    def redact_many(self, texts: Sequence[str]) -> list[Redaction]:
-        if not texts:
-            return []
+    def _fan_out(
+        self, fn: Callable[[Any], list[Any]], texts: Sequence[str], profile: str | None
+    ) -> list[Any]:
         self.warm_up()
         assert self._pool is not None
-        batches = split_even(texts, self._workers, self._batch_size)
+        batches = [(b, profile) for b in split_even(texts, self._workers, self._batch_size)]
         try:
-            done = list(self._pool.map(_redact_batch, batches, timeout=self._timeout_s))
+            done = list(self._pool.map(fn, batches, timeout=self._timeout_s))
         except TimeoutError as exc:
             raise RedactorUnavailableError(
                 f"PII analysis took longer than {self._timeout_s:.0f}s"
             ) from exc
         return [r for batch in done for r in batch]
 
-    def redact(self, text: str) -> Redaction:
-        return self.redact_many([text])[0]
+    def find_many(
+        self, texts: Sequence[str], *, profile: RedactionProfile | None = None
+    ) -> list[list[EntitySpan]]:
+        """Spans of each text, analysed by the worker processes."""
+        if not texts:
+            return []
+        return self._fan_out(_find_batch, texts, None if profile is None else profile.value)
 
-    def find(self, text: str) -> list[EntitySpan]:
+    def redact_many(
+        self, texts: Sequence[str], *, profile: RedactionProfile | None = None
+    ) -> list[Redaction]:
+        if not texts:
+            return []
+        return self._fan_out(_redact_batch, texts, None if profile is None else profile.value)
+
+    def redact(self, text: str, *, profile: RedactionProfile | None = None) -> Redaction:
+        return self.redact_many([text], profile=profile)[0]
+
+    def find(self, text: str, *, profile: RedactionProfile | None = None) -> list[EntitySpan]:
         self.warm_up()
         assert self._pool is not None
-        return self._pool.submit(_find, text).result()
+        job = (text, None if profile is None else profile.value)
+        return self._pool.submit(_find, job).result()

@@ -68,24 +68,36 @@ _VOCATIVE = regex.compile(
     r"(?=[ \t]*(?:$|\p{Ll}|I\b|I['\u2019]))",
     regex.M,
 )
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
 _TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "jr", "sr"})
 _CALENDAR_SHORT = frozenset(
-    "jan feb mar apr jun jul aug sep sept oct nov dec mon tue tues wed thu thur thurs fri sat sun".split()
+    _words("jan feb mar apr jun jul aug sep sept oct nov dec")
+    + _words("mon tue tues wed thu thur thurs fri sat sun")
 )
 _CALENDAR = _CALENDAR_SHORT | frozenset(
-    """january february march april may june july august september october november december
-    monday tuesday wednesday thursday friday saturday sunday""".split()
+    _words(
+        """january february march april may june july august september october november december
+    monday tuesday wednesday thursday friday saturday sunday"""
+    )
 )
 # A name followed by one of these, or holding one, names a place, a firm or a day.
 _NOT_PERSON_WORDS = frozenset(
-    """street st avenue ave road rd boulevard blvd drive lake river valley mountain
+    _words(
+        """street st avenue ave road rd boulevard blvd drive lake river valley mountain
     building tower station airport square county city office campus center centre
     consultancy consulting inc llc llp ltd gmbh ag plc corp corporation company group bank
-    university college school hospital clinic foundation institute award prize""".split()
+    university college school hospital clinic foundation institute award prize"""
+    )
 )
 _SIGNATURE = regex.compile(
     rf"^[ \t]*[\u2014\u2013\-]*[ \t]*(?P<name>{_TOKEN}(?:[ \t]+{_TOKEN}){{0,2}})[ \t]*$", regex.M
 )
+
 
 # Product and technology words that spaCy tends to call persons; not names in any text here.
 _TECH = """python java javascript typescript kotlin rust ruby perl golang linux debian ubuntu fedora
@@ -93,17 +105,19 @@ _TECH = """python java javascript typescript kotlin rust ruby perl golang linux 
     podman kubernetes helm ansible terraform nginx apache django flask fastapi spring react
     weaviate ollama presidio spacy jenkins github gitlab jira confluence slack workday excel
     grafana prometheus firefox chrome safari unicode ascii utf json yaml xml html css"""
-TECH_WORDS = frozenset(_TECH.split())
+TECH_WORDS = frozenset(_words(_TECH))
 
 
 # Given names that are also everyday English words: alone, they need a cue to be names.
 _WORD_NAMES = frozenset(
-    """will grant mark rose bill may june april august hunter chase summer winter dawn faith
+    _words(
+        """will grant mark rose bill may june april august hunter chase summer winter dawn faith
     hope joy grace ray rob pat sue jack frank gene art penny ruby amber crystal jade pearl ivy
     holly lily iris daisy violet heather olive sandy brook river sky star storm major king
     prince duke earl baron miles young rich price page lane wood stone bell hall park field
     drew guy nick sterling cash gale hazel destiny harmony honor justice liberty precious
-    trinity royal noble early case long short little hardy ward victor august""".split()
+    trinity royal noble early case long short little hardy ward victor august"""
+    )
 )
 
 
@@ -340,3 +354,20 @@ class PersonJudge:
                     continue
                 out.append((s, e))
         return sorted(out)
+
+
+def mentions_of(
+    text: str, names: Iterable[str], taken: Sequence[tuple[int, int]], blocked: Sequence[Region]
+) -> list[tuple[int, int]]:
+    """Where the full ``names`` (of two words or more, found elsewhere in the same document)
+    occur in ``text`` outside ``taken`` spans and ``blocked`` regions."""
+    out: list[tuple[int, int]] = []
+    for name in sorted({n for n in names if len(n.split()) >= 2}, key=len, reverse=True):
+        for m in regex.finditer(rf"(?<![\w@.]){regex.escape(name)}(?![\w@])", text):
+            s, e = m.start(), m.end()
+            if any(a < e and s < b for a, b in [*taken, *out]):
+                continue
+            if any(r.start < e and s < r.end for r in blocked):
+                continue
+            out.append((s, e))
+    return sorted(out)

@@ -56,7 +56,9 @@ _SECRET_PATTERNS: list[tuple[str, str, bool]] = [
     ),
     ("bearer token", r"(?i)\bBearer[ \t]+\K[A-Za-z0-9\-._~+/]{20,}=*", True),
 ]
-_COMPILED = [(name, regex.compile(p), check) for name, p, check in _SECRET_PATTERNS]
+_COMPILED: list[tuple[str, Any, bool]] = [
+    (label, regex.compile(p), check) for label, p, check in _SECRET_PATTERNS
+]
 
 _PLACEHOLDER = regex.compile(
     r"(?i)example|changeme|change-me|password|placeholder|your[_\-]|xxxx|\*\*\*|<|\$\{|%\("
@@ -95,7 +97,7 @@ class SecretRecognizer(LocalRecognizer):
         self, text: str, entities: list[str], nlp_artifacts: Any = None
     ) -> list[RecognizerResult]:
         results = []
-        for name, pattern, check in _COMPILED:
+        for label, pattern, check in _COMPILED:
             for m in pattern.finditer(text):
                 value = m.group(0)
                 if _PLACEHOLDER.search(value) or (check and not looks_random(value)):
@@ -107,9 +109,9 @@ class SecretRecognizer(LocalRecognizer):
                         m.end(),
                         self.SCORE,
                         recognition_metadata={
-                            RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                            RecognizerResult.RECOGNIZER_NAME_KEY: "SecretRecognizer",
                             RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-                            "pattern_name": name,
+                            "pattern_name": label,
                         },
                     )
                 )

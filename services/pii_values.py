@@ -130,10 +130,10 @@ def is_test_card(value: str) -> bool:
 def trim_phone(text: str, start: int, end: int) -> tuple[int, int]:
     """Drop an unbalanced parenthesis and edge punctuation python-phonenumbers leaves on."""
     value = text[start:end]
-    while value and (value[0] in " ([" and value.count("(") > value.count(")") or value[0] in " ["):
+    while value and ((value[0] == "(" and value.count("(") > value.count(")")) or value[0] in " ["):
         value, start = value[1:], start + 1
     while value and (
-        value[-1] in " )]" and value.count(")") > value.count("(") or value[-1] in " ]"
+        (value[-1] == ")" and value.count(")") > value.count("(")) or value[-1] in " ]"
     ):
         value, end = value[:-1], end - 1
     return start, end

@@ -77,7 +77,7 @@ class PresidioRedactor:
                     "models": [{"lang_code": self._language, "model_name": self._spacy_model}],
                 }
             ).create_engine()
-            nlp = nlp_engine.get_nlp(self._language)
+            nlp = nlp_engine.get_nlp(self._language)  # type: ignore[attr-defined]
             lexicons = (
                 lexicons_from(nlp)
                 if PERSON in self._entities

@@ -81,7 +81,7 @@ _engine: AnonymizerEngine | None = None
 def _anonymizer() -> AnonymizerEngine:
     global _engine
     if _engine is None:
-        engine = AnonymizerEngine()
+        engine = AnonymizerEngine()  # type: ignore[no-untyped-call]
         engine.add_anonymizer(TypedPlaceholder)
         _engine = engine
     return _engine

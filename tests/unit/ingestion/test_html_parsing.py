@@ -340,3 +340,31 @@ def test_parsed_docbook_page_takes_its_h2_title_and_h3_sections(
     kinds = [b.kind for s in doc.sections for b in s.blocks]
     assert "table" in kinds
     assert kinds.count("code") == 3
+
+
+def test_build_chunks_of_an_html_page_hold_no_chrome_and_embed_title_and_section(
+    parsed: dict[str, ParsedDocument],
+) -> None:
+    from ingestion.pipeline import ChunkingPolicy, build_chunks, embedding_input
+    from ingestion.validation import Limits
+
+    chunks, _ = build_chunks(
+        FIXTURES / "docbook-pgstyle-datetime.html",
+        source="docbook-pgstyle-datetime.html",
+        doc_type="html",
+        groups=("docs",),
+        policy=ChunkingPolicy(max_tokens=60, overlap_tokens=0),
+        limits=Limits(),
+        count_tokens=lambda text: len(text.split()),
+        hashed="h",
+    )
+    assert chunks
+    for chunk in chunks:
+        embedded = embedding_input(chunk)
+        assert embedded.startswith("9.9. Date/Time Functions and Operators")
+        for needle in ("Prev", "Home", "Next", "Up"):
+            assert needle not in embedded.split(), needle
+    by_section = {c.section: c for c in chunks}
+    assert embedding_input(by_section["9.9.2. date_trunc"]).startswith(
+        "9.9. Date/Time Functions and Operators > 9.9.2. date_trunc\n"
+    )

@@ -29,6 +29,12 @@ import regex
 from services.pii_regions import Region, heading_lines
 
 _TOKEN = r"(?:Mc|Mac|O['\u2019]|D['\u2019])?\p{Lu}\p{Ll}+(?:-\p{Lu}\p{Ll}+)*"
+_TOKEN_RE = regex.compile(_TOKEN)
+_FOLLOWING = regex.compile(r"[ \t]+(\p{L}+)")
+_DASH_AFTER = regex.compile(r"[\-\u2013\u2014]\p{Lu}")
+_DASH_BEFORE = regex.compile(r"\p{Lu}\p{Ll}+[\-\u2013\u2014]$")
+_NONSPACE = regex.compile(r"\S+")
+_LETTERS = regex.compile(r"\p{L}+")
 _PARTICLES = frozenset(
     {"van", "de", "der", "den", "von", "da", "di", "del", "la", "le", "bin", "al", "ibn", "dos"}
 )
@@ -214,14 +220,10 @@ class PersonJudge:
         lowered = [w.lower().rstrip(".") for w in words]
         if any(w in _TITLES for w in lowered) or all(w in _CALENDAR for w in lowered):
             return None
-        if (
-            not words
-            or not regex.fullmatch(_TOKEN, words[0])
-            or not regex.fullmatch(_TOKEN, words[-1])
-        ):
+        if not words or not _TOKEN_RE.fullmatch(words[0]) or not _TOKEN_RE.fullmatch(words[-1]):
             return None
         for w in words:
-            if w.lower() not in _PARTICLES and not regex.fullmatch(_TOKEN, w):
+            if w.lower() not in _PARTICLES and not _TOKEN_RE.fullmatch(w):
                 return None
         return [w for w in words if w.lower() not in _PARTICLES]
 
@@ -259,9 +261,9 @@ class PersonJudge:
             return None
         if _EPONYM_AFTER.match(text[end : end + 40]):
             return None
-        following = regex.match(r"[ \t]+(\p{L}+)", text[end : end + 30])
-        joined = regex.match(r"[\-\u2013\u2014]\p{Lu}", text[end : end + 2]) or regex.search(
-            r"\p{Lu}\p{Ll}+[\-\u2013\u2014]$", text[max(0, start - 30) : start]
+        following = _FOLLOWING.match(text[end : end + 30])
+        joined = _DASH_AFTER.match(text[end : end + 2]) or _DASH_BEFORE.search(
+            text[max(0, start - 30) : start]
         )
         if joined:  # part of a dashed compound: "Knuth-Morris-Pratt", "Boyer-Moore"
             return None
@@ -288,7 +290,7 @@ class PersonJudge:
         lex = self._lex
         for m in _NAME.finditer(text):
             words = m.group(0).split()
-            offsets = [m.start() + o.start() for o in regex.finditer(r"\S+", m.group(0))]
+            offsets = [m.start() + o.start() for o in _NONSPACE.finditer(m.group(0))]
             # a given name leads: propose from it (drops a capitalised word before it)
             for i, w in enumerate(words):
                 if lex.is_given(w) and (i < len(words) - 1 or not lex.is_word(w)):
@@ -314,7 +316,7 @@ class PersonJudge:
             w.lower()
             for r in blocked
             if r.kind in ("code", "inline_code", "identifier", "function_call")
-            for w in regex.findall(r"\p{L}+", text[r.start : r.end])
+            for w in _LETTERS.findall(text[r.start : r.end])
         )
         cands = [_Candidate(s, e, True) for s, e in ner_spans]
         cands += list(self._proposals(text))
@@ -346,14 +348,37 @@ class PersonJudge:
                 )
         out = sorted(set(kept))
         for value in sorted(values, key=len, reverse=True):
-            for m in regex.finditer(rf"(?<![\w@.]){regex.escape(value)}(?![\w@])", text):
-                s, e = m.start(), m.end()
+            for s, e in _occurrences(text, value):
                 if any(a < e and s < b for a, b in out):
                     continue
                 if any(r.start < e and s < r.end for r in blocked):
                     continue
                 out.append((s, e))
         return sorted(out)
+
+
+_TITLE_WORD = regex.compile(r"\p{Lu}\p{Ll}+")
+
+
+def may_hold_name(text: str, regions: Sequence[Region]) -> bool:
+    """Whether a capitalised word stands outside every protected region: if none does, no name
+    could be kept, and spaCy's NER need not run on the text."""
+    for m in _TITLE_WORD.finditer(text):
+        if not any(r.start <= m.start() < r.end for r in regions):
+            return True
+    return False
+
+
+def _occurrences(text: str, value: str) -> Iterable[tuple[int, int]]:
+    """Whole-word occurrences of ``value`` (not inside a longer word, address or name.part)."""
+    i = text.find(value)
+    while i >= 0:
+        e = i + len(value)
+        before = text[i - 1] if i else " "
+        after = text[e] if e < len(text) else " "
+        if not (before.isalnum() or before in "_@.") and not (after.isalnum() or after in "_@"):
+            yield i, e
+        i = text.find(value, i + 1)
 
 
 def mentions_of(
@@ -363,8 +388,7 @@ def mentions_of(
     occur in ``text`` outside ``taken`` spans and ``blocked`` regions."""
     out: list[tuple[int, int]] = []
     for name in sorted({n for n in names if len(n.split()) >= 2}, key=len, reverse=True):
-        for m in regex.finditer(rf"(?<![\w@.]){regex.escape(name)}(?![\w@])", text):
-            s, e = m.start(), m.end()
+        for s, e in _occurrences(text, name):
             if any(a < e and s < b for a, b in [*taken, *out]):
                 continue
             if any(r.start < e and s < r.end for r in blocked):

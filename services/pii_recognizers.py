@@ -20,6 +20,7 @@ from presidio_analyzer import (
     RecognizerRegistry,
     RecognizerResult,
 )
+from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 from presidio_analyzer.predefined_recognizers import (
     CreditCardRecognizer,
     EmailRecognizer,
@@ -116,6 +117,25 @@ class SecretRecognizer(LocalRecognizer):
                     )
                 )
         return EntityRecognizer.remove_duplicates(results)
+
+
+class RuleContext(ContextAwareEnhancer):
+    """Presidio's context step, left to Holdfast's rules: ``pii_values`` and ``pii_person`` read
+    the words around a value themselves (also when spaCy ran only its tokenizer, without the
+    lemmas Presidio's own enhancer needs)."""
+
+    def __init__(self) -> None:
+        super().__init__(0.0, 0.0, 0, 0)
+
+    def enhance_using_context(
+        self,
+        text: str,
+        raw_results: list[RecognizerResult],
+        nlp_artifacts: Any,
+        recognizers: list[EntityRecognizer],
+        context: list[str] | None = None,
+    ) -> list[RecognizerResult]:
+        return raw_results
 
 
 # Presidio's card pattern predates Mastercard's 2-series (2221-2720, issued since 2017).

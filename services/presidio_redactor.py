@@ -67,7 +67,7 @@ class PresidioRedactor:
         from presidio_analyzer.nlp_engine import NlpEngineProvider
 
         from services.pii_person import Lexicons, lexicons_from
-        from services.pii_recognizers import build_registry
+        from services.pii_recognizers import RuleContext, build_registry
         from services.redaction_engine import PiiEngine
 
         try:
@@ -91,6 +91,7 @@ class PresidioRedactor:
             registry=build_registry(self._language, self._entities),
             nlp_engine=nlp_engine,
             supported_languages=[self._language],
+            context_aware_enhancer=RuleContext(),
         )
         self._nlp, self._nlp_engine = nlp, nlp_engine
         self._engine = PiiEngine(analyzer, lexicons, self._language)
@@ -108,11 +109,9 @@ class PresidioRedactor:
         """The types a redaction with ``profile`` (default: the instance's) replaces."""
         return (profile or self._profile).entities(self._entities)
 
-    def _docs(
-        self, texts: Sequence[str], entities: frozenset[str], batch_size: int
-    ) -> Iterator[Any]:
+    def _docs(self, texts: Sequence[str], ner: bool, batch_size: int) -> Iterator[Any]:
         """spaCy docs of ``texts`` from one ``nlp.pipe`` pass with only the needed components."""
-        keep = NER_COMPONENTS if PERSON in entities else ()
+        keep = NER_COMPONENTS if ner else ()
         off = [name for name in self._nlp.pipe_names if name not in keep]
         return self._nlp.pipe(texts, batch_size=batch_size, disable=off)  # type: ignore[no-any-return]
 
@@ -133,14 +132,22 @@ class PresidioRedactor:
     def _find_many(
         self, texts: Sequence[str], profile: RedactionProfile | None, batch_size: int = 32
     ) -> list[list[EntitySpan]]:
+        from services.pii_person import may_hold_name
+        from services.pii_regions import protected_regions
+
         entities = self.entities(profile)
         out: list[list[EntitySpan]] = [[] for _ in texts]
         wanted = [i for i, t in enumerate(texts) if t.strip()]
         if not entities or not wanted:
             return out
-        docs = self._docs([texts[i] for i in wanted], entities, batch_size)
-        for i, doc in zip(wanted, docs, strict=True):
-            out[i] = self._engine.spans(texts[i], self._artifacts(doc), entities)
+        regions = {i: protected_regions(texts[i]) for i in wanted}
+        # NER only where a name could be kept: a capitalised word outside code and identifiers
+        ner = [i for i in wanted if PERSON in entities and may_hold_name(texts[i], regions[i])]
+        plain = sorted(set(wanted) - set(ner))
+        for ids, with_ner in ((ner, True), (plain, False)):
+            docs = self._docs([texts[i] for i in ids], with_ner, batch_size)
+            for i, doc in zip(ids, docs, strict=True):
+                out[i] = self._engine.spans(texts[i], self._artifacts(doc), entities, regions[i])
         return out
 
     def find(self, text: str, *, profile: RedactionProfile | None = None) -> list[EntitySpan]:

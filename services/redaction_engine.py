@@ -149,12 +149,17 @@ class PiiEngine:
         self._supported = frozenset(analyzer.get_supported_entities(language))
 
     def spans(
-        self, text: str, artifacts: NlpArtifacts, entities: frozenset[str]
+        self,
+        text: str,
+        artifacts: NlpArtifacts,
+        entities: frozenset[str],
+        regions: Sequence[Region] | None = None,
     ) -> list[EntitySpan]:
+        """The spans to replace in ``text``; ``regions`` are its protected regions if known."""
         wanted = entities & self._supported
         if not wanted or not text.strip():
             return []
-        regions = protected_regions(text)
+        regions = protected_regions(text) if regions is None else regions
         results: list[Any] = self._analyzer.analyze(
             text=text,
             language=self._language,

@@ -127,11 +127,11 @@ def heading_lines(text: str) -> list[tuple[int, int]]:
         and "\n" not in stripped
         and len(stripped) <= 120
         and stripped[-1] not in ".!?"
-        and not re.search(r"[.!?,;][ \t]", stripped.replace("e.g. ", "").replace("i.e. ", ""))
+        and not re.search(r"(?<=[^\W\d])[.!?,;][ \t]", stripped.replace("e.g. ", ""))
     ):
         start = text.index(stripped)
         found.append((start, start + len(stripped)))
-    return found
+    return sorted(set(found))
 
 
 def overlaps(start: int, end: int, regions: list[Region], kinds: frozenset[str]) -> bool:

@@ -1,0 +1,72 @@
+"""The Python-docs eval harness end to end on its fast subset, against the session's real stack.
+
+The fast pages (evals/python_docs/fast_pages.txt) are uploaded through ``POST /v1/documents`` with
+the default settings (redaction on), every fast question goes through ``POST /v1/search`` with a
+key that reads only that upload's group, and the outside baselines (BM25, MiniLM, their fusion)
+run over the same pages in the same run. This test checks that the harness's outputs are sane and
+records the figures; it does not yet require the product to beat the baselines (that gate comes
+with the retrieval fixes of the issue "Real documents survive ingestion").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from benchmarks.python_docs.metrics import METRICS
+from benchmarks.python_docs.product import PRODUCT_ARMS, create_query_key
+from benchmarks.python_docs.questions import load_fast_pages, load_questions
+from benchmarks.python_docs.runner import BASELINE_ARMS, ProductAccess, fast_arm, run
+from tests.integration.conftest import LiveStack
+
+pytestmark = pytest.mark.integration
+
+pytest.importorskip("bm25s", reason="the BM25 baseline needs bm25s (and PyStemmer) installed")
+
+
+def test_fast_subset_scores_every_question_in_every_arm(
+    live_stack: LiveStack, tmp_path: Path, record_property: pytest.RecordProperty
+) -> None:
+    group = fast_arm(PRODUCT_ARMS["product"], fast=True).group
+    key = create_query_key(live_stack.settings.home, "python-docs-eval", group)
+    access = ProductAccess(
+        url=live_stack.url, ingest_key=live_stack.admin_key, query_keys={"product": key}
+    )
+    arms = [*BASELINE_ARMS, "product"]
+
+    result = run(arms=arms, fast=True, access=access, progress=lambda *_: None)
+
+    fast_questions = [q for q in load_questions() if q.fast]
+    pages = set(load_fast_pages())
+    assert [q.id for q in result.questions] == [q.id for q in fast_questions]
+    answerable = sum(q.answerable for q in fast_questions)
+    summaries = {}
+    for arm in arms:
+        outcome = result.arms[arm]
+        assert outcome.error is None, f"{arm}: {outcome.error}"
+        assert set(outcome.rankings) == {q.id for q in fast_questions}, arm
+        assert all(set(r) <= pages for r in outcome.rankings.values()), arm
+        summary = result.summary(arm)
+        assert summary["questions_scored"] == answerable, arm
+        for metric in METRICS:
+            assert 0.0 <= summary[metric] <= 1.0, (arm, metric)
+        summaries[arm] = summary
+    # the baselines found something: a question set or a page reader gone wrong scores ~0
+    for arm in BASELINE_ARMS:
+        assert summaries[arm]["hit@5"] > 0.5, arm
+    ingest = result.arms["product"].ingest
+    assert ingest is not None and ingest["failed"] == 0, ingest
+    assert ingest["indexed"] + ingest["unchanged"] == len(pages)
+    assert set(result.arms["product"].statuses) == {q.id for q in fast_questions}
+
+    figures = {a: {m: round(s[m], 3) for m in METRICS} for a, s in summaries.items()}
+    figures["product"]["ingest_pages_per_s"] = ingest.get("pages_per_s")
+    record_property("python_docs_fast", json.dumps(figures))
+    from benchmarks.python_docs import report
+
+    out = Path(os.environ.get("HOLDFAST_EVAL_REPORTS", str(tmp_path)))
+    md, _ = report.write(result, "integration test (session stack)", out)
+    print(md.read_text(encoding="utf-8").split("## nDCG@10 by question style")[0])

@@ -131,6 +131,10 @@ _WORD_NAMES = frozenset(
 class Lexicons:
     english: frozenset[str]
     given: frozenset[str]
+    common_given: frozenset[str] = frozenset()  # names frequent in some country of the list
+
+    def is_common_given(self, word: str) -> bool:
+        return word.lower() in self.common_given or word.lower() in _WORD_NAMES
 
     def is_word(self, word: str) -> bool:
         """In the English word index (which also holds many proper names: Helen, Carlos)."""
@@ -143,7 +147,7 @@ class Lexicons:
     def is_english(self, word: str) -> bool:
         """An English word that is not a given name, or a given name that is also an everyday
         word ("Grant", "Will", "Rose")."""
-        if self.is_given(word) and word.lower() not in _WORD_NAMES:
+        if word.lower() in self.common_given and word.lower() not in _WORD_NAMES:
             return False
         return self.is_word(word)
 
@@ -151,24 +155,35 @@ class Lexicons:
         return word.lower() in self.given
 
 
-def load_given_names() -> frozenset[str]:
-    """The given names of the ``gender-guesser`` package's list (Jörg Michael's nam_dict)."""
+COMMON_FREQUENCY = 6  # nam_dict's per-country frequency scale runs 1..13 (hex digits)
+
+
+def load_given_names() -> tuple[frozenset[str], frozenset[str]]:
+    """The given names of the ``gender-guesser`` package's list (Jörg Michael's nam_dict), and
+    the common ones: given in Great Britain, Ireland or the USA, or with a frequency of at least
+    ``COMMON_FREQUENCY`` in some other country (rare entries such as "Deep", "File" are not)."""
     import gender_guesser
 
     path = Path(gender_guesser.__file__).parent / "data" / "nam_dict.txt"
     names: set[str] = set()
+    common: set[str] = set()
     with path.open(encoding="utf-8") as fh:
         for line in fh:
             if line[:1] in "#=" or len(line) < 30:
                 continue
+            columns = line[30:-1]
+            counts = [int(c, 16) for c in columns if c in "0123456789ABCDEF"]
+            anglo = any(c in "123456789ABCDEF" for c in columns[:3])  # GB, Ireland, USA
             for part in line[3:29].strip().replace("+", " ").split():
                 if len(part) >= 3:
                     names.add(part.lower())
-    return frozenset(names)
+                    if anglo or (counts and max(counts) >= COMMON_FREQUENCY):
+                        common.add(part.lower())
+    return frozenset(names), frozenset(common)
 
 
 @lru_cache(maxsize=4)
-def _given_names() -> frozenset[str]:
+def _given_names() -> tuple[frozenset[str], frozenset[str]]:
     return load_given_names()
 
 
@@ -186,7 +201,10 @@ def lexicons_from(nlp: object) -> Lexicons:
     stop = {w.lower() for w in getattr(getattr(nlp, "Defaults", None), "stop_words", ())}
     english |= stop
     short_stop = frozenset(w for w in stop if len(w) <= 3)  # "the", "and" are in the list
-    return Lexicons(english=frozenset(english), given=_given_names() - short_stop)
+    given, common = _given_names()
+    return Lexicons(
+        english=frozenset(english), given=given - short_stop, common_given=common - short_stop
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,8 +299,17 @@ class PersonJudge:
         if cue:
             return start, end
         if all_english:
-            return (start, end) if len(tokens) >= 2 and given_first else None
-        if cand.from_ner or given_first:
+            if len(tokens) >= 2 and lex.is_common_given(tokens[0]):
+                return start, end  # "Will Hunter", "Grant Foster"; not "Deep Learning"
+            return None
+        # spaCy's word alone is not enough outside HR-like text: "Numba", "Wildcard Match"
+        if given_first or (
+            cand.from_ner
+            and (
+                any(lex.is_given(t) for t in tokens)
+                or (len(tokens) >= 2 and not any(lex.is_word(t) for t in tokens))
+            )
+        ):
             return start, end
         return None
 

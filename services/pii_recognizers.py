@@ -72,9 +72,12 @@ def _entropy(value: str) -> float:
 
 
 def looks_random(value: str) -> bool:
-    """A long hex string, or three character classes with some entropy (not a word)."""
+    """A long hex string, or a digit among three character classes with some entropy (not a
+    word, not a dotted name such as ``pre_tokenizers.ByteLevel``)."""
     if regex.fullmatch(r"[0-9a-fA-F]{20,}", value):
         return True
+    if not regex.search(r"\d", value) or regex.fullmatch(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+", value):
+        return False
     classes = sum(bool(regex.search(p, value)) for p in ("[a-z]", "[A-Z]", r"\d", r"[^\w]"))
     return classes >= 3 and _entropy(value) >= 3.0
 

@@ -17,19 +17,13 @@ from typing import Any
 
 from services.errors import RedactorUnavailableError
 from services.records import EntitySpan, Redaction
-from services.redaction_placeholders import Placeholders, anonymize
+from services.redaction_placeholders import Placeholders, anonymize, apply_spans
 from services.redaction_profile import PERSON, SUPPORTED_ENTITIES, RedactionProfile
+
+__all__ = ["NER_COMPONENTS", "PresidioRedactor", "apply_spans"]  # apply_spans: moved, kept here
 
 # spaCy components each profile needs: NER for names; for the others only the tokenizer.
 NER_COMPONENTS = ("tok2vec", "ner")
-
-
-def apply_spans(
-    text: str, spans: Sequence[EntitySpan], placeholders: Placeholders | None = None
-) -> Redaction:
-    """Replace each span with ``<ENTITY_TYPE>`` (or ``<ENTITY_TYPE_n>`` from ``placeholders``);
-    pure, so streaming can reuse it on a prefix."""
-    return anonymize(text, spans, placeholders)
 
 
 class PresidioRedactor:

@@ -119,3 +119,12 @@ def anonymize(
     )
     counts = Counter(s.entity_type for s in kept)
     return Redaction(text=result.text, counts=dict(counts))
+
+
+def apply_spans(
+    text: str, spans: Sequence[EntitySpan], placeholders: Placeholders | None = None
+) -> Redaction:
+    """Replace each span with ``<ENTITY_TYPE>`` (or ``<ENTITY_TYPE_n>`` from ``placeholders``);
+    pure (no model), so streaming can reuse it on a prefix. Not an adapter: the gateway's query
+    path may import it."""
+    return anonymize(text, spans, placeholders)

@@ -95,6 +95,11 @@ _DROP_NAMES = frozenset(
         "sphinxsidebar",
         "sphinxsidebarwrapper",
         "toctree-wrapper",
+        "indextable",  # genindex and py-modindex: every name of the manual, as links
+        "genindextable",
+        "modindextable",
+        "genindex-jumpbox",
+        "modindex-jumpbox",
         "rst-footer-buttons",
         "mobile-nav",
         "sidebarbutton",

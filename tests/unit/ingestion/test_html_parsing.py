@@ -189,6 +189,16 @@ def test_class_tokens_match_whole_names_only() -> None:
     assert text == "Kept header Kept"
 
 
+def test_sphinx_index_tables_are_navigation() -> None:
+    rows = "".join(
+        f"<tr><td><a href='x.html#f{i}'>f{i}() (built-in function)</a></td></tr>" for i in range(30)
+    )
+    text = main_text(
+        page(f"<main><h1>Index</h1><table class='indextable genindextable'>{rows}</table></main>")
+    )
+    assert text == "Index"
+
+
 def test_tail_text_after_a_dropped_element_is_kept() -> None:
     text = main_text(page("<main><p>Run <span hidden>secret</span>the tool now.</p></main>"))
     assert text == "Run the tool now."

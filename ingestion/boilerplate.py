@@ -10,7 +10,8 @@ from the HTML tree before partitioning, in this order:
 2. inside it, minus what HTML semantics call chrome (``nav``, forms and scripts, the
    landmark roles navigation, banner, contentinfo, search, complementary; hidden elements; a
    ``footer``; a ``header`` that holds no heading; an ``aside`` outside a main element, where it
-   is a sidebar; inside one it is a footnote or a note and stays);
+   is a sidebar; inside one it is a footnote, a note or a sidebar directive and stays, whatever
+   its class);
 3. minus the markup of documentation generators and sites that is navigation by name: a class or
    id token such as ``navheader``, ``breadcrumb``, ``sidebar``, ``toctree-wrapper``, ``toc``, a
    table whose summary says "Navigation" (DocBook, gtk-doc), "Skip to content" links;
@@ -152,13 +153,13 @@ def _is_chrome(element: etree._Element, *, inside_main: bool) -> bool:
         return True
     if tag in _DROP_TAGS:
         return True
-    if tag == "aside" and not inside_main:  # in a main element, asides are footnotes and notes
-        return True
     if element.get("hidden") is not None or element.get("aria-hidden") == "true":
         return True
     role = (element.get("role") or "").lower()
     if role in _DROP_ROLES:
         return True
+    if tag == "aside":  # in a main element: a footnote, a note, a docutils sidebar directive
+        return not inside_main
     names = _tokens(element)
     if names & _DROP_NAMES:
         return True

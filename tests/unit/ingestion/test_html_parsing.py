@@ -163,9 +163,13 @@ def test_a_pilcrow_in_prose_or_code_is_content() -> None:
 
 
 def test_asides_are_footnotes_inside_a_main_element_and_sidebars_outside_it() -> None:
-    inside = page("<main><p>Body</p><aside class='footnote'><p>[1] A note.</p></aside></main>")
+    inside = page(
+        "<main><p>Body</p><aside class='footnote'><p>[1] A note.</p></aside>"
+        "<aside class='sidebar'><p>Turtle star</p><pre>from turtle import *</pre></aside></main>"
+    )
     outside = page("<div><p>Body</p></div><aside><p>Related posts</p></aside>")
     assert "A note." in main_text(inside)
+    assert "from turtle import *" in main_text(inside)
     assert "Related posts" not in main_text(outside)
 
 

@@ -39,6 +39,10 @@ def _partitioner(doc_type: str) -> Callable[..., list[Any]]:
         from unstructured.partition.csv import partition_csv
 
         return partition_csv
+    if doc_type == "html":  # the whole page; parse_with_unstructured keeps the main content
+        from unstructured.partition.html import partition_html
+
+        return partition_html
     if doc_type == "email":
         from unstructured.partition.email import partition_email
 

@@ -36,6 +36,8 @@ setup: $(VENV)/.deps ## Install Python deps and build Weaviate, Ollama and Helm 
 	bash scripts/install-ocr.sh
 	bash scripts/install-postgres.sh
 	bash scripts/install-helm.sh $(BIN)
+	bash scripts/install-models.sh
+	bash scripts/install-python-docs.sh
 
 demo: setup ## Start the stack, ingest the sample handbook, ask one question
 	$(BIN)/holdfast demo

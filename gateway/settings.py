@@ -131,7 +131,34 @@ class GatewayHttpSettings(_Section):
 
 
 class RetrievalSettings(_Section):
-    top_k: int = Field(5, ge=1, le=50, description="Chunks put in front of the model.")
+    top_k: int = Field(
+        5,
+        ge=1,
+        le=50,
+        description="Documents a search returns, and whose passages the model reads, when the "
+        "request names no top_k.",
+    )
+    candidates_per_document: int = Field(
+        4,
+        ge=1,
+        le=20,
+        description="Chunks fetched from the index per document asked for; they are grouped by "
+        "document before the top_k best documents are kept.",
+    )
+    max_candidates: int = Field(
+        200,
+        ge=10,
+        le=1000,
+        description="Most chunks fetched from the index for one request (bounds the cost of a "
+        "large top_k).",
+    )
+    passages_per_document: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Matching chunks kept per document: the best one, then the others as "
+        "`passages` (search) or extra context (answers).",
+    )
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="Hybrid weight: 0 = BM25, 1 = vector.")
     min_score: float = Field(
         0.3,
@@ -185,6 +212,13 @@ class RedactionSettings(_Section):
         description="Presidio entity types to redact.",
     )
     score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Minimum recognizer score.")
+    stream_window_chars: int = Field(
+        64,
+        ge=16,
+        le=1024,
+        description="Characters of a streamed answer held back until the redactor has seen what "
+        "follows them; a PII value shorter than this is never emitted.",
+    )
 
 
 class JwtSettings(_Section):
@@ -212,7 +246,9 @@ class AuthSettings(_Section):
 class LimitsSettings(_Section):
     max_body_bytes: int = Field(64_000, description="Largest accepted request body.")
     max_question_chars: int = Field(2000, description="Longest accepted question.")
-    max_top_k: int = Field(20, description="Largest top_k a caller may ask for.")
+    max_top_k: int = Field(
+        50, ge=1, le=200, description="Largest top_k (documents, or chunks) a caller may ask for."
+    )
     rate_per_minute: float = Field(120.0, description="Sustained requests per minute per key.")
     burst: int = Field(20, description="Requests a key may send at once above the rate.")
     redaction_timeout_s: float = Field(

@@ -17,7 +17,7 @@ bundle_app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE = Path.home() / ".cache" / "holdfast" / "wheels"
 
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections import Counter
 
 from services.ports import Redactor
-from services.presidio_redactor import apply_spans
-
-DEFAULT_WINDOW_CHARS = 64
+from services.redaction_placeholders import apply_spans
 
 
 class StreamRedactor:
@@ -20,7 +18,8 @@ class StreamRedactor:
         self,
         redactor: Redactor | None,
         tally: Counter[str],
-        window_chars: int = DEFAULT_WINDOW_CHARS,
+        *,
+        window_chars: int,
     ) -> None:
         self._redactor = redactor
         self._tally = tally

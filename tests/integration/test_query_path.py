@@ -92,18 +92,18 @@ def test_pii_in_documents_never_reaches_weaviate(live_stack: LiveStack) -> None:
     assert "finance helpdesk" in texts
     assert "maria.keller@holdfast-industries.com" not in texts
     assert "212-555-0143" not in texts
-    assert "<EMAIL_ADDRESS>" in texts
+    assert "<EMAIL_ADDRESS_1>" in texts  # numbered per document
     assert live_stack.report.redactions["EMAIL_ADDRESS"] >= 1
 
 
 def test_pii_in_the_question_is_redacted_before_search(live_stack: LiveStack) -> None:
     body = live_stack.post(
         "/v1/query",
-        {"question": "I am john.doe@example.org, how many days of annual leave do I get?"},
+        {"question": "I am john.doe@holdfast.io, how many days of annual leave do I get?"},
         live_stack.handbook_key,
     ).json()
     assert body["redactions"].get("EMAIL_ADDRESS") == 1
-    assert "john.doe@example.org" not in body["answer"]
+    assert "john.doe@holdfast.io" not in body["answer"]
 
 
 def test_search_asked_to_rerank_without_a_reranker_says_how_to_add_one(

@@ -10,11 +10,12 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from gateway.api.audit_middleware import audit_context, note_answer, track_events
@@ -26,7 +27,10 @@ from gateway.api.routes.query import (
     ports_of,
     tracer_of_app,
 )
-from gateway.query.answering import QueryOptions, answer_question, citation_dict, stream_answer
+from gateway.query.answering import answer_question
+from gateway.query.events import stream_answer
+from gateway.query.prompt import citation_dict
+from gateway.query.records import QueryOptions
 from services.errors import InvalidRequestError, NotFoundError
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
@@ -85,18 +89,12 @@ def _options(body: ChatCompletionRequest, components: Any, question: str) -> Que
     if body.model not in chat_aliases:
         raise NotFoundError(f"no chat model alias {body.model!r}; see GET /v1/models")
     base = options_for(components, RetrievalParams(), question)
-    return QueryOptions(
-        top_k=base.top_k,
-        alpha=base.alpha,
-        min_similarity=base.min_similarity,
-        max_context_chars=base.max_context_chars,
-        chat_alias=body.model,
-        max_tokens=body.max_tokens,
-        trace_redacted_text=base.trace_redacted_text,
-    )
+    return replace(base, chat_alias=body.model, max_tokens=body.max_tokens)
 
 
-def _chunk(cid: str, model: str, delta: dict[str, Any], finish: str | None, **extra: Any) -> str:
+def _chunk(
+    cid: str, model: str, delta: dict[str, Any], finish: str | None, **extra: Any
+) -> ServerSentEvent:
     payload = {
         "id": cid,
         "object": "chat.completion.chunk",
@@ -105,12 +103,12 @@ def _chunk(cid: str, model: str, delta: dict[str, Any], finish: str | None, **ex
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         **extra,
     }
-    return f"data: {json.dumps(payload)}\n\n"
+    return ServerSentEvent(json.dumps(payload))
 
 
 def _openai_stream(
     cid: str, model: str, events: Iterator[tuple[str, dict[str, Any]]]
-) -> Iterator[str]:
+) -> Iterator[ServerSentEvent]:
     for name, data in events:
         if name == "retrieval":
             yield _chunk(cid, model, {"role": "assistant", "content": ""}, None, holdfast=data)
@@ -120,8 +118,8 @@ def _openai_stream(
             yield _chunk(cid, model, {}, "stop", holdfast=data)
         elif name == "error":
             error = {"error": {"message": data["detail"], "type": data["code"]}}
-            yield f"data: {json.dumps(error)}\n\n"
-    yield "data: [DONE]\n\n"
+            yield ServerSentEvent(json.dumps(error))
+    yield ServerSentEvent("[DONE]")
 
 
 @router.post("/chat/completions")
@@ -147,9 +145,8 @@ async def create_chat_completion(
             options=options,
             model_name=chat_model_name(components, body.model),
         )
-        return StreamingResponse(
-            _openai_stream(cid, body.model, track_events(events, audit)),
-            media_type="text/event-stream",
+        return EventSourceResponse(
+            _openai_stream(cid, body.model, track_events(events, audit)), sep="\n"
         )
     answer = await run_in_threadpool(
         answer_question, question, principal, ports=ports, options=options

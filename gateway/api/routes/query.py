@@ -5,36 +5,35 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
 from opentelemetry.trace import Tracer
 from pydantic import BaseModel, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from gateway.api.audit_middleware import audit_context, note_answer, track_events
 from gateway.api.deps import ComponentsDep, QueryPrincipalDep
 from gateway.components import Components
-from gateway.query.answering import (
-    Ports,
-    QueryOptions,
-    answer_question,
-    citation_dict,
-    judge,
-    redact,
-    rerank,
-    retrieve,
-    stream_answer,
-)
+from gateway.query.answering import answer_question
+from gateway.query.events import stream_answer
 from gateway.query.filters import FilterClause, to_field_filters
+from gateway.query.prompt import citation_dict
+from gateway.query.records import DocumentHit, GroupBy, Ports, QueryOptions
+from gateway.query.retrieval import group_by_document, judge, redact, rerank, retrieve
 from services.errors import InvalidRequestError, RerankerNotConfiguredError
+from services.records import SearchHit
 
 router = APIRouter(prefix="/v1", tags=["query"])
 
 
 class RetrievalParams(BaseModel):
-    top_k: int | None = Field(None, ge=1, description="Chunks to retrieve (bounded by settings).")
+    top_k: int | None = Field(
+        None,
+        ge=1,
+        description="Documents to return (chunks with group_by=chunk); bounded by settings.",
+    )
     alpha: float | None = Field(None, ge=0.0, le=1.0, description="0 = BM25 only, 1 = vector only.")
     filters: list[FilterClause] | None = Field(None, description="AND-ed metadata conditions.")
 
@@ -48,6 +47,11 @@ class SearchRequest(RetrievalParams):
     query: str = Field(min_length=1, description="What to search for.")
     rerank: bool = Field(
         False, description="Reorder the hits with the rerank-default alias (409 if none)."
+    )
+    group_by: Literal["document", "chunk"] = Field(
+        "document",
+        description="document: one result per document, its best chunk first and its other "
+        "matching chunks as `passages`; chunk: one result per chunk.",
     )
 
 
@@ -81,9 +85,30 @@ class QueryResponse(BaseModel):
     fallback_used: bool = Field(description="A fallback alias answered; the primary failed.")
 
 
+class Passage(BaseModel):
+    chunk_id: str
+    text: str
+    score: float
+    similarity: float
+    section: str
+    page: int | None
+
+    @classmethod
+    def of(cls, hit: SearchHit) -> Passage:
+        c = hit.chunk
+        return cls(
+            chunk_id=c.chunk_id,
+            text=c.text,
+            score=hit.score,
+            similarity=hit.similarity,
+            section=c.section,
+            page=c.page,
+        )
+
+
 class SearchResult(BaseModel):
     doc_id: str
-    chunk_id: str
+    chunk_id: str = Field(description="The best matching chunk of the document.")
     text: str
     score: float
     similarity: float
@@ -91,6 +116,26 @@ class SearchResult(BaseModel):
     title: str
     section: str
     page: int | None
+    passages: list[Passage] = Field(
+        default_factory=list,
+        description="The document's other matching chunks, best first (group_by=document).",
+    )
+
+    @classmethod
+    def of(cls, document: DocumentHit) -> SearchResult:
+        best, c = document.best, document.best.chunk
+        return cls(
+            doc_id=c.doc_id,
+            chunk_id=c.chunk_id,
+            text=c.text,
+            score=best.score,
+            similarity=best.similarity,
+            source=c.source,
+            title=c.title,
+            section=c.section,
+            page=c.page,
+            passages=[Passage.of(h) for h in document.passages],
+        )
 
 
 class SearchResponse(BaseModel):
@@ -99,7 +144,12 @@ class SearchResponse(BaseModel):
     confidence: float
 
 
-def options_for(components: Components, params: RetrievalParams, question: str) -> QueryOptions:
+def options_for(
+    components: Components,
+    params: RetrievalParams,
+    question: str,
+    group_by: GroupBy = "document",
+) -> QueryOptions:
     """Per-request knobs, bounded by the operator's settings."""
     s = components.settings
     if len(question) > s.limits.max_question_chars:
@@ -114,12 +164,17 @@ def options_for(components: Components, params: RetrievalParams, question: str) 
         raise InvalidRequestError(
             f"alpha must lie in [{s.retrieval.alpha_min}, {s.retrieval.alpha_max}]"
         )
+    per_document = s.retrieval.candidates_per_document if group_by == "document" else 1
     return QueryOptions(
         top_k=top_k,
         alpha=alpha,
         min_similarity=s.retrieval.min_score,
         max_context_chars=s.generation.max_context_chars,
         chat_alias=s.generation.chat_alias,
+        candidates=min(max(top_k * per_document, top_k), s.retrieval.max_candidates),
+        passages_per_document=s.retrieval.passages_per_document,
+        stream_window_chars=s.redaction.stream_window_chars,
+        group_by=group_by,
         filters=tuple(to_field_filters(params.filters)),
         trace_redacted_text=s.telemetry.record_redacted_text,
     )
@@ -149,9 +204,9 @@ def chat_model_name(components: Components, alias: str) -> str:
         return alias
 
 
-def sse(events: Iterator[tuple[str, dict[str, Any]]]) -> Iterator[str]:
+def sse(events: Iterator[tuple[str, dict[str, Any]]]) -> Iterator[ServerSentEvent]:
     for name, data in events:
-        yield f"event: {name}\ndata: {json.dumps(data)}\n\n"
+        yield ServerSentEvent(json.dumps(data), event=name)
 
 
 def wants_stream(request: Request, asked: bool) -> bool:
@@ -180,11 +235,7 @@ async def create_answer(
             options=options,
             model_name=chat_model_name(components, options.chat_alias),
         )
-        return StreamingResponse(
-            sse(track_events(events, audit)),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache"},
-        )
+        return EventSourceResponse(sse(track_events(events, audit)), sep="\n")
     answer = await run_in_threadpool(
         answer_question, body.question, principal, ports=ports, options=options
     )
@@ -213,8 +264,8 @@ async def search_chunks(
     principal: QueryPrincipalDep,
     components: ComponentsDep,
 ) -> SearchResponse:
-    """Hybrid search over the chunks the caller may read (no generation)."""
-    options = options_for(components, body, body.query)
+    """Hybrid search over what the caller may read, one result per document (no generation)."""
+    options = options_for(components, body, body.query, body.group_by)
     ports = ports_of(components, tracer_of_app(request))
     if body.rerank and ports.reranker is None:
         raise RerankerNotConfiguredError(
@@ -231,32 +282,24 @@ async def search_chunks(
             principal,
             store=ports.store,
             embedder=ports.embedder,
-            top_k=options.top_k,
+            limit=options.candidates,
             alpha=options.alpha,
             filters=options.filters,
         )
         status, confidence = judge(hits, options.min_similarity)
         if body.rerank and ports.reranker is not None and len(hits) > 1:
             hits = rerank(question, hits, ports.reranker)
+        if options.group_by == "document":
+            documents = group_by_document(hits, options.top_k, options.passages_per_document)
+        else:
+            documents = [DocumentHit(h) for h in hits[: options.top_k]]
+        returned = [h for d in documents for h in d.hits]
         audit.redactions = dict(tally)
-        audit.add_hits((h.chunk.doc_id, h.chunk.chunk_id) for h in hits)
-        audit.decision = "answered" if hits else "refused"
-        audit.reason = "" if hits else status
+        audit.add_hits((h.chunk.doc_id, h.chunk.chunk_id) for h in returned)
+        audit.decision = "answered" if returned else "refused"
+        audit.reason = "" if returned else status
         return SearchResponse(
-            results=[
-                SearchResult(
-                    doc_id=h.chunk.doc_id,
-                    chunk_id=h.chunk.chunk_id,
-                    text=h.chunk.text,
-                    score=h.score,
-                    similarity=h.similarity,
-                    source=h.chunk.source,
-                    title=h.chunk.title,
-                    section=h.chunk.section,
-                    page=h.chunk.page,
-                )
-                for h in hits
-            ],
+            results=[SearchResult.of(d) for d in documents],
             retrieval_status=status,
             confidence=confidence,
         )

@@ -8,15 +8,14 @@ from typing import Any
 
 import pytest
 
-from gateway.query.answering import (
-    REFUSAL_TEXT,
-    Ports,
-    QueryOptions,
-    answer_question,
+from gateway.query.answering import answer_question
+from gateway.query.events import stream_answer
+from gateway.query.prompt import REFUSAL_TEXT, build_messages, neutralize
+from gateway.query.records import Ports, QueryOptions
+from gateway.query.retrieval import (
     assemble_context,
-    build_messages,
-    neutralize,
-    stream_answer,
+    context_order,
+    group_by_document,
     widen_to_sections,
 )
 from gateway.security.keys import Principal
@@ -36,7 +35,14 @@ pytestmark = pytest.mark.unit
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
 PRINCIPAL = Principal(name="alice", groups=("eng", "hr"), roles=frozenset({"query"}), key_id="k1")
 OPTIONS = QueryOptions(
-    top_k=4, alpha=0.3, min_similarity=0.5, max_context_chars=10_000, chat_alias="chat-default"
+    top_k=4,
+    alpha=0.3,
+    min_similarity=0.5,
+    max_context_chars=10_000,
+    chat_alias="chat-default",
+    candidates=16,
+    passages_per_document=3,
+    stream_window_chars=64,
 )
 
 
@@ -207,7 +213,7 @@ def test_search_is_filtered_by_the_callers_groups_with_the_query_options() -> No
     assert len(store.calls) == 1
     call = store.calls[0]
     assert call["groups"] == PRINCIPAL.groups
-    assert (call["limit"], call["alpha"]) == (OPTIONS.top_k, OPTIONS.alpha)
+    assert (call["limit"], call["alpha"]) == (OPTIONS.candidates, OPTIONS.alpha)
 
 
 def test_question_is_redacted_before_embedding_and_search() -> None:
@@ -286,7 +292,14 @@ def test_assemble_context_always_keeps_the_best_hit_even_over_budget() -> None:
 
 def test_context_budget_limits_what_the_model_sees() -> None:
     opts = QueryOptions(
-        top_k=4, alpha=0.3, min_similarity=0.5, max_context_chars=50, chat_alias="chat-default"
+        top_k=4,
+        alpha=0.3,
+        min_similarity=0.5,
+        max_context_chars=50,
+        chat_alias="chat-default",
+        candidates=16,
+        passages_per_document=3,
+        stream_window_chars=64,
     )
     result, _, _, router = ask(hits=[hit(1, "a" * 40), hit(2, "b" * 40)], options=opts)
     assert [c.chunk_id for c in result.citations] == ["c1"]
@@ -402,3 +415,43 @@ def test_a_section_too_large_for_the_budget_is_not_widened() -> None:
     context = [hit(1, "short")]
     big = [sibling(1, "p1", 0, "x" * 500), sibling(2, "p1", 1, "short")]
     assert widen_to_sections(context, big, budget_chars=100)[0].chunk.text == "short"
+
+
+def _hit(doc: str, n: int, score: float) -> SearchHit:
+    chunk = Chunk(
+        chunk_id=f"{doc}-{n}",
+        doc_id=doc,
+        parent_id=f"{doc}-s",
+        text=f"{doc} passage {n}",
+        source=f"{doc}.md",
+        title=doc,
+        section="",
+        position=n,
+        content_hash=f"{doc}-{n}",
+        file_hash=doc,
+        access_groups=("eng",),
+    )
+    return SearchHit(chunk=chunk, score=score, similarity=score)
+
+
+def test_grouping_keeps_top_k_documents_ranked_by_their_best_chunk() -> None:
+    hits = [
+        _hit("a", 0, 0.9),
+        _hit("a", 1, 0.8),
+        _hit("b", 0, 0.7),
+        _hit("a", 2, 0.6),
+        _hit("c", 0, 0.5),
+        _hit("a", 3, 0.4),
+        _hit("b", 1, 0.3),
+    ]
+    documents = group_by_document(hits, top_k=2, passages_per_document=3)
+    assert [d.doc_id for d in documents] == ["a", "b"]
+    assert [h.chunk.chunk_id for h in documents[0].hits] == ["a-0", "a-1", "a-2"]
+    assert [h.chunk.chunk_id for h in documents[1].hits] == ["b-0", "b-1"]
+
+
+def test_context_takes_every_documents_best_chunk_before_any_second_one() -> None:
+    documents = group_by_document(
+        [_hit("a", 0, 0.9), _hit("a", 1, 0.8), _hit("b", 0, 0.7)], top_k=5, passages_per_document=3
+    )
+    assert [h.chunk.chunk_id for h in context_order(documents)] == ["a-0", "b-0", "a-1"]

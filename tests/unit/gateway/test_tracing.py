@@ -10,7 +10,7 @@ from opentelemetry.trace import StatusCode
 
 from gateway.observability.span_attributes import set_counts
 from gateway.observability.tracing import build_tracer_provider
-from gateway.query.answering import StageClock
+from gateway.query.clock import StageClock
 from gateway.settings import TelemetrySettings
 
 pytestmark = pytest.mark.unit

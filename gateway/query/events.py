@@ -1,0 +1,119 @@
+"""A streamed answer as a sequence of named events: ``retrieval`` (citations first),
+``token``..., then ``done``; or ``error``. Framing them for the wire is the HTTP edge's job."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
+from gateway.observability.span_attributes import set_counts
+from gateway.query.answering import retrieve_step
+from gateway.query.clock import StageClock
+from gateway.query.prompt import (
+    REFUSAL_TEXT,
+    build_messages,
+    citation_dict,
+    cite,
+    cited_numbers,
+    declined,
+)
+from gateway.query.records import Event, Ports, QueryOptions, Retrieval
+from gateway.query.stream_redaction import StreamRedactor
+from gateway.security.keys import Principal
+from services.errors import HoldfastError
+
+
+def stream_answer(
+    question: str, principal: Principal, *, ports: Ports, options: QueryOptions, model_name: str
+) -> Iterator[Event]:
+    """Retrieval runs before the first event so that its errors still become a plain HTTP
+    error; generation runs as the caller iterates."""
+    tally: Counter[str] = Counter()
+    clock = StageClock(ports.tracer)
+    safe_question, retrieval = retrieve_step(question, principal, ports, options, tally, clock)
+    parent = otel_context.get_current()  # the request's span: the stream runs later, elsewhere
+    return _stream_events(safe_question, retrieval, ports, options, model_name, tally, parent)
+
+
+def _stream_events(
+    safe_question: str,
+    retrieval: Retrieval,
+    ports: Ports,
+    options: QueryOptions,
+    model_name: str,
+    tally: Counter[str],
+    parent: otel_context.Context | None = None,
+) -> Iterator[Event]:
+    citations = cite(retrieval.context, "")
+    yield (
+        "retrieval",
+        {
+            "retrieval_status": retrieval.status,
+            "confidence": retrieval.confidence,
+            "reranked": retrieval.reranked,
+            "citations": [citation_dict(c) for c in citations],
+        },
+    )
+    if retrieval.status != "ok":
+        yield "token", {"text": REFUSAL_TEXT}
+        yield "done", _done(retrieval, None, tally, 0, True)
+        return
+    window = StreamRedactor(ports.redactor, tally, window_chars=options.stream_window_chars)
+    pieces = 0
+    emitted: list[str] = []
+    # started, not made current: the generator resumes in other threads' contexts
+    span = (ports.tracer or trace.NoOpTracer()).start_span("generate", context=parent)
+    span.set_attribute("holdfast.alias", options.chat_alias)
+    span.set_attribute("holdfast.model", model_name)
+    span.set_attribute("holdfast.stream", True)
+    try:
+        pieces_in = ports.router.stream(
+            options.chat_alias,
+            build_messages(safe_question, retrieval.context),
+            max_tokens=options.max_tokens,
+        )
+        for piece in pieces_in:
+            pieces += 1
+            safe = window.feed(piece)
+            if safe:
+                emitted.append(safe)
+                yield "token", {"text": safe}
+        rest = window.flush()
+        if rest:
+            emitted.append(rest)
+            yield "token", {"text": rest}
+    except HoldfastError as exc:
+        span.set_status(Status(StatusCode.ERROR, exc.code))
+        yield "error", {"code": exc.code, "title": exc.title, "detail": str(exc)}
+        return
+    finally:
+        span.set_attribute("gen_ai.usage.output_tokens", pieces)
+        set_counts(span, "holdfast.redactions", tally)
+        span.end()
+    answer = "".join(emitted)
+    # the router's stream names the alias that answered (a fallback, when the primary failed)
+    done = _done(
+        retrieval, getattr(pieces_in, "model", None) or model_name, tally, pieces, declined(answer)
+    )
+    done["alias"] = getattr(pieces_in, "alias", None) or options.chat_alias
+    done["fallback_used"] = bool(getattr(pieces_in, "fallback_used", False))
+    done["cited"] = sorted(cited_numbers(answer))
+    yield "done", done
+
+
+def _done(
+    retrieval: Retrieval, model: str | None, tally: Counter[str], pieces: int, refused: bool
+) -> dict[str, Any]:
+    return {
+        "retrieval_status": retrieval.status,
+        "confidence": retrieval.confidence,
+        "model": model,
+        "usage": {"completion_tokens": pieces} if pieces else {},
+        "redactions": dict(tally),
+        "refused": refused,
+    }

@@ -1,0 +1,159 @@
+"""Retrieval steps of the query path: redact the question, search within the caller's groups,
+judge, rerank, group chunks into documents and assemble the context the model reads."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from gateway.observability.span_attributes import set_ids, set_scores
+from gateway.query.clock import StageClock
+from gateway.query.records import DocumentHit, RetrievalStatus
+from gateway.security.keys import Principal
+from services.ports import Embedder, Redactor, Reranker, Store
+from services.records import Chunk, FieldFilter, SearchHit
+
+
+def redact(text: str, redactor: Redactor | None, tally: Counter[str]) -> str:
+    if redactor is None:
+        return text
+    result = redactor.redact(text)
+    tally.update(result.counts)
+    return result.text
+
+
+def retrieve(
+    question: str,
+    principal: Principal,
+    *,
+    store: Store,
+    embedder: Embedder,
+    limit: int,
+    alpha: float,
+    filters: Sequence[FieldFilter] = (),
+    clock: StageClock | None = None,
+) -> list[SearchHit]:
+    """Search only what ``principal`` may read, ``limit`` chunks at most. A caller in no group
+    simply finds nothing: the response must not reveal that documents exist elsewhere."""
+    if not principal.groups:
+        return []
+    spans = clock or StageClock()
+    with spans.span("embed") as span:
+        vector = embedder.embed_query(question)
+        span.set_attribute("holdfast.embedding.dimensions", len(vector))
+    with spans.span("search") as span:
+        hits = store.search(
+            groups=principal.groups,
+            query=question,
+            vector=vector,
+            limit=limit,
+            alpha=alpha,
+            filters=filters,
+        )
+        span.set_attribute("holdfast.search.limit", limit)
+        span.set_attribute("holdfast.search.alpha", alpha)
+        span.set_attribute("holdfast.search.groups", len(principal.groups))
+        span.set_attribute("holdfast.search.filters", len(filters))
+        span.set_attribute("holdfast.search.hits", len(hits))
+        set_ids(span, "holdfast.search.chunk_ids", [h.chunk.chunk_id for h in hits])
+        set_ids(span, "holdfast.search.doc_ids", [h.chunk.doc_id for h in hits])
+        set_scores(span, "holdfast.search.scores", [h.score for h in hits])
+        set_scores(span, "holdfast.search.similarities", [h.similarity for h in hits])
+    return hits
+
+
+def rerank(question: str, hits: Sequence[SearchHit], reranker: Reranker) -> list[SearchHit]:
+    """Reorder candidates by the reranker's relevance; the similarity stays for judging."""
+    scores = reranker.rerank(question, [h.chunk.text for h in hits])
+    return [hits[s.index] for s in sorted(scores, key=lambda s: -s.score)]
+
+
+def judge(hits: Sequence[SearchHit], min_similarity: float) -> tuple[RetrievalStatus, float]:
+    """Cosine similarity is comparable across queries (fused hybrid scores are not)."""
+    if not hits:
+        return "no_results", 0.0
+    confidence = round(max(h.similarity for h in hits), 4)
+    return ("ok" if confidence >= min_similarity else "low_confidence"), confidence
+
+
+def group_by_document(
+    hits: Sequence[SearchHit], top_k: int, passages_per_document: int
+) -> list[DocumentHit]:
+    """The ``top_k`` best documents, ranked by their best chunk; each keeps up to
+    ``passages_per_document`` of its chunks, best first. A long page no longer fills a result
+    page with its own chunks."""
+    order: list[str] = []
+    chunks: dict[str, list[SearchHit]] = {}
+    for hit in hits:
+        doc = hit.chunk.doc_id
+        if doc not in chunks:
+            if len(order) == top_k:
+                continue
+            order.append(doc)
+            chunks[doc] = []
+        if len(chunks[doc]) < passages_per_document:
+            chunks[doc].append(hit)
+    return [DocumentHit(chunks[d][0], tuple(chunks[d][1:])) for d in order]
+
+
+def context_order(documents: Sequence[DocumentHit]) -> list[SearchHit]:
+    """Every document's best chunk in document rank, then every second-best, and so on: a
+    tight budget still sees the top documents before the depth of any one of them."""
+    depth = max((len(d.hits) for d in documents), default=0)
+    return [d.hits[i] for i in range(depth) for d in documents if i < len(d.hits)]
+
+
+def assemble_context(hits: Iterable[SearchHit], budget_chars: int) -> list[SearchHit]:
+    """Dedup by content and keep, in the given order, the hits that fit the budget."""
+    chosen: list[SearchHit] = []
+    seen: set[str] = set()
+    used = 0
+    for hit in hits:
+        if hit.chunk.content_hash in seen:
+            continue
+        cost = len(hit.chunk.text)
+        if chosen and used + cost > budget_chars:
+            continue
+        chosen.append(hit)
+        seen.add(hit.chunk.content_hash)
+        used += cost
+    return chosen
+
+
+def widen_to_sections(
+    context: Sequence[SearchHit], section_chunks: Sequence[Chunk], budget_chars: int
+) -> list[SearchHit]:
+    """Replace a hit by its whole parent section when the section still fits the budget, then
+    order the passages as they stand in their documents, for readability."""
+    by_parent: dict[str, list[Chunk]] = {}
+    for chunk in section_chunks:
+        by_parent.setdefault(chunk.parent_id, []).append(chunk)
+    used = sum(len(h.chunk.text) for h in context)
+    widened: list[SearchHit] = []
+    done_parents: set[str] = set()
+    for hit in context:
+        parent = hit.chunk.parent_id
+        if parent in done_parents:
+            continue  # its section is already in the context
+        siblings = sorted(by_parent.get(parent, []), key=lambda c: c.position)
+        section_text = _join_overlapping([c.text for c in siblings])
+        in_context = sum(len(h.chunk.text) for h in context if h.chunk.parent_id == parent)
+        if len(siblings) > 1 and used - in_context + len(section_text) <= budget_chars:
+            used += len(section_text) - in_context
+            done_parents.add(parent)
+            hit = replace(hit, chunk=replace(hit.chunk, text=section_text))
+        widened.append(hit)
+    return sorted(widened, key=lambda h: (h.chunk.source, h.chunk.position))
+
+
+def _join_overlapping(texts: Sequence[str]) -> str:
+    """Join consecutive chunks, dropping the overlap a chunk repeats from the one before."""
+    joined = ""
+    for text in texts:
+        longest = min(len(joined), len(text))
+        overlap = next((n for n in range(longest, 0, -1) if joined.endswith(text[:n])), 0)
+        rest = text[overlap:].strip()
+        if rest:
+            joined = f"{joined}\n\n{rest}" if joined else rest
+    return joined

@@ -137,7 +137,7 @@ def main() -> None:
             score_threshold=red.score_threshold,
         )
         batched = factory()
-        pooled = PooledRedactor(factory, workers=args.workers)
+        pooled = PooledRedactor(factory, workers=args.workers, timeout_s=300.0)
         for redactor in (single, batched, pooled):
             redactor.warm_up()  # models loaded (every pool worker up) before any timing
         sample = chunks[: min(len(chunks), 200)]

@@ -56,7 +56,11 @@ def ingest_redactor(settings: Settings, fallback: Redactor | None) -> Redactor |
         entities=list(red.entities),
         score_threshold=red.score_threshold,
     )
-    return PooledRedactor(factory, workers=settings.ingestion.redaction_workers)
+    return PooledRedactor(
+        factory,
+        workers=settings.ingestion.redaction_workers,
+        timeout_s=settings.ingestion.redaction_batch_timeout_s,
+    )
 
 
 class TracedIngestWorker(IngestWorker):
@@ -124,6 +128,10 @@ def build_ingest_service(
 
     uploads = uploads_dir(settings)
     worker = TracedIngestWorker(
-        jobs, run_batch, uploads=uploads, tracer=tracer or trace.NoOpTracer()
+        jobs,
+        run_batch,
+        uploads=uploads,
+        batch_files=settings.ingestion.batch_files,
+        tracer=tracer or trace.NoOpTracer(),
     )
     return IngestService(jobs, worker, uploads, limits, redactor)

@@ -275,6 +275,19 @@ class IngestionSettings(_Section):
     redaction_workers: int = Field(
         2, ge=0, le=32, description="Processes that redact PII in parallel (0: in the worker)."
     )
+    redaction_batch_timeout_s: float = Field(
+        300.0,
+        gt=0,
+        description="Longest the redaction pool may take over one batch; a stuck worker then "
+        "fails the batch closed (its files are retried), never hangs the job.",
+    )
+    batch_files: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="Files a job processes per batch: one store lookup, one redaction call and "
+        "shared embedding batches per batch; a killed batch is redone on resume.",
+    )
     max_duplicates_per_file: int = Field(
         50,
         ge=1,

@@ -49,7 +49,7 @@ __all__ = [
     "redact_chunks",
 ]
 
-BATCH_FILES = 32  # files per batch: enough chunks to fill embedding batches across small files
+BATCH_FILES = 16  # files per in-process batch; jobs take theirs from ingestion.batch_files
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,8 +84,8 @@ class PooledRedactor:
         factory: Callable[[], Redactor],
         *,
         workers: int,
+        timeout_s: float,
         batch_size: int = 64,
-        timeout_s: float = 300.0,
     ) -> None:
         self._factory = factory
         self._workers = max(1, workers)

@@ -31,8 +31,8 @@ class IngestWorker:
         run_batch: RunBatch,
         *,
         uploads: Path,
+        batch_files: int,
         poll_s: float = 1.0,
-        batch_files: int = 16,
     ) -> None:
         self._jobs = jobs
         self._uploads = uploads

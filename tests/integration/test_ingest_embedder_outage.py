@@ -64,7 +64,7 @@ def run_job(
         metadata={},
         files=[NewFile(source=str(p), path=str(p)) for p in files],
     )
-    IngestWorker(jobs, run_batch, uploads=tmp_path / "uploads").run_job(job_id)
+    IngestWorker(jobs, run_batch, uploads=tmp_path / "uploads", batch_files=16).run_job(job_id)
     return jobs.get(job_id)
 
 

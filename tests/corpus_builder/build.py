@@ -8,10 +8,10 @@ from pathlib import Path
 
 PII = {
     "name": "Margaret Thornbury",
-    "email": "m.thornbury@example.org",
+    "email": "m.thornbury@thornbury-law.com",  # example.org is a documentation domain, not PII
     "phone": "212-555-0187",
     "ssn": "536-22-8174",
-    "card": "4111 1111 1111 1111",
+    "card": "4539 1488 0343 6467",  # Luhn-valid; 4111 1111 1111 1111 is the famous test number
     "iban": "DE89 3704 0044 0532 0130 00",
 }
 

@@ -24,8 +24,6 @@ from tests.integration.conftest import LiveStack
 
 pytestmark = pytest.mark.integration
 
-pytest.importorskip("bm25s", reason="the BM25 baseline needs bm25s (and PyStemmer) installed")
-
 
 def test_fast_subset_scores_every_question_in_every_arm(
     live_stack: LiveStack, tmp_path: Path, record_property: pytest.RecordProperty

@@ -69,7 +69,6 @@ def main() -> None:
         BatchPresidioRedactor,
         spacy_model=red.spacy_model,
         entities=list(red.entities),
-        score_threshold=red.score_threshold,
     )
     with tempfile.TemporaryDirectory() as tmp:
         files = text_files(Path(tmp) / "bench", args.files, paragraphs=args.paragraphs)
@@ -134,7 +133,6 @@ def main() -> None:
         single = PresidioRedactor(
             spacy_model=red.spacy_model,
             entities=list(red.entities),
-            score_threshold=red.score_threshold,
         )
         batched = factory()
         pooled = PooledRedactor(factory, workers=args.workers, timeout_s=300.0)

@@ -229,7 +229,6 @@ def baseline_finder() -> Finder:
                 text=text,
                 language="en",
                 entities=list(BASELINE_ENTITIES),
-                score_threshold=0.5,
                 nlp_artifacts=artifacts,
             )
             kept: list[EntitySpan] = []

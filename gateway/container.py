@@ -161,7 +161,6 @@ def build_redactor(settings: Settings) -> PresidioRedactor | None:
     return PresidioRedactor(
         spacy_model=red.spacy_model,
         entities=red.entities,
-        score_threshold=red.score_threshold,
         timeout_s=settings.limits.redaction_timeout_s,
     )
 

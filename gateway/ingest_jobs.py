@@ -54,7 +54,6 @@ def ingest_redactor(settings: Settings, fallback: Redactor | None) -> Redactor |
         BatchPresidioRedactor,
         spacy_model=red.spacy_model,
         entities=list(red.entities),
-        score_threshold=red.score_threshold,
     )
     return PooledRedactor(
         factory,
@@ -99,6 +98,7 @@ def build_ingest_service(
         options = IngestOptions(
             groups=job.groups,
             redact=job.redact and redactor is not None,
+            profile=job.redaction,
             chunking=chunking,
             limits=limits,
             embedding=embedding,

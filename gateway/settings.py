@@ -22,6 +22,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from services.redaction_profile import RedactionProfile
+
 ENV_PREFIX = "HOLDFAST_"
 CONFIG_ENV = "HOLDFAST_CONFIG"
 HOME_ENV = "HOLDFAST_HOME"
@@ -208,10 +210,22 @@ class RedactionSettings(_Section):
             "CREDIT_CARD",
             "IBAN_CODE",
             "IP_ADDRESS",
+            "SECRET",
         ],
-        description="Presidio entity types to redact.",
+        description="Entity types a redaction may replace; a profile selects from these "
+        "(SECRET: API keys, tokens, passwords and private keys).",
     )
-    score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Minimum recognizer score.")
+    default_profile: RedactionProfile = Field(
+        RedactionProfile.STRICT,
+        description="Profile of an upload that names none and whose groups have none below: "
+        "strict (every type, names by NER), structured (only shaped values: e-mail, phone, "
+        "SSN, card, IBAN, secrets) or none.",
+    )
+    group_profiles: dict[str, RedactionProfile] = Field(
+        default_factory=dict,
+        description="Default profile per access group, e.g. {docs: structured, hr: strict}; an "
+        "upload to several groups gets the strictest of theirs.",
+    )
     stream_window_chars: int = Field(
         64,
         ge=16,

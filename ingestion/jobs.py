@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from services.errors import NotFoundError
+from services.redaction_profile import RedactionProfile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -44,6 +45,8 @@ CREATE TABLE IF NOT EXISTS job_files (
     PRIMARY KEY (job_id, idx)
 );
 """
+# Columns added after the first release, applied to an existing file at open.
+_MIGRATIONS = (("jobs", "redaction_profile", "TEXT NOT NULL DEFAULT ''"),)
 OK_FILE = {"indexed", "unchanged", "duplicate"}
 FINAL_JOB = {"succeeded", "partial", "failed"}
 
@@ -66,11 +69,15 @@ class Job:
     owner: str
     status: str  # queued | running | succeeded | partial | failed
     groups: tuple[str, ...]
-    redact: bool
+    redaction: RedactionProfile
     metadata: dict[str, Any]
     created_at: str
     finished_at: str | None
     files: tuple[JobFile, ...]
+
+    @property
+    def redact(self) -> bool:
+        return self.redaction is not RedactionProfile.NONE
 
     @property
     def files_done(self) -> int:
@@ -111,6 +118,7 @@ class JobStore:
             if not self._ready:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(_SCHEMA)
+                _migrate(conn)
                 self._ready = True
             yield conn
         finally:
@@ -121,7 +129,7 @@ class JobStore:
         *,
         owner: str,
         groups: Sequence[str],
-        redact: bool,
+        redaction: RedactionProfile,
         metadata: dict[str, Any],
         files: Sequence[NewFile],
         job_id: str | None = None,
@@ -131,12 +139,14 @@ class JobStore:
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             db.execute(
-                "INSERT INTO jobs VALUES (?, ?, 'queued', ?, ?, ?, ?, NULL)",
+                "INSERT INTO jobs (job_id, owner, status, groups, redact, redaction_profile, "
+                "metadata, created_at, finished_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, NULL)",
                 (
                     job_id,
                     owner,
                     json.dumps(list(groups)),
-                    int(redact),
+                    int(redaction is not RedactionProfile.NONE),
+                    redaction.value,
                     json.dumps(metadata),
                     _now(),
                 ),
@@ -172,7 +182,7 @@ class JobStore:
             owner=row["owner"],
             status=row["status"],
             groups=tuple(json.loads(row["groups"])),
-            redact=bool(row["redact"]),
+            redaction=_profile(row),
             metadata=json.loads(row["metadata"]),
             created_at=row["created_at"],
             finished_at=row["finished_at"],
@@ -232,3 +242,21 @@ class JobStore:
                 (status, _now(), job_id),
             )
         return status
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    for table, column, declaration in _MIGRATIONS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            try:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
+
+
+def _profile(row: sqlite3.Row) -> RedactionProfile:
+    """A job from before profiles carries only its redact flag: on meant the strict default."""
+    if row["redaction_profile"]:
+        return RedactionProfile(row["redaction_profile"])
+    return RedactionProfile.STRICT if row["redact"] else RedactionProfile.NONE

@@ -37,6 +37,7 @@ from ingestion.validation import SUPPORTED_SUFFIXES, Limits, validate_file
 from services.errors import InvalidRequestError
 from services.ports import DocumentStore, Embedder, Redactor
 from services.records import Chunk
+from services.redaction_profile import RedactionProfile
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -101,6 +102,7 @@ class IngestReport:
 class IngestOptions:
     groups: tuple[str, ...]
     redact: bool = True
+    profile: RedactionProfile | None = None  # None: the redactor's own default
     chunking: ChunkingPolicy = field(default_factory=ChunkingPolicy)
     limits: Limits = field(default_factory=Limits)
     embedding: EmbeddingPolicy = field(default_factory=EmbeddingPolicy)
@@ -361,7 +363,7 @@ def _redact_embed_index(
     writes. Old chunks are deleted only once every new vector is in hand."""
     if options.redact and redactor is not None:
         with tracer.start_as_current_span("ingest.redact") as span:
-            redacted = redact_groups([f.chunks for f in todo], redactor)
+            redacted = redact_groups([f.chunks for f in todo], redactor, profile=options.profile)
             total: Counter[str] = Counter()
             for file, (chunks, tally) in zip(todo, redacted, strict=True):
                 file.chunks, file.redactions = chunks, tally

@@ -27,7 +27,6 @@ class BatchPresidioRedactor(PresidioRedactor):
         spacy_model: str,
         entities: Sequence[str] = SUPPORTED_ENTITIES,
         language: str = "en",
-        score_threshold: float = 0.5,
         timeout_s: float = 10.0,
         pipe_batch_size: int = 32,
         profile: RedactionProfile = RedactionProfile.STRICT,
@@ -36,7 +35,6 @@ class BatchPresidioRedactor(PresidioRedactor):
             spacy_model=spacy_model,
             entities=entities,
             language=language,
-            score_threshold=score_threshold,
             timeout_s=timeout_s,
             profile=profile,
         )

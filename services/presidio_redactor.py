@@ -35,14 +35,12 @@ class PresidioRedactor:
         spacy_model: str,
         entities: Sequence[str] = SUPPORTED_ENTITIES,
         language: str = "en",
-        score_threshold: float = 0.5,
         timeout_s: float = 10.0,
         profile: RedactionProfile = RedactionProfile.STRICT,
     ) -> None:
         self._spacy_model = spacy_model
         self._entities = frozenset(entities)
         self._language = language
-        self._score_threshold = score_threshold  # kept for configuration; rules score per type
         self._timeout_s = timeout_s
         self._profile = profile
         self._engine: Any = None

@@ -12,7 +12,7 @@ redactor is the universe a profile selects from, so an admin who drops a type dr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 
 PERSON = "PERSON"
@@ -57,3 +57,22 @@ class RedactionProfile(StrEnum):
         if self is RedactionProfile.STRUCTURED:
             return universe & STRUCTURED_ENTITIES
         return frozenset()
+
+    @property
+    def strictness(self) -> int:
+        """Order for combining profiles: ``none`` < ``structured`` < ``strict``."""
+        return _STRICTNESS[self]
+
+
+_STRICTNESS = {RedactionProfile.NONE: 0, RedactionProfile.STRUCTURED: 1, RedactionProfile.STRICT: 2}
+
+
+def profile_for_groups(
+    groups: Iterable[str],
+    default: RedactionProfile,
+    per_group: Mapping[str, RedactionProfile],
+) -> RedactionProfile:
+    """The profile an upload gets when it names none: the strictest of its groups' defaults, so a
+    document shared with HR is redacted as HR's documents are."""
+    chosen = [per_group.get(group, default) for group in groups] or [default]
+    return max(chosen, key=lambda profile: profile.strictness)

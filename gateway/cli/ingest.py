@@ -40,12 +40,20 @@ def api_key(settings: Settings, key: str | None) -> str:
     return settings.admin_key_file.read_text().strip()
 
 
+def _form(groups: list[str], redact: bool, profile: str | None) -> dict[str, str]:
+    form = {"access_groups": ",".join(groups), "redact": str(redact).lower()}
+    if profile:
+        form["redaction_profile"] = profile
+    return form
+
+
 def ingest_via_api(
     files: list[Path],
     *,
     groups: list[str],
     redact: bool,
     base: str,
+    profile: str | None = None,
     key: str,
     poll_s: float = 0.5,
 ) -> dict[str, object]:
@@ -63,7 +71,7 @@ def ingest_via_api(
                 response = httpx.post(
                     f"{base}/v1/documents",
                     files=parts,
-                    data={"access_groups": ",".join(groups), "redact": str(redact).lower()},
+                    data=_form(groups, redact, profile),
                     headers=headers,
                     timeout=600.0,
                 )
@@ -120,7 +128,17 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders.", exists=True)],
     groups: Annotated[str, typer.Option(help="Comma-separated access groups (required).")],
     recursive: Annotated[bool, typer.Option(help="Descend into sub-folders.")] = False,
-    redact: Annotated[bool, typer.Option(help="Redact PII before indexing.")] = True,
+    redact: Annotated[
+        bool, typer.Option(help="--no-redact indexes raw text (admin keys only).")
+    ] = True,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--redaction-profile",
+            help="strict (names and every PII type), structured (e-mail, phone, SSN, card, "
+            "IBAN, secrets; no names) or none. Default: what the server configures for --groups.",
+        ),
+    ] = None,
     key: Annotated[
         str | None,
         typer.Option(envvar="HOLDFAST_API_KEY", help="API key (default: the admin key file)."),
@@ -139,6 +157,7 @@ def ingest(
         files,
         groups=group_list,
         redact=redact,
+        profile=profile,
         base=url or settings.gateway.base_url,
         key=api_key(settings, key),
     )

@@ -18,8 +18,12 @@ def upload(
     *,
     groups: str,
     redact: bool = True,
+    profile: str | None = None,
     names: Sequence[str] | None = None,
 ) -> httpx.Response:
+    form = {"access_groups": groups, "redact": str(redact).lower()}
+    if profile is not None:
+        form["redaction_profile"] = profile
     with ExitStack() as stack:
         parts = [
             ("files", (name, stack.enter_context(path.open("rb")), "application/octet-stream"))
@@ -28,7 +32,7 @@ def upload(
         return httpx.post(
             f"{base}/v1/documents",
             files=parts,
-            data={"access_groups": groups, "redact": str(redact).lower()},
+            data=form,
             headers={"Authorization": f"Bearer {key}"},
             timeout=300.0,
         )

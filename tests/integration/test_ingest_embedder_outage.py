@@ -21,6 +21,7 @@ from ingestion.jobs import Job, JobFile, JobStore, NewFile
 from ingestion.pipeline import ChunkingPolicy, FileResult, IngestOptions, ingest_batch
 from ingestion.worker import IngestWorker
 from services.ollama_embedder import OllamaEmbedder
+from services.redaction_profile import RedactionProfile
 from tests.integration.conftest import PORT_BASE, LiveStack
 from tests.integration.tcp_proxy import TcpProxy
 from tests.integration.test_models import MINILM, ollama_minilm  # noqa: F401 (fixture)
@@ -60,7 +61,7 @@ def run_job(
     job_id = jobs.create(
         owner="tester",
         groups=[GROUP],
-        redact=False,
+        redaction=RedactionProfile.NONE,
         metadata={},
         files=[NewFile(source=str(p), path=str(p)) for p in files],
     )

@@ -125,6 +125,26 @@ def test_planted_pii_never_reaches_weaviate(live_stack: LiveStack, tmp_path: Pat
         assert not any(only_digits in re.sub(r"\D", "", obj) for obj in objects)
 
 
+def test_structured_profile_keeps_names_and_replaces_shaped_values(
+    live_stack: LiveStack, tmp_path: Path
+) -> None:
+    path = tmp_path / "structured" / "escalation.md"
+    path.parent.mkdir()
+    pii_file(path)
+    body = ingest(live_stack.url, live_stack.admin_key, [path], groups="ops", profile="structured")
+    assert body["redaction_profile"] == "structured"
+    (result,) = body["files"]
+    assert result["status"] == "indexed"
+    assert "PERSON" not in result["redactions"]
+    assert {"EMAIL_ADDRESS", "US_SSN", "CREDIT_CARD", "IBAN_CODE"} <= set(result["redactions"])
+    stored = "\n".join(
+        text for _, _, text in live_stack.components.store.chunk_texts() if "<EMAIL_ADDRESS" in text
+    )
+    assert PII["name"] in stored  # names stay: structured has no NER
+    for value in (PII["email"], PII["ssn"], PII["card"], PII["iban"]):
+        assert value not in stored
+
+
 def test_reingest_writes_nothing_and_a_change_replaces_exactly_its_chunks(
     live_stack: LiveStack, tmp_path: Path
 ) -> None:
@@ -189,7 +209,10 @@ def test_documents_are_listed_by_group_and_can_be_deleted(
     assert no_group.status_code == 400
     reader = upload(live_stack.url, live_stack.handbook_key, [path], groups="handbook")
     assert reader.status_code == 403  # the query role alone may not ingest
-    body = ingest(live_stack.url, writer, [path], groups="legal", redact=False)
+    raw = upload(live_stack.url, writer, [path], groups="legal", redact=False)
+    assert raw.status_code == 403  # raw PII in the index is an admin's decision
+    body = ingest(live_stack.url, writer, [path], groups="legal", profile="structured")
+    assert body["redaction_profile"] == "structured"
     doc_id = body["files"][0]["doc_id"]
 
     def listed(key: str) -> set[str]:

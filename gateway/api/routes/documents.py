@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -15,8 +16,10 @@ from starlette.concurrency import run_in_threadpool
 from gateway.api.deps import ComponentsDep, PrincipalDep
 from gateway.components import IngestService
 from gateway.security.keys import Principal
+from gateway.settings import RedactionSettings
 from ingestion.jobs import NewFile, new_job_id
 from services.errors import AccessDeniedError, InvalidRequestError, NotFoundError
+from services.redaction_profile import RedactionProfile, profile_for_groups
 
 router = APIRouter(prefix="/v1", tags=["ingestion"])
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -87,6 +90,30 @@ def _parse_metadata(raw: str | None) -> dict[str, Any]:
     return value
 
 
+def _upload_profile(
+    requested: RedactionProfile | None,
+    redact: bool,
+    groups: Sequence[str],
+    config: RedactionSettings,
+    principal: Principal,
+) -> RedactionProfile:
+    """The upload's redaction profile; only an admin may index raw PII."""
+    if not redact:
+        if requested not in (None, RedactionProfile.NONE):
+            raise InvalidRequestError(
+                f"redact=false contradicts redaction_profile={requested.value}; send one of them"
+            )
+        requested = RedactionProfile.NONE
+    if requested is RedactionProfile.NONE and "admin" not in principal.roles:
+        raise AccessDeniedError(
+            "indexing without redaction needs the admin role; upload with redaction_profile="
+            "strict or structured"
+        )
+    if not config.enabled:
+        return RedactionProfile.NONE
+    return requested or profile_for_groups(groups, config.default_profile, config.group_profiles)
+
+
 def _visible(principal: Principal) -> list[str] | None:
     return None if "admin" in principal.roles else list(principal.groups)
 
@@ -99,7 +126,17 @@ async def create_documents(
     files: Annotated[list[UploadFile], File(description="One or more documents.")],
     access_groups: Annotated[str, Form(description="Comma-separated or a JSON list.")] = "",
     metadata: Annotated[str | None, Form(description="A JSON object kept with the job.")] = None,
-    redact: Annotated[bool, Form(description="Redact PII before indexing.")] = True,
+    redact: Annotated[
+        bool, Form(description="false is the same as redaction_profile=none (admins only).")
+    ] = True,
+    redaction_profile: Annotated[
+        RedactionProfile | None,
+        Form(
+            description="strict (every PII type, names included), structured (only shaped "
+            "values: e-mail, phone, SSN, card, IBAN, secrets) or none (admins only). Default: "
+            "the strictest configured for the upload's access groups."
+        ),
+    ] = None,
 ) -> JobAccepted:
     """Queue files for ingestion; poll GET /v1/jobs/{job_id} for progress."""
     service = _service(request)
@@ -115,6 +152,7 @@ async def create_documents(
             raise AccessDeniedError(
                 f"you may only assign your own groups; not {len(foreign)} of them"
             )
+    profile = _upload_profile(redaction_profile, redact, groups, settings.redaction, principal)
     extra = _parse_metadata(metadata)
     if not files:
         raise InvalidRequestError("no files")
@@ -146,7 +184,7 @@ async def create_documents(
             service.jobs.create,
             owner=principal.key_id,
             groups=groups,
-            redact=redact,
+            redaction=profile,
             metadata=extra,
             files=staged,
             job_id=job_id,

@@ -32,6 +32,7 @@ class JobOut(BaseModel):
     chunks_written: int
     access_groups: list[str]
     redact: bool
+    redaction_profile: str
     metadata: dict[str, Any]
     created_at: str
     finished_at: str | None
@@ -56,6 +57,7 @@ async def get_job(job_id: str, request: Request, principal: PrincipalDep) -> Job
         chunks_written=job.chunks_written,
         access_groups=list(job.groups),
         redact=job.redact,
+        redaction_profile=job.redaction.value,
         metadata=job.metadata,
         created_at=job.created_at,
         finished_at=job.finished_at,

@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from test_pipeline_chunks import DOC, FakeEmbedder, FakeRedactor, FakeStore, ingest, write
 
+from ingestion.pipeline import BATCH_FILES
 from services.records import DocumentInfo
 
 pytestmark = pytest.mark.unit
@@ -75,8 +76,9 @@ def test_embedding_runs_in_full_batches_across_files(tmp_path: Path) -> None:
     embedder = CountingEmbedder()
     report = ingest(many_docs(tmp_path, 40), embedder=embedder, store=BatchStore())
     assert report.indexed == 40 and report.chunks == 80
-    # 32 files a batch, 2 chunks each: one call of 64 then one of 16, not 40 calls of 2
-    assert embedder.calls == [64, 16]
+    # BATCH_FILES files a batch, 2 chunks each: full calls, then the rest; not 40 calls of 2
+    per_batch = 2 * BATCH_FILES
+    assert embedder.calls == [per_batch, per_batch, 80 - 2 * per_batch]
 
 
 def test_one_lookup_and_one_delete_per_batch(tmp_path: Path) -> None:

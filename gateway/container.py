@@ -6,6 +6,7 @@ build is typed with ports in ``gateway.components``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from gateway.audit.store import AuditLog, PostgresAuditLog, SqliteAuditLog
@@ -28,6 +29,7 @@ from services.errors import ConfigError
 from services.litellm_router import LiteLLMRouter
 from services.local_embedder import LocalEmbedder, packaged_minilm_path
 from services.ollama_embedder import OllamaEmbedder
+from services.onnx_embedder import onnx_embedder, resolve_models_dir
 from services.openai_embedder import OpenAIEmbedder
 from services.ports import Embedder, Reranker
 from services.presidio_redactor import PresidioRedactor
@@ -62,6 +64,16 @@ def embedder_for(entry: ModelEntry) -> Embedder:
     """The adapter for one embedding entry (no I/O: call ``warm_up`` on it)."""
     params = entry.litellm_params
     batch = int(params.get("batch_size", 32))
+    if entry.provider == "onnx":
+        folder = params.get("models_dir")
+        models_dir = Path(folder).expanduser() if folder else resolve_models_dir(os.environ)
+        threads = params.get("threads")
+        return onnx_embedder(
+            entry.provider_model,
+            models_dir,
+            batch_size=batch,
+            intra_op_threads=int(threads) if threads else None,
+        )
     if entry.is_local:
         path = params.get("model_path")
         if path is None and entry.model != PACKAGED_EMBEDDER:

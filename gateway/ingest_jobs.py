@@ -20,7 +20,7 @@ from ingestion.pipeline import ChunkingPolicy, FileResult, IngestOptions, ingest
 from ingestion.redaction_pool import PooledRedactor
 from ingestion.validation import Limits
 from ingestion.worker import IngestWorker
-from services.ports import Redactor
+from services.ports import Redactor, embedding_window
 from services.presidio_batch import BatchPresidioRedactor
 
 _MIB = 1024 * 1024
@@ -87,7 +87,6 @@ def build_ingest_service(
     jobs = job_store(settings)
     limits = limits_from(settings)
     redactor = ingest_redactor(settings, components.redactor)
-    chunking = ChunkingPolicy(settings.chunking.max_tokens, settings.chunking.overlap_tokens)
     embedding = EmbeddingPolicy(
         batch_size=settings.ingestion.embed_batch_size,
         concurrency=settings.ingestion.embed_concurrency,
@@ -95,6 +94,11 @@ def build_ingest_service(
     )
 
     def run_batch(job: Job, files: Sequence[JobFile]) -> list[FileResult]:
+        chunking = ChunkingPolicy(  # per batch: a model reload may change the window
+            settings.chunking.max_tokens,
+            settings.chunking.overlap_tokens,
+            window_tokens=embedding_window(components.embedder),
+        )
         options = IngestOptions(
             groups=job.groups,
             redact=job.redact and redactor is not None,

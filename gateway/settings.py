@@ -184,8 +184,8 @@ class ChunkingSettings(_Section):
         200,
         ge=32,
         le=512,
-        description="Chunk budget in embedding-model "
-        "word-pieces (all-MiniLM-L6-v2 reads at most 256).",
+        description="Chunk budget in embedding-model word-pieces, title and section path "
+        "included; never more than the model's window (in-process models report theirs).",
     )
     overlap_tokens: int = Field(
         32,

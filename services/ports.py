@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from services.records import (
     ChatMessage,
@@ -171,6 +171,20 @@ class Embedder(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     def health(self) -> HealthStatus: ...
+
+
+@runtime_checkable
+class WindowedEmbedder(Protocol):
+    """An embedder that knows its window: how many word-pieces it reads (special tokens
+    included); text past it is cut off, so chunking sizes chunks to fit."""
+
+    @property
+    def max_tokens(self) -> int: ...
+
+
+def embedding_window(embedder: object) -> int | None:
+    """The embedder's window when it knows it (in-process models), else None (remote servers)."""
+    return embedder.max_tokens if isinstance(embedder, WindowedEmbedder) else None
 
 
 class Reranker(Protocol):

@@ -7,7 +7,8 @@ Providers (the prefix of ``litellm_params.model``) by ``model_info.mode``:
 
 - chat: ``ollama_chat/``, ``ollama/``, ``hosted_vllm/``, ``openai/`` (any OpenAI-compatible
   server, TGI's Messages API included), served through LiteLLM;
-- embedding: ``local/`` (in-process sentence-transformers), ``ollama/`` (``/api/embed``),
+- embedding: ``onnx/`` (in-process ONNX Runtime, a model installed by scripts/install-models.sh),
+  ``local/`` (in-process sentence-transformers), ``ollama/`` (``/api/embed``),
   ``openai/`` (``{api_base}/embeddings``), ``tei/`` (TEI's ``/embed``);
 - rerank: ``tei/`` (TEI's ``/rerank``).
 
@@ -29,15 +30,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from gateway.settings import Settings
 from services.errors import ConfigError
+from services.onnx_embedder import ONNX_MODELS
 
 LOCAL_PREFIX = "local/"
+IN_PROCESS_PROVIDERS = frozenset({"local", "onnx"})
 PACKAGED_EMBEDDER = "local/all-MiniLM-L6-v2"
 RERANK_ALIAS = "rerank-default"  # the alias that serves reranking, when models.yaml has it
 
 Mode = Literal["chat", "embedding", "rerank"]
 PROVIDERS: dict[str, frozenset[str]] = {
     "chat": frozenset({"ollama_chat", "ollama", "hosted_vllm", "openai"}),
-    "embedding": frozenset({"local", "ollama", "openai", "tei"}),
+    "embedding": frozenset({"local", "onnx", "ollama", "openai", "tei"}),
     "rerank": frozenset({"tei"}),
 }
 # Names that resolve inside the site: Kubernetes services, reserved private suffixes.
@@ -89,7 +92,8 @@ class ModelEntry(BaseModel):
 
     @property
     def is_local(self) -> bool:
-        return self.model.startswith(LOCAL_PREFIX)
+        """Runs inside the gateway's process (no server, no api_base)."""
+        return self.provider in IN_PROCESS_PROVIDERS
 
 
 class RouterSettings(BaseModel):
@@ -136,6 +140,9 @@ def _entry_problems(entry: ModelEntry) -> list[str]:
     if entry.provider not in PROVIDERS[mode]:
         allowed = ", ".join(f"{p}/" for p in sorted(PROVIDERS[mode]))
         problems.append(f"{name}: provider {entry.provider}/ cannot serve {mode} (use {allowed})")
+    if entry.provider == "onnx" and entry.provider_model not in ONNX_MODELS:
+        known = ", ".join(f"onnx/{name}" for name in ONNX_MODELS)
+        problems.append(f"{name}: unknown ONNX model {entry.model!r} (known: {known})")
     if entry.is_local:
         return problems
     if not entry.api_base:

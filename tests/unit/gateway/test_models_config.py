@@ -156,3 +156,24 @@ def test_unknown_alias_raises_config_error_naming_known_aliases(settings: Settin
     assert "chat-fancy" in message
     assert settings.generation.chat_alias in message
     assert settings.generation.embedding_alias in message
+
+
+def test_an_onnx_embedding_runs_in_process_without_an_api_base() -> None:
+    entry = ModelEntry(
+        model_name="embed-default",
+        litellm_params={"model": "onnx/bge-small-en-v1.5-q", **LIMITS},
+        model_info=ModelInfo(mode="embedding"),
+    )
+    config = ModelsConfig(model_list=[entry])
+    assert config.entry("embed-default").is_local
+    assert config.litellm_model_list() == []
+
+
+def test_an_unknown_onnx_model_is_refused_with_the_known_names() -> None:
+    entry = ModelEntry(
+        model_name="embed-default",
+        litellm_params={"model": "onnx/bge-large-en", **LIMITS},
+        model_info=ModelInfo(mode="embedding"),
+    )
+    with pytest.raises((ConfigError, ValueError), match=r"onnx/bge-small-en-v1\.5-q"):
+        ModelsConfig(model_list=[entry])

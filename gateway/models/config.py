@@ -8,7 +8,9 @@ Providers (the prefix of ``litellm_params.model``) by ``model_info.mode``:
 - chat: ``ollama_chat/``, ``ollama/``, ``hosted_vllm/``, ``openai/`` (any OpenAI-compatible
   server, TGI's Messages API included), served through LiteLLM;
 - embedding: ``onnx/`` (in-process ONNX Runtime, a model installed by scripts/install-models.sh),
-  ``local/`` (in-process sentence-transformers), ``ollama/`` (``/api/embed``),
+  ``local/`` (``local/all-MiniLM-L6-v2`` runs the ONNX ``all-minilm-l6-v2``; any other
+  ``local/`` names a sentence-transformers folder in ``model_path`` and needs the optional extra
+  ``holdfast[sentence-transformers]``), ``ollama/`` (``/api/embed``),
   ``openai/`` (``{api_base}/embeddings``), ``tei/`` (TEI's ``/embed``);
 - rerank: ``tei/`` (TEI's ``/rerank``).
 
@@ -34,7 +36,11 @@ from services.onnx_embedder import ONNX_MODELS
 
 LOCAL_PREFIX = "local/"
 IN_PROCESS_PROVIDERS = frozenset({"local", "onnx"})
+# The default embedder's id, as existing indexes record it. It is served by the fp32 ONNX export
+# of the same model (PACKAGED_ONNX_MODEL, installed by scripts/install-models.sh: same vectors),
+# not by sentence-transformers; other local/ entries name a sentence-transformers model_path.
 PACKAGED_EMBEDDER = "local/all-MiniLM-L6-v2"
+PACKAGED_ONNX_MODEL = "all-minilm-l6-v2"
 RERANK_ALIAS = "rerank-default"  # the alias that serves reranking, when models.yaml has it
 
 Mode = Literal["chat", "embedding", "rerank"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -20,11 +21,12 @@ from gateway.container import embedder_for
 from gateway.models.config import ModelEntry, ModelInfo
 from services.errors import EmbedderUnavailableError, ModelUnavailableError
 from services.litellm_router import LiteLLMRouter
-from services.local_embedder import packaged_minilm_path
 from services.ollama_embedder import OllamaEmbedder
+from services.onnx_embedder import resolve_models_dir
 from services.openai_embedder import OpenAIEmbedder
 from services.records import ChatMessage
 from tests.integration.conftest import PORT_BASE, LiveStack
+from tests.integration.minilm_folder import minilm_folder
 from tests.integration.tcp_proxy import TcpProxy
 from tests.integration.test_query_policy import sse_events
 
@@ -76,13 +78,14 @@ def _models_yaml(live: LiveStack, chat: dict[str, object], **extra: object) -> s
 
 
 @pytest.fixture(scope="module")
-def ollama_minilm(live_stack: LiveStack) -> str:
-    """The packaged all-MiniLM-L6-v2 imported into the test Ollama from its safetensors folder.
+def ollama_minilm(live_stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """all-MiniLM-L6-v2 imported into the test Ollama from a safetensors folder, rebuilt from the
+    installed ONNX export (the weights the in-process ``local/all-MiniLM-L6-v2`` runs).
 
     Through the create API with each file's relative path: Ollama 0.12.6's CLI flattens the
     nested ``1_Pooling/config.json`` that its BERT converter needs."""
     base = live_stack.settings.ollama.base_url
-    folder = packaged_minilm_path()
+    folder = minilm_folder(resolve_models_dir(os.environ), tmp_path_factory.mktemp("minilm"))
     files: dict[str, str] = {}
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.suffix in {".json", ".safetensors", ".txt"}:

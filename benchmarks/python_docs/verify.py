@@ -36,7 +36,7 @@ from benchmarks.python_docs.questions import (
 
 MIN_QUESTIONS = 150
 MIN_UNANSWERABLE = 15
-FAST_QUESTIONS = (20, 40)
+FAST_QUESTIONS = (20, 90)
 FAST_PAGES = (30, 70)
 
 

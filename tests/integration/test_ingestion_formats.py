@@ -141,6 +141,14 @@ def test_structured_profile_keeps_names_and_replaces_shaped_values(
         text for _, _, text in live_stack.components.store.chunk_texts() if "<EMAIL_ADDRESS" in text
     )
     assert PII["name"] in stored  # names stay: structured has no NER
+    audit = httpx.get(
+        f"{live_stack.url}/admin/audit",
+        params={"limit": 50},
+        headers={"Authorization": f"Bearer {live_stack.admin_key}"},
+        timeout=30.0,
+    ).json()["records"]
+    uploads = [r for r in audit if r["endpoint"] == "POST /v1/documents"]
+    assert any(r["reason"] == "redaction_structured" for r in uploads), uploads[:3]
     for value in (PII["email"], PII["ssn"], PII["card"], PII["iban"]):
         assert value not in stored
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from gateway.api.audit_middleware import audit_context
 from gateway.api.deps import ComponentsDep, PrincipalDep
 from gateway.components import IngestService
 from gateway.security.keys import Principal
@@ -153,6 +154,7 @@ async def create_documents(
                 f"you may only assign your own groups; not {len(foreign)} of them"
             )
     profile = _upload_profile(redaction_profile, redact, groups, settings.redaction, principal)
+    audit_context(request.state).reason = f"redaction_{profile.value}"  # raw uploads stand out
     extra = _parse_metadata(metadata)
     if not files:
         raise InvalidRequestError("no files")

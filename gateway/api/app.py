@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
@@ -20,7 +20,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from gateway.api.audit_middleware import AuditMiddleware
-from gateway.api.problems import install_body_limit, install_problem_handlers
+from gateway.api.body_limit import BodyLimitMiddleware
+from gateway.api.deps import rate_limited
+from gateway.api.problems import install_problem_handlers
 from gateway.api.routes import admin, documents, health, jobs, openai_compat, query
 from gateway.audit.records import AuditRecord
 from gateway.audit.store import AuditLog
@@ -165,7 +167,11 @@ def create_app(
         _metrics_route(app, metrics, require_admin=settings.metrics.require_auth)
     ingestion = settings.ingestion
     upload_bytes = int(ingestion.max_file_mb * 1024 * 1024) * ingestion.max_files_per_job
-    install_body_limit(app, settings.limits.max_body_bytes, {"/v1/documents": upload_bytes})
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.limits.max_body_bytes,
+        upload_limits={"/v1/documents": upload_bytes},
+    )
     app.add_middleware(
         AuditMiddleware, get_log=lambda: _audit_log(app), on_failure=metrics.audit_failures.inc
     )
@@ -174,8 +180,9 @@ def create_app(
     app.include_router(query.router)
     app.include_router(openai_compat.router)
     app.include_router(admin.router)
-    app.include_router(documents.router)
-    app.include_router(jobs.router)
+    # query, models and admin routes take their token in require_role; these take it here
+    app.include_router(documents.router, dependencies=[Depends(rate_limited)])
+    app.include_router(jobs.router, dependencies=[Depends(rate_limited)])
     if provider is not None:
         instrument(app, provider)  # a server span around everything below
     app.add_middleware(RequestIdMiddleware)  # outermost: every layer below sees the id

@@ -51,12 +51,17 @@ def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
+def rate_limited(principal: PrincipalDep, components: ComponentsDep) -> Principal:
+    """Take one token from the caller's bucket (one bucket per key, shared by every route)."""
+    components.rate_limiter.check(principal.key_id or principal.name)
+    return principal
+
+
 def require_role(role: str):  # type: ignore[no-untyped-def]
     def _check(principal: PrincipalDep, components: ComponentsDep) -> Principal:
         if role not in principal.roles:
             raise AccessDeniedError(f"this endpoint needs the {role!r} role")
-        components.rate_limiter.check(principal.key_id or principal.name)
-        return principal
+        return rate_limited(principal, components)
 
     return _check
 

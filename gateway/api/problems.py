@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -53,28 +52,6 @@ def problem(
         media_type=PROBLEM_JSON,
         headers={**({} if echoed else {"x-request-id": rid}), **(headers or {})},
     )
-
-
-def install_body_limit(
-    app: FastAPI, max_bytes: int, upload_paths: dict[str, int] | None = None
-) -> None:
-    """Refuse bodies over ``max_bytes`` before they are read (by their declared length);
-    ``upload_paths`` give file-upload endpoints a limit of their own."""
-    uploads = upload_paths or {}
-
-    @app.middleware("http")
-    async def _limit(request: Request, call_next: Any) -> Any:
-        limit = uploads.get(request.url.path, max_bytes) if request.method == "POST" else max_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            return problem(
-                request,
-                status=413,
-                code="body_too_large",
-                title="Request body too large",
-                detail=f"the body may be at most {limit} bytes",
-            )
-        return await call_next(request)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -92,7 +92,7 @@ def test_bundle_verifies_and_a_flipped_byte_is_named(bundle: Bundle) -> None:
     assert {"wheel", "binary", "model", "chart", "playbook", "lock"} <= kinds
     sbom = json.loads((bundle.folder / "sbom.cdx.json").read_text())
     names = {c["name"] for c in sbom["components"]}
-    assert {"torch", "weaviate-server", "ollama", "chat-model", "en_core_web_sm"} <= names
+    assert {"onnxruntime", "weaviate-server", "ollama", "chat-model", "en_core_web_sm"} <= names
     alias = [a for a in manifest["artefacts"] if a["name"] == "en_core_web_sm"]
     assert [a["path"] for a in alias] == ["wheels/en_core_web_sm-3.8.0-py3-none-any.whl"]
     assert manifest["bundle_version"] == FIRST

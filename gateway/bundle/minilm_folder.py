@@ -1,12 +1,13 @@
 """A sentence-transformers folder of all-MiniLM-L6-v2 rebuilt from its installed ONNX export.
 
-Ollama imports a BERT embedding model from safetensors (``/api/create`` with ``files``), and the
-torch-free venv no longer carries the packaged folder; the weights are all in the fp32 ONNX file.
-This reads its initialisers with a small protobuf reader (no ``onnx`` package), names each as
-Hugging Face's ``BertModel`` does (a linear layer's weight is the ``MatMul`` input of the node
-named after it, stored transposed), writes ``model.safetensors`` and the small config files, and
-takes the vocabulary from the ONNX folder's ``tokenizer.json``. Only the test that imports the
-model into Ollama uses it; that test compares Ollama's vectors with the in-process ones.
+Servers that load Hugging Face folders (TEI in the Ansible ``embeddings`` role and the Helm chart,
+Ollama's importer) need safetensors; the torch-free venv no longer carries the packaged folder,
+and the weights are all in the fp32 ONNX file that ``scripts/install-models.sh`` installs. This
+reads its initialisers with a small protobuf reader (no ``onnx`` package), names each as Hugging
+Face's ``BertModel`` does (a linear layer's weight is the ``MatMul`` input of the node named after
+it, stored transposed), writes ``model.safetensors`` and the small config files, and takes the
+vocabulary from the ONNX folder's ``tokenizer.json``. The bundle ships the result; the Ollama
+test imports it and compares Ollama's vectors with the in-process ones.
 """
 
 from __future__ import annotations

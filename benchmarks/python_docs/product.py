@@ -101,7 +101,11 @@ class ProductClient:
         return str(response.json()["job_id"])
 
     def job(self, key: str, job_id: str) -> dict[str, Any]:
-        response = self.http.get(f"{self.url}/v1/jobs/{job_id}", headers=self._auth(key))
+        for _ in range(30):
+            response = self.http.get(f"{self.url}/v1/jobs/{job_id}", headers=self._auth(key))
+            if response.status_code != 429:  # the key's rate limit covers job polling too
+                break
+            time.sleep(float(response.headers.get("Retry-After", "1")))
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         return body

@@ -88,6 +88,9 @@ def ingest_via_api(
             task = progress.add_task(f"ingesting ({job_id})", total=len(files), chunks=0)
             while True:
                 reply = httpx.get(f"{base}/v1/jobs/{job_id}", headers=headers, timeout=30.0)
+                if reply.status_code == 429:  # the key's rate limit: wait as told, then poll again
+                    time.sleep(float(reply.headers.get("Retry-After", "1")))
+                    continue
                 if reply.status_code != 200:
                     fail(problem_text(reply))
                 job: dict[str, Any] = reply.json()

@@ -39,9 +39,14 @@ def upload(
 
 
 def job(base: str, key: str, job_id: str) -> dict[str, Any]:
-    response = httpx.get(
-        f"{base}/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {key}"}, timeout=30.0
-    )
+    """The job's state; waits out the key's rate limit (429 + Retry-After) like a client should."""
+    for _ in range(30):
+        response = httpx.get(
+            f"{base}/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {key}"}, timeout=30.0
+        )
+        if response.status_code != 429:
+            break
+        time.sleep(float(response.headers.get("Retry-After", "1")))
     response.raise_for_status()
     body: dict[str, Any] = response.json()
     return body
@@ -53,7 +58,7 @@ def wait_for_job(base: str, key: str, job_id: str, timeout_s: float = 600.0) -> 
         body = job(base, key, job_id)
         if body["status"] in {"succeeded", "partial", "failed"}:
             return body
-        time.sleep(0.3)
+        time.sleep(0.5)
     raise AssertionError(f"job {job_id} did not finish in {timeout_s} s")
 
 

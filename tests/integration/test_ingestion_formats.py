@@ -131,6 +131,8 @@ def test_structured_profile_keeps_names_and_replaces_shaped_values(
     path = tmp_path / "structured" / "escalation.md"
     path.parent.mkdir()
     pii_file(path)
+    with path.open("a", encoding="utf-8") as fh:  # other bytes than the strict test's upload
+        fh.write("\nFiled again under the structured profile.\n")
     body = ingest(live_stack.url, live_stack.admin_key, [path], groups="ops", profile="structured")
     assert body["redaction_profile"] == "structured"
     (result,) = body["files"]

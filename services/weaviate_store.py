@@ -50,6 +50,8 @@ __all__ = ["IndexModelMismatchError", "WeaviateConnection", "WeaviateStore"]
 
 # the BM25 half of a hybrid search reads these properties; a title match counts twice
 BM25_PROPERTIES = ("text", "title^2", "section")
+# Weaviate's two ways of merging the BM25 and vector lists, by their names in holdfast.yaml.
+FUSIONS = {"ranked": HybridFusion.RANKED, "relative_score": HybridFusion.RELATIVE_SCORE}
 
 
 class WeaviateStore:
@@ -64,6 +66,7 @@ class WeaviateStore:
         twins_per_hash: int,
         max_query_results: int,
         route_ttl_s: float,
+        fusion: str = "ranked",
     ) -> None:
         self._conn = connection
         self._client = WeaviateClient(connection)
@@ -72,6 +75,7 @@ class WeaviateStore:
         self._section_limit = section_fetch_limit
         self._twins_per_hash = twins_per_hash
         self._max_results = max_query_results
+        self._fusion = FUSIONS[fusion]
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -309,7 +313,7 @@ class WeaviateStore:
         filters: Sequence[FieldFilter] = (),
         collection: str | None = None,
     ) -> list[SearchHit]:
-        """Hybrid BM25 + vector search (relative-score fusion) over the chunks readable by
+        """Hybrid BM25 + vector search (the configured fusion) over the chunks readable by
         ``groups`` only; ``filters`` narrow it further, never widen it. ``collection`` names a
         physical collection to search instead of the alias (a reindex compares two)."""
         allowed = sorted({g for g in groups if g})
@@ -327,7 +331,7 @@ class WeaviateStore:
                     alpha=alpha,
                     limit=limit,
                     query_properties=list(BM25_PROPERTIES),
-                    fusion_type=HybridFusion.RELATIVE_SCORE,
+                    fusion_type=self._fusion,
                     filters=where,
                     include_vector=True,
                     return_metadata=MetadataQuery(score=True),

@@ -71,7 +71,12 @@ def retrieve_step(
             span.set_attribute("holdfast.rerank.candidates", len(hits))
             set_ids(span, "holdfast.rerank.chunk_ids", [h.chunk.chunk_id for h in hits])
     with clock.stage("assemble") as span:
-        documents = group_by_document(hits, options.top_k, options.passages_per_document)
+        documents = group_by_document(
+            hits,
+            options.top_k,
+            options.passages_per_document,
+            0.0 if reranked else options.second_passage_weight,
+        )
         context = assemble_context(context_order(documents), options.max_context_chars)
         parents = sorted({h.chunk.parent_id for h in context if h.chunk.parent_id})
         sections = ports.store.section_chunks(groups=principal.groups, parent_ids=parents)

@@ -30,6 +30,7 @@ class QueryOptions:
     passages_per_document: int
     stream_window_chars: int
     group_by: GroupBy = "document"
+    second_passage_weight: float = 0.0  # see group_by_document
     max_tokens: int | None = None
     filters: tuple[FieldFilter, ...] = ()
     trace_redacted_text: bool = False  # put the REDACTED question on the redact_in span

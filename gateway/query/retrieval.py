@@ -78,23 +78,32 @@ def judge(hits: Sequence[SearchHit], min_similarity: float) -> tuple[RetrievalSt
 
 
 def group_by_document(
-    hits: Sequence[SearchHit], top_k: int, passages_per_document: int
+    hits: Sequence[SearchHit],
+    top_k: int,
+    passages_per_document: int,
+    second_passage_weight: float = 0.0,
 ) -> list[DocumentHit]:
-    """The ``top_k`` best documents, ranked by their best chunk; each keeps up to
-    ``passages_per_document`` of its chunks, best first. A long page no longer fills a result
-    page with its own chunks."""
-    order: list[str] = []
+    """The ``top_k`` best documents; each keeps up to ``passages_per_document`` of its chunks,
+    best first, so a long page no longer fills a result page with its own chunks.
+
+    ``hits`` come best first. A document ranks by its best chunk's score plus
+    ``second_passage_weight`` times its second-best's: a page that matches the question in two
+    places is more often the answer than a page with one lucky chunk. With weight 0 (and after a
+    reranker, whose order is not a score) documents keep the order of their best chunks."""
     chunks: dict[str, list[SearchHit]] = {}
     for hit in hits:
-        doc = hit.chunk.doc_id
-        if doc not in chunks:
-            if len(order) == top_k:
-                continue
-            order.append(doc)
-            chunks[doc] = []
-        if len(chunks[doc]) < passages_per_document:
-            chunks[doc].append(hit)
-    return [DocumentHit(chunks[d][0], tuple(chunks[d][1:])) for d in order]
+        chunks.setdefault(hit.chunk.doc_id, []).append(hit)
+    order = list(chunks)
+    if second_passage_weight > 0:
+
+        def score(doc: str) -> float:
+            best, *rest = chunks[doc]
+            return best.score + second_passage_weight * (rest[0].score if rest else 0.0)
+
+        order.sort(key=score, reverse=True)  # stable: ties keep the order of best chunks
+    return [
+        DocumentHit(chunks[d][0], tuple(chunks[d][1:passages_per_document])) for d in order[:top_k]
+    ]
 
 
 def context_order(documents: Sequence[DocumentHit]) -> list[SearchHit]:

@@ -173,6 +173,7 @@ def options_for(
         chat_alias=s.generation.chat_alias,
         candidates=min(max(top_k * per_document, top_k), s.retrieval.max_candidates),
         passages_per_document=s.retrieval.passages_per_document,
+        second_passage_weight=s.retrieval.second_passage_weight,
         stream_window_chars=s.redaction.stream_window_chars,
         group_by=group_by,
         filters=tuple(to_field_filters(params.filters)),
@@ -287,10 +288,14 @@ async def search_chunks(
             filters=options.filters,
         )
         status, confidence = judge(hits, options.min_similarity)
+        weight = options.second_passage_weight
         if body.rerank and ports.reranker is not None and len(hits) > 1:
             hits = rerank(question, hits, ports.reranker)
+            weight = 0.0  # the reranker's order stands
         if options.group_by == "document":
-            documents = group_by_document(hits, options.top_k, options.passages_per_document)
+            documents = group_by_document(
+                hits, options.top_k, options.passages_per_document, weight
+            )
         else:
             documents = [DocumentHit(h) for h in hits[: options.top_k]]
         returned = [h for d in documents for h in d.hits]

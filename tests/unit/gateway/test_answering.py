@@ -450,6 +450,15 @@ def test_grouping_keeps_top_k_documents_ranked_by_their_best_chunk() -> None:
     assert [h.chunk.chunk_id for h in documents[1].hits] == ["b-0", "b-1"]
 
 
+def test_a_document_matching_twice_outranks_one_lucky_chunk_when_weighted() -> None:
+    hits = [_hit("a", 0, 0.9), _hit("b", 0, 0.8), _hit("b", 1, 0.7), _hit("c", 0, 0.6)]
+    by_best = group_by_document(hits, top_k=3, passages_per_document=3)
+    assert [d.doc_id for d in by_best] == ["a", "b", "c"]
+    weighted = group_by_document(hits, top_k=2, passages_per_document=3, second_passage_weight=0.5)
+    assert [d.doc_id for d in weighted] == ["b", "a"]  # 0.8 + 0.35 > 0.9
+    assert [h.chunk.chunk_id for h in weighted[0].hits] == ["b-0", "b-1"]
+
+
 def test_context_takes_every_documents_best_chunk_before_any_second_one() -> None:
     documents = group_by_document(
         [_hit("a", 0, 0.9), _hit("a", 1, 0.8), _hit("b", 0, 0.7)], top_k=5, passages_per_document=3

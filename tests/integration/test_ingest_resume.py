@@ -110,7 +110,8 @@ def test_sigkill_mid_job_resumes_and_matches_a_clean_run(
     clean = _clean_run_count(live_stack, files, f"ResumeClean{os.getpid()}")
     collection = f"ResumeKilled{os.getpid()}"
     settings = _gateway_settings(live_stack.settings, tmp_path / "home", PORT_BASE + 40, collection)
-    _, key = KeyStore(settings.keys_db).create("bulk", groups=["bulk"], roles=["ingest"])
+    # raw (redact=false) uploads are an admin's decision
+    _, key = KeyStore(settings.keys_db).create("bulk", groups=["bulk"], roles=["ingest", "admin"])
     base = settings.gateway.base_url
     proc = _start(settings)
     try:

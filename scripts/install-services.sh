@@ -15,6 +15,11 @@ WEAVIATE_VERSION="v1.37.15"
 # header-only libraries llama.cpp vendors come from packages instead: stb and nlohmann-json from
 # Debian, miniaudio from the sources of the `miniaudio` Python package (same single header).
 OLLAMA_VERSION="v0.12.6"
+# llama.cpp's CPU kernels use what the compiler may assume: built for x86-64-v3 (AVX2, FMA, F16C,
+# BMI2: every x86 server CPU of the last decade) a 756-token /v1/query generated in 4.5 s instead
+# of 48 s with the plain build (Gemma 3 270M, this 2-core machine). The stamp names the baseline.
+OLLAMA_CPU_BASELINE="x86-64-v3"
+OLLAMA_STAMP="${OLLAMA_VERSION}+${OLLAMA_CPU_BASELINE}"
 MINIAUDIO_SDIST="miniaudio==1.71"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -45,7 +50,7 @@ command -v ip >/dev/null || packages+=(iproute2)
 # `systemd-analyze verify` for the units the Ansible roles render (the offline install test).
 command -v systemd-analyze >/dev/null || packages+=(systemd)
 # headers the Ollama build needs (see above)
-stamp_ok ollama "${OLLAMA_VERSION}" || packages+=(libstb-dev nlohmann-json3-dev)
+stamp_ok ollama "${OLLAMA_STAMP}" || packages+=(libstb-dev nlohmann-json3-dev)
 bash "${repo_root}/scripts/apt-install.sh" --for install-services.sh "${packages[@]}"
 
 if stamp_ok weaviate-server "${WEAVIATE_VERSION}"; then
@@ -56,8 +61,8 @@ else
     echo "${WEAVIATE_VERSION}" >"${bin_dir}/.weaviate-server.version"
 fi
 
-if stamp_ok ollama "${OLLAMA_VERSION}"; then
-    echo "ollama ${OLLAMA_VERSION} already installed"
+if stamp_ok ollama "${OLLAMA_STAMP}"; then
+    echo "ollama ${OLLAMA_STAMP} already installed"
 else
     include_dir="${tools_dir}/include"
     if [[ ! -f "${include_dir}/miniaudio/miniaudio.h" ]]; then
@@ -70,6 +75,7 @@ else
         rm -rf "${sdist_dir}"
     fi
     build ollama "github.com/ollama/ollama@${OLLAMA_VERSION}" \
-        CGO_ENABLED=1 "CGO_CPPFLAGS=-I${include_dir}"
-    echo "${OLLAMA_VERSION}" >"${bin_dir}/.ollama.version"
+        CGO_ENABLED=1 "CGO_CPPFLAGS=-I${include_dir}" \
+        "CGO_CFLAGS=-O3 -march=${OLLAMA_CPU_BASELINE}" "CGO_CXXFLAGS=-O3 -march=${OLLAMA_CPU_BASELINE}"
+    echo "${OLLAMA_STAMP}" >"${bin_dir}/.ollama.version"
 fi

@@ -4,7 +4,6 @@ before the lifespan starts."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -20,12 +19,7 @@ pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in list(os.environ):
-        if name.startswith("HOLDFAST_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOLDFAST_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("HOLDFAST_CONFIG", str(tmp_path / "absent.yaml"))
+def settings(isolated_env: Path) -> Settings:
     return load_settings(
         weaviate={
             "api_key": "wk",

@@ -3,7 +3,6 @@ ingestion, documents and jobs routes too (the real app factory; no backing servi
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -53,12 +52,7 @@ def _unused(*_: Any) -> Any:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in list(os.environ):
-        if name.startswith("HOLDFAST_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOLDFAST_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("HOLDFAST_CONFIG", str(tmp_path / "absent.yaml"))
+def settings(isolated_env: Path) -> Settings:
     return load_settings(
         limits={"max_body_bytes": 2_000},
         ingestion={"max_file_mb": 0.01, "max_files_per_job": 1},  # uploads: 10,485 bytes

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -26,12 +25,7 @@ BASE = {"api_base": "http://10.0.0.5:8000/v1"}
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in list(os.environ):
-        if name.startswith("HOLDFAST_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOLDFAST_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("HOLDFAST_CONFIG", str(tmp_path / "absent.yaml"))
+def settings(isolated_env: Path) -> Settings:
     return load_settings(ollama={"port": 12345, "chat_model": "my-model"})
 
 

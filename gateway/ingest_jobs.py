@@ -13,8 +13,10 @@ from opentelemetry.trace import Tracer
 
 from gateway.components import Components, IngestService
 from gateway.observability.metrics import GatewayMetrics, label
+from gateway.security.secrets import id_key
 from gateway.settings import Settings
 from ingestion.embedding import EmbeddingPolicy
+from ingestion.identity import Identity
 from ingestion.jobs import Job, JobFile, JobStore
 from ingestion.pipeline import ChunkingPolicy, FileResult, IngestOptions, ingest_batch
 from ingestion.redaction_pool import PooledRedactor
@@ -87,6 +89,7 @@ def build_ingest_service(
     jobs = job_store(settings)
     limits = limits_from(settings)
     redactor = ingest_redactor(settings, components.redactor)
+    identity = Identity(id_key(settings))
     embedding = EmbeddingPolicy(
         batch_size=settings.ingestion.embed_batch_size,
         concurrency=settings.ingestion.embed_concurrency,
@@ -101,6 +104,8 @@ def build_ingest_service(
         )
         options = IngestOptions(
             groups=job.groups,
+            identity=identity,
+            writer_groups=job.writer_groups,
             redact=job.redact and redactor is not None,
             profile=job.redaction,
             chunking=chunking,

@@ -390,6 +390,13 @@ class IngestionSettings(_Section):
         description="Files a job processes per batch: one store lookup, one redaction call and "
         "shared embedding batches per batch; a killed batch is redone on resume.",
     )
+    id_key: SecretStr | None = Field(
+        None,
+        description="Secret that keys every stored document and chunk id (HMAC), so no id can "
+        "be brute-forced back to the text or file name it came from. Unset: generated on first "
+        "start and kept in $HOLDFAST_HOME/secrets/id-key. Every gateway and worker of one index "
+        "must share it, and it must be kept: with a new key every file looks new.",
+    )
     max_duplicates_per_file: int = Field(
         50,
         ge=1,
@@ -571,6 +578,10 @@ class Settings(BaseSettings):
     @property
     def weaviate_key_file(self) -> Path:
         return self.secrets_dir / "weaviate-api-key"
+
+    @property
+    def id_key_file(self) -> Path:
+        return self.secrets_dir / "id-key"
 
 
 # The gateway process `holdfast up` starts reads its effective settings from this JSON snapshot.

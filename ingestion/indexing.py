@@ -26,6 +26,33 @@ def twins_by_hash(store: DocumentStore, hashes: Sequence[str]) -> dict[str, list
     return store.documents_with_hashes(hashes)
 
 
+def replaceable_namesakes(
+    store: DocumentStore,
+    uploads: Sequence[tuple[str, str]],
+    groups: Sequence[str],
+    writer_groups: Sequence[str] | None,
+) -> dict[str, list[str]]:
+    """For each ``(source, doc_id)`` being uploaded to ``groups``: the ids of other documents of
+    that name that it replaces. One is replaced when its groups overlap ``groups`` (within a
+    group, a name is one document) and the uploader may write every one of its groups
+    (``writer_groups``; None: every group). Any other namesake is left alone and never named."""
+    if not uploads:
+        return {}
+    target = set(groups)
+    writable = None if writer_groups is None else set(writer_groups)
+    named = store.documents_named([source for source, _ in uploads])
+    out: dict[str, list[str]] = {}
+    for source, doc_id in uploads:
+        out[doc_id] = [
+            d.doc_id
+            for d in named.get(source, [])
+            if d.doc_id != doc_id
+            and set(d.access_groups) & target
+            and (writable is None or set(d.access_groups) <= writable)
+        ]
+    return out
+
+
 def delete_documents(store: DocumentStore, doc_ids: Sequence[str]) -> dict[str, int]:
     """Delete every chunk of ``doc_ids``; doc_id -> chunks deleted."""
     if not doc_ids:

@@ -46,7 +46,11 @@ CREATE TABLE IF NOT EXISTS job_files (
 );
 """
 # Columns added after the first release, applied to an existing file at open.
-_MIGRATIONS = (("jobs", "redaction_profile", "TEXT NOT NULL DEFAULT ''"),)
+_MIGRATIONS = (
+    ("jobs", "redaction_profile", "TEXT NOT NULL DEFAULT ''"),
+    ("jobs", "writer_groups", "TEXT"),  # JSON list; '"*"' = every group (admin); NULL = legacy
+)
+ALL_GROUPS = "*"
 OK_FILE = {"indexed", "unchanged", "duplicate"}
 FINAL_JOB = {"succeeded", "partial", "failed"}
 
@@ -74,6 +78,9 @@ class Job:
     created_at: str
     finished_at: str | None
     files: tuple[JobFile, ...]
+    # the groups the uploader may write (None: every group, an admin's upload); a document of
+    # the same name in other groups is replaced only when all its groups are in here
+    writer_groups: tuple[str, ...] | None = ()
 
     @property
     def redact(self) -> bool:
@@ -132,6 +139,7 @@ class JobStore:
         redaction: RedactionProfile,
         metadata: dict[str, Any],
         files: Sequence[NewFile],
+        writer_groups: Sequence[str] | None,
         job_id: str | None = None,
     ) -> str:
         """Queue a job with all its files in one transaction (the worker never sees it half)."""
@@ -140,13 +148,15 @@ class JobStore:
             db.execute("BEGIN IMMEDIATE")
             db.execute(
                 "INSERT INTO jobs (job_id, owner, status, groups, redact, redaction_profile, "
-                "metadata, created_at, finished_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, NULL)",
+                "writer_groups, metadata, created_at, finished_at) "
+                "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, NULL)",
                 (
                     job_id,
                     owner,
                     json.dumps(list(groups)),
                     int(redaction is not RedactionProfile.NONE),
                     redaction.value,
+                    json.dumps(ALL_GROUPS if writer_groups is None else list(writer_groups)),
                     json.dumps(metadata),
                     _now(),
                 ),
@@ -186,6 +196,7 @@ class JobStore:
             metadata=json.loads(row["metadata"]),
             created_at=row["created_at"],
             finished_at=row["finished_at"],
+            writer_groups=_writer_groups(row),
             files=tuple(
                 JobFile(
                     idx=f["idx"],
@@ -260,3 +271,11 @@ def _profile(row: sqlite3.Row) -> RedactionProfile:
     if row["redaction_profile"]:
         return RedactionProfile(row["redaction_profile"])
     return RedactionProfile.STRICT if row["redact"] else RedactionProfile.NONE
+
+
+def _writer_groups(row: sqlite3.Row) -> tuple[str, ...] | None:
+    """A job from before writer scopes replaces nothing outside its own groups."""
+    if row["writer_groups"] is None:
+        return tuple(json.loads(row["groups"]))
+    value = json.loads(row["writer_groups"])
+    return None if value == ALL_GROUPS else tuple(value)

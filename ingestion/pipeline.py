@@ -12,7 +12,11 @@ at a time:
   not indexed twice;
 - a changed file is parsed, redacted and embedded first (the slow, fallible part); only then are
   its old chunks deleted and the new ones written, so a search sees the old version or the new
-  one, never both.
+  one, never both;
+- a document is its source name within its access groups (``ingestion.identity``): an upload
+  replaces a same-named document of other groups only when those groups overlap the upload's
+  and the uploader may write every one of them; otherwise both stay, and nothing in the result
+  says the other exists.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import functools
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,7 +33,14 @@ from opentelemetry.trace import Tracer
 
 from ingestion.chunking import chunk_sections, window_budget
 from ingestion.embedding import EmbeddingPolicy, embed_batches, embedding_heading, embedding_text
-from ingestion.indexing import delete_documents, indexed_hashes, twins_by_hash, write_chunks
+from ingestion.identity import Identity
+from ingestion.indexing import (
+    delete_documents,
+    indexed_hashes,
+    replaceable_namesakes,
+    twins_by_hash,
+    write_chunks,
+)
 from ingestion.parsing import parse_file
 from ingestion.redaction import redact_chunks, redact_groups
 from ingestion.tracing import entity_attributes, ingestion_tracer
@@ -101,6 +112,9 @@ class IngestReport:
 @dataclass(frozen=True, slots=True)
 class IngestOptions:
     groups: tuple[str, ...]
+    identity: Identity
+    # the groups the uploader may write; None: every group (an admin, or the local CLI)
+    writer_groups: tuple[str, ...] | None = None
     redact: bool = True
     profile: RedactionProfile | None = None  # None: the redactor's own default
     chunking: ChunkingPolicy = field(default_factory=ChunkingPolicy)
@@ -109,25 +123,28 @@ class IngestOptions:
     title: str = ""  # overrides the parsed title when set (upload metadata)
 
 
-def _sha(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-def doc_id_for_source(source: str) -> str:
-    """Stable across edits of the file, so a new version replaces the old one."""
-    return _sha("file", source)[:32]
-
-
-def doc_id_for(path: Path) -> str:
-    return doc_id_for_source(str(path.resolve()))
-
-
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_hash(path: Path, identity: Identity) -> str:
+    """The file's keyed hash: identical bytes are recognised, and the bytes cannot be guessed."""
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    return identity.file_hash(digest)
+
+
+def with_ids(chunks: Sequence[Chunk], identity: Identity) -> list[Chunk]:
+    """``chunks`` with ids and content hashes derived from their stored (redacted) text: run
+    after redaction, so no id is a hash of a value that redaction removed."""
+    out = []
+    for chunk in chunks:
+        content_hash = identity.content_hash(chunk.text)
+        out.append(
+            replace(
+                chunk,
+                content_hash=content_hash,
+                chunk_id=identity.chunk_id(chunk.doc_id, chunk.position, content_hash),
+                parent_id=identity.parent_id(chunk.doc_id, chunk.section),
+            )
+        )
+    return out
 
 
 def build_chunks(
@@ -140,12 +157,14 @@ def build_chunks(
     limits: Limits,
     count_tokens: Callable[[str], int],
     hashed: str,
+    identity: Identity,
     title: str = "",
     tracer: Tracer | None = None,
 ) -> tuple[list[Chunk], int]:
-    """Chunks of one validated file, and how many pages went through OCR."""
+    """Chunks of one validated file (ids from their text as it is now: redaction re-derives
+    them), and how many pages went through OCR."""
     tracer = ingestion_tracer(tracer)
-    doc_id = doc_id_for_source(source)
+    doc_id = identity.doc_id(source, groups)
     with tracer.start_as_current_span("ingest.parse") as span:
         span.set_attributes({"doc_id": doc_id, "doc_type": doc_type})
         parsed = parse_file(path, doc_type, name=source, limits=limits)
@@ -181,19 +200,18 @@ def build_chunks(
     now = datetime.now(UTC)
     chunks = []
     for position, piece in enumerate(pieces):
-        content_hash = _sha(piece.text)
         chunks.append(
             Chunk(
-                chunk_id=_sha(doc_id, str(position), content_hash)[:32],
+                chunk_id="",
                 doc_id=doc_id,
                 text=piece.text,
                 source=source,
                 title=doc_title,
                 section=piece.section.heading,
                 position=position,
-                content_hash=content_hash,
+                content_hash="",
                 access_groups=tuple(groups),
-                parent_id=_sha(doc_id, piece.section.heading)[:32],
+                parent_id="",
                 doc_type=doc_type,
                 page=piece.page,
                 page_end=piece.page_end,
@@ -202,7 +220,7 @@ def build_chunks(
                 file_hash=hashed,
             )
         )
-    return chunks, parsed.ocr_pages
+    return with_ids(chunks, identity), parsed.ocr_pages
 
 
 def embedding_input(chunk: Chunk) -> str:
@@ -275,20 +293,23 @@ def _ingest_batch(
     files: list[_File] = []
     later: list[int] = []  # a source seen twice runs after the batch, as it would one by one
     for index, (path, source) in enumerate(items):
-        file = _File(index, path, source, doc_id_for_source(source))
+        file = _File(index, path, source, options.identity.doc_id(source, options.groups))
         if any(f.doc_id == file.doc_id for f in files):
             later.append(index)
             continue
         files.append(file)
         try:
             file.doc_type = validate_file(path, source, options.limits)
-            file.hashed = file_hash(path)
+            file.hashed = file_hash(path, options.identity)
         except (InvalidRequestError, OSError) as exc:
             results[index] = _rejected(file, exc)
     candidates = [f for f in files if f.index not in results]
     if options.redact and redactor is None and candidates:
         raise InvalidRequestError("redaction was asked for but no redactor is configured")
     known = indexed_hashes(store, [f.doc_id for f in candidates]) if candidates else {}
+    namesakes = replaceable_namesakes(
+        store, [(f.source, f.doc_id) for f in candidates], options.groups, options.writer_groups
+    )
     twins = twins_by_hash(store, sorted({f.hashed for f in candidates})) if candidates else {}
     claimed: dict[str, _File] = {}  # file hash -> the first file of this batch with those bytes
     copies: list[tuple[_File, _File]] = []
@@ -324,6 +345,7 @@ def _ingest_batch(
                 limits=options.limits,
                 count_tokens=embedder.count_tokens,
                 hashed=file.hashed,
+                identity=options.identity,
                 title=options.title,
                 tracer=tracer,
             )
@@ -343,7 +365,13 @@ def _ingest_batch(
             )
         )
     if todo:
-        _redact_embed_index(todo, options, store, embedder, redactor, tracer, results)
+        _redact_embed_index(todo, options, store, embedder, redactor, tracer, results, namesakes)
+    settled = [
+        f.doc_id for f in candidates if results[f.index].status in {"unchanged", "duplicate"}
+    ]
+    replaced = [n for doc_id in settled for n in namesakes.get(doc_id, [])]
+    if replaced:  # the upload stands in for its namesakes, as an indexed one does
+        delete_documents(store, replaced)
     if later:
         again = _ingest_batch([items[i] for i in later], options, store, embedder, redactor, tracer)
         results.update(zip(later, again, strict=True))
@@ -358,6 +386,7 @@ def _redact_embed_index(
     redactor: Redactor | None,
     tracer: Tracer,
     results: dict[int, FileResult],
+    namesakes: dict[str, list[str]],
 ) -> None:
     """The batch-wide stages: one redaction call, full embedding batches, one delete, bulk
     writes. Old chunks are deleted only once every new vector is in hand."""
@@ -376,6 +405,8 @@ def _redact_embed_index(
                     **entity_attributes(total),
                 }
             )
+    for file in todo:  # ids from the stored text only: never a hash of a redacted value
+        file.chunks = with_ids(file.chunks, options.identity)
     chunks = [c for f in todo for c in f.chunks]
     with tracer.start_as_current_span("ingest.embed") as span:
         texts = [embedding_input(c) for c in chunks]
@@ -390,7 +421,9 @@ def _redact_embed_index(
     with tracer.start_as_current_span("ingest.index") as span:
         doc_ids = [f.doc_id for f in todo]
         span.set_attributes({"files": len(todo), "chunks": len(chunks), "doc_ids": doc_ids})
-        stale = delete_documents(store, doc_ids)
+        stale = delete_documents(
+            store, doc_ids + [n for doc_id in doc_ids for n in namesakes.get(doc_id, [])]
+        )
         write_chunks(store, chunks, vectors)
         span.set_attribute("stale_deleted", sum(stale.values()))
     for file in todo:
@@ -399,7 +432,8 @@ def _redact_embed_index(
             status="indexed",
             doc_id=file.doc_id,
             chunks=len(file.chunks),
-            stale_deleted=stale.get(file.doc_id, 0),
+            stale_deleted=stale.get(file.doc_id, 0)
+            + sum(stale.get(n, 0) for n in namesakes.get(file.doc_id, [])),
             redactions=dict(file.redactions),
             ocr_pages=file.ocr_pages,
         )
@@ -435,6 +469,7 @@ def ingest_files(
     embedder: Embedder,
     redactor: Redactor | None,
     policy: ChunkingPolicy,
+    identity: Identity,
     on_file: Callable[[FileResult], None] | None = None,
     limits: Limits | None = None,
     batch_files: int = BATCH_FILES,
@@ -444,6 +479,7 @@ def ingest_files(
     means redaction is off."""
     options = IngestOptions(
         groups=clean_groups(groups),
+        identity=identity,
         redact=redactor is not None,
         chunking=policy,
         limits=limits or Limits(),

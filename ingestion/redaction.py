@@ -12,7 +12,6 @@ per entity type leave this module.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
@@ -24,10 +23,6 @@ from services.ports import Redactor
 from services.records import Chunk, EntitySpan, Redaction
 from services.redaction_placeholders import Placeholders, anonymize
 from services.redaction_profile import PERSON, RedactionProfile
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _kwargs(profile: RedactionProfile | None) -> dict[str, Any]:
@@ -110,9 +105,7 @@ def redact_groups(
         for chunk in chunks:
             text, title, section = (cleaned[t].text for t in _fields(chunk))
             if (text, title, section) != _fields(chunk):
-                chunk = replace(
-                    chunk, text=text, title=title, section=section, content_hash=_sha(text)
-                )
+                chunk = replace(chunk, text=text, title=title, section=section)
             redacted.append(chunk)
         out.append((redacted, tally))
     return out

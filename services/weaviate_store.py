@@ -243,6 +243,20 @@ class WeaviateStore:
             found.setdefault(str(p.get("file_hash") or ""), []).append(document_from(p))
         return found
 
+    def documents_named(self, sources: Sequence[str]) -> dict[str, list[DocumentInfo]]:
+        """source -> indexed documents uploaded under that name, in any groups (one query for
+        a whole ingest batch; only ingestion's replacement check reads it, never a caller)."""
+        wanted = sorted({s for s in sources if s})
+        if not wanted:
+            return {}
+        where = Filter.by_property("source").contains_any(wanted)
+        found: dict[str, list[DocumentInfo]] = {}
+        for p in self._first_chunks(
+            where, limit=min(self._max_results, self._twins_per_hash * len(wanted))
+        ):
+            found.setdefault(str(p.get("source") or ""), []).append(document_from(p))
+        return found
+
     def delete_documents(self, doc_ids: Sequence[str]) -> dict[str, int]:
         """Delete every chunk of ``doc_ids`` in one request; doc_id -> chunks deleted."""
         wanted = sorted(set(doc_ids))

@@ -30,3 +30,11 @@ def weaviate_api_key(settings: Settings) -> str:
     if settings.weaviate.api_key is not None:
         return settings.weaviate.api_key.get_secret_value()
     return read_or_create_secret(settings.weaviate_key_file)
+
+
+def id_key(settings: Settings) -> bytes:
+    """The key of stored ids: configured, else generated once for this home and kept."""
+    configured = settings.ingestion.id_key
+    if configured is not None:
+        return configured.get_secret_value().encode()
+    return read_or_create_secret(settings.id_key_file).encode()

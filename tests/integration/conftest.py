@@ -20,7 +20,9 @@ from gateway.container import build_components
 from gateway.local import stack
 from gateway.offline import enforce_offline_env
 from gateway.security.keys import KeyStore
+from gateway.security.secrets import id_key
 from gateway.settings import Settings
+from ingestion.identity import Identity
 from ingestion.pipeline import ChunkingPolicy, IngestReport, ingest_files
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
@@ -80,6 +82,7 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
             embedder=components.embedder,
             redactor=components.redactor,
             policy=ChunkingPolicy(settings.chunking.max_tokens, settings.chunking.overlap_tokens),
+            identity=Identity(id_key(settings)),
         )
         ingest_files(
             [CORPUS / "finance-restricted.md"],
@@ -88,6 +91,7 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
             embedder=components.embedder,
             redactor=components.redactor,
             policy=ChunkingPolicy(settings.chunking.max_tokens, settings.chunking.overlap_tokens),
+            identity=Identity(id_key(settings)),
         )
         keys = KeyStore(settings.keys_db)
         _, handbook_key = keys.create("tester", groups=["handbook"], roles=["query"])

@@ -13,6 +13,8 @@ from gateway.evaluation.gate import GateThresholds, check_gate
 from gateway.evaluation.report import write_reports
 from gateway.evaluation.runner import ALL_MODES, RERANK_MODE
 from gateway.security.keys import KeyStore
+from gateway.security.secrets import id_key
+from ingestion.identity import Identity
 from ingestion.pipeline import ChunkingPolicy, ingest_files
 from tests.integration.conftest import LiveStack
 
@@ -33,6 +35,7 @@ def golden_key(live_stack: LiveStack) -> Iterator[str]:
         policy=ChunkingPolicy(
             live_stack.settings.chunking.max_tokens, live_stack.settings.chunking.overlap_tokens
         ),
+        identity=Identity(id_key(live_stack.settings)),
     )
     assert report.rejected == 0
     _, key = KeyStore(live_stack.settings.keys_db).create(

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.security.secrets import id_key
 from ingestion.embedding import EmbeddingPolicy
+from ingestion.identity import Identity
 from ingestion.jobs import Job, JobFile, JobStore, NewFile
 from ingestion.pipeline import ChunkingPolicy, FileResult, IngestOptions, ingest_batch
 from ingestion.worker import IngestWorker
@@ -45,7 +47,11 @@ def run_job(
 ) -> Job:
     embedder = OllamaEmbedder(f"http://127.0.0.1:{PROXY_PORT}", MINILM, timeout_s=30, max_retries=0)
     options = IngestOptions(
-        groups=(GROUP,), redact=False, chunking=ChunkingPolicy(200, 32), embedding=policy
+        groups=(GROUP,),
+        identity=Identity(id_key(live_stack.settings)),
+        redact=False,
+        chunking=ChunkingPolicy(200, 32),
+        embedding=policy,
     )
 
     def run_batch(job: Job, batch: Sequence[JobFile]) -> list[FileResult]:
@@ -64,6 +70,7 @@ def run_job(
         redaction=RedactionProfile.NONE,
         metadata={},
         files=[NewFile(source=str(p), path=str(p)) for p in files],
+        writer_groups=None,
     )
     IngestWorker(jobs, run_batch, uploads=tmp_path / "uploads", batch_files=16).run_job(job_id)
     return jobs.get(job_id)

@@ -18,7 +18,9 @@ import pytest
 
 from gateway.local import stack
 from gateway.security.keys import KeyStore
+from gateway.security.secrets import id_key
 from gateway.settings import Settings
+from ingestion.identity import Identity
 from ingestion.pipeline import ChunkingPolicy, ingest_files
 from tests.corpus_builder.build import text_files
 from tests.integration.conftest import PORT_BASE, LiveStack
@@ -96,6 +98,7 @@ def _clean_run_count(live: LiveStack, files: list[Path], collection: str) -> int
             embedder=live.components.embedder,
             redactor=None,
             policy=ChunkingPolicy(settings.chunking.max_tokens, settings.chunking.overlap_tokens),
+            identity=Identity(id_key(settings)),
         )
         assert report.indexed == len(files)
         return store.count()

@@ -19,6 +19,8 @@ from openai import OpenAI
 
 from gateway.main import create_default_app as create_app
 from gateway.security.keys import KeyStore
+from gateway.security.secrets import id_key
+from ingestion.identity import Identity
 from ingestion.pipeline import ChunkingPolicy, ingest_files
 from tests.integration.conftest import CORPUS, LiveStack
 
@@ -127,6 +129,7 @@ def test_injected_document_does_not_make_the_answer_say_pwned(live_stack: LiveSt
         embedder=c.embedder,
         redactor=c.redactor,
         policy=ChunkingPolicy(),
+        identity=Identity(id_key(live_stack.settings)),
     )
     _, key = KeyStore(live_stack.settings.keys_db).create(
         "eater", groups=["canteen"], roles=["query"]

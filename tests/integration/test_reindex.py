@@ -25,6 +25,8 @@ from gateway.container import build_store
 from gateway.models.config import PACKAGED_EMBEDDER
 from gateway.models.reindex import ReindexRefusedError, reindex
 from gateway.security.keys import KeyStore
+from gateway.security.secrets import id_key
+from ingestion.identity import Identity
 from ingestion.pipeline import ChunkingPolicy, IngestReport, ingest_files
 from services.errors import ConfigError
 from services.onnx_embedder import ONNX_MODELS, resolve_models_dir
@@ -129,6 +131,7 @@ def golden_key(live_stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) 
         embedder=c.embedder,
         redactor=c.redactor,
         policy=ChunkingPolicy(chunking.max_tokens, chunking.overlap_tokens),
+        identity=Identity(id_key(live_stack.settings)),
     )
     assert report.rejected == 0
     path = live_stack.settings.models_path
@@ -220,6 +223,7 @@ def test_writes_during_a_reindex_are_resynced_and_a_running_job_blocks_it(
             embedder=c.embedder,
             redactor=c.redactor,
             policy=ChunkingPolicy(chunking.max_tokens, chunking.overlap_tokens),
+            identity=Identity(id_key(live_stack.settings)),
         )
 
     early = ingest(_memo(tmp_path, "early-memo", "quokka"))

@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import PurePosixPath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -169,7 +170,8 @@ async def create_documents(
     limit = service.limits.max_file_bytes
     for idx, upload in enumerate(files):
         source = (upload.filename or f"upload-{idx}").strip()[:1024]
-        target = job_dir / f"{idx:05d}-{_SAFE.sub('_', source.rsplit('/', 1)[-1])[-120:]}"
+        # the staged name keeps only the type suffix: a file name may itself be personal data
+        target = job_dir / f"{idx:05d}{_SAFE.sub('_', PurePosixPath(source).suffix)[:16]}"
         size, reason = 0, ""
         with target.open("wb") as fh:
             while block := await upload.read(_CHUNK):
@@ -189,6 +191,7 @@ async def create_documents(
             redaction=profile,
             metadata=extra,
             files=staged,
+            writer_groups=_visible(principal),
             job_id=job_id,
         )
     )

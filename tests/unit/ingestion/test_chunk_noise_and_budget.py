@@ -9,6 +9,7 @@ import pytest
 
 from ingestion.chunking import SPECIAL_TOKENS, chunk_sections, is_noise, window_budget
 from ingestion.embedding import embedding_heading, embedding_text
+from ingestion.identity import Identity
 from ingestion.markdown_sections import Block, Section
 from ingestion.pipeline import ChunkingPolicy, build_chunks, embedding_input
 from ingestion.validation import Limits
@@ -160,6 +161,7 @@ def test_build_chunks_embeds_title_and_section_within_the_budget(tmp_path: Path)
         limits=Limits(),
         count_tokens=words,
         hashed="h",
+        identity=Identity(b"unit-test-id-key-0123456789"),
     )
     assert len(chunks) > 1
     for c in chunks:

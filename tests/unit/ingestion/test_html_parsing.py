@@ -11,6 +11,7 @@ from lxml import html as lxml_html
 
 from ingestion.boilerplate import extract_main
 from ingestion.html_parser import html_elements_to_document
+from ingestion.identity import Identity
 from ingestion.markdown_sections import ParsedDocument
 
 pytestmark = pytest.mark.unit
@@ -371,6 +372,7 @@ def test_build_chunks_of_an_html_page_hold_no_chrome_and_embed_title_and_section
         limits=Limits(),
         count_tokens=lambda text: len(text.split()),
         hashed="h",
+        identity=Identity(b"unit-test-id-key-0123456789"),
     )
     assert chunks
     for chunk in chunks:

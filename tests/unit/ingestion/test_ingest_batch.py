@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from test_pipeline_chunks import DOC, FakeEmbedder, FakeRedactor, FakeStore, ingest, write
 
+from ingestion.identity import Identity
 from ingestion.pipeline import BATCH_FILES
 from services.records import DocumentInfo
 
@@ -54,6 +55,17 @@ class BatchStore(FakeStore):
                 found.setdefault(c.file_hash, []).append(info)
         return found
 
+    def documents_named(self, sources: Sequence[str]) -> dict[str, list[DocumentInfo]]:
+        self.lookups += 1
+        found: dict[str, list[DocumentInfo]] = {}
+        for c in self._heads():
+            if c.source in sources:
+                info = DocumentInfo(
+                    c.doc_id, c.source, c.title, c.doc_type, c.access_groups, c.file_hash
+                )
+                found.setdefault(c.source, []).append(info)
+        return found
+
     def delete_documents(self, doc_ids: Sequence[str]) -> dict[str, int]:
         self.events.append(("delete_documents", sorted(doc_ids)))
         gone = {d: sum(1 for c in self.upserted if c.doc_id == d) for d in doc_ids}
@@ -84,7 +96,7 @@ def test_embedding_runs_in_full_batches_across_files(tmp_path: Path) -> None:
 def test_one_lookup_and_one_delete_per_batch(tmp_path: Path) -> None:
     store = BatchStore()
     ingest(many_docs(tmp_path, 10), store=store)
-    assert store.lookups == 2
+    assert store.lookups == 3  # indexed hashes, twins by hash, namesakes by name
     assert [e[0] for e in store.events] == ["delete_documents", "upsert", "upsert"]
 
 
@@ -160,6 +172,7 @@ def test_a_small_ingest_produces_the_five_stage_spans_with_counts_only(
         embedder=FakeEmbedder(),
         redactor=FakeRedactor(),
         policy=ChunkingPolicy(50, 0),
+        identity=Identity(b"unit-test-id-key-0123456789"),
         tracer=provider.get_tracer("test"),
     )
     assert report.indexed == 2

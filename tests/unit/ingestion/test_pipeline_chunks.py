@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from ingestion.identity import Identity
 from ingestion.pipeline import ChunkingPolicy, FileResult, build_chunks, ingest_files
 from ingestion.validation import Limits
 from services.errors import InvalidRequestError
@@ -91,6 +92,9 @@ class FakeStore:
     def documents_with_hashes(self, file_hashes: Sequence[str]) -> dict[str, list[Any]]:
         return {}
 
+    def documents_named(self, sources: Sequence[str]) -> dict[str, list[Any]]:
+        return {}
+
     def delete_documents(self, doc_ids: Sequence[str]) -> dict[str, int]:
         return {d: self.delete_document(d) for d in doc_ids}
 
@@ -138,6 +142,7 @@ def chunks_of(path: Path, groups: Sequence[str] = ("hr",)) -> list[Chunk]:
         limits=Limits(),
         count_tokens=words,
         hashed="h",
+        identity=Identity(b"unit-test-id-key-0123456789"),
     )[0]
 
 
@@ -157,6 +162,7 @@ def ingest(
         embedder=embedder or FakeEmbedder(),
         redactor=redactor,
         policy=POLICY,
+        identity=Identity(b"unit-test-id-key-0123456789"),
         on_file=on_file,
     )
 

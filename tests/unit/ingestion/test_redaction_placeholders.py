@@ -99,12 +99,6 @@ def test_the_profile_reaches_the_redactor_and_none_changes_nothing() -> None:
     assert same == doc and not nothing
 
 
-def test_redacted_chunks_get_the_hash_of_their_redacted_text() -> None:
-    doc = [chunk("a", 0, "Mail dana@acme-corp.com today.")]
-    [(out, _)] = redact_groups([doc], SpanRedactor())
-    assert out[0].content_hash and out[0].content_hash != doc[0].content_hash
-
-
 def test_a_redactor_that_only_redacts_is_still_used() -> None:
     class Plain:
         def redact(self, text: str) -> Redaction:

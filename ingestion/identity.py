@@ -1,0 +1,64 @@
+"""Ids of documents and chunks: keyed, and derived only from what may be stored.
+
+Every id and hash that reaches the index is an HMAC under a server secret, so none of them can be
+brute-forced back to the text it was derived from (a chunk id over a short text with a phone
+number in it, a section heading with a name). Chunk ids, parent ids and content hashes are taken
+*after* redaction; the document id and the file hash are taken from the raw file name and bytes
+(they never store either: only the keyed digest). With the same secret the ids are stable, so an
+unchanged file is still recognised and a changed one replaces its old version.
+
+A document's identity is its source name *and* its access groups: two groups' files with the
+same name are two documents, so an upload can never overwrite a document its uploader may not
+write. Replacing a same-named document in other groups is a separate, checked step (see
+``ingestion.pipeline``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+ID_SCHEME = "hmac-sha256-v1"  # recorded with each collection; reindex re-derives older schemes
+MIN_KEY_BYTES = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Derives every stored id from ``key`` (the server's id secret)."""
+
+    key: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.key) < MIN_KEY_BYTES:
+            raise ValueError(f"the id key must be at least {MIN_KEY_BYTES} bytes")
+
+    def _mac(self, kind: str, *parts: str) -> str:
+        message = "\x1f".join((kind, *parts)).encode()
+        return hmac.new(self.key, message, hashlib.sha256).hexdigest()
+
+    def doc_id(self, source: str, groups: Iterable[str]) -> str:
+        """One document per (source name, set of access groups)."""
+        return self._mac("doc", source, "\x1e".join(sorted(set(groups))))[:32]
+
+    def source_key(self, source: str) -> str:
+        """Finds every document uploaded under ``source``, whatever its groups."""
+        return self._mac("source", source)[:32]
+
+    def file_hash(self, sha256_hex: str) -> str:
+        """The file's sha256, keyed: equal bytes give equal hashes, and nothing else leaks."""
+        return self._mac("file", sha256_hex)
+
+    def content_hash(self, text: str) -> str:
+        return self._mac("text", text)
+
+    def chunk_id(self, doc_id: str, position: int, content_hash: str) -> str:
+        return self._mac("chunk", doc_id, str(position), content_hash)[:32]
+
+    def parent_id(self, doc_id: str, section: str) -> str:
+        return self._mac("section", doc_id, section)[:32]
+
+
+def raw_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 ID_SCHEME = "hmac-sha256-v1"  # recorded with each collection; reindex re-derives older schemes
 MIN_KEY_BYTES = 16
@@ -60,5 +61,26 @@ class Identity:
         return self._mac("section", doc_id, section)[:32]
 
 
-def raw_sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def legacy_doc_id(source: str) -> str:
+    """The unkeyed document id of releases before keyed ids (a hash of the name alone)."""
+    return hashlib.sha256(f"file\x1f{source}".encode()).hexdigest()[:32]
+
+
+def rekeyed(properties: dict[str, Any], identity: Identity) -> dict[str, Any] | None:
+    """A stored chunk's properties with keyed ids, when it still has the unkeyed ones (else
+    None: it is left as it is). Everything is re-derived from what is stored: the text and
+    section as redacted, the source name and groups, and the file's sha256 (keyed as ingestion
+    now keys it), so a file uploaded again afterwards is still recognised as unchanged."""
+    source = str(properties.get("source") or "")
+    if properties.get("doc_id") != legacy_doc_id(source):
+        return None
+    out = dict(properties)
+    doc_id = identity.doc_id(source, [str(g) for g in properties.get("access_groups") or ()])
+    content_hash = identity.content_hash(str(properties.get("text") or ""))
+    out["doc_id"] = doc_id
+    out["content_hash"] = content_hash
+    out["chunk_id"] = identity.chunk_id(doc_id, int(properties.get("position") or 0), content_hash)
+    out["parent_id"] = identity.parent_id(doc_id, str(properties.get("section") or ""))
+    if properties.get("file_hash"):
+        out["file_hash"] = identity.file_hash(str(properties["file_hash"]))
+    return out

@@ -136,6 +136,10 @@ class VersionedIndex(IndexCatalog, Protocol):
 
     def delete_ids(self, name: str, uuids: Sequence[str]) -> int: ...
 
+    def object_id(self, chunk_id: str) -> str:
+        """The stored object's id for a chunk id (what ``upsert`` writes it under)."""
+        ...
+
     def search(
         self,
         *,

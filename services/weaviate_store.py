@@ -153,6 +153,9 @@ class WeaviateStore:
     def delete_ids(self, name: str, uuids: Sequence[str]) -> int:
         return self._raw.delete_ids(name, uuids)
 
+    def object_id(self, chunk_id: str) -> str:
+        return str(generate_uuid5(chunk_id))
+
     # --- writes ----------------------------------------------------------------------------
 
     def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> int:
@@ -167,7 +170,7 @@ class WeaviateStore:
         objects = [
             DataObject(
                 properties=chunk_properties(chunk),
-                uuid=generate_uuid5(chunk.chunk_id),
+                uuid=self.object_id(chunk.chunk_id),
                 vector=list(vector),
             )
             for chunk, vector in zip(chunks, vectors, strict=True)

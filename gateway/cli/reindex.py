@@ -21,7 +21,9 @@ from rich.table import Table
 from gateway.models.audit import ModelAudit
 from gateway.models.config import PACKAGED_EMBEDDER, ModelEntry, ModelInfo, ModelsConfig
 from gateway.offline import enforce_offline_env
+from gateway.security.secrets import id_key
 from gateway.settings import Settings, load_settings
+from ingestion.identity import Identity
 from services.errors import HoldfastError
 
 if TYPE_CHECKING:  # the store and models load at run time only: `holdfast --help` stays fast
@@ -109,7 +111,8 @@ def reindex_command(
         bool, typer.Option("--list", help="List the collections and which one is live.")
     ] = False,
 ) -> None:
-    """Re-embed every chunk into a new collection and switch to it without downtime."""
+    """Re-embed every chunk into a new collection and switch to it without downtime (chunks
+    stored with the unkeyed ids of releases before keyed ids move to keyed ones on the way)."""
     enforce_offline_env()
     try:
         settings = load_settings()
@@ -238,6 +241,7 @@ def _reindex(
             embedding_model=new_model,
             jobs_busy=jobs.next_runnable,
             gate=gate,
+            identity=Identity(id_key(settings)),
             force=force,
             batch_size=settings.reindex.batch_size,
             on_total=lambda total: progress.update(task, total=total),
@@ -259,6 +263,7 @@ def _report(
         f"{result.chunks} chunks copied into {result.shadow} in {result.copy_seconds:.1f} s "
         f"({result.seconds:.1f} s with the gate)"
         + (f" ({result.resynced} re-synced after writes)" if result.resynced else "")
+        + (f"; {result.rekeyed} moved to keyed ids" if result.rekeyed else "")
     )
     verdict = result.verdict
     if verdict is not None and verdict.live:

@@ -12,6 +12,10 @@ chunk is copied with its id and all its properties, only the vector is new. Befo
 
 The previous physical collection stays, so a rollback is one alias switch; older generations
 (and shadows a gate refused) are deleted after a successful switch.
+
+A reindex is also the migration to keyed ids: a chunk stored with the unkeyed ids of earlier
+releases is copied under keyed ones (``ingestion.identity.rekeyed``); every other chunk keeps its
+id.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ingestion.embedding import EmbeddingPolicy, embed_batches
+from ingestion.identity import Identity, rekeyed
 from ingestion.pipeline import embedding_input
 from services.errors import ConfigError, HoldfastError
 from services.ports import Embedder, VersionedIndex
@@ -58,6 +63,7 @@ class ReindexResult:
     embedding_model: str
     dimensions: int
     chunks: int = 0
+    rekeyed: int = 0  # chunks that still had unkeyed ids, copied under keyed ones
     resynced: int = 0
     seconds: float = 0.0  # the whole run, gate included
     copy_seconds: float = 0.0  # embedding and writing, re-syncs included
@@ -87,22 +93,33 @@ def _batches(rows: Iterator[StoredChunk], size: int) -> Iterator[list[StoredChun
 
 @dataclass(slots=True)
 class Copier:
-    """Embeds chunks of the live collection and writes them, unchanged but for the vector."""
+    """Embeds chunks of the live collection and writes them, unchanged but for the vector (and
+    for unkeyed ids, which are re-derived)."""
 
     store: VersionedIndex
     embedder: Embedder
     shadow: str
     policy: EmbeddingPolicy
-    copied: dict[str, str] = field(default_factory=dict)  # uuid -> fingerprint
+    identity: Identity
+    copied: dict[str, str] = field(default_factory=dict)  # source uuid -> fingerprint
+    shadow_ids: dict[str, str] = field(default_factory=dict)  # source uuid -> shadow uuid
     groups: set[str] = field(default_factory=set)
+    rekeyed: int = 0
 
     def copy(self, rows: Sequence[StoredChunk]) -> int:
         texts = [embedding_input(row.chunk) for row in rows]
         vectors = embed_batches(self.embedder, texts, self.policy)
-        self.store.insert_raw(
-            self.shadow,
-            [(row.uuid, row.properties, v) for row, v in zip(rows, vectors, strict=True)],
-        )
+        out = []
+        for row, vector in zip(rows, vectors, strict=True):
+            props = rekeyed(row.properties, self.identity)
+            if props is None:
+                self.shadow_ids[row.uuid] = row.uuid
+                out.append((row.uuid, row.properties, vector))
+                continue
+            self.rekeyed += 1
+            self.shadow_ids[row.uuid] = self.store.object_id(str(props["chunk_id"]))
+            out.append((self.shadow_ids[row.uuid], props, vector))
+        self.store.insert_raw(self.shadow, out)
         for row in rows:
             self.copied[row.uuid] = fingerprint(row.properties)
             self.groups.update(row.chunk.access_groups)
@@ -120,7 +137,7 @@ class Copier:
         for batch in _batches(iter(changed), self.policy.batch_size):
             self.copy(batch)
         if gone:
-            self.store.delete_ids(self.shadow, gone)
+            self.store.delete_ids(self.shadow, [self.shadow_ids.pop(u, u) for u in gone])
             for uuid in gone:
                 self.copied.pop(uuid, None)
         return len(changed) + len(gone)
@@ -151,8 +168,9 @@ def reindex(
     embedding_model: str,
     jobs_busy: Callable[[], str | None],
     gate: Callable[[str, str, list[str]], GateVerdict] | None = None,
+    identity: Identity,
     force: bool = False,
-    batch_size: int = 64,
+    batch_size: int,
     on_total: Callable[[int], None] = lambda total: None,
     on_progress: Callable[[int], None] = lambda done: None,
 ) -> ReindexResult:
@@ -171,7 +189,7 @@ def reindex(
     shadow = store.create_index(embedding_model=embedding_model, dimensions=embedder.dimensions)
     result = ReindexResult(source.name, shadow, embedding_model, embedder.dimensions)
     on_total(store.count_in(source.name))
-    copier = Copier(store, embedder, shadow, EmbeddingPolicy(batch_size=batch_size))
+    copier = Copier(store, embedder, shadow, EmbeddingPolicy(batch_size=batch_size), identity)
     for batch in _batches(store.scan(source.name, page_size=batch_size), batch_size):
         result.chunks += copier.copy(batch)
         on_progress(len(batch))
@@ -186,6 +204,7 @@ def reindex(
             f"reindex again when ingestion is quiet ({shadow} is left unused)"
         )
     result.groups = sorted(copier.groups)
+    result.rekeyed = copier.rekeyed
     result.copy_seconds = time.monotonic() - started
     if gate is not None:
         result.verdict = gate(source.name, shadow, result.groups)

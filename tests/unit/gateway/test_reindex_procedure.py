@@ -12,10 +12,12 @@ import pytest
 from gateway.models.reindex import (
     GateVerdict,
     ReindexRefusedError,
+    ReindexResult,
     drop_old,
     reindex,
     rollback,
 )
+from ingestion.identity import Identity, legacy_doc_id
 from ingestion.pipeline import embedding_input
 from services.errors import ConfigError
 from services.records import HealthStatus, IndexRecord, SearchHit, StoredChunk
@@ -80,6 +82,9 @@ class MemoryIndex:
             self.collections[name].pop(uuid, None)
         return len(uuids)
 
+    def object_id(self, chunk_id: str) -> str:
+        return f"uuid-{chunk_id}"
+
     def search(self, **kwargs: Any) -> list[SearchHit]:
         return []
 
@@ -126,9 +131,16 @@ def _idle() -> str | None:
     return None
 
 
+KEY = Identity(b"unit-test-id-key-0123456789")
+
+
+def run(index: MemoryIndex, *, batch_size: int = 64, **kwargs: Any) -> ReindexResult:
+    return reindex(index, LengthEmbedder(), identity=KEY, batch_size=batch_size, **kwargs)
+
+
 def test_every_chunk_is_copied_with_its_id_and_properties_and_a_new_vector() -> None:
     index = _index()
-    result = reindex(index, LengthEmbedder(), embedding_model="new", jobs_busy=_idle, batch_size=2)
+    result = run(index, embedding_model="new", jobs_busy=_idle, batch_size=2)
     assert result.switched and index.target == result.shadow == f"{ALIAS}_2"
     assert result.source == f"{ALIAS}_1" and result.chunks == 5 and result.resynced == 0
     old, new = index.collections[result.source], index.collections[result.shadow]
@@ -147,9 +159,8 @@ def test_writes_during_the_copy_are_resynced_before_the_switch() -> None:
             index.write("c0", "changed during the copy")  # changed
             del index.collections[f"{ALIAS}_1"]["c4"]  # deleted
 
-    result = reindex(
+    result = run(
         index,
-        LengthEmbedder(),
         embedding_model="new",
         jobs_busy=_idle,
         batch_size=2,
@@ -169,12 +180,10 @@ def test_a_refused_gate_keeps_the_live_collection_and_leaves_the_shadow() -> Non
     def gate(live: str, shadow: str, groups: list[str]) -> GateVerdict:
         return GateVerdict(live={"ndcg@10": 1.0}, shadow={"ndcg@10": 0.5}, failures=["worse"])
 
-    result = reindex(index, LengthEmbedder(), embedding_model="new", jobs_busy=_idle, gate=gate)
+    result = run(index, embedding_model="new", jobs_busy=_idle, gate=gate)
     assert not result.switched and index.target == f"{ALIAS}_1"
     assert index.count_in(result.shadow) == 5  # kept for inspection
-    forced = reindex(
-        index, LengthEmbedder(), embedding_model="new", jobs_busy=_idle, gate=gate, force=True
-    )
+    forced = run(index, embedding_model="new", jobs_busy=_idle, gate=gate, force=True)
     assert forced.switched and forced.forced and index.target == forced.shadow
     assert result.shadow in forced.dropped  # the refused shadow goes at the next switch
 
@@ -182,14 +191,14 @@ def test_a_refused_gate_keeps_the_live_collection_and_leaves_the_shadow() -> Non
 def test_a_busy_ingest_queue_refuses_the_reindex_before_anything_is_created() -> None:
     index = _index()
     with pytest.raises(ReindexRefusedError, match="job-7"):
-        reindex(index, LengthEmbedder(), embedding_model="new", jobs_busy=lambda: "job-7")
+        run(index, embedding_model="new", jobs_busy=lambda: "job-7")
     assert list(index.records) == [f"{ALIAS}_1"]
 
 
 def test_one_generation_back_is_kept_and_rollback_and_drop_old_use_it() -> None:
     index = _index()
-    first = reindex(index, LengthEmbedder(), embedding_model="new", jobs_busy=_idle)
-    second = reindex(index, LengthEmbedder(), embedding_model="newer", jobs_busy=_idle)
+    first = run(index, embedding_model="new", jobs_busy=_idle)
+    second = run(index, embedding_model="newer", jobs_busy=_idle)
     assert second.dropped == [first.source]  # the oldest generation goes
     assert sorted(index.records) == [first.shadow, second.shadow]
     assert rollback(index) == (second.shadow, first.shadow)
@@ -197,3 +206,36 @@ def test_one_generation_back_is_kept_and_rollback_and_drop_old_use_it() -> None:
     assert drop_old(index) == [second.shadow] and list(index.records) == [first.shadow]
     with pytest.raises(ReindexRefusedError):
         rollback(index)
+
+
+def test_chunks_with_unkeyed_ids_move_to_keyed_ids_and_others_keep_theirs() -> None:
+    """The migration of issue 16 item 2: a reindex re-derives unkeyed ids from what is stored."""
+    index = _index(chunks=2)  # these carry ids that are not of the legacy form: kept as they are
+    raw_sha = "ab" * 32
+    legacy = {
+        "chunk_id": "0123456789abcdef0123456789abcdef",
+        "doc_id": legacy_doc_id("/srv/docs/phones.md"),
+        "source": "/srv/docs/phones.md",
+        "text": "Call <PHONE_NUMBER_1> for access.",
+        "section": "Contacts",
+        "position": 0,
+        "content_hash": "unkeyed",
+        "parent_id": "unkeyed",
+        "file_hash": raw_sha,
+        "access_groups": ["ops"],
+    }
+    index.collections[f"{ALIAS}_1"]["legacy"] = (legacy, [0.0, 0.0])
+    result = run(index, embedding_model="same", jobs_busy=_idle)
+    assert result.switched and result.rekeyed == 1 and result.chunks == 3
+    shadow = index.collections[result.shadow]
+    assert {"c0", "c1"} <= set(shadow) and "legacy" not in shadow
+    [(uuid, (props, _))] = [(u, v) for u, v in shadow.items() if u not in {"c0", "c1"}]
+    doc_id = KEY.doc_id("/srv/docs/phones.md", ["ops"])
+    content_hash = KEY.content_hash(legacy["text"])
+    assert props["doc_id"] == doc_id and props["content_hash"] == content_hash
+    assert props["chunk_id"] == KEY.chunk_id(doc_id, 0, content_hash)
+    assert uuid == f"uuid-{props['chunk_id']}"
+    assert props["parent_id"] == KEY.parent_id(doc_id, "Contacts")
+    assert props["file_hash"] == KEY.file_hash(raw_sha)  # what a re-upload of the file computes
+    again = run(index, embedding_model="same", jobs_busy=_idle)
+    assert again.rekeyed == 0  # idempotent: keyed ids are never keyed twice

@@ -18,6 +18,9 @@ from gateway.settings import Settings
 SAMPLE_CORPUS = Path(__file__).resolve().parents[1] / "sample_corpus"
 DEMO_QUESTION = "How many days of annual leave do employees get, and how do they request it?"
 DEMO_GROUP = "handbook"
+# The admin key `up` creates reads this group; the sample corpus carries it too, so that
+# `holdfast query "…"` (which uses the admin key) answers from the handbook after the demo.
+ADMIN_GROUP = "admin"
 
 
 def run_up(settings: Settings) -> None:
@@ -126,8 +129,15 @@ def demo(
     settings = cli_settings()
     run_up(settings)
     out.rule("ingesting the sample corpus")
-    ingest([SAMPLE_CORPUS], groups=DEMO_GROUP, recursive=False, redact=True, key=None, url=None)
+    groups = f"{DEMO_GROUP},{ADMIN_GROUP}"
+    ingest([SAMPLE_CORPUS], groups=groups, recursive=False, redact=True, key=None, url=None)
     _, key = KeyStore(settings.keys_db).create("demo", groups=[DEMO_GROUP], roles=["query"])
     out.rule("asking")
     out.print(f"Q: {question}", highlight=False)
     ask(question, key=key, url=None, as_json=False)
+    out.print(
+        f"\nThe sample handbook is readable by the groups {DEMO_GROUP} and {ADMIN_GROUP} (the admin "
+        "key's). Ask it more:\n"
+        '  holdfast query "How much notice does shared parental leave need?"',
+        highlight=False,
+    )

@@ -13,6 +13,7 @@ from gateway.query.records import DocumentHit, RetrievalStatus
 from gateway.security.keys import Principal
 from services.ports import Embedder, Redactor, Reranker, Store
 from services.records import Chunk, FieldFilter, SearchHit
+from services.redaction_profile import RedactionProfile
 
 
 def redact(text: str, redactor: Redactor | None, tally: Counter[str]) -> str:
@@ -21,6 +22,38 @@ def redact(text: str, redactor: Redactor | None, tally: Counter[str]) -> str:
     result = redactor.redact(text)
     tally.update(result.counts)
     return result.text
+
+
+_STORED_REDACTED = frozenset({RedactionProfile.STRICT.value, RedactionProfile.STRUCTURED.value})
+
+
+def redact_unredacted_hits(
+    hits: Sequence[SearchHit], redactor: Redactor | None, tally: Counter[str]
+) -> list[SearchHit]:
+    """Hits of chunks stored unredacted (profile ``none``, or not recorded: an index from before
+    profiles were stored, which fails closed) get the output redaction an answer gets, in text,
+    title and section, before the model, a citation or a search result sees them. A chunk
+    stored ``structured`` keeps the words its uploader chose to keep."""
+    if redactor is None:
+        return list(hits)
+    seen: dict[str, str] = {}
+
+    def clean(text: str) -> str:
+        if text not in seen:
+            seen[text] = redact(text, redactor, tally)
+        return seen[text]
+
+    out = []
+    for hit in hits:
+        chunk = hit.chunk
+        if chunk.redaction in _STORED_REDACTED:
+            out.append(hit)
+            continue
+        safe = replace(
+            chunk, text=clean(chunk.text), title=clean(chunk.title), section=clean(chunk.section)
+        )
+        out.append(replace(hit, chunk=safe))
+    return out
 
 
 def retrieve(
@@ -134,7 +167,8 @@ def widen_to_sections(
     context: Sequence[SearchHit], section_chunks: Sequence[Chunk], budget_chars: int
 ) -> list[SearchHit]:
     """Replace a hit by its whole parent section when the section still fits the budget, then
-    order the passages as they stand in their documents, for readability."""
+    order the passages by their document's rank (best document first, so passage [1] is the
+    likeliest answer) and, inside a document, as they stand in it."""
     by_parent: dict[str, list[Chunk]] = {}
     for chunk in section_chunks:
         by_parent.setdefault(chunk.parent_id, []).append(chunk)
@@ -153,7 +187,8 @@ def widen_to_sections(
             done_parents.add(parent)
             hit = replace(hit, chunk=replace(hit.chunk, text=section_text))
         widened.append(hit)
-    return sorted(widened, key=lambda h: (h.chunk.source, h.chunk.position))
+    rank = {doc: n for n, doc in reversed(list(enumerate(h.chunk.doc_id for h in widened)))}
+    return sorted(widened, key=lambda h: (rank[h.chunk.doc_id], h.chunk.position))
 
 
 def _join_overlapping(texts: Sequence[str]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -467,3 +468,18 @@ def test_context_takes_every_documents_best_chunk_before_any_second_one() -> Non
         [_hit("a", 0, 0.9), _hit("a", 1, 0.8), _hit("b", 0, 0.7)], top_k=5, passages_per_document=3
     )
     assert [h.chunk.chunk_id for h in context_order(documents)] == ["a-0", "b-0", "a-1"]
+
+
+def test_widened_passages_follow_document_rank_then_position_in_the_document() -> None:
+    def at(doc: str, position: int) -> SearchHit:
+        base = hit(position)
+        chunk = replace(base.chunk, doc_id=doc, source=f"/docs/{doc}.md", position=position)
+        return replace(base, chunk=replace(chunk, chunk_id=f"{doc}{position}"))
+
+    context = [at("z-best", 5), at("a-second", 1), at("z-best", 2)]
+    ordered = widen_to_sections(context, [], budget_chars=10_000)
+    assert [(h.chunk.doc_id, h.chunk.position) for h in ordered] == [
+        ("z-best", 2),
+        ("z-best", 5),
+        ("a-second", 1),
+    ]

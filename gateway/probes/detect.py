@@ -55,6 +55,17 @@ def _walk(value: Any) -> Iterator[tuple[str, Any]]:
             yield from _walk(v)
 
 
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
 def returned_doc_ids(body: str) -> set[str]:
     """Every ``doc_id`` value anywhere in the response (results, citations, listings, jobs)."""
     return {str(v) for value in json_values(body) for k, v in _walk(value) if k == "doc_id" and v}
@@ -139,23 +150,22 @@ def find_markers(
     *,
     asked: str = "",
     own_texts: Sequence[str] = (),
-    label_only_groups: bool = True,
 ) -> list[Marker]:
     """The markers that ``body`` shows. A marker the request itself carried, or a text snippet
-    that also stands in the caller's own results, is not counted. Group names count only as a
-    label value (``group="hr"``) or a list item (``"hr"``), since short names occur in prose."""
+    that also stands in the caller's own results, is not counted. A group name counts only as a
+    whole JSON string value or a metrics label value (``group="hr"``): short names occur in
+    prose and as JSON keys (an OpenAI chunk's ``"delta"``)."""
     text = readable(body).casefold()
     asked_folded = asked.casefold()
     own = "\n".join(own_texts).casefold()
+    strings = {v.casefold() for value in json_values(body) for v in _strings(value) if len(v) < 200}
     found = []
     for marker in markers:
         value = marker.value.casefold()
         if not value or value in asked_folded:
             continue
-        if marker.kind == "group":
-            hit = f'="{value}"' in text or f'"{value}"' in text if label_only_groups else False
-        else:
-            hit = value in text
+        group = marker.kind == "group"
+        hit = (f'="{value}"' in text or value in strings) if group else value in text
         if hit and marker.kind == "text" and value in own:
             continue
         if hit:

@@ -88,6 +88,12 @@ def _chunks_of(client: ProbeClient, doc: Document, reader: Caller) -> list[tuple
     return [(r["chunk_id"], r["text"]) for r in reply.json()["results"]]
 
 
+def _may_query(client: ProbeClient, caller: Caller) -> bool:
+    """False for a key without the query role (its search probes would only hear 403)."""
+    reply = client.call("POST", "/v1/search", caller.key, json={"query": "access", "top_k": 1})
+    return reply.status != 403
+
+
 def discover(
     client: ProbeClient,
     callers: Sequence[Caller],
@@ -104,19 +110,14 @@ def discover(
         universe.update(docs)
     if reference is not None:
         universe.update(_documents_of(client, reference))
-    chunks: dict[str, list[tuple[str, str]]] = {}
     readers = [*callers, *([reference] if reference else [])]
-    can_query: dict[str, bool] = {}
+    can_query = {c.label: _may_query(client, c) for c in readers}
+    chunks: dict[str, list[tuple[str, str]]] = {}
     for doc in universe.values():
         for reader in readers:
             sees = reader is reference or doc.doc_id in listings.get(reader.label, {})
-            if sees and can_query.get(reader.label, True):
+            if sees and can_query[reader.label]:
                 chunks[doc.doc_id] = _chunks_of(client, doc, reader)
-                if not chunks[doc.doc_id]:
-                    tried = client.call("POST", "/v1/search", reader.key, json={"query": "x"})
-                    can_query[reader.label] = tried.status != 403
-                    if tried.status == 403:
-                        continue
                 break
     models = client.call("GET", "/v1/models", callers[0].key) if callers else None
     chat_model = None
@@ -136,7 +137,7 @@ def discover(
                     Leak(probe, "listing", doc_id, doc_id, "listed outside the caller's groups")
                 )
             visible = {k: v for k, v in visible.items() if k in allowed}
-        view = View(caller, visible, can_query=can_query.get(caller.label, True))
+        view = View(caller, visible, can_query=can_query[caller.label])
         view.foreign = [d for k, d in universe.items() if k not in visible]
         view.markers = foreign_markers(
             visible,
@@ -202,7 +203,8 @@ def _oracle(
 ) -> None:
     """A foreign id must get the very answer a made-up id gets (no existence oracle), never 2xx."""
     fake = plan.fake_id(ctx.rng, target)
-    probe = Probe(surface, view.caller.label, method, template.format(target), target=target)
+    path = template.format(target)
+    probe = Probe(surface, view.caller.label, method, path, payload=path, target=target)
     reply = ctx.client.call(method, probe.path, view.caller.key)
     _check(ctx, view, probe, reply)
     control = ctx.client.call(method, template.format(fake), view.caller.key)

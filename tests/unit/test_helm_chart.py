@@ -399,7 +399,7 @@ def test_models_yaml_points_at_the_charts_ollama(cpu: list[dict[str, Any]]) -> N
     models = {m["model_name"]: m for m in config_file(cpu, "models", "models.yaml")["model_list"]}
     chat = models["chat-default"]["litellm_params"]
     assert chat == {
-        "model": "ollama_chat/gemma3:270m",
+        "model": "ollama_chat/holdfast-qwen2.5-coder-0.5b",
         "api_base": f"http://{FULLNAME}-llm:11434",
         "timeout": 120,
         "max_retries": 1,

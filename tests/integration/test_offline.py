@@ -4,6 +4,7 @@ that has only loopback. Anything that tried to reach out would fail there."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,12 @@ from gateway.settings import Settings
 from tests.integration.conftest import LiveStack
 
 pytestmark = pytest.mark.integration
+QUESTION = "How many days of paid annual leave do full-time employees get?"
+
+
+def _answer_text(output: str) -> str:
+    """The answer printed by `holdfast query`/`demo`, without the citations table."""
+    return output.rsplit("Answer (", 1)[-1].split("Citations", 1)[0]
 
 
 def test_demo_answers_with_citations_inside_a_loopback_only_namespace(
@@ -35,7 +42,8 @@ def test_demo_answers_with_citations_inside_a_loopback_only_namespace(
     script = (
         f"{ip} link set lo up && "
         f"! {ip} route get 1.1.1.1 >/dev/null 2>&1 && "  # proves there is no route out
-        f"{holdfast} demo; rc=$?; {holdfast} down; exit $rc"
+        f"{holdfast} demo && echo '=== query ===' && {holdfast} query {QUESTION!r}; "
+        f"rc=$?; {holdfast} down; exit $rc"
     )
     done = subprocess.run(
         [unshare, "--net", "bash", "-c", script],
@@ -48,7 +56,13 @@ def test_demo_answers_with_citations_inside_a_loopback_only_namespace(
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     assert "Citations" in output, output[-4000:]
-    assert "ollama_chat/holdfast-gemma3-270m" in output
+    assert "ollama_chat/holdfast-qwen2.5-coder-0.5b" in output
+    demo, query = output.split("=== query ===", 1)
+    # the demo's answer (issue 15 item 5): 28 days, with the passage it comes from marked cited
+    assert "28" in _answer_text(demo), demo[-3000:]
+    assert re.search(r"│\s*\d+\s*│\s*yes\s*│\s*leave-policy", demo), demo[-3000:]
+    # `holdfast query` with the admin key, right after the demo, answers from the sample corpus
+    assert "28" in _answer_text(query) and "refused" not in query, query[-3000:]
     # the admin key `holdfast up` bootstrapped is an audited admin action of that install
     audit = build_audit_log(Settings(home=tmp_path / "offline"))
     created = audit.query(AuditFilter(kind="admin", action_prefix="key.created")).records

@@ -1,0 +1,101 @@
+"""Answer-level metrics of the Python-docs eval: key accuracy, refusals, citations, latency, the
+seeded sample, and the table in the report."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.python_docs import report
+from benchmarks.python_docs.answers import AnswerArm, AnswerRecord, sample_questions
+from benchmarks.python_docs.questions import Question
+from benchmarks.python_docs.runner import RunResult
+
+pytestmark = pytest.mark.unit
+
+
+def _q(n: int, answerable: bool = True, fast: bool = True) -> Question:
+    if answerable:
+        return Question(
+            id=f"api-{n:03d}",
+            question=f"question {n}",
+            style="api",
+            gold_pages={"a.html": 2},
+            answer_key=["128"],
+            fast=fast,
+        )
+    return Question(
+        id=f"una-{n:03d}",
+        question=f"unanswerable {n}",
+        style="unanswerable",
+        answerable=False,
+        absent=["x.y"],
+        fast=fast,
+    )
+
+
+def _rec(
+    qid: str, answerable: bool, *, refused: bool, held: list[bool], cited: int, ms: float
+) -> AnswerRecord:
+    return AnswerRecord(qid, answerable, "a", refused, None, cited, held, ms, "m")
+
+
+def test_summary_counts_keys_refusals_citations_and_latency() -> None:
+    arm = AnswerArm(
+        "qwen",
+        [
+            _rec("api-001", True, refused=False, held=[True], cited=1, ms=1000),
+            _rec("api-002", True, refused=False, held=[False], cited=0, ms=2000),
+            _rec("api-003", True, refused=True, held=[], cited=0, ms=3000),
+            _rec("una-001", False, refused=True, held=[], cited=0, ms=4000),
+            _rec("una-002", False, refused=False, held=[], cited=1, ms=5000),
+        ],
+    )
+    s = arm.summary()
+    assert (s["keys_correct"], s["answerable"], s["key_accuracy"]) == (1, 3, 1 / 3)
+    assert (s["refused_unanswerable"], s["unanswerable"]) == (1, 2)
+    assert s["refused_answerable"] == 1
+    assert (s["answers_citing"], s["answers_given"]) == (1, 2)
+    assert s["latency_p50_ms"] == 3000
+    assert s["latency_p95_ms"] == 5000
+
+
+def test_an_answer_holding_a_key_but_refused_is_not_correct() -> None:
+    record = _rec("api-001", True, refused=True, held=[True], cited=0, ms=1)
+    assert not record.correct
+
+
+def test_sample_is_seeded_and_keeps_every_unanswerable_of_the_run() -> None:
+    run = [_q(n) for n in range(1, 41)] + [_q(1, False), _q(2, False)]
+    whole = [*run, *(_q(n, False, fast=False) for n in range(3, 13))]
+    first = sample_questions(run, whole, answerable=30, extra_unanswerable=4, seed=7)
+    again = sample_questions(run, whole, answerable=30, extra_unanswerable=4, seed=7)
+    assert [q.id for q in first] == [q.id for q in again]
+    assert sum(q.answerable for q in first) == 30
+    unanswerable = {q.id for q in first if not q.answerable}
+    assert {"una-001", "una-002"} <= unanswerable and len(unanswerable) == 6
+
+
+def test_report_has_one_row_per_chat_model() -> None:
+    run = RunResult(
+        fast=True,
+        pages=[],
+        questions=[],
+        arms={},
+        docs_version="3.x",
+        timings_s={},
+        environment={},
+    )
+    run.answers = {
+        "gemma3-270m": AnswerArm("gemma3-270m", error="reload failed"),
+        "qwen2.5-coder-0.5b": AnswerArm(
+            "qwen2.5-coder-0.5b",
+            [_rec("api-001", True, refused=False, held=[True], cited=1, ms=9000)],
+        ),
+    }
+    run.answers_sample = {"question_ids": ["api-001"], "seed": 15, "answerable": 30}
+    text = "\n".join(report.answer_lines(run))
+    assert "| gemma3-270m | not run: reload failed |" in text
+    assert (
+        "| qwen2.5-coder-0.5b | 1/1 (1.00) | — | 0/1 (0.00) | 1/1 (1.00) | 9.0 s | 9.0 s | 0 |"
+        in text
+    )

@@ -405,8 +405,11 @@ def _redact_embed_index(
                     **entity_attributes(total),
                 }
             )
+    stored = _stored_profile(options, redactor)
     for file in todo:  # ids from the stored text only: never a hash of a redacted value
-        file.chunks = with_ids(file.chunks, options.identity)
+        file.chunks = [
+            replace(c, redaction=stored) for c in with_ids(file.chunks, options.identity)
+        ]
     chunks = [c for f in todo for c in f.chunks]
     with tracer.start_as_current_span("ingest.embed") as span:
         texts = [embedding_input(c) for c in chunks]
@@ -437,6 +440,15 @@ def _redact_embed_index(
             redactions=dict(file.redactions),
             ocr_pages=file.ocr_pages,
         )
+
+
+def _stored_profile(options: IngestOptions, redactor: Redactor | None) -> str:
+    """The profile the chunks are stored with: the query path redacts hits of any weaker one."""
+    if not options.redact or redactor is None:
+        return RedactionProfile.NONE.value
+    if options.profile is not None:
+        return options.profile.value
+    return str(getattr(redactor, "profile", RedactionProfile.STRICT))
 
 
 def ingest_file(

@@ -27,6 +27,8 @@ class Chunk:
     ingested_at: datetime | None = None
     page_end: int | None = None
     file_hash: str = ""  # hash of the whole source file: unchanged files and duplicates skip
+    # the redaction profile the chunk was stored with ("" when not recorded: an older index)
+    redaction: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,6 +138,7 @@ def chunk_properties(chunk: Chunk) -> dict[str, Any]:
     if chunk.page_end is not None:
         props["page_end"] = chunk.page_end
     props["file_hash"] = chunk.file_hash
+    props["redaction"] = chunk.redaction
     return props
 
 
@@ -160,6 +161,7 @@ def chunk_from(props: dict[str, Any]) -> Chunk:
         ingested_at=props.get("ingested_at"),
         page_end=props.get("page_end"),
         file_hash=str(props.get("file_hash") or ""),
+        redaction=str(props.get("redaction") or ""),
     )
 
 

@@ -36,6 +36,32 @@ _EXACT = Tokenization.FIELD  # ids and group names must match whole, never word 
 _PROSE = Tokenization.WORD
 
 
+def chunk_properties_schema() -> list[Property]:
+    """Every property a chunk object has (a collection created before one of them was added
+    gets it at start, see ``ensure_schema``)."""
+    return [
+        Property(name="chunk_id", data_type=DataType.TEXT, tokenization=_EXACT),
+        Property(name="doc_id", data_type=DataType.TEXT, tokenization=_EXACT),
+        Property(name="text", data_type=DataType.TEXT, tokenization=_PROSE),
+        Property(name="source", data_type=DataType.TEXT, tokenization=_EXACT),
+        Property(name="title", data_type=DataType.TEXT, tokenization=_PROSE),
+        Property(name="section", data_type=DataType.TEXT, tokenization=_PROSE),
+        Property(name="position", data_type=DataType.INT),
+        Property(name="content_hash", data_type=DataType.TEXT, tokenization=_EXACT),
+        Property(name="file_hash", data_type=DataType.TEXT, tokenization=_EXACT),
+        Property(name="access_groups", data_type=DataType.TEXT_ARRAY, tokenization=_EXACT),
+        Property(name="parent_id", data_type=DataType.TEXT, tokenization=_EXACT),
+        Property(name="doc_type", data_type=DataType.TEXT, tokenization=_EXACT),
+        Property(name="page", data_type=DataType.INT),
+        Property(name="page_end", data_type=DataType.INT),
+        Property(name="modified_at", data_type=DataType.DATE),
+        Property(name="ingested_at", data_type=DataType.DATE),
+        # the redaction profile the chunk was stored with: hits of a weaker one are redacted on
+        # the way out
+        Property(name="redaction", data_type=DataType.TEXT, tokenization=_EXACT),
+    ]
+
+
 class VersionedCollections:
     """The alias, the physical collections behind it, and which of them reads and writes use."""
 
@@ -113,6 +139,11 @@ class VersionedCollections:
                 return
             config = client.collections.use(target).config.get()
             self._check_recorded(config.description or "", embedding_model, dimensions)
+            have = {p.name for p in config.properties}
+            for prop in chunk_properties_schema():
+                if prop.name not in have:
+                    client.collections.use(target).config.add_property(prop)
+                    log.info("collection %s: added property %s", target, prop.name)
 
     def _check_recorded(self, description: str, embedding_model: str, dimensions: int) -> None:
         found = recorded(description)
@@ -148,24 +179,7 @@ class VersionedCollections:
                 )
             ),
             inverted_index_config=Configure.inverted_index(index_timestamps=False),
-            properties=[
-                Property(name="chunk_id", data_type=DataType.TEXT, tokenization=_EXACT),
-                Property(name="doc_id", data_type=DataType.TEXT, tokenization=_EXACT),
-                Property(name="text", data_type=DataType.TEXT, tokenization=_PROSE),
-                Property(name="source", data_type=DataType.TEXT, tokenization=_EXACT),
-                Property(name="title", data_type=DataType.TEXT, tokenization=_PROSE),
-                Property(name="section", data_type=DataType.TEXT, tokenization=_PROSE),
-                Property(name="position", data_type=DataType.INT),
-                Property(name="content_hash", data_type=DataType.TEXT, tokenization=_EXACT),
-                Property(name="file_hash", data_type=DataType.TEXT, tokenization=_EXACT),
-                Property(name="access_groups", data_type=DataType.TEXT_ARRAY, tokenization=_EXACT),
-                Property(name="parent_id", data_type=DataType.TEXT, tokenization=_EXACT),
-                Property(name="doc_type", data_type=DataType.TEXT, tokenization=_EXACT),
-                Property(name="page", data_type=DataType.INT),
-                Property(name="page_end", data_type=DataType.INT),
-                Property(name="modified_at", data_type=DataType.DATE),
-                Property(name="ingested_at", data_type=DataType.DATE),
-            ],
+            properties=chunk_properties_schema(),
         )
 
     # --- changes of the versions (reindex) ---------------------------------------------------

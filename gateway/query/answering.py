@@ -22,6 +22,7 @@ from gateway.query.retrieval import (
     group_by_document,
     judge,
     redact,
+    redact_unredacted_hits,
     rerank,
     retrieve,
     widen_to_sections,
@@ -81,6 +82,7 @@ def retrieve_step(
         parents = sorted({h.chunk.parent_id for h in context if h.chunk.parent_id})
         sections = ports.store.section_chunks(groups=principal.groups, parent_ids=parents)
         context = widen_to_sections(context, sections, options.max_context_chars)
+        context = redact_unredacted_hits(context, ports.redactor, tally)
         span.set_attribute("holdfast.context.documents", len(documents))
         span.set_attribute("holdfast.context.passages", len(context))
         span.set_attribute("holdfast.context.chars", sum(len(h.chunk.text) for h in context))

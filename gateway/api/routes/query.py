@@ -21,7 +21,14 @@ from gateway.query.events import stream_answer
 from gateway.query.filters import FilterClause, to_field_filters
 from gateway.query.prompt import citation_dict
 from gateway.query.records import DocumentHit, GroupBy, Ports, QueryOptions
-from gateway.query.retrieval import group_by_document, judge, redact, rerank, retrieve
+from gateway.query.retrieval import (
+    group_by_document,
+    judge,
+    redact,
+    redact_unredacted_hits,
+    rerank,
+    retrieve,
+)
 from services.errors import InvalidRequestError, RerankerNotConfiguredError
 from services.records import SearchHit
 
@@ -298,6 +305,12 @@ async def search_chunks(
             )
         else:
             documents = [DocumentHit(h) for h in hits[: options.top_k]]
+        documents = [
+            DocumentHit(best, tuple(rest))
+            for best, *rest in (
+                redact_unredacted_hits(d.hits, ports.redactor, tally) for d in documents
+            )
+        ]
         returned = [h for d in documents for h in d.hits]
         audit.redactions = dict(tally)
         audit.add_hits((h.chunk.doc_id, h.chunk.chunk_id) for h in returned)

@@ -149,6 +149,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                     chat_models=chat_models,
                     questions=questions,
                     progress=progress,
+                    budget_s=args.answers_budget_s,
+                    seed=args.answers_seed,
                 )
                 result.timings_s["answers"] = time.perf_counter() - started
                 result.answers_sample = {
@@ -156,6 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     "extra_unanswerable": args.extra_unanswerable,
                     "seed": args.answers_seed,
                     "question_ids": [q.id for q in questions],
+                    "budget_s": args.answers_budget_s,
                 }
         md, js = report.write(result, args.label, args.out)
     finally:
@@ -206,6 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         help="add this many unanswerable questions from outside the run's set (seeded)",
     )
     r.add_argument("--answers-seed", type=int, default=15, help="seed of the answer sample")
+    r.add_argument(
+        "--answers-budget-s",
+        type=float,
+        default=None,
+        help="stop asking new questions after this many seconds (every model has answered the "
+        "same ones; the report counts them)",
+    )
     r.add_argument("--out", type=Path, default=report.REPORTS, help="report folder")
     args = parser.parse_args(argv)
     if args.command == "verify":

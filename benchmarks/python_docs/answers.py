@@ -1,10 +1,12 @@
 """Answer-level metrics through ``POST /v1/query``, one chat model after another on one stack.
 
-For each chat model the harness points ``chat-default`` in the stack's ``models.yaml`` at that
-model (its entry is copied from the alias ``chat-<name>`` that ``ollama.extra_models`` adds, or
-from ``chat-default`` itself for the default model), asks ``POST /admin/reload``, and puts the
-same questions to ``/v1/query`` with a key that reads only the product arm's group. The file is
-restored (and reloaded) at the end.
+Question by question, each chat model in turn: the harness points ``chat-default`` in the
+stack's ``models.yaml`` at the model (its entry copied from the alias ``chat-<name>`` that
+``ollama.extra_models`` adds, or from ``chat-default`` itself for the default model), asks
+``POST /admin/reload``, and puts the question to ``/v1/query`` with a key that reads only the
+product arm's group. Interleaving keeps the comparison fair when the machine's load changes
+during the run, and a run cut short by its time budget has every model on the same questions.
+The file is restored (and reloaded) at the end.
 
 Per model: answer-key accuracy (an answer holds every key of ``questions.keys_held`` and is not a
 refusal), refusal accuracy on unanswerable questions, false refusals of answerable ones, the share
@@ -137,8 +139,11 @@ class ChatSwitch:
         self.admin_key = admin_key
         self.models_file = models_file
         self.original = models_file.read_text(encoding="utf-8")
+        self.current: str | None = None
 
     def use(self, name: str) -> None:
+        if name == self.current:
+            return
         models = yaml.safe_load(self.original)
         params = _entry_for(models, name)
         for entry in models["model_list"]:
@@ -146,6 +151,7 @@ class ChatSwitch:
                 entry["litellm_params"] = params
         self.models_file.write_text(yaml.safe_dump(models, sort_keys=False), encoding="utf-8")
         self._reload()
+        self.current = name
 
     def restore(self) -> None:
         self.models_file.write_text(self.original, encoding="utf-8")
@@ -212,37 +218,39 @@ def run_answers(
     questions: Sequence[Question],
     progress: Callable[[str, int, int], None],
     timeout_s: float = 600.0,
+    budget_s: float | None = None,
+    seed: int = 15,
 ) -> dict[str, AnswerArm]:
+    """Question by question (in a seeded shuffle), every model answers before the next question:
+    a run cut short by ``budget_s`` still compares every model on the same questions."""
     switch = ChatSwitch(url, admin_key, models_file)
-    arms: dict[str, AnswerArm] = {}
+    arms = {name: AnswerArm(name) for name in chat_models}
+    order = list(questions)
+    random.Random(seed).shuffle(order)
+    deadline = None if budget_s is None else time.monotonic() + budget_s
     try:
         with httpx.Client(timeout=timeout_s) as client:
-            for name in chat_models:
-                arm = arms[name] = AnswerArm(name)
-                try:
-                    switch.use(name)
-                except (RuntimeError, httpx.HTTPError) as exc:
-                    arm.error = str(exc)[:300]
-                    continue
-                for n, q in enumerate(questions, start=1):
+            for n, q in enumerate(order, start=1):
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+                for name, arm in arms.items():
+                    if arm.error:
+                        continue
+                    try:
+                        switch.use(name)
+                    except (RuntimeError, httpx.HTTPError) as exc:
+                        arm.error = str(exc)[:300]
+                        continue
                     try:
                         arm.records.append(ask(client, url.rstrip("/"), query_key, q))
                     except httpx.HTTPError as exc:
                         arm.records.append(
                             AnswerRecord(
-                                q.id,
-                                q.answerable,
-                                "",
-                                False,
-                                None,
-                                0,
-                                [],
-                                timeout_s * 1000,
-                                None,
-                                error=type(exc).__name__,
+                                q.id, q.answerable, "", False, None, 0, [], timeout_s * 1000,
+                                None, error=type(exc).__name__,
                             )
-                        )
-                    progress(f"answers {name}", n, len(questions))
+                        )  # fmt: skip
+                progress("answers (every model)", n, len(order))
     finally:
         switch.restore()
     return arms

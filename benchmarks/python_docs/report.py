@@ -228,6 +228,12 @@ def answer_lines(run: RunResult) -> list[str]:
     if not run.answers:
         return []
     sample = run.answers_sample
+    asked = max((len(a.records) for a in run.answers.values()), default=0)
+    cut = (
+        f" The time budget of {sample['budget_s']:.0f} s stopped the run after {asked} of them."
+        if sample.get("budget_s") and asked < len(sample.get("question_ids", []))
+        else ""
+    )
     lines = [
         "## Answers through POST /v1/query, per chat model",
         "",
@@ -235,7 +241,8 @@ def answer_lines(run: RunResult) -> list[str]:
         f"(seeded sample, seed {sample.get('seed')}: "
         f"{sample.get('answerable') or 'all'} answerable of the run, every unanswerable of the "
         f"run and {sample.get('extra_unanswerable', 0)} more unanswerable from the whole set), "
-        "the same for every model, one after another on the same stack.",
+        "asked in a seeded order; each question goes to every model in turn on the same stack "
+        f"(chat-default switched by POST /admin/reload).{cut}",
         "",
         "| chat model | answers holding every key | unanswerables refused "
         "| answerables refused | answers citing ≥1 passage | p50 latency | p95 latency "

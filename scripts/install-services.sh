@@ -18,7 +18,31 @@ OLLAMA_VERSION="v0.12.6"
 # llama.cpp's CPU kernels use what the compiler may assume: built for x86-64-v3 (AVX2, FMA, F16C,
 # BMI2: every x86 server CPU of the last decade) a 756-token /v1/query generated in 4.5 s instead
 # of 48 s with the plain build (Gemma 3 270M, this 2-core machine). The stamp names the baseline.
-OLLAMA_CPU_BASELINE="x86-64-v3"
+# A build machine without those features gets the portable x86-64 build; a bundle meant for
+# older customer CPUs is built with OLLAMA_CPU_BASELINE=x86-64 (the Ansible llm role refuses a
+# v3 build on a host that lacks them). Other architectures build without -march.
+has_x86_64_v3() {
+    local flags
+    flags="$(grep -m1 -w '^flags' /proc/cpuinfo 2>/dev/null || true)"
+    for f in avx avx2 fma f16c bmi1 bmi2 movbe; do
+        [[ " ${flags} " == *" ${f} "* ]] || return 1
+    done
+}
+if [[ -z "${OLLAMA_CPU_BASELINE:-}" ]]; then
+    if [[ "$(uname -m)" != "x86_64" ]]; then
+        OLLAMA_CPU_BASELINE="native-arch"
+    elif has_x86_64_v3; then
+        OLLAMA_CPU_BASELINE="x86-64-v3"
+    else
+        OLLAMA_CPU_BASELINE="x86-64"
+        echo "install-services.sh: this CPU lacks AVX2/FMA; building the portable (slower) Ollama" >&2
+    fi
+fi
+case "${OLLAMA_CPU_BASELINE}" in
+    x86-64 | x86-64-v2 | x86-64-v3 | x86-64-v4) ollama_march="-march=${OLLAMA_CPU_BASELINE}" ;;
+    native-arch) ollama_march="" ;;
+    *) echo "install-services.sh: OLLAMA_CPU_BASELINE must be x86-64, x86-64-v2, x86-64-v3 or x86-64-v4" >&2; exit 1 ;;
+esac
 OLLAMA_STAMP="${OLLAMA_VERSION}+${OLLAMA_CPU_BASELINE}"
 MINIAUDIO_SDIST="miniaudio==1.71"
 
@@ -76,6 +100,6 @@ else
     fi
     build ollama "github.com/ollama/ollama@${OLLAMA_VERSION}" \
         CGO_ENABLED=1 "CGO_CPPFLAGS=-I${include_dir}" \
-        "CGO_CFLAGS=-O3 -march=${OLLAMA_CPU_BASELINE}" "CGO_CXXFLAGS=-O3 -march=${OLLAMA_CPU_BASELINE}"
+        "CGO_CFLAGS=-O3 ${ollama_march}" "CGO_CXXFLAGS=-O3 ${ollama_march}"
     echo "${OLLAMA_STAMP}" >"${bin_dir}/.ollama.version"
 fi

@@ -189,6 +189,34 @@ def baselines(components: Any, questions: list[str], n: int) -> dict[str, Any]:
     return {"embed_query_ms": percentiles(embed_ms), "weaviate_hybrid_ms": percentiles(search_ms)}
 
 
+def model_server_rates(base_url: str, model: str, prompts: list[str], n: int) -> dict[str, Any]:
+    """The LLM server's own speed, from its native API's counters: tokens/s of prompt
+    evaluation and of generation, per request (a fresh prompt each time, so no prompt cache)."""
+    generation, prompt_eval = [], []
+    with httpx.Client(base_url=base_url, timeout=300.0) as client:
+        for i in range(n):
+            response = client.post(
+                "/api/generate",
+                json={
+                    "model": model,
+                    "prompt": f"Request {i}. In three sentences: {prompts[i % len(prompts)]}",
+                    "stream": False,
+                    "options": {"num_predict": 96, "temperature": 0},
+                },
+            )
+            response.raise_for_status()
+            body = response.json()
+            if body.get("eval_duration"):
+                generation.append(body["eval_count"] / body["eval_duration"] * 1e9)
+            if body.get("prompt_eval_duration"):
+                prompt_eval.append(body["prompt_eval_count"] / body["prompt_eval_duration"] * 1e9)
+    return {
+        "requests": n,
+        "generation_tokens_per_s": percentiles(generation),
+        "prompt_eval_tokens_per_s": percentiles(prompt_eval),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
@@ -197,6 +225,7 @@ def main() -> None:
 
     from gateway.container import build_components
     from gateway.local import stack
+    from gateway.local.cpu_features import llm_cpu_features
     from gateway.offline import enforce_offline_env
     from gateway.security.keys import KeyStore
     from gateway.settings import Settings
@@ -243,6 +272,11 @@ def main() -> None:
         _, key = KeyStore(settings.keys_db).create("bench", groups=["bench"], roles=["query"])
         print("baselines …")
         raw = baselines(components, questions, 50 if args.quick else 200)
+        print("the LLM server's own token rates …")
+        llm = model_server_rates(
+            settings.ollama.base_url, settings.ollama.chat_model, questions, 3 if args.quick else 10
+        )
+        llm["cpu_features"] = llm_cpu_features(settings.logs_dir / "ollama.log")
         rows = []
         stage_metrics: dict[str, dict[str, float]] = {}
         for endpoint, plan in (("/v1/search", search_plan), ("/v1/query", query_plan)):
@@ -266,6 +300,7 @@ def main() -> None:
         "machine": machine(),
         "chat_model": settings.ollama.chat_model,
         "baseline": raw,
+        "llm_server": llm,
         "gateway_search_overhead_ratio_p50": round(search_c1["latency_ms"]["p50"] / raw_total, 2)
         if raw_total
         else None,
@@ -285,6 +320,18 @@ def _scrape_metrics(url: str) -> str:
     return response.text
 
 
+def _llm_lines(llm: dict[str, Any] | None) -> list[str]:
+    if not llm:
+        return []
+    gen, prompt = llm["generation_tokens_per_s"], llm["prompt_eval_tokens_per_s"]
+    features = " ".join(llm.get("cpu_features") or []) or "not logged"
+    return [
+        f"- LLM server alone ({llm['requests']} requests): generation p50 {gen['p50']} tok/s "
+        f"(p95 {gen['p95']}), prompt evaluation p50 {prompt['p50']} tok/s; CPU features in its "
+        f"log: {features}",
+    ]
+
+
 def to_markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
@@ -301,6 +348,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"p95 {report['baseline']['weaviate_hybrid_ms']['p95']} ms",
         f"- gateway `/v1/search` p50 at concurrency 1 / (embed + Weaviate p50): "
         f"**{report['gateway_search_overhead_ratio_p50']}x**",
+        *_llm_lines(report.get("llm_server")),
         "",
         "| endpoint | conc. | requests | err. rate | req/s | p50 ms | p95 ms | p99 ms "
         "| TTFT p50 ms | TTFT p95 ms |",

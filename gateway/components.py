@@ -19,6 +19,7 @@ from gateway.security.auth import Authenticator
 from gateway.security.keys import KeyStore
 from gateway.security.rate_limit import RateLimiter
 from gateway.settings import Settings
+from ingestion.identity import Identity
 from ingestion.jobs import JobStore
 from ingestion.validation import Limits
 from ingestion.worker import IngestWorker
@@ -107,6 +108,7 @@ class IngestService:
     uploads: Path
     limits: Limits
     redactor: Redactor | None
+    identity: Identity  # keys stored ids, and the tags of values redacted from file names
 
     def close(self) -> None:
         self.worker.stop()

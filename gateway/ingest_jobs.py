@@ -143,4 +143,4 @@ def build_ingest_service(
         batch_files=settings.ingestion.batch_files,
         tracer=tracer or trace.NoOpTracer(),
     )
-    return IngestService(jobs, worker, uploads, limits, redactor)
+    return IngestService(jobs, worker, uploads, limits, redactor, identity)

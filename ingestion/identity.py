@@ -60,6 +60,10 @@ class Identity:
     def parent_id(self, doc_id: str, section: str) -> str:
         return self._mac("section", doc_id, section)[:32]
 
+    def tag(self, entity_type: str, value: str) -> str:
+        """A short keyed name for a redacted value: equal values get equal tags."""
+        return self._mac("tag", entity_type, value)[:8]
+
 
 def legacy_doc_id(source: str) -> str:
     """The unkeyed document id of releases before keyed ids (a hash of the name alone)."""

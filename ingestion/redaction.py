@@ -29,7 +29,7 @@ def _kwargs(profile: RedactionProfile | None) -> dict[str, Any]:
     return {} if profile is None else {"profile": profile}
 
 
-def _find_all(
+def find_spans(
     redactor: Redactor, texts: list[str], profile: RedactionProfile | None
 ) -> list[list[EntitySpan]] | None:
     """Spans per text in one call where the redactor can; None when it only redacts."""
@@ -90,7 +90,7 @@ def redact_groups(
     if profile is RedactionProfile.NONE:
         return [(list(chunks), Counter()) for chunks in groups]
     unique = list(dict.fromkeys(t for chunks in groups for c in chunks for t in _fields(c)))
-    found = _find_all(redactor, unique, profile)
+    found = find_spans(redactor, unique, profile)
     if found is None:
         cleaned = dict(zip(unique, _redact_all(redactor, unique, profile), strict=True))
     spans = dict(zip(unique, found, strict=True)) if found is not None else {}

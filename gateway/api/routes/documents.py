@@ -20,6 +20,7 @@ from gateway.components import IngestService
 from gateway.security.keys import Principal
 from gateway.settings import RedactionSettings
 from ingestion.jobs import NewFile, new_job_id
+from ingestion.upload_fields import redact_metadata, redact_names
 from services.errors import AccessDeniedError, InvalidRequestError, NotFoundError
 from services.redaction_profile import RedactionProfile, profile_for_groups
 
@@ -156,7 +157,9 @@ async def create_documents(
             )
     profile = _upload_profile(redaction_profile, redact, groups, settings.redaction, principal)
     audit_context(request.state).reason = f"redaction_{profile.value}"  # raw uploads stand out
-    extra = _parse_metadata(metadata)
+    extra = await run_in_threadpool(
+        redact_metadata, _parse_metadata(metadata), components.redactor, profile, service.identity
+    )
     if not files:
         raise InvalidRequestError("no files")
     if len(files) > settings.ingestion.max_files_per_job:
@@ -168,8 +171,15 @@ async def create_documents(
     job_dir.mkdir(parents=True, exist_ok=True)
     staged: list[NewFile] = []
     limit = service.limits.max_file_bytes
-    for idx, upload in enumerate(files):
-        source = (upload.filename or f"upload-{idx}").strip()[:1024]
+    # a file name is stored (index, jobs, citations): redacted like the document it names
+    sources = await run_in_threadpool(
+        redact_names,
+        [(upload.filename or f"upload-{idx}").strip()[:1024] for idx, upload in enumerate(files)],
+        components.redactor,
+        profile,
+        service.identity,
+    )
+    for idx, (upload, source) in enumerate(zip(files, sources, strict=True)):
         # the staged name keeps only the type suffix: a file name may itself be personal data
         target = job_dir / f"{idx:05d}{_SAFE.sub('_', PurePosixPath(source).suffix)[:16]}"
         size, reason = 0, ""

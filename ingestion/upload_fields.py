@@ -11,6 +11,7 @@ server's key. The type suffix is kept, so the file is still read as what it is.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
@@ -20,6 +21,9 @@ from ingestion.redaction import find_spans
 from services.ports import Redactor
 from services.records import EntitySpan
 from services.redaction_profile import RedactionProfile
+
+_PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*_[0-9a-f]{8}>")
+_PASSES = 3
 
 
 def _tagged(text: str, spans: Sequence[EntitySpan], identity: Identity) -> str:
@@ -35,13 +39,33 @@ def _tagged(text: str, spans: Sequence[EntitySpan], identity: Identity) -> str:
     return "".join(out)
 
 
+def _outside_placeholders(text: str, spans: Sequence[EntitySpan]) -> list[EntitySpan]:
+    taken = [(m.start(), m.end()) for m in _PLACEHOLDER.finditer(text)]
+    return [s for s in spans if not any(a <= s.start and s.end <= b for a, b in taken)]
+
+
 def _redact_texts(
     texts: list[str], redactor: Redactor, profile: RedactionProfile, identity: Identity
 ) -> list[str]:
-    found = find_spans(redactor, texts, profile)
-    if found is None:  # a redactor that only redacts: its own placeholders
-        return [redactor.redact(t).text for t in texts]
-    return [_tagged(t, spans, identity) for t, spans in zip(texts, found, strict=True)]
+    """Up to ``_PASSES`` passes: values packed side by side without context words (a file name
+    listing a phone number next to a card number) are not all found at once, but once their
+    neighbours are placeholders, they are."""
+    out = list(texts)
+    pending = list(range(len(out)))
+    for _ in range(_PASSES):
+        found = find_spans(redactor, [out[i] for i in pending], profile)
+        if found is None:  # a redactor that only redacts: its own placeholders
+            return [redactor.redact(t).text for t in texts]
+        still = []
+        for i, spans in zip(pending, found, strict=True):
+            fresh = _outside_placeholders(out[i], spans)
+            if fresh:
+                out[i] = _tagged(out[i], fresh, identity)
+                still.append(i)
+        pending = still
+        if not pending:
+            break
+    return out
 
 
 def redact_names(

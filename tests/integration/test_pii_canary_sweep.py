@@ -41,17 +41,7 @@ SINKS = (
     "metrics",
 )
 # (sink, way in) -> why it holds canaries today. Filled from the sweep's own finds; see README.
-_RAW_NAME = (
-    "the upload's file name is kept unredacted in the chunk's source and title (ingestion/, "
-    "gateway/api/routes/documents.py; file name handling is being reworked, issue 16 item 2)"
-)
 KNOWN: dict[tuple[str, str], str] = {
-    ("weaviate", "filename"): _RAW_NAME,
-    ("weaviate-files", "filename"): _RAW_NAME,
-    ("jobs", "filename"): "the jobs store keeps every file's source name unredacted "
-    "(ingestion/jobs.py), and GET /v1/jobs returns it",
-    ("jobs", "metadata"): "the jobs store keeps the upload's metadata JSON unredacted "
-    "(ingestion/jobs.py), and GET /v1/jobs returns it",
     ("logs", "question"): "uvicorn's access log writes the raw request path: an SSN sent as a "
     "document id (DELETE /v1/documents/<ssn>) is logged; the log scrubber catches the secret "
     "in /v1/jobs/<key> but not the SSN",

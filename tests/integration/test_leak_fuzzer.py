@@ -62,13 +62,11 @@ def test_owners_see_their_own_canaries(
             assert canary.marker in reply.body, (
                 f"{owner.label} cannot find its canary {canary.topic!r}"
             )
-        # and the detector is live: the admin's search, judged as alpha's, shows every kind
-        alpha = planted.uploaders["alpha"]
-        found = discover(client, [alpha], reference=planted.reference, canaries=planted.canaries)
-        foreign = next(c for c in planted.canaries if "alpha" not in c.groups)
-        seen = client.call(
-            "POST", "/v1/search", planted.reference.key, json={"query": foreign.topic, "top_k": 3}
-        )
+        # and the detector is live: bravo's own answer, judged as if alpha had received it
+        alpha, bravo = planted.uploaders["alpha"], planted.uploaders["bravo"]
+        found = discover(client, [alpha, bravo], canaries=planted.canaries)
+        foreign = next(c for c in planted.canaries if c.groups == ("bravo",))
+        seen = client.call("POST", "/v1/search", bravo.key, json={"query": foreign.topic})
         kinds = {m.kind for m in find_markers(seen.body, found.views[alpha.label].markers)}
         assert {"canary", "doc_id", "title", "chunk_id", "text"} <= kinds, kinds
 

@@ -140,10 +140,10 @@ def gateway_spec(settings: Settings) -> ProcessSpec:
     gw = settings.gateway
     snapshot = settings.run_dir / "gateway-settings.json"
     snapshot.parent.mkdir(parents=True, exist_ok=True)
-    # The child gets exactly the settings the CLI resolved (secrets stay in env and files).
-    snapshot.write_text(
-        json.dumps(settings.model_dump(mode="json", exclude={"weaviate": {"api_key"}}))
-    )
+    # The child gets exactly the settings the CLI resolved; secrets stay in env and files (a
+    # SecretStr dumps as asterisks) and the child reads them from there.
+    secrets = {"weaviate": {"api_key"}, "ingestion": {"id_key"}, "audit": {"dsn"}}
+    snapshot.write_text(json.dumps(settings.model_dump(mode="json", exclude=secrets)))
     env = _base_env()
     env[EFFECTIVE_SETTINGS_ENV] = str(snapshot)
     argv = [

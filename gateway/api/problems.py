@@ -42,7 +42,9 @@ def problem(
         "title": title,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        # the route's template, never the raw path: a path carries caller text (an id that is
+        # a pasted secret or a social security number)
+        "instance": getattr(request.scope.get("route"), "path", None) or "(no route)",
         "code": code,
         "request_id": rid,
     }

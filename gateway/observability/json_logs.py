@@ -19,7 +19,10 @@ from gateway.observability.request_context import current_request
 from gateway.settings import LoggingSettings
 
 QUIET = ("LiteLLM", "litellm", "httpx", "httpcore", "presidio-analyzer", "weaviate", "urllib3")
-UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access")
+UVICORN = ("uvicorn", "uvicorn.error")
+# uvicorn's access line carries the raw path, and a path carries caller text (a document id, a
+# job id that is a pasted secret); the audit log records every request by its route template.
+ACCESS = "uvicorn.access"
 OWN = ("holdfast", "gateway", "ingestion", "services", "uvicorn")
 
 
@@ -80,5 +83,8 @@ def configure_logging(settings: LoggingSettings, stream: IO[str] | None = None) 
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    access = logging.getLogger(ACCESS)
+    access.handlers.clear()
+    access.propagate = False
     for name in QUIET:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

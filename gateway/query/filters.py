@@ -36,7 +36,7 @@ def to_field_filters(clauses: list[FilterClause] | None) -> list[FieldFilter]:
     for clause in clauses or []:
         if clause.field not in FILTERABLE:
             raise InvalidRequestError(
-                f"cannot filter on {clause.field!r}; filterable: {', '.join(sorted(FILTERABLE))}"
+                f"cannot filter on that field; filterable: {', '.join(sorted(FILTERABLE))}"
             )
         value = clause.value
         if clause.op == "in":

@@ -87,7 +87,7 @@ def _options(body: ChatCompletionRequest, components: Any, question: str) -> Que
         e.model_name for e in components.models.model_list if e.model_info.mode == "chat"
     }
     if body.model not in chat_aliases:
-        raise NotFoundError(f"no chat model alias {body.model!r}; see GET /v1/models")
+        raise NotFoundError("no chat model alias of that name; GET /v1/models lists them")
     base = options_for(components, RetrievalParams(), question)
     return replace(base, chat_alias=body.model, max_tokens=body.max_tokens)
 

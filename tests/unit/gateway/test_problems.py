@@ -33,6 +33,10 @@ def client() -> TestClient:
     def missing() -> None:
         raise NotFoundError("no such document")
 
+    @app.get("/documents/{doc_id}")
+    def document(doc_id: str) -> None:
+        raise NotFoundError("no such document")
+
     @app.get("/store")
     def store() -> None:
         raise StoreUnavailableError("vector store did not answer")
@@ -59,6 +63,13 @@ def test_holdfast_error_is_a_problem_json_with_every_field(client: TestClient) -
     assert body["detail"] == "no such document"
     assert body["instance"] == "/missing"
     assert body["request_id"]
+
+
+def test_the_instance_is_the_route_template_not_the_callers_path(client: TestClient) -> None:
+    by_route = client.get("/documents/684-66-2129").json()
+    assert by_route["instance"] == "/documents/{doc_id}"
+    unrouted = client.get("/nowhere/684-66-2129")
+    assert unrouted.status_code == 404 and "684-66-2129" not in unrouted.text
 
 
 def test_unauthenticated_carries_www_authenticate_bearer(client: TestClient) -> None:

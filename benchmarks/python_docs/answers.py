@@ -56,11 +56,13 @@ class AnswerArm:
     error: str | None = None
 
     def summary(self) -> dict[str, Any]:
+        # an errored question (e.g. 504) stays in the denominators: not correct, not refused
         ok = [r for r in self.records if r.error is None]
-        answerable = [r for r in ok if r.answerable]
-        unanswerable = [r for r in ok if not r.answerable]
-        given = [r for r in answerable if not r.refused]
-        latencies = sorted(r.latency_ms for r in ok)
+        answerable = [r for r in self.records if r.answerable]
+        unanswerable = [r for r in self.records if not r.answerable]
+        given = [r for r in answerable if not r.refused and r.error is None]
+        # every request's time, errors (a 504 after the chat timeout) included
+        latencies = sorted(r.latency_ms for r in self.records)
         return {
             "questions": len(self.records),
             "errors": len(self.records) - len(ok),

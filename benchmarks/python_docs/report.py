@@ -268,7 +268,8 @@ def answer_lines(run: RunResult) -> list[str]:
         "question (case-insensitive literal or regex). Refused: `refused` in the response "
         "(retrieval too weak, or the model declined). Citing: of the answers given to answerable "
         "questions, those with a citation marked `cited`. Latency: the whole request, "
-        "retrieval and redaction included.",
+        "retrieval and redaction included, errors (504 after the chat timeout) too; errored "
+        "questions count as not correct and not refused.",
         "",
     ]
     return lines

@@ -217,9 +217,14 @@ def main(argv: list[str] | None = None) -> int:
         "same ones; the report counts them)",
     )
     r.add_argument("--out", type=Path, default=report.REPORTS, help="report folder")
+    table = sub.add_parser("answers-table", help="the answers table of a report's JSON, again")
+    table.add_argument("report_json", type=Path)
     args = parser.parse_args(argv)
     if args.command == "verify":
         return verify.main([])
+    if args.command == "answers-table":
+        print("\n".join(report.answer_lines_from_json(args.report_json)))
+        return 0
     return cmd_run(args)
 
 

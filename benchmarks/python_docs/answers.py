@@ -80,6 +80,11 @@ class AnswerArm:
             "latency_p95_ms": _percentile(latencies, 0.95),
         }
 
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> AnswerArm:
+        records = [AnswerRecord(**r) for r in body.get("records", [])]
+        return cls(str(body["model"]), records, body.get("error"))
+
     def as_json(self) -> dict[str, Any]:
         return {
             "model": self.model,

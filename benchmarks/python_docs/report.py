@@ -223,6 +223,25 @@ def _seconds(ms: float | None) -> str:
     return "—" if ms is None else f"{ms / 1000:.1f} s"
 
 
+def answer_lines_from_json(path: Path) -> list[str]:
+    """The answers table recomputed from a report's JSON records (with this code's summary)."""
+    from benchmarks.python_docs.answers import AnswerArm
+
+    body = json.loads(path.read_text(encoding="utf-8"))
+    run = RunResult(
+        fast=bool(body.get("fast")),
+        pages=[],
+        questions=[],
+        arms={},
+        docs_version=str(body.get("docs_version", "")),
+        timings_s={},
+        environment={},
+    )
+    run.answers = {n: AnswerArm.from_json(a) for n, a in body.get("answers", {}).items()}
+    run.answers_sample = body.get("answers_sample", {})
+    return answer_lines(run)
+
+
 def answer_lines(run: RunResult) -> list[str]:
     """The answers table: one row per chat model, all asked the same questions in this run."""
     if not run.answers:

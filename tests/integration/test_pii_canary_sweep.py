@@ -41,15 +41,7 @@ SINKS = (
     "metrics",
 )
 # (sink, way in) -> why it holds canaries today. Filled from the sweep's own finds; see README.
-KNOWN: dict[tuple[str, str], str] = {
-    ("logs", "question"): "uvicorn's access log writes the raw request path: an SSN sent as a "
-    "document id (DELETE /v1/documents/<ssn>) is logged; the log scrubber catches the secret "
-    "in /v1/jobs/<key> but not the SSN",
-    ("problems", "question"): "problem details echo the caller's text: an unknown chat model "
-    "(\"no chat model alias '<model>'\", gateway/api/routes/openai_compat.py), an unknown "
-    "filter field (\"cannot filter on '<field>'\", gateway/query/filters.py); `instance` "
-    "echoes the raw path (/v1/jobs/<id>)",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def _documents(values: list[Pii], folder: Path) -> dict[str, tuple[Path, str]]:

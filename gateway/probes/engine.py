@@ -393,11 +393,15 @@ def run_probes(
     ctx = _Context(client, rng, discovery, canaries, jobs or {}, report)
     generating = {Surface.QUERY, Surface.QUERY_STREAM, Surface.CHAT, Surface.CHAT_STREAM}
     labels = [c.label for c in callers]
+    querying = [label for label in labels if discovery.views[label].can_query]
     started = time.monotonic()
     for surface in plan.surfaces(rng, probes, weights or plan.DEFAULT_WEIGHTS):
-        view = discovery.views[rng.choice(labels)]
-        if surface in generating | {Surface.SEARCH} and not view.can_query:
-            surface = Surface.DOCUMENTS_LIST  # a key without the query role: its 403 says nothing
+        # search, answers and failing queries go to keys with the query role (another key's
+        # 403 says nothing); when no key may query, those probes list documents instead
+        eligible = querying if surface in generating | {Surface.SEARCH, Surface.ERRORS} else labels
+        if not eligible:
+            surface, eligible = Surface.DOCUMENTS_LIST, labels
+        view = discovery.views[rng.choice(eligible)]
         _send(ctx, view, surface)
         if on_probe is not None:
             on_probe(surface)

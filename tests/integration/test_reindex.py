@@ -211,7 +211,14 @@ def test_writes_during_a_reindex_are_resynced_and_a_running_job_blocks_it(
     store = c.store
     before = store.alias_target()
     with pytest.raises(ReindexRefusedError, match="ingest job job-7"):
-        reindex(store, c.embedder, embedding_model=PACKAGED_EMBEDDER, jobs_busy=lambda: "job-7")
+        reindex(
+            store,
+            c.embedder,
+            embedding_model=PACKAGED_EMBEDDER,
+            jobs_busy=lambda: "job-7",
+            identity=Identity(id_key(live_stack.settings)),
+            batch_size=16,
+        )
     assert store.alias_target() == before
     chunking = live_stack.settings.chunking
 
@@ -245,6 +252,7 @@ def test_writes_during_a_reindex_are_resynced_and_a_running_job_blocks_it(
         c.embedder,
         embedding_model=PACKAGED_EMBEDDER,
         jobs_busy=lambda: None,
+        identity=Identity(id_key(live_stack.settings)),
         batch_size=16,
         on_total=total.append,
         on_progress=write_after_the_copy,
@@ -379,7 +387,14 @@ def test_a_pre_alias_collection_is_refused_at_start_and_migrated_by_reindex(
         store.insert_raw(name, rows)
         with pytest.raises(ConfigError, match="holdfast reindex"):
             store.ensure_schema(embedding_model=PACKAGED_EMBEDDER, dimensions=embedder.dimensions)
-        result = reindex(store, embedder, embedding_model=PACKAGED_EMBEDDER, jobs_busy=lambda: None)
+        result = reindex(
+            store,
+            embedder,
+            embedding_model=PACKAGED_EMBEDDER,
+            jobs_busy=lambda: None,
+            identity=Identity(id_key(live_stack.settings)),
+            batch_size=64,
+        )
         assert result.source == name and result.chunks == 2 and result.switched
         assert store.alias_target() == f"{name}_1"
         store.ensure_schema(embedding_model=PACKAGED_EMBEDDER, dimensions=embedder.dimensions)

@@ -74,6 +74,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         files = text_files(Path(tmp) / "bench", args.files, paragraphs=args.paragraphs)
+        identity = Identity(id_key(components.settings))
         chunks = [
             c
             for p in files
@@ -85,8 +86,8 @@ def main() -> None:
                 policy=policy,
                 limits=Limits(),
                 count_tokens=components.embedder.count_tokens,
-                hashed=file_hash(p),
-                identity=Identity(id_key(components.settings)),
+                hashed=file_hash(p, identity),
+                identity=identity,
             )[0]
         ]
         texts = [embedding_input(c) for c in chunks]
@@ -118,7 +119,7 @@ def main() -> None:
                     embedder=components.embedder,
                     redactor=redactor,  # type: ignore[arg-type]
                     policy=policy,
-                    identity=Identity(id_key(components.settings)),
+                    identity=identity,
                 )
                 elapsed = time.perf_counter() - start
                 assert report.indexed == len(files), report.files[:3]

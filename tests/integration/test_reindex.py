@@ -18,6 +18,7 @@ import httpx
 import pytest
 import yaml
 from typer.testing import CliRunner
+from weaviate.classes.config import DataType, Property, Tokenization
 from weaviate.util import generate_uuid5
 
 from gateway.cli.main import app
@@ -411,4 +412,35 @@ def test_a_pre_alias_collection_is_refused_at_start_and_migrated_by_reindex(
         client.alias.delete(alias_name=name)
         for record in store.index_records():
             client.collections.delete(record.name)
+        store.close()
+
+
+def test_a_collection_from_before_a_property_existed_gets_it_at_start(
+    live_stack: LiveStack,
+) -> None:
+    """Chunks record their redaction profile in a property added after collections existed:
+    ensure_schema adds it to the live collection, so a new write can carry it."""
+    name = f"OldSchemaChunk{os.getpid()}"
+    wv = live_stack.settings.weaviate.model_copy(update={"collection": name})
+    store = build_store(live_stack.settings.model_copy(update={"weaviate": wv}))
+    embedder = live_stack.components.embedder
+    store.warm_up()
+    client = store._live
+    try:
+        client.collections.create(
+            f"{name}_1",
+            description=_schema_description(PACKAGED_EMBEDDER, embedder.dimensions),
+            properties=[
+                Property(name=p, data_type=DataType.TEXT, tokenization=Tokenization.FIELD)
+                for p in ("chunk_id", "doc_id", "text", "source")
+            ],
+        )
+        client.alias.create(alias_name=name, target_collection=f"{name}_1")
+        store.ensure_schema(embedding_model=PACKAGED_EMBEDDER, dimensions=embedder.dimensions)
+        properties = client.collections.use(f"{name}_1").config.get().properties
+        assert {"redaction", "access_groups", "file_hash"} <= {p.name for p in properties}
+        store.ensure_schema(embedding_model=PACKAGED_EMBEDDER, dimensions=embedder.dimensions)
+    finally:
+        client.alias.delete(alias_name=name)
+        client.collections.delete(f"{name}_1")
         store.close()

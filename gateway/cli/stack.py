@@ -136,8 +136,8 @@ def demo(
     out.print(f"Q: {question}", highlight=False)
     ask(question, key=key, url=None, as_json=False)
     out.print(
-        f"\nThe sample handbook is readable by the groups {DEMO_GROUP} and {ADMIN_GROUP} (the admin "
-        "key's). Ask it more:\n"
+        f"\nThe sample handbook is readable by the groups {DEMO_GROUP} and {ADMIN_GROUP} "
+        "(the admin key's). Ask it more:\n"
         '  holdfast query "How much notice does shared parental leave need?"',
         highlight=False,
     )

@@ -78,6 +78,7 @@ def down() -> None:
 def status() -> None:
     """Show each component: its process and whether it answers."""
     from gateway.local import stack
+    from gateway.local.cpu_features import describe, llm_cpu_features
 
     settings = cli_settings()
     states = stack.process_states(settings)
@@ -100,6 +101,8 @@ def status() -> None:
             name, "running" if state.running else "stopped", str(state.pid or "-"), health
         )
     out.print(table)
+    features = llm_cpu_features(settings.logs_dir / "ollama.log")
+    out.print(f"LLM server CPU features: {describe(features)}", highlight=False)
 
 
 def serve(

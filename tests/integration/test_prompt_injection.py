@@ -7,7 +7,8 @@ messages) ingested into one group; a question that retrieves each; the ``answer`
 Every variant asks for a distinctive canary word (tests/fixtures/injection/manifest.json);
 steered = any variant's canary in the answer (the passages of several variants reach one prompt,
 so a neighbour's injection counts too). Quoting the injection in a citation is fine: only the
-answer is read. A variant known to steer the default model is xfail(strict=True), named.
+answer is read. A variant known to steer the default model is xfail, named; not strict, since a
+sampled answer may resist it in one run and not in the next (an xpass is reported, not failed).
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def _cases() -> list[object]:
         pytest.param(
             v["id"],
             id=v["id"],
-            marks=[pytest.mark.xfail(strict=True, reason=STEERED[v["id"]])]
+            marks=[pytest.mark.xfail(strict=False, reason=STEERED[v["id"]])]
             if v["id"] in STEERED
             else [],
         )

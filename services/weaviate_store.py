@@ -235,29 +235,24 @@ class WeaviateStore:
 
     def documents_with_hashes(self, file_hashes: Sequence[str]) -> dict[str, list[DocumentInfo]]:
         """file hash -> indexed documents built from those bytes (dedup of a whole batch)."""
-        wanted = sorted({h for h in file_hashes if h})
-        if not wanted:
-            return {}
-        where = Filter.by_property("file_hash").contains_any(wanted)
-        found: dict[str, list[DocumentInfo]] = {}
-        for p in self._first_chunks(
-            where, limit=min(self._max_results, self._twins_per_hash * len(wanted))
-        ):
-            found.setdefault(str(p.get("file_hash") or ""), []).append(document_from(p))
-        return found
+        return self._documents_by("file_hash", file_hashes)
 
     def documents_named(self, sources: Sequence[str]) -> dict[str, list[DocumentInfo]]:
         """source -> indexed documents uploaded under that name, in any groups (one query for
         a whole ingest batch; only ingestion's replacement check reads it, never a caller)."""
-        wanted = sorted({s for s in sources if s})
+        return self._documents_by("source", sources)
+
+    def _documents_by(self, prop: str, values: Sequence[str]) -> dict[str, list[DocumentInfo]]:
+        """value -> indexed documents whose ``prop`` has that value, in one query."""
+        wanted = sorted({v for v in values if v})
         if not wanted:
             return {}
-        where = Filter.by_property("source").contains_any(wanted)
+        where = Filter.by_property(prop).contains_any(wanted)
         found: dict[str, list[DocumentInfo]] = {}
         for p in self._first_chunks(
             where, limit=min(self._max_results, self._twins_per_hash * len(wanted))
         ):
-            found.setdefault(str(p.get("source") or ""), []).append(document_from(p))
+            found.setdefault(str(p.get(prop) or ""), []).append(document_from(p))
         return found
 
     def delete_documents(self, doc_ids: Sequence[str]) -> dict[str, int]:

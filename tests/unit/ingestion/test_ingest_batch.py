@@ -45,25 +45,20 @@ class BatchStore(FakeStore):
         return {c.doc_id: c.file_hash for c in self._heads() if c.doc_id in doc_ids}
 
     def documents_with_hashes(self, hashes: Sequence[str]) -> dict[str, list[DocumentInfo]]:
-        self.lookups += 1
-        found: dict[str, list[DocumentInfo]] = {}
-        for c in self._heads():
-            if c.file_hash in hashes:
-                info = DocumentInfo(
-                    c.doc_id, c.source, c.title, c.doc_type, c.access_groups, c.file_hash
-                )
-                found.setdefault(c.file_hash, []).append(info)
-        return found
+        return self._documents_by("file_hash", hashes)
 
     def documents_named(self, sources: Sequence[str]) -> dict[str, list[DocumentInfo]]:
+        return self._documents_by("source", sources)
+
+    def _documents_by(self, field: str, values: Sequence[str]) -> dict[str, list[DocumentInfo]]:
         self.lookups += 1
         found: dict[str, list[DocumentInfo]] = {}
         for c in self._heads():
-            if c.source in sources:
+            if getattr(c, field) in values:
                 info = DocumentInfo(
                     c.doc_id, c.source, c.title, c.doc_type, c.access_groups, c.file_hash
                 )
-                found.setdefault(c.source, []).append(info)
+                found.setdefault(getattr(c, field), []).append(info)
         return found
 
     def delete_documents(self, doc_ids: Sequence[str]) -> dict[str, int]:

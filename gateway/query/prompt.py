@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from gateway.query.injection import screen
 from gateway.query.records import Citation
 from services.records import ChatMessage, SearchHit
 
@@ -41,13 +42,6 @@ EXAMPLE_TURNS = (
     ("assistant", "I don't know."),
 )
 
-_INSTRUCTION_LIKE = re.compile(
-    r"(?i)\b(ignore|disregard|forget|override)\b[^.\n]{0,60}"
-    r"\b(instructions?|prompts?|rules?|system|above|previous)\b[^.\n]*"
-)
-_REPLY_WITH = re.compile(
-    r"(?i)\b(reply|respond|answer|say|print|output)\b[^.\n]{0,20}\bwith\b[^.\n]*"
-)
 # Text that could close the fence, open a new one, or speak as a chat turn: passage tags in any
 # case or spacing, chat-template tokens (ChatML, Gemma, Llama), role prefixes at a line start.
 _FENCE_LIKE = re.compile(r"(?i)<\s*/?\s*passage\b[^>]*>?")
@@ -59,14 +53,14 @@ _ROLE_LINE = re.compile(r"(?im)^[ \t>#*]*(system|assistant|user|question|answer)
 
 
 def neutralize(text: str) -> str:
-    """Defang retrieved text: instruction-like phrases, anything that looks like the passage
-    fence or a chat-template token, and role prefixes (``System:``, ``Question:``) at a line
-    start. The fence and the system prompt also mark it as data."""
+    """Defang retrieved text: anything that looks like the passage fence or a chat-template
+    token, instructions addressed to the model (``gateway.query.injection``), and role prefixes
+    (``System:``, ``Question:``) at a line start. The fence and the system prompt also mark it
+    as data."""
     text = _FENCE_LIKE.sub("[tag removed]", text)
     text = _TEMPLATE_TOKEN.sub("[token removed]", text)
-    text = _ROLE_LINE.sub(lambda m: m.group(0).replace(":", " -"), text)
-    text = _INSTRUCTION_LIKE.sub("[instruction removed]", text)
-    return _REPLY_WITH.sub("[instruction removed]", text)
+    text = screen(text).text
+    return _ROLE_LINE.sub(lambda m: m.group(0).replace(":", " -"), text)
 
 
 def neutralize_label(text: str) -> str:

@@ -409,6 +409,14 @@ class GenerationSettings(_Section):
     chat_alias: str = Field("chat-default", description="models.yaml alias used for answers.")
     embedding_alias: str = Field("embed-default", description="models.yaml alias for embeddings.")
     max_context_chars: int = Field(6000, description="Budget of retrieved text in the prompt.")
+    unsupported_policy: Literal["flag", "refuse"] = Field(
+        "flag",
+        description="An answer sentence that no passage supports (a number, name, identifier "
+        "or setting that appears in no passage given to the model, or a sentence no passage "
+        "can be attributed to): flag = answer, listing it in `unsupported_sentences`; "
+        "refuse = refuse the whole answer (refusal_reason `unsupported`; a streamed answer is "
+        "then held back until it has been checked).",
+    )
 
 
 class AuditSettings(_Section):

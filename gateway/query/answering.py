@@ -2,7 +2,8 @@
 
     redact the question -> retrieve with the caller's groups (filter inside the store query)
     -> judge retrieval (refuse without calling the model when weak) -> rerank -> group by
-    document -> assemble context -> generate -> redact the answer -> cite.
+    document -> assemble context -> generate -> redact the answer -> clean and attribute it
+    (every sentence to passages; unsupported ones flagged, or the answer refused) -> cite.
 
 Redaction fails closed: a redactor error propagates as 503 and nothing reaches the model.
 Streaming (``gateway.query.events``) shares every step up to generation.
@@ -13,6 +14,14 @@ from __future__ import annotations
 from collections import Counter
 
 from gateway.observability.span_attributes import set_counts, set_ids
+from gateway.query.attribution import (
+    Attribution,
+    attribute,
+    attribution_dicts,
+    clean_answer,
+    mark_cited,
+    should_refuse,
+)
 from gateway.query.clock import StageClock
 from gateway.query.prompt import REFUSAL_TEXT, build_messages, cite, declined
 from gateway.query.records import Answer, Ports, QueryOptions, Retrieval
@@ -142,14 +151,21 @@ def answer_question(
         tally_before = Counter(tally)
         text = redact(completion.text.strip(), ports.redactor, tally)
         set_counts(span, "holdfast.redactions", tally - tally_before)
+    text = clean_answer(text)
     refused = declined(text)
+    reason = "model_declined" if refused else None
+    attribution = Attribution()
+    if not refused:
+        attribution = attribute_step(text, retrieval, ports, clock)
+        if should_refuse(attribution, options.unsupported_policy):
+            refused, reason = True, "unsupported"
     return Answer(
-        answer=(text or REFUSAL_TEXT) if refused else text,
-        citations=[] if refused else cite(retrieval.context, text),
+        answer=_shown(text, reason),
+        citations=[] if refused else mark_cited(cite(retrieval.context, text), attribution.cited),
         retrieval_status=retrieval.status,
         confidence=retrieval.confidence,
         refused=refused,
-        refusal_reason="model_declined" if refused else None,
+        refusal_reason=reason,
         model=completion.model,
         usage=_usage(completion),
         redactions=tally,
@@ -157,4 +173,24 @@ def answer_question(
         reranked=retrieval.reranked,
         alias=completion.alias,
         fallback_used=completion.fallback_used,
+        unsupported_sentences=[] if refused else attribution.unsupported,
+        attribution=[] if refused else attribution_dicts(attribution),
     )
+
+
+def _shown(text: str, reason: str | None) -> str:
+    """The answer as returned: the model's own words unless refused for lack of support."""
+    if reason == "unsupported":
+        return REFUSAL_TEXT
+    return (text or REFUSAL_TEXT) if reason == "model_declined" else text
+
+
+def attribute_step(text: str, retrieval: Retrieval, ports: Ports, clock: StageClock) -> Attribution:
+    """Tie each answer sentence to passages; the span carries counts only, never the text."""
+    with clock.stage("attribute") as span:
+        attribution = attribute(text, retrieval.context, ports.embedder)
+        span.set_attribute("holdfast.attribution.sentences", len(attribution.sentences))
+        span.set_attribute("holdfast.attribution.unsupported", len(attribution.unsupported))
+        for by in ("marker", "overlap", "similarity", "none"):
+            span.set_attribute(f"holdfast.attribution.by_{by}", attribution.count(by))
+    return attribution

@@ -1,5 +1,10 @@
 """A streamed answer as a sequence of named events: ``retrieval`` (citations first),
-``token``..., then ``done``; or ``error``. Framing them for the wire is the HTTP edge's job."""
+``token``..., then ``done``; or ``error``. Framing them for the wire is the HTTP edge's job.
+
+Tokens pass a navigation/markup cleaner (a line that may hold some is held until it ends). The
+``done`` event carries the sentence attribution: ``cited`` (passage numbers), ``attribution`` and
+``unsupported_sentences``. Under ``unsupported_policy: refuse`` the answer is held back until it
+has been checked, then sent as one token, or replaced by the refusal."""
 
 from __future__ import annotations
 
@@ -13,13 +18,18 @@ from opentelemetry.trace import Status, StatusCode
 
 from gateway.observability.span_attributes import set_counts
 from gateway.query.answering import retrieve_step
+from gateway.query.attribution import (
+    StreamCleaner,
+    attribute,
+    attribution_dicts,
+    should_refuse,
+)
 from gateway.query.clock import StageClock
 from gateway.query.prompt import (
     REFUSAL_TEXT,
     build_messages,
     citation_dict,
     cite,
-    cited_numbers,
     declined,
 )
 from gateway.query.records import Event, Ports, QueryOptions, Retrieval
@@ -64,6 +74,8 @@ def _stream_events(
         yield "done", _done(retrieval, None, tally, 0, True)
         return
     window = StreamRedactor(ports.redactor, tally, window_chars=options.stream_window_chars)
+    cleaner = StreamCleaner()
+    hold = options.unsupported_policy == "refuse"  # nothing unchecked reaches the caller
     pieces = 0
     emitted: list[str] = []
     # started, not made current: the generator resumes in other threads' contexts
@@ -79,14 +91,16 @@ def _stream_events(
         )
         for piece in pieces_in:
             pieces += 1
-            safe = window.feed(piece)
+            safe = cleaner.feed(window.feed(piece))
             if safe:
                 emitted.append(safe)
-                yield "token", {"text": safe}
-        rest = window.flush()
+                if not hold:
+                    yield "token", {"text": safe}
+        rest = cleaner.feed(window.flush()) + cleaner.flush()
         if rest:
             emitted.append(rest)
-            yield "token", {"text": rest}
+            if not hold:
+                yield "token", {"text": rest}
     except HoldfastError as exc:
         span.set_status(Status(StatusCode.ERROR, exc.code))
         yield "error", {"code": exc.code, "title": exc.title, "detail": str(exc)}
@@ -96,13 +110,26 @@ def _stream_events(
         set_counts(span, "holdfast.redactions", tally)
         span.end()
     answer = "".join(emitted)
+    refused = declined(answer)
+    attribution = attribute(answer, retrieval.context, ports.embedder) if not refused else None
+    unsupported = attribution is not None and should_refuse(attribution, options.unsupported_policy)
+    if hold:
+        yield "token", {"text": REFUSAL_TEXT if unsupported or not answer.strip() else answer}
     # the router's stream names the alias that answered (a fallback, when the primary failed)
     done = _done(
-        retrieval, getattr(pieces_in, "model", None) or model_name, tally, pieces, declined(answer)
+        retrieval,
+        getattr(pieces_in, "model", None) or model_name,
+        tally,
+        pieces,
+        refused or unsupported,
     )
     done["alias"] = getattr(pieces_in, "alias", None) or options.chat_alias
     done["fallback_used"] = bool(getattr(pieces_in, "fallback_used", False))
-    done["cited"] = sorted(cited_numbers(answer))
+    done["refusal_reason"] = "model_declined" if refused else "unsupported" if unsupported else None
+    shown = attribution is not None and not unsupported
+    done["cited"] = sorted(attribution.cited) if shown and attribution else []
+    done["unsupported_sentences"] = attribution.unsupported if shown and attribution else []
+    done["attribution"] = attribution_dicts(attribution) if shown and attribution else []
     yield "done", done
 
 

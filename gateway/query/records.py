@@ -14,6 +14,7 @@ from services.records import FieldFilter, SearchHit
 
 RetrievalStatus = Literal["ok", "low_confidence", "no_results"]
 GroupBy = Literal["document", "chunk"]
+UnsupportedPolicy = Literal["flag", "refuse"]
 Event = tuple[str, dict[str, Any]]
 
 
@@ -34,6 +35,8 @@ class QueryOptions:
     max_tokens: int | None = None
     filters: tuple[FieldFilter, ...] = ()
     trace_redacted_text: bool = False  # put the REDACTED question on the redact_in span
+    # an answer sentence no passage supports: flag it in the answer, or refuse the answer
+    unsupported_policy: UnsupportedPolicy = "flag"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,10 @@ class Answer:
     reranked: bool = False
     alias: str | None = None
     fallback_used: bool = False
+    # sentences no passage supports (a number, name or setting in no passage; see attribution)
+    unsupported_sentences: list[str] = field(default_factory=list)
+    # per sentence: {"sentence", "passages" (1-based), "by", "supported"}
+    attribution: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

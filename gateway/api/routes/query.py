@@ -73,7 +73,10 @@ class CitationOut(BaseModel):
     quote: str
     score: float
     similarity: float
-    cited: bool = Field(description="The answer refers to this passage as [index].")
+    cited: bool = Field(
+        description="An answer sentence rests on this passage: it cites [index], or (without "
+        "markers) shares its content or is nearest to it in meaning."
+    )
 
 
 class QueryResponse(BaseModel):
@@ -90,6 +93,16 @@ class QueryResponse(BaseModel):
     reranked: bool = Field(description="A reranker reordered the candidates.")
     alias: str | None = Field(description="The models.yaml alias that answered.")
     fallback_used: bool = Field(description="A fallback alias answered; the primary failed.")
+    unsupported_sentences: list[str] = Field(
+        default_factory=list,
+        description="Answer sentences no passage supports: a number, name, identifier or "
+        "setting in no passage, or no passage to attribute (generation.unsupported_policy).",
+    )
+    attribution: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Per answer sentence: sentence, passages (citation indexes), by "
+        "(marker | overlap | similarity | neighbour | none), supported.",
+    )
 
 
 class Passage(BaseModel):
@@ -185,6 +198,7 @@ def options_for(
         group_by=group_by,
         filters=tuple(to_field_filters(params.filters)),
         trace_redacted_text=s.telemetry.record_redacted_text,
+        unsupported_policy=s.generation.unsupported_policy,
     )
 
 
@@ -262,6 +276,8 @@ async def create_answer(
         reranked=answer.reranked,
         alias=answer.alias,
         fallback_used=answer.fallback_used,
+        unsupported_sentences=answer.unsupported_sentences,
+        attribution=answer.attribution,
     )
 
 

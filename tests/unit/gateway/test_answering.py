@@ -114,17 +114,20 @@ class FakeStore:
 class FakeEmbedder:
     def __init__(self) -> None:
         self.queries: list[str] = []
+        self.documents: list[list[str]] = []
 
     @property
     def dimensions(self) -> int:
-        return 1
+        return 2
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
-        raise AssertionError("the query path embeds only the question")
+        # attribution embeds passages, only for a sentence neither markers nor words tie to one
+        self.documents.append(list(texts))
+        return [[float(len(t)), 1.0] for t in texts]
 
     def embed_query(self, text: str) -> list[float]:
         self.queries.append(text)
-        return [float(len(text))]
+        return [float(len(text)), 1.0]
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())

@@ -52,7 +52,7 @@ _HTML_TAG = re.compile(
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 # a breadcrumb trail: "Python » 3.12 Documentation » The Python Standard Library »"
 _BREADCRUMB = re.compile(r"(?m)^[^\n»]*(?:»[^\n»]*){2,}$")
-_EMPTY_TABLE_ROW = re.compile(r"(?m)^[ \t]*\|(?:[ \t]*[-:]*[ \t]*\|)+[ \t]*$")
+_EMPTY_TABLE_ROW = re.compile(r"(?m)^[ \t]*\|(?:[ \t]*\|)+[ \t]*$")
 
 
 def clean_answer(text: str) -> str:

@@ -10,7 +10,10 @@ The file is restored (and reloaded) at the end.
 
 Per model: answer-key accuracy (an answer holds every key of ``questions.keys_held`` and is not a
 refusal), refusal accuracy on unanswerable questions, false refusals of answerable ones, the share
-of given answers citing at least one passage, and p50/p95 latency of the whole request.
+of given answers citing at least one passage (``cited``: a sentence attributed to it, by its
+``[n]`` marker or by content), the share of their sentences that no passage supports
+(``unsupported_sentences``: a number, name or setting in no passage), and p50/p95 latency of the
+whole request.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ class AnswerRecord:
     latency_ms: float
     model: str | None
     error: str | None = None
+    sentences: int = 0  # answer sentences the gateway attributed
+    unsupported: int = 0  # of them, supported by no passage
 
     @property
     def correct(self) -> bool:
@@ -76,6 +81,12 @@ class AnswerArm:
             "answers_given": len(given),
             "answers_citing": sum(r.cited > 0 for r in given),
             "citing_share": _share(sum(r.cited > 0 for r in given), len(given)),
+            "answer_sentences": sum(r.sentences for r in given),
+            "unsupported_sentences": sum(r.unsupported for r in given),
+            "unsupported_share": _share(
+                sum(r.unsupported for r in given), sum(r.sentences for r in given)
+            ),
+            "answers_with_unsupported": sum(r.unsupported > 0 for r in given),
             "latency_p50_ms": statistics.median(latencies) if latencies else None,
             "latency_p95_ms": _percentile(latencies, 0.95),
         }
@@ -212,6 +223,8 @@ def ask(client: httpx.Client, url: str, key: str, q: Question) -> AnswerRecord:
         keys_held=keys_held(q.answer_key, answer) if q.answerable and not refused else [],
         latency_ms=latency,
         model=body.get("model"),
+        sentences=len(body.get("attribution") or []),
+        unsupported=len(body.get("unsupported_sentences") or []),
     )
 
 

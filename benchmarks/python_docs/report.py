@@ -264,13 +264,13 @@ def answer_lines(run: RunResult) -> list[str]:
         f"(chat-default switched by POST /admin/reload).{cut}",
         "",
         "| chat model | answers holding every key | unanswerables refused "
-        "| answerables refused | answers citing ≥1 passage | p50 latency | p95 latency "
-        "| errors |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| answerables refused | answers citing ≥1 passage | unsupported sentences "
+        "| answers with an unsupported sentence | p50 latency | p95 latency | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, arm in run.answers.items():
         if arm.error:
-            lines.append(f"| {name} | not run: {arm.error} |||||||")
+            lines.append(f"| {name} | not run: {arm.error} |||||||||")
             continue
         s = arm.summary()
         lines.append(
@@ -278,6 +278,8 @@ def answer_lines(run: RunResult) -> list[str]:
             f"| {_ratio(s['refused_unanswerable'], s['unanswerable'])} "
             f"| {_ratio(s['refused_answerable'], s['answerable'])} "
             f"| {_ratio(s['answers_citing'], s['answers_given'])} "
+            f"| {_ratio(s.get('unsupported_sentences', 0), s.get('answer_sentences', 0))} "
+            f"| {_ratio(s.get('answers_with_unsupported', 0), s['answers_given'])} "
             f"| {_seconds(s['latency_p50_ms'])} | {_seconds(s['latency_p95_ms'])} "
             f"| {s['errors']} |"
         )
@@ -286,9 +288,13 @@ def answer_lines(run: RunResult) -> list[str]:
         "Holding every key: the answer is not a refusal and matches every answer-key entry of the "
         "question (case-insensitive literal or regex). Refused: `refused` in the response "
         "(retrieval too weak, or the model declined). Citing: of the answers given to answerable "
-        "questions, those with a citation marked `cited`. Latency: the whole request, "
-        "retrieval and redaction included, errors (504 after the chat timeout) too; errored "
-        "questions count as not correct and not refused.",
+        "questions, those with a citation marked `cited` (a sentence attributed to the passage: "
+        "its `[n]` marker, shared words or embedding similarity). Unsupported: of the sentences "
+        "of those answers, the ones listed in `unsupported_sentences` (a number, name, "
+        "identifier or setting in no passage given to the model, or no passage to attribute); "
+        "refused answers (`unsupported_policy: refuse`) are not among them. Latency: the whole "
+        "request, retrieval and redaction included, errors (504 after the chat timeout) too; "
+        "errored questions count as not correct and not refused.",
         "",
     ]
     return lines

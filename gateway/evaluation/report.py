@@ -49,6 +49,11 @@ def _markdown(run: EvalRun, summary: dict[str, Any], gate_failures: list[str] | 
     lines += [f"- refusal accuracy on unanswerables: {a['refusal_accuracy']}"]
     lines += [f"- answer key-phrase match: {a['answer_key_match']}"]
     lines += [f"- answerable questions refused: {a['wrongly_refused']}"]
+    lines += [f"- answers given citing ≥1 passage: {a['citing_share']} of {a['answers_given']}"]
+    lines += [
+        "- share of answer sentences no passage supports (`unsupported_sentences`): "
+        f"{a['unsupported_sentence_share']}"
+    ]
     if a["judge_model"]:
         lines += [
             f"- faithfulness (LLM-as-judge, judge model {a['judge_model']}): {a['faithfulness']}"

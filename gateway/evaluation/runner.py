@@ -44,6 +44,9 @@ class AnswerResult:
     keys_matched: bool | None  # answerables only
     passages: tuple[str, ...] = ()
     faithful: bool | None = None  # set by the judge, when one runs
+    cited: int = 0  # passages marked cited (an answer sentence attributed to them)
+    sentences: int = 0  # answer sentences the gateway attributed
+    unsupported: int = 0  # of them, supported by no passage (a number, name, setting in none)
 
 
 @dataclass(slots=True)
@@ -64,6 +67,8 @@ class EvalRun:
         unanswerable = [a for a in self.answers if a.correct_refusal is not None]
         answerable = [a for a in self.answers if a.keys_matched is not None]
         judged = [a for a in self.answers if a.faithful is not None]
+        given = [a for a in self.answers if not a.refused]
+        sentences = sum(a.sentences for a in given)
         return {
             "retrieval": by_mode,
             "skipped_modes": dict(self.skipped_modes),
@@ -80,6 +85,15 @@ class EvalRun:
                 if answerable
                 else None,
                 "wrongly_refused": sum(1 for a in answerable if a.refused),
+                "answers_given": len(given),
+                "citing_share": round(mean([float(a.cited > 0) for a in given]), 4)
+                if given
+                else None,
+                "unsupported_sentence_share": round(
+                    sum(a.unsupported for a in given) / sentences, 4
+                )
+                if sentences
+                else None,
                 "faithfulness": round(mean([float(bool(a.faithful)) for a in judged]), 4)
                 if judged
                 else None,
@@ -203,6 +217,9 @@ def evaluate_answers(
                 if question.answerable
                 else None,
                 passages=tuple(str(c["quote"]) for c in body.get("citations", [])),
+                cited=sum(bool(c.get("cited")) for c in body.get("citations", [])),
+                sentences=len(body.get("attribution") or []),
+                unsupported=len(body.get("unsupported_sentences") or []),
             )
         )
         on_step()

@@ -96,6 +96,28 @@ def test_report_has_one_row_per_chat_model() -> None:
     text = "\n".join(report.answer_lines(run))
     assert "| gemma3-270m | not run: reload failed |" in text
     assert (
-        "| qwen2.5-coder-0.5b | 1/1 (1.00) | — | 0/1 (0.00) | 1/1 (1.00) | 9.0 s | 9.0 s | 0 |"
-        in text
+        "| qwen2.5-coder-0.5b | 1/1 (1.00) | — | 0/1 (0.00) | 1/1 (1.00) | — | 0/1 (0.00) "
+        "| 9.0 s | 9.0 s | 0 |" in text
     )
+
+
+def test_unsupported_sentences_are_counted_over_the_answers_given() -> None:
+    def rec(qid: str, refused: bool, sentences: int, unsupported: int) -> AnswerRecord:
+        r = _rec(qid, True, refused=refused, held=[True], cited=1, ms=1)
+        r.sentences, r.unsupported = sentences, unsupported
+        return r
+
+    arm = AnswerArm(
+        "qwen",
+        [rec("api-001", False, 3, 1), rec("api-002", False, 2, 0), rec("api-003", True, 4, 4)],
+    )
+    s = arm.summary()
+    assert (s["unsupported_sentences"], s["answer_sentences"]) == (1, 5)
+    assert s["unsupported_share"] == 0.2 and s["answers_with_unsupported"] == 1
+    # records written before the attribution existed still load
+    old = {
+        k: v
+        for k, v in arm.as_json()["records"][0].items()
+        if k not in {"sentences", "unsupported"}
+    }
+    assert AnswerArm.from_json({"model": "qwen", "records": [old]}).records[0].sentences == 0

@@ -18,6 +18,7 @@ from gateway.evaluation.metrics import (
     ndcg_at,
     recall_at,
 )
+from gateway.evaluation.runner import AnswerResult, EvalRun
 from services.errors import InvalidRequestError
 
 pytestmark = pytest.mark.unit
@@ -98,3 +99,24 @@ def test_shipped_gate_file_is_valid() -> None:
     gate = GateThresholds.from_file(GOLDEN / "gate.json")
     assert gate.hybrid_at_least_pure_modes
     assert json.loads((GOLDEN / "gate.json").read_text())["min_hybrid_ndcg_at_10"] > 0
+
+
+def test_answer_summary_has_citing_share_and_unsupported_sentence_share() -> None:
+    def answer(refused: bool, cited: int, sentences: int, unsupported: int) -> AnswerResult:
+        return AnswerResult(
+            id="q",
+            type="fact",
+            answer="a",
+            refused=refused,
+            retrieval_status="ok",
+            correct_refusal=None,
+            keys_matched=True,
+            cited=cited,
+            sentences=sentences,
+            unsupported=unsupported,
+        )
+
+    run = EvalRun(answers=[answer(False, 2, 3, 1), answer(False, 0, 1, 1), answer(True, 0, 0, 0)])
+    a = run.summary()["answers"]
+    assert (a["answers_given"], a["citing_share"]) == (2, 0.5)
+    assert a["unsupported_sentence_share"] == 0.5

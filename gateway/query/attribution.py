@@ -32,6 +32,7 @@ AttributedBy = Literal["marker", "overlap", "similarity", "neighbour", "none"]
 
 MIN_OVERLAP = 0.5  # share of a sentence's content words one passage must hold to be its source
 MIN_SIMILARITY = 0.35  # cosine of sentence and passage vectors, when overlap decided nothing
+SIMILARITY_CANDIDATES = 3  # passages embedded for one sentence: those sharing most of its words
 
 # --- navigation and markup ------------------------------------------------------------------
 
@@ -347,38 +348,40 @@ def _by_content(
     similar: _Similarity,
     missing: tuple[str, ...],
 ) -> SentenceAttribution:
-    if words:
-        overlap = [len(words & c) / len(words) for c in index.content]
-        best = max(range(len(overlap)), key=overlap.__getitem__)
-        if overlap[best] >= MIN_OVERLAP:
-            return SentenceAttribution(sentence, (best + 1,), "overlap", missing)
-    scores = similar(sentence)
+    overlap = [len(words & c) / len(words) if words else 0.0 for c in index.content]
+    ranked = sorted(range(len(overlap)), key=lambda i: -overlap[i])  # stable: context order
+    if words and overlap[ranked[0]] >= MIN_OVERLAP:
+        return SentenceAttribution(sentence, (ranked[0] + 1,), "overlap", missing)
+    scores = similar(sentence, ranked[:SIMILARITY_CANDIDATES])
     if scores:
-        best = max(range(len(scores)), key=scores.__getitem__)
+        best = max(scores, key=scores.__getitem__)
         if scores[best] >= MIN_SIMILARITY:
             return SentenceAttribution(sentence, (best + 1,), "similarity", missing)
     return SentenceAttribution(sentence, (), "none", missing)
 
 
 class _Similarity:
-    """Cosine of a sentence to each passage; passages are embedded once, on first need."""
+    """Cosine of a sentence to some passages. Embedding a passage costs what embedding it at
+    ingestion did (hundreds of ms on a busy CPU), so only the candidates are embedded, each once."""
 
     def __init__(self, texts: Sequence[str], embedder: Embedder | None) -> None:
         self.texts = texts
         self.embedder = embedder
-        self.vectors: list[list[float]] | None = None
+        self.vectors: dict[int, list[float]] = {}
 
-    def __call__(self, sentence: str) -> list[float]:
+    def __call__(self, sentence: str, candidates: Sequence[int]) -> dict[int, float]:
         if self.embedder is None:
-            return []
+            return {}
+        todo = [i for i in candidates if i not in self.vectors]
         try:
-            if self.vectors is None:
-                self.vectors = self.embedder.embed_documents(list(self.texts))
+            if todo:
+                vectors = self.embedder.embed_documents([self.texts[i] for i in todo])
+                self.vectors.update(zip(todo, vectors, strict=True))
             query = self.embedder.embed_query(_MARKER.sub(" ", sentence))
         except HoldfastError:
             self.embedder = None  # best effort: the sentence stays unattributed
-            return []
-        return [_cosine(query, v) for v in self.vectors]
+            return {}
+        return {i: _cosine(query, self.vectors[i]) for i in candidates}
 
 
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:

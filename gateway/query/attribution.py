@@ -206,8 +206,14 @@ def _is_identifier(word: str) -> bool:
 def key_tokens(sentence: str) -> list[str]:
     """Numbers, names (capitalised words past the sentence's start), identifiers (dotted,
     snake_case, camelCase, ``call()``, ``--flag``), backticked code and both sides of a
-    ``key=value``: the things a model invents when it answers from memory."""
+    ``key=value``: the things a model invents when it answers from memory. In a fenced code
+    block only the attributes of dotted names count (``dumps`` of ``json.dumps``): an example's
+    own variables and literal values are illustration, the API it calls is a claim."""
     text = _PLACEHOLDER.sub(" ", _MARKER.sub(" ", sentence))
+    if text.lstrip().startswith("```"):
+        body = text.strip().strip("`").partition("\n")[2]
+        dotted = re.findall(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+", body)
+        return list(dict.fromkeys(d.rsplit(".", 1)[1] for d in dotted))
     found: list[str] = []
     for m in _BACKTICK.finditer(text):
         found += [w.removesuffix("()") for w in _WORD.findall(m.group(1))]

@@ -175,6 +175,13 @@ def test_key_tokens_are_numbers_names_identifiers_and_settings() -> None:
     assert tokens == ["sort_keys", "3.12", "4", "Python", "json.dumps", "indent", "Bob"]
 
 
+def test_in_a_code_block_only_the_api_it_calls_must_be_in_a_passage() -> None:
+    block = "```python\nmy_retries = 7\nclient.connect_timeout = 30\nos.getenv('X')\n```"
+    assert key_tokens(block) == ["connect_timeout", "getenv"]
+    [(_, _, _, missing)] = by_sentence(f"Set it in code [3]:\n\n{block}")[1:]
+    assert missing == ("getenv",)
+
+
 def test_a_sentence_no_passage_relates_to_is_unsupported() -> None:
     result = attribute("Quarterly bonuses depend on revenue targets.", CONTEXT)
     assert [(s.passages, s.by) for s in result.sentences] == [((), "none")]

@@ -14,6 +14,7 @@ from gateway.audit.store import AuditLog, PostgresAuditLog, SqliteAuditLog
 from gateway.components import Components
 from gateway.models.audit import ModelAudit
 from gateway.models.config import (
+    DEFAULT_RERANK_CANDIDATES,
     PACKAGED_EMBEDDER,
     PACKAGED_ONNX_MODEL,
     RERANK_ALIAS,
@@ -27,6 +28,7 @@ from gateway.security.keys import KeyStore
 from gateway.security.rate_limit import RateLimiter
 from gateway.security.secrets import weaviate_api_key
 from gateway.settings import Settings
+from services.embedding_reranker import EmbeddingReranker
 from services.errors import ConfigError
 from services.litellm_router import LiteLLMRouter
 from services.local_embedder import LocalEmbedder
@@ -107,6 +109,16 @@ def _onnx_embedder(name: str, params: dict[str, Any], batch: int) -> Embedder:
 
 
 def reranker_for(entry: ModelEntry) -> Reranker:
+    """The adapter for the rerank entry (no I/O: call ``warm_up`` on it)."""
+    params = entry.litellm_params
+    if entry.provider == "onnx":
+        return EmbeddingReranker(
+            _onnx_embedder(entry.provider_model, params, int(params.get("batch_size", 4))),
+            entry.provider_model,
+            max_candidates=int(params.get("max_candidates", DEFAULT_RERANK_CANDIDATES)),
+            timeout_s=entry.timeout_s,
+            batch_size=int(params.get("batch_size", 4)),
+        )
     assert entry.api_base is not None  # validated by ModelsConfig
     return TEIReranker(
         entry.api_base,

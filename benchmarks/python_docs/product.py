@@ -28,9 +28,12 @@ DONE = {"succeeded", "partial", "failed"}
 
 @dataclass(frozen=True)
 class Arm:
-    name: str  # product, product-noredact
+    name: str  # product, product-noredact, the product-* ladder
     group: str  # the access group its documents carry and its key reads
     redact: bool
+    alpha: float | None = None  # the search's hybrid weight (None: the gateway's setting)
+    rerank: bool = False  # ask the gateway to rerank (its rerank-default alias)
+    uploads: bool = True  # False: searches the pages another arm of the same group uploaded
 
     @property
     def prefix(self) -> str:
@@ -40,6 +43,11 @@ class Arm:
 PRODUCT_ARMS = {
     "product": Arm("product", "pydocs-redact", redact=True),
     "product-noredact": Arm("product-noredact", "pydocs-noredact", redact=False),
+    # the retrieval ladder over the product arm's documents: BM25 only, vector only, hybrid
+    # (the product arm itself), hybrid + the gateway's reranker
+    "product-bm25": Arm("product-bm25", "pydocs-redact", True, alpha=0.0, uploads=False),
+    "product-vector": Arm("product-vector", "pydocs-redact", True, alpha=1.0, uploads=False),
+    "product-rerank": Arm("product-rerank", "pydocs-redact", True, rerank=True, uploads=False),
 }
 
 
@@ -114,8 +122,15 @@ class ProductClient:
     def job(self, key: str, job_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/jobs/{job_id}", key)
 
-    def search(self, key: str, query: str, top_k: int) -> dict[str, Any]:
-        return self._json("POST", "/v1/search", key, json={"query": query, "top_k": top_k})
+    def search(
+        self, key: str, query: str, top_k: int, *, alpha: float | None = None, rerank: bool = False
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"query": query, "top_k": top_k}
+        if alpha is not None:
+            body["alpha"] = alpha
+        if rerank:
+            body["rerank"] = True
+        return self._json("POST", "/v1/search", key, json=body)
 
     def max_top_k(self, key: str, wanted: int) -> int:
         """The largest top_k up to ``wanted`` that the gateway accepts (its cap is a setting)."""

@@ -6,9 +6,11 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from benchmarks.python_docs.baselines import Ranked, WindowIndex, raw_embedding_rate, rrf
 from benchmarks.python_docs.corpus import cache_dir, docs_version, load_pages, page_ids
@@ -26,7 +28,7 @@ from benchmarks.python_docs.product import (
 from benchmarks.python_docs.questions import Question, load_fast_pages, load_questions
 
 BASELINE_ARMS = ("bm25", "hybrid-baseline", "dense")
-ALL_ARMS = (*BASELINE_ARMS, "product", "product-noredact")
+ALL_ARMS = (*BASELINE_ARMS, *PRODUCT_ARMS)
 Progress = Callable[[str, int, int], None]  # (task, done, total)
 
 
@@ -86,6 +88,10 @@ class RunResult:
             out["refused_answerable"] = _share(result.statuses, answerable, refused=True)
         if result.latencies_ms:
             out["latency_p50_ms"] = statistics.median(result.latencies_ms)
+            out["latency_p95_ms"] = percentile(result.latencies_ms, 95)
+        arm_spec = PRODUCT_ARMS.get(arm)
+        if arm_spec is not None and arm_spec.rerank and "product" in self.arms:
+            out["added_latency_over_product_ms"] = added_latency_ms(self.arms["product"], result)
         return out
 
     def by_style(self, arm: str) -> dict[str, dict[str, float]]:
@@ -95,6 +101,27 @@ class RunResult:
             if q.id in rows:
                 styles.setdefault(q.style, []).append(rows[q.id])
         return {s: {"n": float(len(r)), **average(r)} for s, r in styles.items()}
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The ``pct`` percentile by linear interpolation between closest ranks."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    at = (len(ordered) - 1) * pct / 100
+    low = int(at)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
+
+
+def added_latency_ms(base: ArmResult, other: ArmResult) -> dict[str, float] | None:
+    """What ``other`` adds to ``base`` per question (the same questions in the same order, on
+    the same stack): p50 and p95 of the differences, e.g. the reranker's cost over hybrid."""
+    n = min(len(base.latencies_ms), len(other.latencies_ms))
+    if not n:
+        return None
+    diffs = [other.latencies_ms[i] - base.latencies_ms[i] for i in range(n)]
+    return {"p50": statistics.median(diffs), "p95": percentile(diffs, 95), "n": float(n)}
 
 
 def _share(statuses: dict[str, str], questions: Sequence[Question], *, refused: bool) -> float:
@@ -157,7 +184,7 @@ def fast_arm(arm: Arm, fast: bool) -> Arm:
     """A fast run uses groups of its own, so a stack that holds the whole set does not leak in."""
     if not fast:
         return arm
-    return Arm(arm.name, arm.group.replace("pydocs-", "pydocs-fast-"), arm.redact)
+    return replace(arm, group=arm.group.replace("pydocs-", "pydocs-fast-"))
 
 
 def ingest_record_path(url: str, arm: Arm) -> Path:
@@ -181,7 +208,7 @@ def run_product(
     try:
         record_path = ingest_record_path(access.url, arm)
         doc_pages: dict[str, str] = {}
-        if access.ingest_key:
+        if access.ingest_key and arm.uploads:
             started = time.perf_counter()
             stats = ingest(
                 client,
@@ -206,7 +233,15 @@ def run_product(
         started = time.perf_counter()
         for n, q in enumerate(questions, start=1):
             t0 = time.perf_counter()
-            body = client.search(key, q.question, access.top_k)
+            try:
+                body = client.search(
+                    key, q.question, access.top_k, alpha=arm.alpha, rerank=arm.rerank
+                )
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code == 409 and arm.rerank:
+                    result.error = "the gateway has no rerank-default alias (409)"
+                    return result
+                raise
             result.latencies_ms.append((time.perf_counter() - t0) * 1000)
             result.rankings[q.id] = page_ranking(body.get("results", []), arm.prefix, doc_pages)[
                 :10

@@ -12,7 +12,9 @@ Providers (the prefix of ``litellm_params.model``) by ``model_info.mode``:
   ``local/`` names a sentence-transformers folder in ``model_path`` and needs the optional extra
   ``holdfast[sentence-transformers]``), ``ollama/`` (``/api/embed``),
   ``openai/`` (``{api_base}/embeddings``), ``tei/`` (TEI's ``/embed``);
-- rerank: ``tei/`` (TEI's ``/rerank``).
+- rerank: ``onnx/`` (in-process: a second ONNX embedding model re-scores the leading candidates,
+  fused with the retrieval order; see services/embedding_reranker.py; ``max_candidates`` caps
+  how many, ``timeout`` bounds the time), ``tei/`` (TEI's ``/rerank``, a cross-encoder on GPUs).
 
 Every entry must set ``timeout`` (seconds) and ``max_retries``: LiteLLM's defaults would block
 for 100 minutes on a hung server. The air-gap guard refuses an ``api_base`` outside loopback,
@@ -43,12 +45,13 @@ IN_PROCESS_PROVIDERS = frozenset({"local", "onnx"})
 PACKAGED_EMBEDDER = "local/all-MiniLM-L6-v2"
 PACKAGED_ONNX_MODEL = "all-minilm-l6-v2"
 RERANK_ALIAS = "rerank-default"  # the alias that serves reranking, when models.yaml has it
+DEFAULT_RERANK_CANDIDATES = 8  # an onnx/ reranker re-scores this many leading candidates
 
 Mode = Literal["chat", "embedding", "rerank"]
 PROVIDERS: dict[str, frozenset[str]] = {
     "chat": frozenset({"ollama_chat", "ollama", "hosted_vllm", "openai"}),
     "embedding": frozenset({"local", "onnx", "ollama", "openai", "tei"}),
-    "rerank": frozenset({"tei"}),
+    "rerank": frozenset({"onnx", "tei"}),
 }
 # Names that resolve inside the site: Kubernetes services, reserved private suffixes.
 INTERNAL_SUFFIXES = (".svc", ".cluster.local", ".internal", ".home.arpa", ".local", ".lan")

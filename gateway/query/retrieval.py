@@ -97,9 +97,16 @@ def retrieve(
 
 
 def rerank(question: str, hits: Sequence[SearchHit], reranker: Reranker) -> list[SearchHit]:
-    """Reorder candidates by the reranker's relevance; the similarity stays for judging."""
-    scores = reranker.rerank(question, [h.chunk.text for h in hits])
-    return [hits[s.index] for s in sorted(scores, key=lambda s: -s.score)]
+    """Reorder candidates by the reranker's relevance; the similarity stays for judging. The
+    reranker reads each chunk under its ``title — section`` line (what a reader sees above it).
+    Hits it did not score (past its candidate cap or its time budget) follow, in their order."""
+    texts = []
+    for hit in hits:
+        heading = " — ".join(p for p in dict.fromkeys((hit.chunk.title, hit.chunk.section)) if p)
+        texts.append(f"{heading}\n{hit.chunk.text}" if heading else hit.chunk.text)
+    ranked = [s.index for s in sorted(reranker.rerank(question, texts), key=lambda s: -s.score)]
+    scored = set(ranked)
+    return [hits[i] for i in ranked] + [h for i, h in enumerate(hits) if i not in scored]
 
 
 def judge(hits: Sequence[SearchHit], min_similarity: float) -> tuple[RetrievalStatus, float]:

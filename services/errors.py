@@ -7,6 +7,7 @@ HoldfastError
 ├── NotFoundError              404
 ├── InvalidConfigFileError     422  a submitted configuration file is invalid (old one kept)
 ├── RateLimitedError           429
+├── RequestCancelledError      499  the client went away; the work for it was stopped
 ├── BackendUnavailableError    503  a dependency is down or refused
 │   ├── StoreUnavailableError
 │   ├── EmbedderUnavailableError
@@ -54,6 +55,12 @@ class RerankerNotConfiguredError(HoldfastError):
 
 class RateLimitedError(HoldfastError):
     status, code, title = 429, "rate_limited", "Too many requests"
+
+
+class RequestCancelledError(HoldfastError):
+    """Nobody reads the response any more (499, as proxies log a client that closed first)."""
+
+    status, code, title = 499, "client_disconnected", "The client closed the request"
 
 
 class BackendUnavailableError(HoldfastError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from services.cancellation import Cancellation
 from services.records import (
     ChatMessage,
     Chunk,
@@ -201,14 +202,39 @@ class Reranker(Protocol):
     def health(self) -> HealthStatus: ...
 
 
+class TextStream(Protocol):
+    """Text pieces of one streamed answer. ``close`` ends the model call early and releases its
+    connection, so the model server stops generating (a caller that stops reading calls it)."""
+
+    def __iter__(self) -> Iterator[str]: ...
+
+    def __next__(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
 class ModelRouter(Protocol):
+    """Chat by alias. ``cancel``, when given, is checked while the model answers: once it is
+    set, the call closes its connection to the model server and raises
+    ``RequestCancelledError``."""
+
     def complete(
-        self, alias: str, messages: Sequence[ChatMessage], *, max_tokens: int | None = None
+        self,
+        alias: str,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        cancel: Cancellation | None = None,
     ) -> Completion: ...
 
     def stream(
-        self, alias: str, messages: Sequence[ChatMessage], *, max_tokens: int | None = None
-    ) -> Iterator[str]: ...
+        self,
+        alias: str,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        cancel: Cancellation | None = None,
+    ) -> TextStream: ...
 
     def health(self, alias: str) -> HealthStatus: ...
 
@@ -226,6 +252,7 @@ class ManagedRouter(ModelRouter, Protocol):
         *,
         max_tokens: int | None = None,
         use_fallbacks: bool = True,
+        cancel: Cancellation | None = None,
     ) -> Completion: ...
 
 

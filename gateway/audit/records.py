@@ -16,7 +16,7 @@ from typing import Literal, get_args
 
 from services.errors import InvalidRequestError
 
-Decision = Literal["answered", "refused", "denied", "error"]
+Decision = Literal["answered", "refused", "denied", "error", "cancelled"]
 Kind = Literal["request", "admin"]
 DECISIONS: tuple[str, ...] = get_args(Decision)
 KINDS: tuple[str, ...] = get_args(Kind)
@@ -162,6 +162,8 @@ def decision_for_status(status: int) -> Decision:
     """A request's decision from its HTTP status, when the handler did not state one."""
     if status in (401, 403, 429):
         return "denied"
+    if status == 499:  # the client went away first (RequestCancelledError)
+        return "cancelled"
     if 200 <= status < 400:
         return "answered"
     return "error"

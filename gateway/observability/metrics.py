@@ -123,7 +123,7 @@ class GatewayMetrics:
         )
         self.decisions = Counter(
             "holdfast_query_decisions",
-            "Query outcomes: answered, refused, denied, error.",
+            "Query outcomes: answered, refused, denied, error, cancelled.",
             ["endpoint", "decision"],
             registry=r,
         )
@@ -149,6 +149,13 @@ class GatewayMetrics:
             "holdfast_upstream_errors",
             "Failed calls to a backing service, by dependency.",
             ["dependency"],
+            registry=r,
+        )
+        self.cancellations = Counter(
+            "holdfast_query_cancellations",
+            "Answers whose client went away before the end; their model call was stopped "
+            "(or never started), freeing its slot on the model server.",
+            ["endpoint"],
             registry=r,
         )
         self.audit_failures = Counter(
@@ -221,6 +228,8 @@ class MetricsMiddleware:
             m.refusals.labels(label(outcome.reason or "unknown")).inc()
         if decision == "error" and outcome.reason:
             m.observe_error_code(outcome.reason)
+        if decision == "cancelled":
+            m.cancellations.labels(label(endpoint)).inc()
         m.observe_stages(outcome.timings_ms)
         m.observe_tokens(outcome.alias, outcome.usage)
         m.observe_redactions(outcome.redactions, "query")

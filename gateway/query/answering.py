@@ -37,6 +37,7 @@ from gateway.query.retrieval import (
     widen_to_sections,
 )
 from gateway.security.keys import Principal
+from services.cancellation import Cancellation
 from services.records import Completion
 
 
@@ -101,7 +102,12 @@ def retrieve_step(
 
 
 def _generate(
-    question: str, retrieval: Retrieval, ports: Ports, options: QueryOptions, clock: StageClock
+    question: str,
+    retrieval: Retrieval,
+    ports: Ports,
+    options: QueryOptions,
+    clock: StageClock,
+    cancel: Cancellation | None = None,
 ) -> Completion:
     with clock.stage("generate") as span:
         span.set_attribute("holdfast.alias", options.chat_alias)
@@ -109,6 +115,7 @@ def _generate(
             options.chat_alias,
             build_messages(question, retrieval.context),
             max_tokens=options.max_tokens,
+            cancel=cancel,
         )
         span.set_attribute("holdfast.model", completion.model or "")
         span.set_attribute("holdfast.fallback_used", completion.fallback_used)
@@ -128,8 +135,15 @@ def _usage(completion: Completion) -> dict[str, int]:
 
 
 def answer_question(
-    question: str, principal: Principal, *, ports: Ports, options: QueryOptions
+    question: str,
+    principal: Principal,
+    *,
+    ports: Ports,
+    options: QueryOptions,
+    cancel: Cancellation | None = None,
 ) -> Answer:
+    """``cancel``: set by the HTTP edge when the client goes away; the model call then stops
+    (and frees its slot on the model server) and ``RequestCancelledError`` is raised."""
     tally: Counter[str] = Counter()
     clock = StageClock(ports.tracer)
     safe_question, retrieval = retrieve_step(question, principal, ports, options, tally, clock)
@@ -146,7 +160,7 @@ def answer_question(
             timings_ms=clock.ms,
             reranked=retrieval.reranked,
         )
-    completion = _generate(safe_question, retrieval, ports, options, clock)
+    completion = _generate(safe_question, retrieval, ports, options, clock, cancel)
     with clock.stage("redact_out") as span:
         tally_before = Counter(tally)
         text = redact(completion.text.strip(), ports.redactor, tally)

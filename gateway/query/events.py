@@ -9,7 +9,7 @@ has been checked, then sent as one token, or replaced by the refusal."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -35,19 +35,29 @@ from gateway.query.prompt import (
 from gateway.query.records import Event, Ports, QueryOptions, Retrieval
 from gateway.query.stream_redaction import StreamRedactor
 from gateway.security.keys import Principal
+from services.cancellation import Cancellation
 from services.errors import HoldfastError
 
 
 def stream_answer(
-    question: str, principal: Principal, *, ports: Ports, options: QueryOptions, model_name: str
-) -> Iterator[Event]:
+    question: str,
+    principal: Principal,
+    *,
+    ports: Ports,
+    options: QueryOptions,
+    model_name: str,
+    cancel: Cancellation | None = None,
+) -> Generator[Event, None, None]:
     """Retrieval runs before the first event so that its errors still become a plain HTTP
-    error; generation runs as the caller iterates."""
+    error; generation runs as the caller iterates. Once ``cancel`` is set, or the returned
+    generator is closed, the model call stops and its connection is closed."""
     tally: Counter[str] = Counter()
     clock = StageClock(ports.tracer)
     safe_question, retrieval = retrieve_step(question, principal, ports, options, tally, clock)
     parent = otel_context.get_current()  # the request's span: the stream runs later, elsewhere
-    return _stream_events(safe_question, retrieval, ports, options, model_name, tally, parent)
+    return _stream_events(
+        safe_question, retrieval, ports, options, model_name, tally, parent, cancel
+    )
 
 
 def _stream_events(
@@ -58,7 +68,8 @@ def _stream_events(
     model_name: str,
     tally: Counter[str],
     parent: otel_context.Context | None = None,
-) -> Iterator[Event]:
+    cancel: Cancellation | None = None,
+) -> Generator[Event, None, None]:
     citations = cite(retrieval.context, "")
     yield (
         "retrieval",
@@ -83,12 +94,13 @@ def _stream_events(
     span.set_attribute("holdfast.alias", options.chat_alias)
     span.set_attribute("holdfast.model", model_name)
     span.set_attribute("holdfast.stream", True)
+    pieces_in = ports.router.stream(
+        options.chat_alias,
+        build_messages(safe_question, retrieval.context),
+        max_tokens=options.max_tokens,
+        cancel=cancel,
+    )
     try:
-        pieces_in = ports.router.stream(
-            options.chat_alias,
-            build_messages(safe_question, retrieval.context),
-            max_tokens=options.max_tokens,
-        )
         for piece in pieces_in:
             pieces += 1
             safe = cleaner.feed(window.feed(piece))
@@ -106,6 +118,7 @@ def _stream_events(
         yield "error", {"code": exc.code, "title": exc.title, "detail": str(exc)}
         return
     finally:
+        pieces_in.close()  # a reader that stopped early must not leave the model generating
         span.set_attribute("gen_ai.usage.output_tokens", pieces)
         set_counts(span, "holdfast.redactions", tally)
         span.end()

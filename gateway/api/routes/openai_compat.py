@@ -16,10 +16,14 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from starlette.concurrency import run_in_threadpool
 
 from gateway.api.audit_middleware import audit_context, note_answer, track_events
 from gateway.api.deps import ComponentsDep, QueryPrincipalDep
+from gateway.api.disconnect import (
+    events_until_disconnected,
+    on_disconnect,
+    run_unless_disconnected,
+)
 from gateway.api.routes.query import (
     RetrievalParams,
     chat_model_name,
@@ -31,6 +35,7 @@ from gateway.query.answering import answer_question
 from gateway.query.events import stream_answer
 from gateway.query.prompt import citation_dict
 from gateway.query.records import QueryOptions
+from services.cancellation import Cancellation
 from services.errors import InvalidRequestError, NotFoundError
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
@@ -136,20 +141,38 @@ async def create_chat_completion(
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     audit = audit_context(request.state)
     audit.alias = body.model
+    cancel = Cancellation()  # set when the client goes away: the model call then stops
     if body.stream:
-        events = await run_in_threadpool(
+        events = await run_unless_disconnected(
+            request.receive,
+            cancel,
             stream_answer,
             question,
             principal,
             ports=ports,
             options=options,
             model_name=chat_model_name(components, body.model),
+            cancel=cancel,
         )
         return EventSourceResponse(
-            _openai_stream(cid, body.model, track_events(events, audit)), sep="\n"
+            events_until_disconnected(
+                _openai_stream(cid, body.model, track_events(events, audit)),
+                cancel,
+                audit,
+                close=events.close,
+            ),
+            sep="\n",
+            client_close_handler_callable=on_disconnect(cancel),
         )
-    answer = await run_in_threadpool(
-        answer_question, question, principal, ports=ports, options=options
+    answer = await run_unless_disconnected(
+        request.receive,
+        cancel,
+        answer_question,
+        question,
+        principal,
+        ports=ports,
+        options=options,
+        cancel=cancel,
     )
     note_answer(audit, answer)
     prompt_tokens = answer.usage.get("prompt_tokens", 0)

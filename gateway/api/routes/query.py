@@ -15,6 +15,11 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.api.audit_middleware import audit_context, note_answer, track_events
 from gateway.api.deps import ComponentsDep, QueryPrincipalDep
+from gateway.api.disconnect import (
+    events_until_disconnected,
+    on_disconnect,
+    run_unless_disconnected,
+)
 from gateway.components import Components
 from gateway.query.answering import answer_question
 from gateway.query.events import stream_answer
@@ -29,6 +34,7 @@ from gateway.query.retrieval import (
     rerank,
     retrieve,
 )
+from services.cancellation import Cancellation
 from services.errors import InvalidRequestError, RerankerNotConfiguredError
 from services.records import SearchHit
 
@@ -248,18 +254,35 @@ async def create_answer(
     ports = ports_of(components, tracer_of_app(request))
     audit = audit_context(request.state)
     audit.alias = options.chat_alias
+    cancel = Cancellation()  # set when the client goes away: the model call then stops
     if wants_stream(request, body.stream):
-        events = await run_in_threadpool(
+        events = await run_unless_disconnected(
+            request.receive,
+            cancel,
             stream_answer,
             body.question,
             principal,
             ports=ports,
             options=options,
             model_name=chat_model_name(components, options.chat_alias),
+            cancel=cancel,
         )
-        return EventSourceResponse(sse(track_events(events, audit)), sep="\n")
-    answer = await run_in_threadpool(
-        answer_question, body.question, principal, ports=ports, options=options
+        return EventSourceResponse(
+            events_until_disconnected(
+                sse(track_events(events, audit)), cancel, audit, close=events.close
+            ),
+            sep="\n",
+            client_close_handler_callable=on_disconnect(cancel),
+        )
+    answer = await run_unless_disconnected(
+        request.receive,
+        cancel,
+        answer_question,
+        body.question,
+        principal,
+        ports=ports,
+        options=options,
+        cancel=cancel,
     )
     note_answer(audit, answer)
     return QueryResponse(

@@ -20,6 +20,7 @@ from gateway.query.retrieval import (
     widen_to_sections,
 )
 from gateway.security.keys import Principal
+from services.cancellation import Cancellation
 from services.records import (
     ChatMessage,
     Chunk,
@@ -142,13 +143,23 @@ class FakeRouter:
         self.calls: list[tuple[str, list[ChatMessage], int | None]] = []
 
     def complete(
-        self, alias: str, messages: Sequence[ChatMessage], *, max_tokens: int | None = None
+        self,
+        alias: str,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        cancel: Cancellation | None = None,
     ) -> Completion:
         self.calls.append((alias, list(messages), max_tokens))
         return Completion(text=self.answer, model="fake/model")
 
     def stream(
-        self, alias: str, messages: Sequence[ChatMessage], *, max_tokens: int | None = None
+        self,
+        alias: str,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        cancel: Cancellation | None = None,
     ) -> Iterator[str]:
         self.calls.append((alias, list(messages), max_tokens))
         yield from re.findall(r"\S+\s*", self.answer)

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
+from services.cancellation import Cancellation
 from services.errors import BackendTimeoutError, ModelUnavailableError
 from services.litellm_router import LiteLLMRouter
 from services.records import ChatMessage
@@ -31,7 +32,11 @@ class ScriptedRouter(LiteLLMRouter):
         self.called: list[str] = []
 
     def _pieces(
-        self, alias: str, messages: Sequence[ChatMessage], max_tokens: int | None
+        self,
+        alias: str,
+        messages: Sequence[ChatMessage],
+        max_tokens: int | None,
+        cancel: Cancellation | None = None,
     ) -> Iterator[str]:
         self.called.append(alias)
         for step in self.scripts[alias]:

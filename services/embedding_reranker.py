@@ -11,6 +11,12 @@ Only the first ``max_candidates`` texts are scored (the cost is one encoder pass
 embedding stops at the first batch boundary after ``timeout_s``: the candidates embedded by then
 are reranked, the others keep their retrieval order after them (``rerank`` in the query path puts
 unscored texts last, in the order given).
+
+Measured on the Python-docs fast subset (71 answerable questions, 2 cores at load average ~9.5,
+December 2026): 4 candidates gave nDCG@10 0.948 -> 0.958 and hit@1 0.901 -> 0.930 (4 questions
+better, none worse) for +1.24 s p50 / +1.59 s p95 a query; 8 candidates 0.962 and 0.944 for
++1.96 s / +2.71 s. The chat model cannot serve instead: Ollama 0.12.6 returns no logprobs, and
+one 370-token yes/no prompt took 10 s on the same machine.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ IN_PROCESS_PROVIDERS = frozenset({"local", "onnx"})
 PACKAGED_EMBEDDER = "local/all-MiniLM-L6-v2"
 PACKAGED_ONNX_MODEL = "all-minilm-l6-v2"
 RERANK_ALIAS = "rerank-default"  # the alias that serves reranking, when models.yaml has it
-DEFAULT_RERANK_CANDIDATES = 8  # an onnx/ reranker re-scores this many leading candidates
+DEFAULT_RERANK_CANDIDATES = 4  # an onnx/ reranker re-scores this many leading candidates
 
 Mode = Literal["chat", "embedding", "rerank"]
 PROVIDERS: dict[str, frozenset[str]] = {
@@ -322,6 +322,23 @@ def dump_models(config: ModelsConfig) -> str:
     return str(yaml.safe_dump(body, sort_keys=False))
 
 
+# Opt-in CPU reranking, written commented out at the end of a new models.yaml (the end of
+# model_list): uncomment to rerank every answer's candidates (and searches that ask for it).
+RERANK_EXAMPLE = f"""\
+# Reranking on the CPU (opt-in): a second in-process encoder re-scores the leading
+# {DEFAULT_RERANK_CANDIDATES} candidates, fused with the retrieval order (about +1.2 s a query
+# on 2 busy cores; README 'Models'). On GPUs use a TEI cross-encoder: tei/<model>, api_base.
+# - model_name: {RERANK_ALIAS}
+#   litellm_params:
+#     model: onnx/bge-small-en-v1.5-q
+#     timeout: 3
+#     max_retries: 0
+#     max_candidates: {DEFAULT_RERANK_CANDIDATES}
+#   model_info:
+#     mode: rerank
+"""
+
+
 def ensure_models_file(settings: Settings) -> Path:
     """Write the default ``models.yaml`` on first start so admins have a file to edit."""
     path = settings.models_path
@@ -331,7 +348,8 @@ def ensure_models_file(settings: Settings) -> Path:
             "# Holdfast model routing (LiteLLM model_list format). Aliases are what the gateway\n"
             "# names; change the model behind one here. `local/` models run in-process.\n"
             "# Every entry needs timeout and max_retries; see README 'Models'.\n"
-            + dump_models(default_models(settings)),
+            + dump_models(default_models(settings))
+            + RERANK_EXAMPLE,
             encoding="utf-8",
         )
     return path

@@ -179,3 +179,21 @@ model_list:
     assert config.entry("rerank-default").provider == "onnx"
     with pytest.raises(Exception, match="unknown ONNX model"):
         parse_models(body.replace("MODEL", "onnx/not-a-model"))
+
+
+def test_a_new_models_file_carries_the_cpu_reranker_commented_out_ready_to_enable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.models.config import ensure_models_file
+    from gateway.settings import Settings
+
+    monkeypatch.setenv("HOLDFAST_MODELS_DIR", str(tmp_path))
+    text = ensure_models_file(Settings(home=tmp_path)).read_text(encoding="utf-8")
+    assert "rerank-default" not in [e.model_name for e in parse_models(text).model_list]
+    enabled = "\n".join(
+        line[2:] if line.startswith(("# - ", "#   ")) else line for line in text.splitlines()
+    )
+    entry = parse_models(enabled).entry("rerank-default")
+    reranker = reranker_for(entry)
+    assert isinstance(reranker, EmbeddingReranker)
+    assert reranker.max_candidates == DEFAULT_RERANK_CANDIDATES == 4

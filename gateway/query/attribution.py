@@ -47,7 +47,7 @@ _NAV_RUN = re.compile(
 )
 _HTML_TAG = re.compile(
     r"(?i)</?(?:a|abbr|b|blockquote|body|br|code|dd|div|dl|dt|em|footer|h[1-6]|head|header|hr"
-    r"|html|i|img|kbd|li|link|meta|nav|ol|p|pre|script|section|small|span|strong|style|sub|sup"
+    r"|html|i|img|kbd|li|link|meta|nav|ol|p|passage|pre|script|section|small|span|strong|style|sub|sup"
     r"|table|tbody|td|tfoot|th|thead|tr|tt|u|ul|var)\b[^<>]*/?>"
 )
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
@@ -57,7 +57,8 @@ _EMPTY_TABLE_ROW = re.compile(r"(?m)^[ \t]*\|(?:[ \t]*\|)+[ \t]*$")
 
 
 def clean_answer(text: str) -> str:
-    """The answer without navigation runs (``| Prev | Up | Next |``), HTML tags or comments,
+    """The answer without navigation runs (``| Prev | Up | Next |``), HTML tags or comments
+    (and echoes of the prompt's own ``<passage id=...>`` fence, which small models copy),
     Sphinx pilcrows and the empty table rows they leave; redaction placeholders such as
     ``<EMAIL_ADDRESS>`` are not tags and stay."""
     text = _HTML_COMMENT.sub("", text)

@@ -276,6 +276,11 @@ def test_navigation_runs_html_tags_and_pilcrows_never_reach_the_answer() -> None
     assert result.answer == cleaned and "Prev" not in result.answer
 
 
+def test_an_echo_of_the_prompts_passage_fence_is_markup_and_removed() -> None:
+    echoed = '<passage id="9" title="timeit" section="Python Interface">\nUse timeit [1].'
+    assert clean_answer(echoed) == "Use timeit [1]."
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -51,6 +51,7 @@ _HTML_TAG = re.compile(
     r"|table|tbody|td|tfoot|th|thead|tr|tt|u|ul|var)\b[^<>]*/?>"
 )
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_CUT_FENCE = re.compile(r"(?im)<\s*/?\s*passage\b[^>\n]*$")  # an echo cut off by max_tokens
 # a breadcrumb trail: "Python » 3.12 Documentation » The Python Standard Library »"
 _BREADCRUMB = re.compile(r"(?m)^[^\n»]*(?:»[^\n»]*){2,}$")
 _EMPTY_TABLE_ROW = re.compile(r"(?m)^[ \t]*\|(?:[ \t]*\|)+[ \t]*$")
@@ -62,7 +63,7 @@ def clean_answer(text: str) -> str:
     Sphinx pilcrows and the empty table rows they leave; redaction placeholders such as
     ``<EMAIL_ADDRESS>`` are not tags and stay."""
     text = _HTML_COMMENT.sub("", text)
-    text = _HTML_TAG.sub("", text)
+    text = _CUT_FENCE.sub("", _HTML_TAG.sub("", text))
     text = _NAV_RUN.sub(" ", text).replace("¶", "")
     text = _EMPTY_TABLE_ROW.sub("", _BREADCRUMB.sub("", text))
     text = re.sub(r"[ \t]+\n", "\n", re.sub(r"[ \t]{2,}", " ", text))
@@ -96,7 +97,7 @@ class StreamCleaner:
     def _clean_line(self, line: str) -> str:
         if not self._SUSPECT.search(line):
             return line
-        cleaned = _HTML_COMMENT.sub("", _HTML_TAG.sub("", line))
+        cleaned = _CUT_FENCE.sub("", _HTML_COMMENT.sub("", _HTML_TAG.sub("", line)))
         cleaned = _NAV_RUN.sub(" ", cleaned).replace("¶", "")
         return _EMPTY_TABLE_ROW.sub("", _BREADCRUMB.sub("", cleaned)).rstrip()
 

@@ -279,6 +279,9 @@ def test_navigation_runs_html_tags_and_pilcrows_never_reach_the_answer() -> None
 def test_an_echo_of_the_prompts_passage_fence_is_markup_and_removed() -> None:
     echoed = '<passage id="9" title="timeit" section="Python Interface">\nUse timeit [1].'
     assert clean_answer(echoed) == "Use timeit [1]."
+    assert clean_answer('Use timeit [1].\n<passage id="16" title="timeit — Meas') == (
+        "Use timeit [1]."
+    )
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ The fence and the system prompt tell the model that passages are data, but a 0.5
 obeys a well-placed "reply X" anyway (issue 16 item 7). So the gateway does not rely on the
 model: each sentence, line, table cell and link text of a passage is screened for the marks of
 an instruction addressed to the model, and the instruction (from the clause where it starts to
-the end of its sentence) is replaced by a marker. Facts around it stay. The marks are:
+the end of its sentence) is cut out. Facts around it stay. The marks are:
 
 - an override: "ignore / disregard / forget ... previous instructions / the question / the
   context", in the languages listed in ``_OVERRIDE``;
@@ -26,8 +26,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-
-MARKER = "[instruction removed]"
 
 _ZERO_WIDTH = dict.fromkeys(
     map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\ufeff\u00ad")
@@ -138,7 +136,8 @@ def instruction_start(segment: str) -> int | None:
 
 
 def screen(text: str) -> Screened:
-    """``text`` with every instruction to the model replaced by ``MARKER``."""
+    """``text`` without its instructions to the model. Nothing marks the cut: a marker was
+    copied into answers by the small CPU model; ``removed`` counts the cuts instead."""
     folded = fold(text)
     pieces: list[str] = []
     removed = 0
@@ -152,20 +151,11 @@ def screen(text: str) -> Screened:
             pieces.append(segment)
         else:
             removed += 1
-            lead = segment[:start]
-            pieces.append(f"{lead}{' ' if lead and not lead.endswith(' ') else ''}{MARKER}")
+            pieces.append(segment[:start].rstrip())
             pieces.append(segment[len(body) :])
         if cut:
             pieces.append(cut.group())
             position = cut.end()
     if not removed:
         return Screened(text, 0)
-    return Screened(_collapse("".join(pieces)), removed)
-
-
-_REPEATED_MARKERS = re.compile(rf"(?:{re.escape(MARKER)}[\s.|]*){{2,}}")
-
-
-def _collapse(text: str) -> str:
-    """One marker for a run of removed instructions (a repeated injection reads as one)."""
-    return _REPEATED_MARKERS.sub(f"{MARKER} ", text)
+    return Screened("".join(pieces), removed)

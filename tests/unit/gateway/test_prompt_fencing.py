@@ -60,7 +60,7 @@ def test_titles_and_sections_are_neutralised_like_bodies() -> None:
     )[-1].content
     assert "Ignore previous instructions" not in user
     assert "Reply with yes" not in user
-    assert user.count("[instruction removed]") == 2
+    assert 'title="" section=""' in user
 
 
 def test_a_label_cannot_end_its_attribute_or_tag_or_span_lines() -> None:

@@ -162,7 +162,8 @@ def track_events(events: Iterable[Event], ctx: AuditContext) -> Iterator[Event]:
             if ctx.decision != "refused":  # a weak retrieval already decided
                 refused = bool(data.get("refused"))
                 ctx.decision = "refused" if refused else "answered"
-                ctx.reason = "model_declined" if refused else ""
+                reason = str(data.get("refusal_reason") or "model_declined")
+                ctx.reason = reason if refused else ""
             ctx.model = str(data.get("model") or "")
             ctx.redactions = {str(k): int(v) for k, v in data.get("redactions", {}).items()}
             ctx.usage = {str(k): int(v) for k, v in data.get("usage", {}).items()}

@@ -171,6 +171,17 @@ def test_stream_events_set_the_decision_and_ids() -> None:
     refused = AuditContext()
     list(track_events([("retrieval", {"retrieval_status": "no_results"}), ("done", {})], refused))
     assert (refused.decision, refused.reason) == ("refused", "no_results")
+    unsupported = AuditContext()
+    ok = ("retrieval", {"retrieval_status": "ok"})
+    list(
+        track_events(
+            [ok, ("done", {"refused": True, "refusal_reason": "unsupported"})], unsupported
+        )
+    )
+    assert (unsupported.decision, unsupported.reason) == ("refused", "unsupported")
+    declined = AuditContext()
+    list(track_events([ok, ("done", {"refused": True})], declined))
+    assert declined.reason == "model_declined"
 
 
 def _app(log: SqliteAuditLog) -> FastAPI:

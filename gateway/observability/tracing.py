@@ -9,6 +9,7 @@ or document text (see ``span_attributes``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI
 from opentelemetry import trace
@@ -19,7 +20,10 @@ from opentelemetry.sdk.trace.export import (
     ConsoleSpanExporter,
     SpanExporter,
 )
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import Span, Tracer
+from starlette.applications import Starlette
+from starlette.routing import Match
+from starlette.types import Scope
 
 from gateway.settings import TelemetrySettings
 
@@ -60,12 +64,48 @@ def install_globally(provider: TracerProvider) -> None:
         _installed_globally = True
 
 
+# Where the instrumentation writes the request's URL (old and stable semantic conventions). A
+# path can carry what a caller typed (a document id, a job id: an SSN was sent as one), so these
+# hold the route template instead (``/v1/jobs/{job_id}``), and no query string.
+URL_ATTRIBUTES = ("http.target", "http.url", "url.path", "url.full", "url.query")
+
+
+def route_template(app: Starlette, scope: Scope) -> str:
+    """The template of the route ``scope`` matches, or "" when none does (a 404)."""
+    for route in app.routes:
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", ""))
+    return ""
+
+
+def url_scrubber(app: Starlette) -> Callable[[Span, Scope], None]:
+    """A server request hook that overwrites the URL attributes of the request's span."""
+
+    def scrub(span: Span, scope: Scope) -> None:
+        if not span.is_recording():
+            return
+        present = getattr(span, "attributes", None) or {}
+        template = route_template(app, scope)
+        for key in URL_ATTRIBUTES:
+            if key in present:
+                span.set_attribute(key, "" if key == "url.query" else template)
+
+    return scrub
+
+
 def instrument(app: FastAPI, provider: TracerProvider) -> None:
-    """Server spans per request (route template names) and client spans per httpx call."""
+    """Server spans per request (route template names, URL attributes reduced to the template)
+    and client spans per httpx call."""
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls=EXCLUDED_URLS)
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=provider,
+        excluded_urls=EXCLUDED_URLS,
+        server_request_hook=url_scrubber(app),
+    )
     httpx_instrumentor = HTTPXClientInstrumentor()
     if not httpx_instrumentor.is_instrumented_by_opentelemetry:
         httpx_instrumentor.instrument(tracer_provider=provider)

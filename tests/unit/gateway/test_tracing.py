@@ -59,3 +59,41 @@ def test_counts_only_for_entity_type_names(exporter: InMemorySpanExporter) -> No
 def test_no_provider_when_tracing_is_off() -> None:
     assert build_tracer_provider(TelemetrySettings()) is None
     assert build_tracer_provider(TelemetrySettings(exporter="console")) is not None
+
+
+def test_request_spans_carry_the_route_template_never_the_callers_path() -> None:
+    """An SSN sent as a job id, and a query string, reach no span (the PII canary sweep's
+    spans sink found both before the URL attributes were reduced to the template)."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from gateway.observability.tracing import URL_ATTRIBUTES, url_scrubber
+
+    app = FastAPI()
+
+    @app.get("/v1/jobs/{job_id}")
+    def job(job_id: str) -> dict[str, str]:
+        return {"status": "unknown"}
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=provider, server_request_hook=url_scrubber(app)
+    )
+    with TestClient(app) as client:
+        assert client.get("/v1/jobs/684-66-2129?owner=AKIAQJNLNWYGMFBMNYUK").status_code == 200
+        assert client.get("/v1/nowhere/684-66-2129").status_code == 404
+    finished = spans.get_finished_spans()
+    assert finished
+    text = "\n".join(span.to_json() for span in finished)
+    assert "684-66-2129" not in text and "AKIAQJNLNWYGMFBMNYUK" not in text
+    server = [s for s in finished if s.name == "GET /v1/jobs/{job_id}"]
+    assert server and any(k in (server[0].attributes or {}) for k in URL_ATTRIBUTES)
+    assert all(
+        (server[0].attributes or {}).get(k) in {"/v1/jobs/{job_id}", ""}
+        for k in URL_ATTRIBUTES
+        if k in (server[0].attributes or {})
+    )

@@ -108,7 +108,9 @@ async def list_audit_records(
     limit: Annotated[int, Query(description=f"Records per page (1..{MAX_PAGE}).")] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
     who: Annotated[str | None, Query(alias="principal", description="Principal name.")] = None,
-    decision: Annotated[str | None, Query(description="answered|refused|denied|error|cancelled")] = None,
+    decision: Annotated[
+        str | None, Query(description="answered|refused|denied|error|cancelled")
+    ] = None,
     endpoint: Annotated[str | None, Query(description="e.g. 'POST /v1/query'.")] = None,
     kind: Annotated[str | None, Query(description="request | admin")] = None,
     since: Annotated[str | None, Query(description="ISO 8601, inclusive.")] = None,

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import PORT_BASE
+from tests.integration.pii_canaries import canaries
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +43,7 @@ UNITS = ("holdfast-weaviate", "holdfast-ollama", "holdfast-gateway")
 FIRST = "0.1.0"
 NEXT = "0.1.0-r2"  # the upgrade's bundle version
 TIMINGS: list[tuple[str, float]] = []  # (step, seconds), printed at the end (pytest -s)
+CANARIES = canaries()
 HTML_QUESTION = "Where can employees park, and how do they get a parking permit?"
 HTML_PAGE = """<!doctype html>
 <html><head><title>Parking policy</title></head><body>
@@ -72,7 +74,11 @@ def bundle() -> Iterator[Bundle]:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     started = time.monotonic()
-    done = run([str(BIN / "holdfast"), "bundle", "build", "--out", str(WORK / "out")], 3600)
+    done = run(
+        [str(BIN / "holdfast"), "bundle", "build", "--out", str(WORK / "out")],
+        3600,
+        env={**os.environ, "HOLDFAST_HOME": str(_builders_home_with_canaries(WORK / "home"))},
+    )
     TIMINGS.append(("bundle build (with archive)", time.monotonic() - started))
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     print("\n" + "\n".join(done.stdout.strip().splitlines()[-2:]))  # size and build time
@@ -80,6 +86,32 @@ def bundle() -> Iterator[Bundle]:
     yield Bundle(folder, folder.with_name(folder.name + ".tar"))
     shutil.rmtree(WORK, ignore_errors=True)
     print("\n" + "\n".join(f"{seconds:7.0f} s  {step}" for step, seconds in TIMINGS))
+
+
+def _builders_home_with_canaries(home: Path) -> Path:
+    """A used ``$HOLDFAST_HOME`` on the build machine: uploads, logs, audit and a question, all
+    holding PII canaries. None of it may travel in the bundle."""
+    for relative in ("state/uploads", "logs", "secrets"):
+        (home / relative).mkdir(parents=True, exist_ok=True)
+    text = "\n".join(f"{p.entity}: {p.value}" for p in CANARIES)
+    (home / "state" / "uploads" / "account-review.md").write_text(text)
+    (home / "logs" / "gateway.log").write_text(text)
+    (home / "state" / "audit.jsonl").write_text(json.dumps({"question": text}))
+    (home / "secrets" / "id-key").write_text("k" * 64)
+    return home
+
+
+def test_the_bundle_carries_nothing_from_the_builders_home(bundle: Bundle) -> None:
+    """PII canary sweep, bundle sink (issue 16 item 8): every file name and byte of the built
+    bundle (its wheels stay compressed: they are pinned third-party files), searched by grep."""
+    patterns = WORK / "canaries.txt"
+    forms = sorted({form for p in CANARIES for form in p.variants() if len(form) >= 6})
+    patterns.write_text("\n".join(forms) + "\n")
+    names = "\n".join(str(p.relative_to(bundle.folder)) for p in bundle.folder.rglob("*"))
+    assert not [f for f in forms if f.casefold() in names.casefold()]
+    done = run(["grep", "-rlaiF", "-f", str(patterns), str(bundle.folder)], 600)
+    assert done.returncode == 1, f"canaries found in: {done.stdout[:2000]} {done.stderr[:500]}"
+    assert len(forms) >= 30
 
 
 def test_bundle_verifies_and_a_flipped_byte_is_named(bundle: Bundle) -> None:

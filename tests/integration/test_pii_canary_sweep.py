@@ -4,7 +4,9 @@ sink is read back and must hold none of them.
 
 Sinks: every property (and uuid) of every Weaviate object, read through weaviate-client; the
 Weaviate data files; the gateway, Weaviate and Ollama logs; the audit store; the jobs store; the
-other state databases; the uploads directory; the problem+json bodies the gateway sent; /metrics.
+other state databases; the uploads directory; the problem+json bodies the gateway sent; /metrics;
+every OpenTelemetry span (name, attributes, events, status) of the same flows run once more
+through a gateway in this process with an in-memory span exporter.
 One test per (sink, way in), so a find names both. A known find is marked xfail(strict=True)
 with its reason: when it is fixed the test says so, and the mark goes.
 """
@@ -16,20 +18,28 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import weaviate
+from fastapi.testclient import TestClient
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from weaviate.classes.init import Auth
 
+from gateway.main import create_default_app as create_app
 from gateway.security.keys import KeyStore
-from tests.integration.conftest import LiveStack
-from tests.integration.ingest_api import ingest, wait_for_job
+from tests.integration.conftest import PORT_BASE, LiveStack
+from tests.integration.obs_gateway import gateway_settings
 from tests.integration.pii_canaries import ORIGINS, Pii, canaries, found_in, of
 
 pytestmark = pytest.mark.integration
 
 SINKS = (
+    "spans",
     "weaviate",
     "weaviate-files",
     "logs",
@@ -83,14 +93,14 @@ def _documents(values: list[Pii], folder: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
-def _ask(url: str, key: str, values: list[Pii], problems: list[str]) -> None:
+def _ask(client: httpx.Client, values: list[Pii], problems: list[str]) -> None:
+    """Every read surface, with canaries in the question, on ``client`` (base URL and key set)."""
     q = of(values, "question")
     question = (
         f"Which card does {q['PERSON']} use? Mail {q['EMAIL_ADDRESS']}, phone {q['PHONE_NUMBER']}, "
         f"SSN {q['US_SSN']}, card {q['CREDIT_CARD']}, IBAN {q['IBAN_CODE']}, host "
         f"{q['IP_ADDRESS']}, key {q['SECRET']}; also the Larkmoor depot account review."
     )
-    auth = {"Authorization": f"Bearer {key}"}
     chat = {"messages": [{"role": "user", "content": question}], "max_tokens": 32}
     calls: list[tuple[str, dict[str, object]]] = [
         ("/v1/search", {"query": question}),
@@ -106,18 +116,17 @@ def _ask(url: str, key: str, values: list[Pii], problems: list[str]) -> None:
         ("/v1/search", {"query": question, "top_k": 10_000}),
         ("/v1/search", {"query": question, "alpha": q["CREDIT_CARD"]}),
     ]
-    with httpx.Client(base_url=url, headers=auth, timeout=300.0) as client:
-        for path, body in calls:
+    for path, body in calls:
+        response = client.post(path, json=body)
+        for _ in range(20):
+            if response.status_code != 429:
+                break
+            time.sleep(float(response.headers.get("Retry-After", "1")))
             response = client.post(path, json=body)
-            for _ in range(20):
-                if response.status_code != 429:
-                    break
-                time.sleep(float(response.headers.get("Retry-After", "1")))
-                response = client.post(path, json=body)
-            if response.status_code >= 400:
-                problems.append(response.text)
-        problems.append(client.get("/v1/jobs/" + q["SECRET"]).text)
-        problems.append(client.delete("/v1/documents/" + q["US_SSN"]).text)
+        if response.status_code >= 400:
+            problems.append(response.text)
+    problems.append(client.get("/v1/jobs/" + q["SECRET"]).text)
+    problems.append(client.delete("/v1/documents/" + q["US_SSN"]).text)
 
 
 def _weaviate_objects(stack: LiveStack) -> str:
@@ -168,31 +177,20 @@ def swept(
         "pii-sweeper", groups=["pii"], roles=["ingest", "query"]
     )
     docs = _documents(values, tmp_path_factory.mktemp("pii"))
-    for origin, (path, name) in docs.items():
-        extra: dict[str, object] = {}
-        if origin == "metadata":
-            m = of(values, "metadata")
-            extra["metadata"] = json.dumps(
-                {
-                    "title": f"Forklift log kept by {m['PERSON']}",
-                    "owner": m["PERSON"],
-                    "email": m["EMAIL_ADDRESS"],
-                    "phone": m["PHONE_NUMBER"],
-                    "ssn": m["US_SSN"],
-                    "card": m["CREDIT_CARD"],
-                    "iban": m["IBAN_CODE"],
-                    "host": m["IP_ADDRESS"],
-                    "aws_access_key_id": m["SECRET"],
-                }
-            )
-        job = _ingest_with(live_stack.url, key, path, name, extra)
-        assert job["files"][0]["status"] == "indexed", job
     problems: list[str] = []
-    _ask(live_stack.url, key, values, problems)
+    with httpx.Client(
+        base_url=live_stack.url, headers={"Authorization": f"Bearer {key}"}, timeout=300.0
+    ) as client:
+        for origin, (path, name) in docs.items():
+            job = _ingest_with(client, path, name, _extra(origin, values))
+            assert job["files"][0]["status"] == "indexed", job
+        _ask(client, values, problems)
+    spans = _spans_of_the_same_flows(live_stack, tmp_path_factory, values, docs, problems)
     time.sleep(1.0)  # log handlers flush
     s = live_stack.settings
     state = s.state_dir
     sinks = {
+        "spans": spans,
         "weaviate": _weaviate_objects(live_stack),
         "weaviate-files": _files(s.data_dir / "weaviate"),
         "logs": _files(s.logs_dir),
@@ -210,19 +208,85 @@ def swept(
     yield values, sinks
 
 
-def _ingest_with(url: str, key: str, path: Path, name: str, extra: dict[str, object]) -> dict:  # type: ignore[type-arg]
-    if not extra:
-        return ingest(url, key, [path], groups="pii", names=[name])
+def _extra(origin: str, values: list[Pii]) -> dict[str, str]:
+    """The upload's extra form fields: canaries in the metadata for the metadata way in."""
+    if origin != "metadata":
+        return {}
+    m = of(values, "metadata")
+    return {
+        "metadata": json.dumps(
+            {
+                "title": f"Forklift log kept by {m['PERSON']}",
+                "owner": m["PERSON"],
+                "email": m["EMAIL_ADDRESS"],
+                "phone": m["PHONE_NUMBER"],
+                "ssn": m["US_SSN"],
+                "card": m["CREDIT_CARD"],
+                "iban": m["IBAN_CODE"],
+                "host": m["IP_ADDRESS"],
+                "aws_access_key_id": m["SECRET"],
+            }
+        )
+    }
+
+
+def _ingest_with(client: httpx.Client, path: Path, name: str, extra: dict[str, str]) -> Any:
     with path.open("rb") as fh:
-        response = httpx.post(
-            f"{url}/v1/documents",
+        response = client.post(
+            "/v1/documents",
             files=[("files", (name, fh, "application/octet-stream"))],
-            data={"access_groups": "pii", **{k: str(v) for k, v in extra.items()}},
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=300.0,
+            data={"access_groups": "pii", **extra},
         )
     assert response.status_code == 202, response.text
-    return wait_for_job(url, key, response.json()["job_id"])
+    job_id = response.json()["job_id"]
+    deadline = time.monotonic() + 600.0
+    while time.monotonic() < deadline:
+        response = client.get(f"/v1/jobs/{job_id}")
+        if response.status_code == 429:
+            time.sleep(float(response.headers.get("Retry-After", "1")))
+            continue
+        body = response.json()
+        if body["status"] in {"succeeded", "partial", "failed"}:
+            return body
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def _spans_of_the_same_flows(
+    live_stack: LiveStack,
+    tmp_path_factory: pytest.TempPathFactory,
+    values: list[Pii],
+    docs: dict[str, tuple[Path, str]],
+    problems: list[str],
+) -> str:
+    """The uploads and questions once more, through a gateway in this process on the live
+    services whose spans go to memory; every span as JSON."""
+    settings = gateway_settings(
+        live_stack.settings, tmp_path_factory.mktemp("pii-traced"), PORT_BASE + 23
+    )
+    _, key = KeyStore(settings.keys_db).create(
+        "pii-traced", groups=["pii"], roles=["ingest", "query"]
+    )
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = create_app(settings, tracer_provider=provider)
+    with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as client:
+        for origin, (path, name) in docs.items():
+            job = _ingest_with(client, path, name, _extra(origin, values))
+            assert job["files"][0]["status"] in {"indexed", "unchanged"}, job
+        _ask(client, values, problems)
+    spans = [s for s in exporter.get_finished_spans() if not _the_test_clients_own(s)]
+    assert any(s.name == "generate" for s in spans), "no query spans: the sweep would prove nothing"
+    return "\n".join(span.to_json() for span in spans)
+
+
+def _the_test_clients_own(span: ReadableSpan) -> bool:
+    """A client span of this test's own request to the in-process gateway (httpx is traced
+    process-wide): it holds the URL the test typed, not anything the gateway wrote."""
+    attributes = span.attributes or {}
+    url = str(attributes.get("http.url") or attributes.get("url.full") or "")
+    return span.kind == SpanKind.CLIENT and url.startswith("http://testserver")
 
 
 def _cases() -> list[object]:

@@ -25,7 +25,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -156,17 +156,18 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(mem_kb / 1024 / 1024, 1),
         "python": platform.python_version(),
         "versions": {
-            p: version(p)
-            for p in (
-                "holdfast",
-                "weaviate-client",
-                "litellm",
-                "sentence-transformers",
-                "torch",
-                "fastapi",
-            )
+            p: _installed_version(p)
+            for p in ("holdfast", "weaviate-client", "litellm", "onnxruntime", "fastapi")
         },
     }
+
+
+def _installed_version(package: str) -> str:
+    """The package's version, or "not installed" (a missing one must not lose a finished run)."""
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def baselines(components: Any, questions: list[str], n: int) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, ParamSpec, TypeVar
 
+from sse_starlette import EventSourceResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.types import Message, Receive
 
@@ -84,3 +85,15 @@ async def events_until_disconnected(
             # lands), so closing the generator here cannot race with it
             close()
             mark_cancelled(audit)
+
+
+def cancellable_event_stream(
+    events: Iterator[Any], cancel: Cancellation, audit: AuditContext, *, close: Callable[[], None]
+) -> EventSourceResponse:
+    """The SSE response of a streamed answer: a client that leaves cancels the model call
+    (through ``on_disconnect`` and ``events_until_disconnected``)."""
+    return EventSourceResponse(
+        events_until_disconnected(events, cancel, audit, close=close),
+        sep="\n",
+        client_close_handler_callable=on_disconnect(cancel),
+    )

@@ -15,13 +15,12 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import ServerSentEvent
 
 from gateway.api.audit_middleware import audit_context, note_answer, track_events
 from gateway.api.deps import ComponentsDep, QueryPrincipalDep
 from gateway.api.disconnect import (
-    events_until_disconnected,
-    on_disconnect,
+    cancellable_event_stream,
     run_unless_disconnected,
 )
 from gateway.api.routes.query import (
@@ -154,15 +153,11 @@ async def create_chat_completion(
             model_name=chat_model_name(components, body.model),
             cancel=cancel,
         )
-        return EventSourceResponse(
-            events_until_disconnected(
-                _openai_stream(cid, body.model, track_events(events, audit)),
-                cancel,
-                audit,
-                close=events.close,
-            ),
-            sep="\n",
-            client_close_handler_callable=on_disconnect(cancel),
+        return cancellable_event_stream(
+            _openai_stream(cid, body.model, track_events(events, audit)),
+            cancel,
+            audit,
+            close=events.close,
         )
     answer = await run_unless_disconnected(
         request.receive,

@@ -10,14 +10,13 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from opentelemetry.trace import Tracer
 from pydantic import BaseModel, Field
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from gateway.api.audit_middleware import audit_context, note_answer, track_events
 from gateway.api.deps import ComponentsDep, QueryPrincipalDep
 from gateway.api.disconnect import (
-    events_until_disconnected,
-    on_disconnect,
+    cancellable_event_stream,
     run_unless_disconnected,
 )
 from gateway.components import Components
@@ -267,12 +266,8 @@ async def create_answer(
             model_name=chat_model_name(components, options.chat_alias),
             cancel=cancel,
         )
-        return EventSourceResponse(
-            events_until_disconnected(
-                sse(track_events(events, audit)), cancel, audit, close=events.close
-            ),
-            sep="\n",
-            client_close_handler_callable=on_disconnect(cancel),
+        return cancellable_event_stream(
+            sse(track_events(events, audit)), cancel, audit, close=events.close
         )
     answer = await run_unless_disconnected(
         request.receive,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from benchmarks.python_docs import corpus
 from gateway.query import prompt
-from gateway.query.injection import _SEGMENT_END, fold, instruction_start, marks, screen
+from gateway.query.injection import fold, instruction_start, marks, screen, segments
 
 FIXTURES = Path(__file__).parent.parent / "tests" / "fixtures"
 REPORTS = Path(__file__).parent / "reports"
@@ -58,15 +58,10 @@ def _recall_on_held_out() -> tuple[int, int, list[str]]:
 def _flagged_sentences(pages: Sequence[corpus.Page]) -> list[tuple[str, str, str]]:
     found: list[tuple[str, str, str]] = []
     for page in pages:
-        folded = fold(page.text)
-        position = 0
-        for cut in [*_SEGMENT_END.finditer(folded), None]:
-            end = cut.start() if cut else len(folded)
-            segment = folded[position:end].rstrip()
+        for segment, _ in segments(fold(page.text)):
+            segment = segment.rstrip()
             if instruction_start(segment) is not None:
                 found.append((page.page_id, ",".join(sorted(marks(segment))), segment[:140]))
-            if cut:
-                position = cut.end()
     return found
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 _ZERO_WIDTH = dict.fromkeys(
@@ -135,27 +136,29 @@ def instruction_start(segment: str) -> int | None:
     return clause[-1] if clause else 0
 
 
+def segments(folded: str) -> Iterator[tuple[str, str]]:
+    """``folded`` as (segment, the delimiter after it) pairs; joined again they are ``folded``."""
+    position = 0
+    for cut in _SEGMENT_END.finditer(folded):
+        yield folded[position : cut.start()], cut.group()
+        position = cut.end()
+    yield folded[position:], ""
+
+
 def screen(text: str) -> Screened:
     """``text`` without its instructions to the model. Nothing marks the cut: a marker was
     copied into answers by the small CPU model; ``removed`` counts the cuts instead."""
-    folded = fold(text)
     pieces: list[str] = []
     removed = 0
-    position = 0
-    for cut in [*_SEGMENT_END.finditer(folded), None]:
-        end = cut.start() if cut else len(folded)
-        segment = folded[position:end]
+    for segment, delimiter in segments(fold(text)):
         body = segment.rstrip()
         start = instruction_start(body)
         if start is None:
             pieces.append(segment)
         else:
             removed += 1
-            pieces.append(segment[:start].rstrip())
-            pieces.append(segment[len(body) :])
-        if cut:
-            pieces.append(cut.group())
-            position = cut.end()
+            pieces.append(segment[:start].rstrip() + segment[len(body) :])
+        pieces.append(delimiter)
     if not removed:
         return Screened(text, 0)
     return Screened("".join(pieces), removed)

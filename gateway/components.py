@@ -96,6 +96,7 @@ class Components:
         self.store.close()
         if self.redactor is not None:
             self.redactor.close()
+        self.rate_limiter.close()
 
 
 @dataclass(slots=True)

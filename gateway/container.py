@@ -207,6 +207,17 @@ def build_audit_log(settings: Settings) -> AuditLog:
     return SqliteAuditLog(settings.audit_db)
 
 
+def build_rate_limiter(settings: Settings) -> RateLimiter:
+    """In memory without ``limits.storage_url``; else shared by every replica through Redis."""
+    limits = settings.limits
+    return RateLimiter(
+        limits.rate_per_minute,
+        limits.burst,
+        storage_url=limits.storage_url.get_secret_value(),
+        timeout_s=limits.storage_timeout_s,
+    )
+
+
 def build_components(settings: Settings) -> Components:
     models = resolve_models(settings)
     keys = KeyStore(settings.keys_db)
@@ -220,7 +231,7 @@ def build_components(settings: Settings) -> Components:
         authenticator=Authenticator(
             keys, JwtVerifier(settings.auth.jwt) if settings.auth.jwt.enabled else None
         ),
-        rate_limiter=RateLimiter(settings.limits.rate_per_minute, settings.limits.burst),
+        rate_limiter=build_rate_limiter(settings),
         audit=ModelAudit(audit_log),
         audit_log=audit_log,
     )

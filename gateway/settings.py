@@ -351,12 +351,36 @@ class LimitsSettings(_Section):
     max_top_k: int = Field(
         50, ge=1, le=200, description="Largest top_k (documents, or chunks) a caller may ask for."
     )
-    rate_per_minute: float = Field(120.0, description="Sustained requests per minute per key.")
-    burst: int = Field(20, description="Requests a key may send at once above the rate.")
+    rate_per_minute: float = Field(
+        120.0, gt=0, description="Sustained requests per minute per key (every route, one count)."
+    )
+    burst: int = Field(
+        20,
+        ge=1,
+        description="Requests a key may send at once; the limit is at most `burst` requests in "
+        "any window of burst / rate (whole seconds, rounded up).",
+    )
+    storage_url: SecretStr = Field(
+        SecretStr(""),
+        description="Where the per-key counts live. Empty: this process's memory, right for one "
+        "host. redis://[:password@]host:port/db (or rediss://): shared by every gateway replica; "
+        "prefer env HOLDFAST_LIMITS__STORAGE_URL. Unreachable Redis fails closed (503).",
+    )
+    storage_timeout_s: float = Field(
+        0.5, gt=0, le=0.5, description="Timeout of each call to the shared store (no retries)."
+    )
     redaction_timeout_s: float = Field(
         10.0,
         description="Longest a PII analysis may take before the request is refused (fails closed).",
     )
+
+    @field_validator("storage_url", mode="after")
+    @classmethod
+    def _known_storage(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value().strip()
+        if url and not url.startswith(("memory://", "redis://", "rediss://", "redis+unix://")):
+            raise ValueError("limits.storage_url: empty, memory://, redis:// or rediss://")
+        return SecretStr(url)
 
 
 class IngestionSettings(_Section):

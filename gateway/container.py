@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.audit.store import AuditLog, PostgresAuditLog, SqliteAuditLog
 from gateway.components import Components
@@ -24,7 +24,7 @@ from gateway.models.config import (
 )
 from gateway.models.registry import ModelRegistry, ModelSet, config_digest
 from gateway.security.auth import Authenticator, JwtVerifier
-from gateway.security.keys import KeyStore
+from gateway.security.keys import ApiKeys, KeyStore
 from gateway.security.rate_limit import RateLimiter
 from gateway.security.secrets import weaviate_api_key
 from gateway.settings import Settings
@@ -41,6 +41,38 @@ from services.remote_embedder import RemoteEmbedder
 from services.tei_embedder import TEIEmbedder
 from services.tei_reranker import TEIReranker
 from services.weaviate_store import WeaviateConnection, WeaviateStore
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+
+def database_engine(settings: Settings) -> Engine | None:
+    """The shared PostgreSQL engine when ``database.url`` is set, else None (embedded SQLite).
+    Imported lazily: a one-host install never loads SQLAlchemy."""
+    if settings.database.dsn() is None:
+        return None
+    from gateway.state.engine import engine_for
+
+    return engine_for(settings)
+
+
+def require_current_schema(settings: Settings) -> None:
+    """At start: refuse a shared database whose schema is behind (``holdfast db upgrade``)."""
+    engine = database_engine(settings)
+    if engine is not None:
+        from gateway.state.migrate import require_head
+
+        require_head(engine)
+
+
+def build_key_store(settings: Settings) -> ApiKeys:
+    """Keys in the shared PostgreSQL when configured, else SQLite under the state directory."""
+    engine = database_engine(settings)
+    if engine is None:
+        return KeyStore(settings.keys_db)
+    from gateway.state.keys import PostgresKeyStore
+
+    return PostgresKeyStore(engine)
 
 
 def build_store(settings: Settings) -> WeaviateStore:
@@ -196,13 +228,24 @@ def build_redactor(settings: Settings) -> PresidioRedactor | None:
 
 
 def build_audit_log(settings: Settings) -> AuditLog:
-    """SQLite under the state directory, or the configured PostgreSQL."""
+    """SQLite under the state directory, or PostgreSQL: ``audit.dsn`` when the audit backend is
+    postgres, else the shared ``database.url`` when one is set (model changes follow it)."""
     audit = settings.audit
     if audit.backend == "postgres":
         if audit.dsn is None:
             raise ConfigError("audit.backend is postgres: set audit.dsn (HOLDFAST_AUDIT__DSN)")
         return PostgresAuditLog(
             audit.dsn.get_secret_value(), connect_timeout_s=audit.connect_timeout_s
+        )
+    shared = settings.database.dsn()
+    if shared is not None:
+        from gateway.state.engine import conninfo
+
+        return PostgresAuditLog(
+            conninfo(shared),
+            connect_timeout_s=settings.database.connect_timeout_s,
+            statement_timeout_s=settings.database.statement_timeout_s,
+            create_schema=False,
         )
     return SqliteAuditLog(settings.audit_db)
 
@@ -219,8 +262,9 @@ def build_rate_limiter(settings: Settings) -> RateLimiter:
 
 
 def build_components(settings: Settings) -> Components:
+    require_current_schema(settings)
     models = resolve_models(settings)
-    keys = KeyStore(settings.keys_db)
+    keys = build_key_store(settings)
     audit_log = build_audit_log(settings)
     return Components(
         settings=settings,

@@ -17,7 +17,7 @@ from gateway.security.secrets import id_key
 from gateway.settings import Settings
 from ingestion.embedding import EmbeddingPolicy
 from ingestion.identity import Identity
-from ingestion.jobs import Job, JobFile, JobStore
+from ingestion.jobs import Job, JobFile, JobQueue, JobStore
 from ingestion.pipeline import ChunkingPolicy, FileResult, IngestOptions, ingest_batch
 from ingestion.redaction_pool import PooledRedactor
 from ingestion.validation import Limits
@@ -41,8 +41,17 @@ def uploads_dir(settings: Settings) -> Path:
     return settings.state_dir / "uploads"
 
 
-def job_store(settings: Settings) -> JobStore:
-    return JobStore(settings.state_dir / "jobs.db")
+def job_store(settings: Settings) -> JobQueue:
+    """Jobs in the shared PostgreSQL when ``database.url`` is set (uploads as bytea, spooled
+    here per batch), else SQLite and the staged files under the state directory."""
+    if settings.database.dsn() is None:
+        return JobStore(settings.state_dir / "jobs.db")
+    from gateway.state.engine import engine_for
+    from gateway.state.jobs import PostgresJobStore
+
+    engine = engine_for(settings)
+    assert engine is not None
+    return PostgresJobStore(engine, spool=uploads_dir(settings))
 
 
 def ingest_redactor(settings: Settings, fallback: Redactor | None) -> Redactor | None:
@@ -113,7 +122,7 @@ def build_ingest_service(
             embedding=embedding,
         )
         results = ingest_batch(
-            [(Path(file.path), file.source) for file in files],
+            [(jobs.upload_path(job.job_id, file), file.source) for file in files],
             options=options,
             store=components.store,
             embedder=components.embedder,

@@ -464,6 +464,47 @@ class AuditSettings(_Section):
         return value
 
 
+class DatabaseSettings(_Section):
+    """Shared state (keys, jobs and their uploads, audit, model changes) for several gateways.
+
+    Unset: SQLite files under $HOLDFAST_HOME/state, the one-host default. Set: every gateway
+    and worker pointed at the same PostgreSQL shares that state; run `holdfast db upgrade` first."""
+
+    url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL as a SQLAlchemy URL (postgresql+psycopg://user:pw@host/db) or a "
+        "libpq DSN (host=... dbname=...); prefer env HOLDFAST_DATABASE__URL or url_file.",
+    )
+    url_file: Path | None = Field(
+        None, description="A file holding the URL (a mounted Kubernetes Secret); used if url unset."
+    )
+    connect_timeout_s: float = Field(5.0, gt=0, description="Timeout of one database connect.")
+    statement_timeout_s: float = Field(
+        30.0, gt=0, description="Longest one SQL statement may run before PostgreSQL cancels it."
+    )
+    pool_size: int = Field(5, ge=1, le=100, description="Connections kept open per process.")
+    max_overflow: int = Field(5, ge=0, le=100, description="Extra connections under load.")
+    pool_timeout_s: float = Field(
+        10.0, gt=0, description="Longest wait for a free pooled connection."
+    )
+
+    @field_validator("url", mode="after")
+    @classmethod
+    def _url_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None  # an empty env var means: the embedded SQLite default
+        return value
+
+    def dsn(self) -> str | None:
+        """The configured URL (from ``url`` or ``url_file``), or None for embedded SQLite."""
+        if self.url is not None:
+            return self.url.get_secret_value().strip()
+        if self.url_file is not None:
+            text = self.url_file.expanduser().read_text(encoding="utf-8").strip()
+            return text or None
+        return None
+
+
 class MetricsSettings(_Section):
     enabled: bool = Field(True, description="Serve Prometheus metrics on GET /metrics.")
     require_auth: bool = Field(
@@ -546,6 +587,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)

@@ -1,5 +1,8 @@
 """Ingest jobs persisted in SQLite, so a gateway killed mid-job resumes after a restart.
 
+``JobStore`` is the one-host SQLite store; ``JobQueue`` is what the worker and the routes need of
+any store (the gateway's shared-state package has a PostgreSQL one for several replicas).
+
 A job is its parameters plus one row per file. A file row leaves ``pending`` only after its
 chunks are written; on restart, the worker takes the job up again at its pending files. A file
 that was written but not yet marked is simply seen again as ``unchanged`` (its file hash), so a
@@ -11,12 +14,12 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from services.errors import NotFoundError
 from services.redaction_profile import RedactionProfile
@@ -100,6 +103,80 @@ class NewFile:
     source: str
     path: str
     rejected_reason: str = ""  # set when the upload itself was refused (e.g. over the limit)
+
+
+class JobQueue(Protocol):
+    """The job store as the worker and the jobs/documents routes use it."""
+
+    def create(
+        self,
+        *,
+        owner: str,
+        groups: Sequence[str],
+        redaction: RedactionProfile,
+        metadata: dict[str, Any],
+        files: Sequence[NewFile],
+        writer_groups: Sequence[str] | None,
+        job_id: str | None = None,
+    ) -> str: ...
+
+    def get(self, job_id: str) -> Job: ...
+
+    def next_runnable(self) -> str | None: ...
+
+    def mark_running(self, job_id: str) -> None: ...
+
+    def record_file(
+        self,
+        job_id: str,
+        idx: int,
+        *,
+        status: str,
+        doc_id: str = "",
+        chunks: int = 0,
+        reason: str = "",
+        redactions: dict[str, int] | None = None,
+    ) -> None: ...
+
+    def finish(self, job_id: str) -> str: ...
+
+    def upload_path(self, job_id: str, file: JobFile) -> Path:
+        """A local file holding ``file``'s uploaded bytes, for the pipeline to read."""
+        ...
+
+
+def final_status(files: Sequence[JobFile]) -> str:
+    """succeeded when every file is fine, partial when some are, failed when none is."""
+    ok = sum(1 for f in files if f.status in OK_FILE)
+    return "succeeded" if ok == len(files) else ("partial" if ok else "failed")
+
+
+def job_from_rows(row: Mapping[str, Any], files: Iterable[Mapping[str, Any]]) -> Job:
+    """A ``Job`` from a jobs row and its job_files rows (same columns in every backend)."""
+    return Job(
+        job_id=row["job_id"],
+        owner=row["owner"],
+        status=row["status"],
+        groups=tuple(json.loads(row["groups"])),
+        redaction=_profile(row),
+        metadata=json.loads(row["metadata"]),
+        created_at=row["created_at"],
+        finished_at=row["finished_at"],
+        writer_groups=_writer_groups(row),
+        files=tuple(
+            JobFile(
+                idx=f["idx"],
+                source=f["source"],
+                path=f["path"],
+                status=f["status"],
+                doc_id=f["doc_id"],
+                chunks=f["chunks"],
+                reason=f["reason"],
+                redactions=json.loads(f["redactions"]),
+            )
+            for f in files
+        ),
+    )
 
 
 def new_job_id() -> str:
@@ -187,30 +264,7 @@ class JobStore:
             files = db.execute(
                 "SELECT * FROM job_files WHERE job_id = ? ORDER BY idx", (job_id,)
             ).fetchall()
-        return Job(
-            job_id=row["job_id"],
-            owner=row["owner"],
-            status=row["status"],
-            groups=tuple(json.loads(row["groups"])),
-            redaction=_profile(row),
-            metadata=json.loads(row["metadata"]),
-            created_at=row["created_at"],
-            finished_at=row["finished_at"],
-            writer_groups=_writer_groups(row),
-            files=tuple(
-                JobFile(
-                    idx=f["idx"],
-                    source=f["source"],
-                    path=f["path"],
-                    status=f["status"],
-                    doc_id=f["doc_id"],
-                    chunks=f["chunks"],
-                    reason=f["reason"],
-                    redactions=json.loads(f["redactions"]),
-                )
-                for f in files
-            ),
-        )
+        return job_from_rows(row, files)
 
     def next_runnable(self) -> str | None:
         """The oldest job not finished: a ``running`` one was interrupted and resumes first."""
@@ -244,15 +298,17 @@ class JobStore:
             )
 
     def finish(self, job_id: str) -> str:
-        job = self.get(job_id)
-        ok = sum(1 for f in job.files if f.status in OK_FILE)
-        status = "succeeded" if ok == len(job.files) else ("partial" if ok else "failed")
+        status = final_status(self.get(job_id).files)
         with self._db() as db:
             db.execute(
                 "UPDATE jobs SET status = ?, finished_at = ? WHERE job_id = ?",
                 (status, _now(), job_id),
             )
         return status
+
+    def upload_path(self, job_id: str, file: JobFile) -> Path:
+        """One host: the staged upload itself."""
+        return Path(file.path)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -266,14 +322,14 @@ def _migrate(conn: sqlite3.Connection) -> None:
                     raise
 
 
-def _profile(row: sqlite3.Row) -> RedactionProfile:
+def _profile(row: Mapping[str, Any]) -> RedactionProfile:
     """A job from before profiles carries only its redact flag: on meant the strict default."""
     if row["redaction_profile"]:
         return RedactionProfile(row["redaction_profile"])
     return RedactionProfile.STRICT if row["redact"] else RedactionProfile.NONE
 
 
-def _writer_groups(row: sqlite3.Row) -> tuple[str, ...] | None:
+def _writer_groups(row: Mapping[str, Any]) -> tuple[str, ...] | None:
     """A job from before writer scopes replaces nothing outside its own groups."""
     if row["writer_groups"] is None:
         return tuple(json.loads(row["groups"]))

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ingestion.jobs import Job, JobFile, JobStore
+from ingestion.jobs import Job, JobFile, JobQueue
 from ingestion.pipeline import FileResult
 from services.errors import HoldfastError
 
@@ -27,7 +27,7 @@ RunBatch = Callable[[Job, Sequence[JobFile]], list[FileResult]]
 class IngestWorker:
     def __init__(
         self,
-        jobs: JobStore,
+        jobs: JobQueue,
         run_batch: RunBatch,
         *,
         uploads: Path,

@@ -23,7 +23,7 @@ from gateway.api.audit_middleware import AuditMiddleware
 from gateway.api.body_limit import BodyLimitMiddleware
 from gateway.api.deps import rate_limited
 from gateway.api.problems import install_problem_handlers
-from gateway.api.routes import admin, documents, health, jobs, openai_compat, query
+from gateway.api.routes import admin, documents, health, jobs, keys, openai_compat, query
 from gateway.audit.records import AuditRecord
 from gateway.audit.store import AuditLog
 from gateway.components import Components, IngestService
@@ -105,6 +105,7 @@ def _metrics_route(app: FastAPI, metrics: GatewayMetrics, *, require_admin: bool
             principal = await run_in_threadpool(components.authenticator.authenticate, token)
             if "admin" not in principal.roles:
                 raise AccessDeniedError("metrics need the 'admin' role")
+            await run_in_threadpool(rate_limited, principal, components)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -180,6 +181,7 @@ def create_app(
     app.include_router(query.router)
     app.include_router(openai_compat.router)
     app.include_router(admin.router)
+    app.include_router(keys.router)
     # query, models and admin routes take their token in require_role; these take it here
     app.include_router(documents.router, dependencies=[Depends(rate_limited)])
     app.include_router(jobs.router, dependencies=[Depends(rate_limited)])

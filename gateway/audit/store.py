@@ -177,17 +177,28 @@ class SqliteAuditLog:
 class PostgresAuditLog:
     """A shared audit log for several gateway replicas (psycopg 3, one connection a call)."""
 
-    def __init__(self, dsn: str, *, connect_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        connect_timeout_s: float = 5.0,
+        statement_timeout_s: float = 30.0,
+        create_schema: bool = True,
+    ) -> None:
+        """``create_schema=False`` when Alembic owns the table (the shared ``database.url``)."""
         self._dsn = dsn
         self._timeout = max(1, int(connect_timeout_s))
-        self._ready = False
+        self._options = f"-c statement_timeout={max(1, round(statement_timeout_s * 1000))}"
+        self._ready = not create_schema
 
     @contextmanager
     def _db(self) -> Iterator[Any]:
         import psycopg
 
         try:
-            with psycopg.connect(self._dsn, connect_timeout=self._timeout) as conn:
+            with psycopg.connect(
+                self._dsn, connect_timeout=self._timeout, options=self._options
+            ) as conn:
                 if not self._ready:
                     conn.execute(_POSTGRES_SCHEMA)
                     self._ready = True

@@ -23,11 +23,11 @@ def keys_create(
     ] = "query",
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
-    from gateway.security.keys import KeyStore
+    from gateway.container import build_key_store
 
     settings = cli_settings()
     try:
-        key_id, key = KeyStore(settings.keys_db).create(
+        key_id, key = build_key_store(settings).create(
             name, groups=split_csv(groups), roles=split_csv(roles)
         )
     except HoldfastError as exc:
@@ -40,10 +40,10 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys (ids, names, groups, roles; never the keys themselves)."""
-    from gateway.security.keys import KeyStore
+    from gateway.container import build_key_store
 
     table = Table("id", "name", "groups", "roles", "created", "revoked")
-    for k in KeyStore(cli_settings().keys_db).list():
+    for k in build_key_store(cli_settings()).list():
         table.add_row(
             k.key_id,
             k.name,
@@ -60,11 +60,11 @@ def keys_revoke(
     key: Annotated[str, typer.Argument(help="Key id, or a name (revokes all its keys).")],
 ) -> None:
     """Revoke a key; it stops working at once."""
-    from gateway.security.keys import KeyStore
+    from gateway.container import build_key_store
 
     settings = cli_settings()
     try:
-        count = KeyStore(settings.keys_db).revoke(key)
+        count = build_key_store(settings).revoke(key)
     except HoldfastError as exc:
         fail(str(exc))
     record_key_action(settings, "key.revoked", target=key, count=str(count))

@@ -12,6 +12,7 @@ import typer
 from gateway.cli.audit import audit_command
 from gateway.cli.bundle import bundle_app
 from gateway.cli.config import config_app
+from gateway.cli.db import db_app
 from gateway.cli.eval import eval_command
 from gateway.cli.ingest import ingest
 from gateway.cli.keys import keys_app
@@ -45,6 +46,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(bundle_app, name="bundle")
+app.add_typer(db_app, name="db")
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m gateway.cli.main`

@@ -142,7 +142,12 @@ def gateway_spec(settings: Settings) -> ProcessSpec:
     snapshot.parent.mkdir(parents=True, exist_ok=True)
     # The child gets exactly the settings the CLI resolved; secrets stay in env and files (a
     # SecretStr dumps as asterisks) and the child reads them from there.
-    secrets = {"weaviate": {"api_key"}, "ingestion": {"id_key"}, "audit": {"dsn"}}
+    secrets = {
+        "weaviate": {"api_key"},
+        "ingestion": {"id_key"},
+        "audit": {"dsn"},
+        "database": {"url"},
+    }
     snapshot.write_text(json.dumps(settings.model_dump(mode="json", exclude=secrets)))
     env = _base_env()
     env[EFFECTIVE_SETTINGS_ENV] = str(snapshot)

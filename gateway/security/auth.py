@@ -14,7 +14,7 @@ from typing import Any
 import jwt
 
 from gateway.security.jwks import JwksKeys, file_source, url_source
-from gateway.security.keys import KEY_PREFIX, ROLES, KeyStore, Principal
+from gateway.security.keys import KEY_PREFIX, ROLES, ApiKeys, Principal
 from gateway.settings import JwtSettings
 from services.errors import AuthenticationError, ConfigError
 
@@ -91,7 +91,7 @@ def _keys_of(settings: JwtSettings) -> JwksKeys:
 
 
 class Authenticator:
-    def __init__(self, keys: KeyStore, jwt_verifier: JwtVerifier | None) -> None:
+    def __init__(self, keys: ApiKeys, jwt_verifier: JwtVerifier | None) -> None:
         self._keys = keys
         self._jwt = jwt_verifier
 

@@ -1,4 +1,7 @@
-"""API keys: stored as SHA-256 hashes in SQLite; the key itself is shown once, at creation.
+"""API keys: stored as SHA-256 hashes; the key itself is shown once, at creation.
+
+``KeyStore`` keeps them in SQLite (one host); ``gateway.state.keys.PostgresKeyStore`` in the
+shared PostgreSQL (several gateways). Both are ``ApiKeys``; the composition root picks one.
 
 Keys are 256-bit random tokens, so a fast hash is enough (no password stretching needed).
 """
@@ -14,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from services.errors import InvalidRequestError, NotFoundError
 
@@ -51,6 +55,47 @@ class KeyRecord:
     roles: tuple[str, ...]
     created_at: str
     revoked_at: str | None
+
+
+class ApiKeys(Protocol):
+    """What the authenticator, the admin API and ``holdfast keys`` need of a key store."""
+
+    def create(
+        self, name: str, *, groups: Sequence[str], roles: Sequence[str]
+    ) -> tuple[str, str]: ...
+
+    def import_key(
+        self, key: str, name: str, *, groups: Sequence[str], roles: Sequence[str]
+    ) -> str: ...
+
+    def authenticate(self, key: str) -> Principal | None: ...
+
+    def list(self) -> list[KeyRecord]: ...
+
+    def has_active_role(self, role: str) -> bool: ...
+
+    def revoke(self, key_id_or_name: str) -> int: ...
+
+
+def new_key() -> tuple[str, str]:
+    """A fresh ``(key_id, key)``."""
+    return secrets.token_hex(6), KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def hash_key(key: str) -> str:
+    return _hash(key)
+
+
+def clean_groups(groups: Sequence[str]) -> list[str]:
+    return _clean(groups, "group")
+
+
+def clean_roles(roles: Sequence[str]) -> list[str]:
+    return _clean_roles(roles)
 
 
 def _hash(key: str) -> str:

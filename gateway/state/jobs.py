@@ -1,0 +1,216 @@
+"""Ingest jobs and their uploads in the shared PostgreSQL, for several gateways and workers.
+
+Uploads are stored as ``bytea`` rows (``job_uploads``), one per accepted file, never larger than
+``ingestion.max_file_mb`` (the upload route refuses bigger files before they get here). Why the
+database and not a volume: every gateway and worker already reaches PostgreSQL, while a volume
+every pod mounts read-write (RWX) is what most on-premise clusters lack. A worker materialises a
+file into its own spool directory just before its batch runs, and the bytes are dropped once the
+job finishes.
+
+A job is claimed atomically (``FOR UPDATE SKIP LOCKED``), so two gateways never run the same
+job at once; a running job whose claim has not been renewed for ``lease_s`` (its worker died)
+is claimed again and resumes at its pending files, as on one host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, insert, or_, select, update
+
+from gateway.state.schema import job_files, job_uploads, jobs
+from ingestion.jobs import (
+    ALL_GROUPS,
+    Job,
+    JobFile,
+    NewFile,
+    final_status,
+    job_from_rows,
+    new_job_id,
+)
+from services.errors import NotFoundError
+from services.redaction_profile import RedactionProfile
+
+DEFAULT_LEASE_S = 600.0
+
+
+class PostgresJobStore:
+    def __init__(self, engine: Engine, *, spool: Path, lease_s: float = DEFAULT_LEASE_S) -> None:
+        self._engine = engine
+        self._spool = spool
+        self._lease = timedelta(seconds=lease_s)
+
+    def create(
+        self,
+        *,
+        owner: str,
+        groups: Sequence[str],
+        redaction: RedactionProfile,
+        metadata: dict[str, Any],
+        files: Sequence[NewFile],
+        writer_groups: Sequence[str] | None,
+        job_id: str | None = None,
+    ) -> str:
+        """Queue a job, its files and their bytes in one transaction (no worker sees it half);
+        the staged local copies are removed once their bytes are in the database."""
+        job_id = job_id or new_job_id()
+        with self._engine.begin() as conn:
+            conn.execute(
+                insert(jobs).values(
+                    job_id=job_id,
+                    owner=owner,
+                    status="queued",
+                    groups=json.dumps(list(groups)),
+                    redact=int(redaction is not RedactionProfile.NONE),
+                    redaction_profile=redaction.value,
+                    writer_groups=json.dumps(
+                        ALL_GROUPS if writer_groups is None else list(writer_groups)
+                    ),
+                    metadata=json.dumps(metadata),
+                    created_at=_now(),
+                )
+            )
+            if files:
+                conn.execute(
+                    insert(job_files),
+                    [
+                        {
+                            "job_id": job_id,
+                            "idx": i,
+                            "source": f.source,
+                            "path": f.path,
+                            "status": "rejected" if f.rejected_reason else "pending",
+                            "reason": f.rejected_reason,
+                        }
+                        for i, f in enumerate(files)
+                    ],
+                )
+            for i, f in enumerate(files):  # one file in memory at a time
+                if not f.rejected_reason:
+                    content = Path(f.path).read_bytes()
+                    conn.execute(insert(job_uploads).values(job_id=job_id, idx=i, content=content))
+        _remove_staged(files)
+        return job_id
+
+    def get(self, job_id: str) -> Job:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.job_id == job_id)).first()
+            if row is None:
+                raise NotFoundError("no such job")
+            files = conn.execute(
+                select(job_files).where(job_files.c.job_id == job_id).order_by(job_files.c.idx)
+            ).all()
+        return job_from_rows(dict(row._mapping), (dict(f._mapping) for f in files))
+
+    def next_runnable(self) -> str | None:
+        """Claim the oldest queued job, or a running one whose worker stopped renewing its
+        claim; the claim is taken in the same statement, so no other gateway gets it."""
+        stale = func.now() - self._lease
+        candidate = (
+            select(jobs.c.job_id)
+            .where(
+                or_(
+                    jobs.c.status == "queued",
+                    (jobs.c.status == "running")
+                    & or_(jobs.c.claimed_at.is_(None), jobs.c.claimed_at < stale),
+                )
+            )
+            .order_by(jobs.c.created_at, jobs.c.job_id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        claim = (
+            update(jobs)
+            .where(jobs.c.job_id == candidate)
+            .values(status="running", claimed_at=func.now())
+            .returning(jobs.c.job_id)
+        )
+        with self._engine.begin() as conn:
+            found = conn.execute(claim).scalar_one_or_none()
+        return None if found is None else str(found)
+
+    def mark_running(self, job_id: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.job_id == job_id)
+                .values(status="running", claimed_at=func.now())
+            )
+
+    def record_file(
+        self,
+        job_id: str,
+        idx: int,
+        *,
+        status: str,
+        doc_id: str = "",
+        chunks: int = 0,
+        reason: str = "",
+        redactions: dict[str, int] | None = None,
+    ) -> None:
+        """Record one file's outcome and renew the job's claim (the worker is alive)."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(job_files)
+                .where(job_files.c.job_id == job_id, job_files.c.idx == idx)
+                .values(
+                    status=status,
+                    doc_id=doc_id,
+                    chunks=chunks,
+                    reason=reason,
+                    redactions=json.dumps(redactions or {}),
+                )
+            )
+            conn.execute(update(jobs).where(jobs.c.job_id == job_id).values(claimed_at=func.now()))
+
+    def finish(self, job_id: str) -> str:
+        status = final_status(self.get(job_id).files)
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.job_id == job_id)
+                .values(status=status, finished_at=_now(), claimed_at=None)
+            )
+            conn.execute(delete(job_uploads).where(job_uploads.c.job_id == job_id))
+        return status
+
+    def upload_path(self, job_id: str, file: JobFile) -> Path:
+        """The file's bytes written into this process's spool (``<spool>/<job>/<name>``, the
+        staged name keeps the type suffix the pipeline reads); reused if already there."""
+        target = self._spool / job_id / PurePosixPath(file.path).name
+        if target.exists():
+            return target
+        with self._engine.connect() as conn:
+            content = conn.execute(
+                select(job_uploads.c.content).where(
+                    job_uploads.c.job_id == job_id, job_uploads.c.idx == file.idx
+                )
+            ).scalar_one_or_none()
+        if content is None:
+            raise NotFoundError(f"job {job_id}: the upload of file {file.idx} is gone")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        partial.write_bytes(bytes(content))
+        partial.replace(target)  # a crash mid-write never leaves a truncated file behind
+        return target
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")  # as the SQLite store writes it
+
+
+def _remove_staged(files: Sequence[NewFile]) -> None:
+    folders = set()
+    for f in files:
+        path = Path(f.path)
+        path.unlink(missing_ok=True)
+        folders.add(path.parent)
+    for folder in folders:
+        with contextlib.suppress(OSError):  # not empty or gone: the worker's cleanup takes it
+            folder.rmdir()

@@ -1,0 +1,93 @@
+"""Every route that asks for credentials also counts the request against the caller's rate limit:
+found by walking the real app's routes, so a route added later without the limit fails here."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from starlette.routing import BaseRoute
+
+from gateway.api.app import Wiring, create_app
+from gateway.security.keys import Principal
+from gateway.security.rate_limit import RateLimiter
+from gateway.settings import load_settings
+
+pytestmark = pytest.mark.unit
+
+
+class _Auth:
+    """Any token is a principal with every role; its key id is the token, so each route under
+    test draws on its own count."""
+
+    def authenticate(self, token: str) -> Principal:
+        return Principal("caller", ("eng",), frozenset({"admin", "ingest", "query"}), key_id=token)
+
+
+class _AuditLog:
+    def append(self, record: Any) -> None:
+        pass
+
+
+def _unused(*_: Any) -> Any:
+    raise AssertionError("the lifespan does not run in these tests")
+
+
+@pytest.fixture
+def app(isolated_env: Path) -> FastAPI:
+    settings = load_settings(metrics={"enabled": True, "require_auth": True})
+    app = create_app(settings, wiring=Wiring(build_components=_unused, build_ingest=_unused))
+    # Only what authentication, the limit and the audit middleware touch: a handler that gets
+    # further may fail (500) on the first call; the second call must stop at the limit.
+    app.state.components = SimpleNamespace(
+        settings=settings,
+        authenticator=_Auth(),
+        rate_limiter=RateLimiter(rate_per_minute=0.001, burst=1),
+        audit_log=_AuditLog(),
+    )
+    app.state.ingest = SimpleNamespace()
+    return app
+
+
+def _api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """The app's routes, through included routers (FastAPI keeps those as branches)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif (included := getattr(route, "original_router", None)) is not None:
+            yield from _api_routes(included.routes)
+
+
+def _endpoints(app: FastAPI) -> list[tuple[str, str]]:
+    return sorted(
+        (method, re.sub(r"\{[^}]+\}", "x1", route.path))
+        for route in _api_routes(app.routes)
+        for method in route.methods - {"HEAD", "OPTIONS"}
+    )
+
+
+def test_every_authenticated_route_refuses_a_key_over_its_limit_with_429(app: FastAPI) -> None:
+    client = TestClient(app, raise_server_exceptions=False)
+    authenticated = []
+    for i, (method, path) in enumerate(_endpoints(app)):
+        if client.request(method, path).status_code != 401:
+            continue  # public: /healthz, /readyz, the OpenAPI pages
+        authenticated.append(path)
+        headers = {"Authorization": f"Bearer key-{i}"}
+        first = client.request(method, path, headers=headers)
+        assert first.status_code != 429, (method, path)
+        second = client.request(method, path, headers=headers)
+        assert second.status_code == 429, (method, path, second.status_code)
+        assert second.json()["code"] == "rate_limited"
+        assert int(second.headers["retry-after"]) >= 1
+    for known in ("/v1/query", "/v1/search", "/v1/documents", "/v1/jobs/x1", "/metrics"):
+        assert known in authenticated
+    assert "/admin/reload" in authenticated and "/v1/models" in authenticated
+    assert len(authenticated) >= 12  # 12 such routes when this test was written

@@ -52,7 +52,9 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 def rate_limited(principal: PrincipalDep, components: ComponentsDep) -> Principal:
-    """Take one token from the caller's bucket (one bucket per key, shared by every route)."""
+    """Count the request against the caller's limit: one count per key, shared by every route
+    and, with ``limits.storage_url``, by every replica. Sync on purpose: FastAPI runs it in a
+    worker thread, so a slow Redis (bounded by its timeout) never blocks the event loop."""
     components.rate_limiter.check(principal.key_id or principal.name)
     return principal
 

@@ -1,0 +1,279 @@
+"""Shared state on one real PostgreSQL (Debian's, started here): `holdfast db upgrade`, the start
+check, the key and job stores, and two real gateway processes on different ports sharing it: a
+key created through A's admin API authenticates on B, a job queued on A is followed on B to its
+end, and the audit log holds both gateways' requests."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from gateway.container import build_components, database_engine
+from gateway.local import stack
+from gateway.local.processes import ProcessSupervisor, StartupError
+from gateway.models.config import ensure_models_file
+from gateway.settings import Settings
+from gateway.state.jobs import PostgresJobStore
+from gateway.state.keys import PostgresKeyStore
+from gateway.state.migrate import SchemaOutOfDateError, current, head, require_head
+from ingestion.jobs import NewFile
+from services.redaction_profile import RedactionProfile
+from tests.integration.conftest import PORT_BASE
+from tests.integration.pg_server import running_postgres
+
+pytestmark = pytest.mark.integration
+PG_PORT = PORT_BASE + 31
+BASE = PORT_BASE + 40  # weaviate at BASE..BASE+5, gateways at BASE+7 and BASE+8
+HOLDFAST = str(Path(sys.executable).with_name("holdfast"))
+ADMIN_KEY = "hf_" + "a" * 43  # handed to both gateways as the platform's bootstrap admin key
+SHARED_ENV = {
+    "HOLDFAST_WEAVIATE__API_KEY": "shared-state-test-weaviate-key",
+    "HOLDFAST_INGESTION__ID_KEY": "shared-state-test-id-key-0123456789abcdef",
+    "HOLDFAST_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+}
+
+
+@pytest.fixture(scope="module")
+def dsn() -> Iterator[str]:
+    with running_postgres(PG_PORT) as url:
+        yield url
+
+
+def _settings(home: Path, dsn: str, gateway_port: int) -> Settings:
+    return Settings(
+        home=home,
+        weaviate={
+            "http_port": BASE,
+            "grpc_port": BASE + 1,
+            "gossip_port": BASE + 2,
+            "data_port": BASE + 3,
+            "raft_port": BASE + 4,
+            "raft_rpc_port": BASE + 5,
+            "api_key": SHARED_ENV["HOLDFAST_WEAVIATE__API_KEY"],
+        },
+        ollama={"managed": False, "port": BASE + 6},
+        gateway={"port": gateway_port},
+        redaction={"enabled": False},
+        database={"url": dsn},
+    )
+
+
+def _db(*args: str, dsn: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HOLDFAST_DATABASE__URL": dsn}
+    return subprocess.run(
+        [HOLDFAST, "db", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def _reset(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+
+
+def test_gateway_refuses_an_old_schema_until_db_upgrade(dsn: str, tmp_path: Path) -> None:
+    _reset(dsn)
+    settings = _settings(tmp_path, dsn, BASE + 7)
+    engine = database_engine(settings)
+    assert engine is not None
+    with pytest.raises(SchemaOutOfDateError, match="run `holdfast db upgrade`"):
+        build_components(settings)
+    behind = _db("current", dsn=dsn)
+    assert behind.returncode == 0 and "behind" in behind.stdout
+    done = _db("upgrade", dsn=dsn)
+    assert done.returncode == 0, done.stderr
+    assert current(engine) == head()
+    require_head(engine)
+    assert _db("upgrade", dsn=dsn).returncode == 0, "upgrading twice is harmless"
+    assert "up to date" in _db("current", dsn=dsn).stdout
+
+
+def test_db_commands_fail_in_one_line_without_a_database(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOLDFAST_DATABASE")}
+    env["COLUMNS"] = "400"  # one message, one line: no terminal wrapping
+    env["HOLDFAST_HOME"] = str(tmp_path)
+    unset = subprocess.run(
+        [HOLDFAST, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert unset.returncode == 1 and "database.url is not set" in unset.stderr
+    env["HOLDFAST_DATABASE__URL"] = f"postgresql://holdfast@127.0.0.1:{PORT_BASE + 39}/x"
+    down = subprocess.run(
+        [HOLDFAST, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert down.returncode == 1 and "Traceback" not in down.stderr, down.stderr
+    assert "error: database upgrade failed: connection failed" in down.stderr
+
+
+def _upgraded(dsn: str, tmp_path: Path) -> Settings:
+    _reset(dsn)
+    assert _db("upgrade", dsn=dsn).returncode == 0
+    return _settings(tmp_path, dsn, BASE + 7)
+
+
+def test_key_store_shares_keys_and_revocations(dsn: str, tmp_path: Path) -> None:
+    engine = database_engine(_upgraded(dsn, tmp_path))
+    assert engine is not None
+    one, other = PostgresKeyStore(engine), PostgresKeyStore(engine)
+    key_id, key = one.create("ops", groups=["handbook"], roles=["query", "ingest"])
+    principal = other.authenticate(key)
+    assert principal is not None and principal.key_id == key_id
+    assert principal.groups == ("handbook",) and principal.roles == {"query", "ingest"}
+    assert other.import_key(ADMIN_KEY, "admin", groups=["admin"], roles=["admin"]) == (
+        one.import_key(ADMIN_KEY, "admin", groups=["admin"], roles=["admin"])
+    )
+    assert one.has_active_role("admin")
+    assert other.revoke("ops") == 1
+    assert one.authenticate(key) is None
+    with psycopg.connect(dsn) as conn:
+        stored = conn.execute("SELECT string_agg(key_hash, ',') FROM api_keys").fetchone()
+    assert stored is not None and key not in stored[0]
+
+
+def test_job_store_keeps_uploads_in_the_database_and_hands_a_job_to_one_worker(
+    dsn: str, tmp_path: Path
+) -> None:
+    engine = database_engine(_upgraded(dsn, tmp_path))
+    assert engine is not None
+    staged = tmp_path / "staged" / "job_x"
+    staged.mkdir(parents=True)
+    payload = os.urandom(300_000)
+    (staged / "00000.pdf").write_bytes(payload)
+    writer = PostgresJobStore(engine, spool=tmp_path / "a")
+    job_id = writer.create(
+        owner="k1",
+        groups=["g"],
+        redaction=RedactionProfile.NONE,
+        metadata={"m": 1},
+        files=[
+            NewFile("a.pdf", str(staged / "00000.pdf")),
+            NewFile("big.pdf", str(staged / "00001.pdf"), rejected_reason="over the limit"),
+        ],
+        writer_groups=None,
+        job_id="job_x",
+    )
+    assert not staged.exists(), "the staged copy goes once its bytes are in PostgreSQL"
+    workers = [PostgresJobStore(engine, spool=tmp_path / n) for n in ("b", "c")]
+    claims = [w.next_runnable() for w in workers]
+    assert sorted(claims, key=str) == [None, job_id] or sorted(claims, key=str) == [job_id, None]
+    runner = workers[claims.index(job_id)]
+    job = runner.get(job_id)
+    assert job.status == "running" and job.writer_groups is None
+    assert [f.status for f in job.files] == ["pending", "rejected"]
+    local = runner.upload_path(job_id, job.files[0])
+    assert local.read_bytes() == payload and local.suffix == ".pdf"
+    assert local.is_relative_to(tmp_path / ("b" if runner is workers[0] else "c"))
+    runner.record_file(job_id, 0, status="indexed", doc_id="d1", chunks=3)
+    assert writer.finish(job_id) == "partial"
+    followed = writer.get(job_id)
+    assert followed.chunks_written == 3 and followed.finished_at is not None
+    with psycopg.connect(dsn) as conn:
+        left = conn.execute("SELECT count(*) FROM job_uploads").fetchone()
+    assert left == (0,), "a finished job's bytes are dropped"
+    assert workers[0].next_runnable() is None
+
+
+def test_two_gateways_share_keys_jobs_and_audit(dsn: str, tmp_path: Path) -> None:
+    settings_a = _upgraded(dsn, tmp_path / "a")
+    settings_b = _settings(tmp_path / "b", dsn, BASE + 8)
+    for settings in (settings_a, settings_b):
+        for folder in (settings.state_dir, settings.logs_dir, settings.run_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        ensure_models_file(settings)
+    weaviate = ProcessSupervisor(settings_a.run_dir / "wv", settings_a.logs_dir)
+    supervisors = {
+        "a": ProcessSupervisor(settings_a.run_dir, settings_a.logs_dir),
+        "b": ProcessSupervisor(settings_b.run_dir, settings_b.logs_dir),
+    }
+    env = {"HOLDFAST_DATABASE__URL": dsn, **SHARED_ENV}
+    try:
+        weaviate.start(stack.weaviate_spec(settings_a))
+        for name, settings in (("a", settings_a), ("b", settings_b)):
+            spec = stack.gateway_spec(settings)
+            supervisors[name].start(
+                dataclasses.replace(
+                    spec,
+                    env={**spec.env, **env},
+                    health_url=f"{settings.gateway.base_url}/healthz",
+                    startup_timeout_s=180,
+                )
+            )
+        url_a, url_b = settings_a.gateway.base_url, settings_b.gateway.base_url
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        made = httpx.post(
+            f"{url_a}/admin/keys",
+            json={"name": "uploader", "groups": ["handbook"], "roles": ["ingest", "query"]},
+            headers=admin,
+            timeout=30,
+        )
+        assert made.status_code == 201, made.text
+        key = {"Authorization": f"Bearer {made.json()['key']}"}
+        text = "Annual leave is twenty-five days a year.\n\n" * 20
+        queued = httpx.post(
+            f"{url_a}/v1/documents",
+            files=[("files", ("leave.md", text.encode(), "text/markdown"))],
+            data={"access_groups": "handbook"},
+            headers=key,
+            timeout=60,
+        )
+        assert queued.status_code == 202, queued.text
+        job_id = queued.json()["job_id"]
+        deadline, job = time.monotonic() + 120, {}
+        while time.monotonic() < deadline:
+            seen = httpx.get(f"{url_b}/v1/jobs/{job_id}", headers=key, timeout=30)
+            assert seen.status_code == 200, seen.text  # A's key and A's job, read on B
+            job = seen.json()
+            if job["status"] not in ("queued", "running"):
+                break
+            time.sleep(0.5)
+        assert job["status"] == "succeeded", job
+        assert job["files"][0]["status"] == "indexed" and job["chunks_written"] >= 1
+        assert httpx.get(f"{url_b}/v1/jobs/{job_id}", timeout=30).status_code == 401
+        records = httpx.get(
+            f"{url_a}/admin/audit", params={"limit": 200}, headers=admin, timeout=30
+        ).json()["records"]
+        endpoints = {r["endpoint"] for r in records}
+        # A served the key and the upload, B the job polls: one log holds all three
+        assert {"POST /admin/keys", "POST /v1/documents", "GET /v1/jobs/{job_id}"} <= endpoints
+        on_b = httpx.get(f"{url_b}/admin/audit", params={"limit": 200}, headers=admin, timeout=30)
+        assert {r["id"] for r in on_b.json()["records"]} >= {r["id"] for r in records}
+    except StartupError as exc:
+        pytest.fail(f"{exc}\n{exc.log_tail if hasattr(exc, 'log_tail') else ''}")
+    finally:
+        for supervisor in supervisors.values():
+            supervisor.stop("gateway")
+        weaviate.stop("weaviate")
+
+
+def test_a_real_gateway_process_refuses_to_start_behind_the_schema(
+    dsn: str, tmp_path: Path
+) -> None:
+    _reset(dsn)
+    settings = _settings(tmp_path, dsn, BASE + 7)
+    for folder in (settings.state_dir, settings.logs_dir, settings.run_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    ensure_models_file(settings)
+    supervisor = ProcessSupervisor(settings.run_dir, settings.logs_dir)
+    spec = stack.gateway_spec(settings)
+    try:
+        with pytest.raises(StartupError) as refused:
+            supervisor.start(
+                dataclasses.replace(
+                    spec,
+                    env={**spec.env, "HOLDFAST_DATABASE__URL": dsn, **SHARED_ENV},
+                    health_url=f"{settings.gateway.base_url}/healthz",
+                    startup_timeout_s=60,
+                )
+            )
+        log = (settings.logs_dir / "gateway.log").read_text()
+        assert "run `holdfast db upgrade`" in log, refused.value
+    finally:
+        supervisor.stop("gateway")

@@ -8,7 +8,9 @@ differences: ``limits`` counts windows in whole seconds, so the window is rounde
 rate is never above the configured one); and capacity returns as the oldest requests leave the
 window rather than one token every 1/rate, so a key that spent its burst at once waits one window.
 The moving window is exact (no fixed-window edge doubling); ``Retry-After`` is the time until the
-oldest request in the window leaves it, i.e. until the next request would pass.
+oldest request in the window leaves it, i.e. until the next request would pass. In Redis each
+request is stamped with the gateway's clock, so replicas need synchronised clocks (NTP): a skew
+of s seconds moves a key's window by up to s.
 
 Redis unreachable: fail closed, 503 ``rate_limiter_unavailable``. The limit is what stops a leaked
 key from draining the corpus and one tenant from starving the shared models; failing open would

@@ -7,9 +7,9 @@ every pod mounts read-write (RWX) is what most on-premise clusters lack. A worke
 file into its own spool directory just before its batch runs, and the bytes are dropped once the
 job finishes.
 
-A job is claimed atomically (``FOR UPDATE SKIP LOCKED``), so two gateways never run the same
-job at once; a running job whose claim has not been renewed for ``lease_s`` (its worker died)
-is claimed again and resumes at its pending files, as on one host.
+A job is claimed in one conditional UPDATE, so two gateways never run the same job at once; a
+running job whose claim has not been renewed (each recorded file renews it) for ``lease_s``
+(its worker died) is claimed again and resumes at its pending files, as on one host.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, delete, func, insert, or_, select, update
 
 from gateway.state.schema import job_files, job_uploads, jobs
 from ingestion.jobs import (
@@ -33,10 +33,14 @@ from ingestion.jobs import (
     job_from_rows,
     new_job_id,
 )
-from services.errors import NotFoundError
+from services.errors import HoldfastError, NotFoundError
 from services.redaction_profile import RedactionProfile
 
 DEFAULT_LEASE_S = 600.0
+
+
+class JobTakenError(HoldfastError):
+    code, title = "job_taken", "Another worker runs this job"
 
 
 class PostgresJobStore:
@@ -108,40 +112,41 @@ class PostgresJobStore:
         return job_from_rows(dict(row._mapping), (dict(f._mapping) for f in files))
 
     def next_runnable(self) -> str | None:
-        """Claim the oldest queued job, or a running one whose worker stopped renewing its
-        claim; the claim is taken in the same statement, so no other gateway gets it."""
-        stale = func.now() - self._lease
-        candidate = (
+        """The oldest queued job, or a running one whose worker stopped renewing its claim.
+        Only a look (``holdfast reindex`` asks it too): ``mark_running`` takes the claim."""
+        query = (
             select(jobs.c.job_id)
-            .where(
-                or_(
-                    jobs.c.status == "queued",
-                    (jobs.c.status == "running")
-                    & or_(jobs.c.claimed_at.is_(None), jobs.c.claimed_at < stale),
-                )
-            )
+            .where(self._claimable())
             .order_by(jobs.c.created_at, jobs.c.job_id)
             .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
         )
+        with self._engine.connect() as conn:
+            found = conn.execute(query).scalar_one_or_none()
+        return None if found is None else str(found)
+
+    def mark_running(self, job_id: str) -> None:
+        """Claim the job for this worker in one statement: of two gateways that saw the same
+        job, exactly one gets it; the other gets ``JobTakenError`` and looks again."""
         claim = (
             update(jobs)
-            .where(jobs.c.job_id == candidate)
+            .where(jobs.c.job_id == job_id, self._claimable())
             .values(status="running", claimed_at=func.now())
             .returning(jobs.c.job_id)
         )
         with self._engine.begin() as conn:
-            found = conn.execute(claim).scalar_one_or_none()
-        return None if found is None else str(found)
+            won = conn.execute(claim).scalar_one_or_none()
+        if won is None:
+            raise JobTakenError(f"job {job_id} is run by another worker or finished")
 
-    def mark_running(self, job_id: str) -> None:
-        with self._engine.begin() as conn:
-            conn.execute(
-                update(jobs)
-                .where(jobs.c.job_id == job_id)
-                .values(status="running", claimed_at=func.now())
-            )
+    def _claimable(self) -> ColumnElement[bool]:
+        stale = func.now() - self._lease
+        return or_(
+            jobs.c.status == "queued",
+            and_(
+                jobs.c.status == "running",
+                or_(jobs.c.claimed_at.is_(None), jobs.c.claimed_at < stale),
+            ),
+        )
 
     def record_file(
         self,

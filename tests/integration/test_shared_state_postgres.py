@@ -22,7 +22,7 @@ from gateway.local import stack
 from gateway.local.processes import ProcessSupervisor, StartupError
 from gateway.models.config import ensure_models_file
 from gateway.settings import Settings
-from gateway.state.jobs import PostgresJobStore
+from gateway.state.jobs import JobTakenError, PostgresJobStore
 from gateway.state.keys import PostgresKeyStore
 from gateway.state.migrate import SchemaOutOfDateError, current, head, require_head
 from ingestion.jobs import NewFile
@@ -162,15 +162,18 @@ def test_job_store_keeps_uploads_in_the_database_and_hands_a_job_to_one_worker(
     )
     assert not staged.exists(), "the staged copy goes once its bytes are in PostgreSQL"
     workers = [PostgresJobStore(engine, spool=tmp_path / n) for n in ("b", "c")]
-    claims = [w.next_runnable() for w in workers]
-    assert sorted(claims, key=str) == [None, job_id] or sorted(claims, key=str) == [job_id, None]
-    runner = workers[claims.index(job_id)]
+    assert [w.next_runnable() for w in workers] == [job_id, job_id], "a look claims nothing"
+    runner, loser = workers
+    runner.mark_running(job_id)
+    with pytest.raises(JobTakenError):
+        loser.mark_running(job_id)
+    assert loser.next_runnable() is None, "a freshly claimed job is nobody else's"
     job = runner.get(job_id)
     assert job.status == "running" and job.writer_groups is None
     assert [f.status for f in job.files] == ["pending", "rejected"]
     local = runner.upload_path(job_id, job.files[0])
     assert local.read_bytes() == payload and local.suffix == ".pdf"
-    assert local.is_relative_to(tmp_path / ("b" if runner is workers[0] else "c"))
+    assert local.is_relative_to(tmp_path / "b")
     runner.record_file(job_id, 0, status="indexed", doc_id="d1", chunks=3)
     assert writer.finish(job_id) == "partial"
     followed = writer.get(job_id)

@@ -25,6 +25,7 @@ from gateway.models.config import (
 from gateway.models.registry import ModelRegistry, ModelSet, config_digest
 from gateway.security.auth import Authenticator, JwtVerifier
 from gateway.security.keys import ApiKeys, KeyStore
+from gateway.security.principal_cache import PrincipalCache
 from gateway.security.rate_limit import RateLimiter
 from gateway.security.secrets import weaviate_api_key
 from gateway.settings import Settings
@@ -273,7 +274,9 @@ def build_components(settings: Settings) -> Components:
         redactor=build_redactor(settings),
         keys=keys,
         authenticator=Authenticator(
-            keys, JwtVerifier(settings.auth.jwt) if settings.auth.jwt.enabled else None
+            keys,
+            JwtVerifier(settings.auth.jwt) if settings.auth.jwt.enabled else None,
+            PrincipalCache(keys.authenticate, ttl_s=settings.auth.key_cache_ttl_s),
         ),
         rate_limiter=build_rate_limiter(settings),
         audit=ModelAudit(audit_log),

@@ -343,6 +343,13 @@ class JwtSettings(_Section):
 
 class AuthSettings(_Section):
     jwt: JwtSettings = Field(default_factory=JwtSettings)
+    key_cache_ttl_s: float = Field(
+        5.0,
+        ge=0.0,
+        le=300.0,
+        description="Seconds a verified API key is remembered (0: look up every request). A "
+        "revoked key stops working on every replica within this time.",
+    )
 
 
 class LimitsSettings(_Section):

@@ -15,6 +15,7 @@ import jwt
 
 from gateway.security.jwks import JwksKeys, file_source, url_source
 from gateway.security.keys import KEY_PREFIX, ROLES, ApiKeys, Principal
+from gateway.security.principal_cache import PrincipalCache
 from gateway.settings import JwtSettings
 from services.errors import AuthenticationError, ConfigError
 
@@ -91,13 +92,19 @@ def _keys_of(settings: JwtSettings) -> JwksKeys:
 
 
 class Authenticator:
-    def __init__(self, keys: ApiKeys, jwt_verifier: JwtVerifier | None) -> None:
+    def __init__(
+        self,
+        keys: ApiKeys,
+        jwt_verifier: JwtVerifier | None,
+        cache: PrincipalCache | None = None,
+    ) -> None:
         self._keys = keys
         self._jwt = jwt_verifier
+        self._lookup = cache.authenticate if cache is not None else keys.authenticate
 
     def authenticate(self, token: str) -> Principal:
         if token.startswith(KEY_PREFIX):
-            principal = self._keys.authenticate(token)
+            principal = self._lookup(token)
             if principal is None:
                 raise AuthenticationError("the API key is unknown or revoked")
             return principal

@@ -127,6 +127,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Target:
         "holdfast_bundle_source_dir": str(bundle),
         "holdfast_bundle_dir": str(bundle),
         "bundle_copy_archive": False,
+        "bundle_allow_unsigned": True,  # a hand-made bundle; signing: test_bundle_signing.py
         "holdfast_manage_user": False,
         "holdfast_service_user": user,
         "holdfast_service_group": group,

@@ -3,7 +3,8 @@
 Layout of ``<out>/holdfast-bundle-<version>/``::
 
     wheels/      every locked wheel for the target + the holdfast wheel + the en_core_web_sm alias
-                 wheel (offline_wheels/local_packages) + the lock files
+                 wheel (offline_wheels/local_packages) + the lock files + requirements.bundle.txt
+                 (every wheel here pinned to its own digest: what hosts install with)
     bin/         weaviate-server, ollama
     models/      chat/<gguf>, embeddings/<model folder>   (the spaCy model is a wheel in wheels/)
     helm/        the packaged chart (.tgz)
@@ -229,6 +230,16 @@ def _holdfast_wheel(c: _Collector, opts: BuildOptions, say: Progress) -> None:
         c.add(built, f"wheels/{built.name}", "wheel", "en_core_web_sm", version)
 
 
+def _wheel_lock(c: _Collector, opts: BuildOptions, say: Progress) -> None:
+    say("holdfast wheel", wheelhouse.BUNDLE_REQUIREMENTS)
+    wheels = [(a.name, a.version, a.sha256) for a in c.artefacts if a.path.endswith(".whl")]
+    with tempfile.TemporaryDirectory() as tmp:
+        lock = Path(tmp) / wheelhouse.BUNDLE_REQUIREMENTS
+        lock.write_text(wheelhouse.bundle_requirements(wheels))
+        rel = f"wheels/{wheelhouse.BUNDLE_REQUIREMENTS}"
+        c.add(lock, rel, "lock", wheelhouse.BUNDLE_REQUIREMENTS, _version())
+
+
 def _binaries(c: _Collector, opts: BuildOptions, say: Progress) -> None:
     for name, path in (("weaviate-server", opts.weaviate_binary), ("ollama", opts.ollama_binary)):
         if not path.is_file():
@@ -332,7 +343,7 @@ def build(opts: BuildOptions, on_progress: Progress = lambda _s, _d: None) -> Bu
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     c = _Collector(folder)
-    for step in (_wheels, _holdfast_wheel, _binaries, _models, _chart, _playbook):
+    for step in (_wheels, _holdfast_wheel, _wheel_lock, _binaries, _models, _chart, _playbook):
         step(c, opts, on_progress)
     on_progress("sbom", "cyclonedx-py")
     lock = opts.repo_root / "offline_wheels" / "requirements.lock"

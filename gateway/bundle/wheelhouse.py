@@ -219,3 +219,24 @@ def link_or_copy(source: Path, dest: Path) -> None:
         os.link(source, dest)
     except OSError:
         shutil.copy2(source, dest)
+
+
+# The wheelhouse's own lock: every wheel the bundle carries, pinned to the digest of that very
+# file. The project lock cannot serve `pip install --require-hashes` on the host by itself: a
+# package published only as an sdist is shipped as a wheel built here (another digest), and the
+# bundle's own wheels (holdfast, the en_core_web_sm alias) are in no lock at all.
+BUNDLE_REQUIREMENTS = "requirements.bundle.txt"
+
+
+def bundle_requirements(wheels: list[tuple[str, str, str]]) -> str:
+    """``name==version --hash=sha256:<digest>`` per (name, version, digest), sorted by name."""
+    header = (
+        "# Every wheel in this folder, pinned to its own sha256 (SHA256SUMS and its signature\n"
+        "# vouch for this file). Install: pip install --no-index --require-hashes\n"
+        "#   --find-links <this folder> -r requirements.bundle.txt\n"
+    )
+    lines = [
+        f"{name}=={version} --hash=sha256:{digest}\n"
+        for name, version, digest in sorted(wheels, key=lambda w: re.sub(r"[-_.]+", "-", w[0]))
+    ]
+    return header + "".join(lines)

@@ -77,3 +77,21 @@ job_uploads = Table(
         ["job_id", "idx"], ["job_files.job_id", "job_files.idx"], ondelete="CASCADE"
     ),
 )
+
+# the reindex write fence (gateway.models.write_fence): at most one fence row, and the leases
+write_fence = Table(
+    "write_fence",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token", Text, nullable=False),
+    Column("holder", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+write_leases = Table(
+    "write_leases",
+    metadata,
+    Column("token", Text, primary_key=True),
+    Column("holder", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

@@ -37,16 +37,19 @@ def running_postgres(port: int) -> Iterator[str]:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
         shutil.chown(sockets, "postgres")
-    run = {"check": True, "capture_output": True, "timeout": 120}
     subprocess.run(
         _as_postgres([pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "holdfast"]),
-        **run,  # type: ignore[arg-type]
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1"
     log = str(root / "pg.log")
     subprocess.run(
         _as_postgres([pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", log, "-w", "start"]),
-        **run,  # type: ignore[arg-type]
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     try:
         yield f"postgresql://holdfast@127.0.0.1:{port}/postgres"

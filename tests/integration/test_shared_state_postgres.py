@@ -25,6 +25,7 @@ from gateway.settings import Settings
 from gateway.state.jobs import JobTakenError, PostgresJobStore
 from gateway.state.keys import PostgresKeyStore
 from gateway.state.migrate import SchemaOutOfDateError, current, head, require_head
+from gateway.state.write_fence import PostgresWriteFence
 from ingestion.jobs import NewFile
 from services.redaction_profile import RedactionProfile
 from tests.integration.conftest import PORT_BASE
@@ -280,3 +281,29 @@ def test_a_real_gateway_process_refuses_to_start_behind_the_schema(
         assert "run `holdfast db upgrade`" in log, refused.value
     finally:
         supervisor.stop("gateway")
+
+
+def test_write_fence_is_shared_and_exclusive(dsn: str, tmp_path: Path) -> None:
+    engine = database_engine(_upgraded(dsn, tmp_path))
+    assert engine is not None
+    writer, reindex, other = (PostgresWriteFence(engine) for _ in range(3))
+    lease = writer.try_lease("ingest job j1", ttl_s=30)
+    assert lease is not None
+    fence = reindex.try_fence("reindex on host b", ttl_s=30)
+    assert fence is not None and other.try_fence("another reindex", ttl_s=30) is None
+    assert other.fence_holder() == "reindex on host b"
+    assert writer.try_lease("ingest job j2", ttl_s=30) is None, "no lease while fenced"
+    assert reindex.leases() == ["ingest job j1"], "the fence waits for the earlier lease"
+    assert writer.renew_lease(lease, ttl_s=30)
+    writer.end_lease(lease)
+    assert reindex.leases() == []
+    assert reindex.renew_fence(fence, ttl_s=30) and not other.renew_fence("not-it", ttl_s=30)
+    reindex.lower_fence(fence)
+    assert other.fence_holder() is None
+    short = other.try_fence("dies at once", ttl_s=0.2)
+    assert short is not None
+    time.sleep(0.5)
+    assert not other.renew_fence(short, ttl_s=30), "an expired fence is gone"
+    assert writer.try_lease("ingest job j3", ttl_s=0.2) is not None
+    time.sleep(0.5)
+    assert reindex.leases() == [], "an expired lease holds nobody back"

@@ -24,6 +24,7 @@ from gateway.api.body_limit import BodyLimitMiddleware
 from gateway.api.deps import rate_limited
 from gateway.api.problems import install_problem_handlers
 from gateway.api.routes import admin, documents, health, jobs, keys, openai_compat, query
+from gateway.audit.buffered import BufferedAuditLog
 from gateway.audit.records import AuditRecord
 from gateway.audit.store import AuditLog
 from gateway.components import Components, IngestService
@@ -129,6 +130,8 @@ def create_app(
         built = components or wiring.build_components(settings)
         await run_in_threadpool(built.warm_up)
         _bootstrap_admin_key(built)
+        buffered = BufferedAuditLog(built.audit_log, on_failure=metrics.audit_failures.inc)
+        built.audit_log = buffered  # requests only enqueue their record
         app.state.components = built
         watcher = ModelFileWatcher(
             settings.models_path,
@@ -149,6 +152,8 @@ def create_app(
         finally:
             app.state.ingest.close()
             await watcher.stop()
+            await run_in_threadpool(buffered.close)
+            built.audit_log = buffered.inner
             built.close()
             if provider is not None:
                 provider.force_flush(5_000)

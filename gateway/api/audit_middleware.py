@@ -121,6 +121,9 @@ class AuditMiddleware:
         audit = self.get_log()
         if audit is None:  # the app has not finished starting
             return
+        offer = getattr(audit, "offer", None)  # a buffered log queues without a thread hop
+        if offer is not None and offer(record):
+            return
         try:
             await run_in_threadpool(audit.append, record)
         except HoldfastError:

@@ -60,6 +60,8 @@ FOR EACH STATEMENT EXECUTE FUNCTION holdfast_audit_append_only();
 class AuditLog(Protocol):
     def append(self, record: AuditRecord) -> AuditRecord: ...
 
+    def append_many(self, records: Sequence[AuditRecord]) -> int: ...
+
     def query(self, flt: AuditFilter) -> AuditPage: ...
 
 
@@ -164,6 +166,15 @@ class SqliteAuditLog:
             new_id = int(cursor.lastrowid or 0)
         return _with_id(record, new_id)
 
+    def append_many(self, records: Sequence[AuditRecord]) -> int:
+        """One transaction for a batch (the buffered writer's unit of work)."""
+        with self._db() as db:
+            db.executemany(
+                f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({', '.join('?' * 16)})",
+                [_row_values(r) for r in records],
+            )
+        return len(records)
+
     def query(self, flt: AuditFilter) -> AuditPage:
         where, params = where_clause(flt, "?")
         with self._db() as db:
@@ -214,6 +225,15 @@ class PostgresAuditLog:
                 _row_values(record),
             ).fetchone()
         return _with_id(record, int(row[0]))
+
+    def append_many(self, records: Sequence[AuditRecord]) -> int:
+        """One transaction for a batch (the buffered writer's unit of work)."""
+        with self._db() as conn, conn.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({', '.join(['%s'] * 16)})",
+                [_row_values(r) for r in records],
+            )
+        return len(records)
 
     def query(self, flt: AuditFilter) -> AuditPage:
         where, params = where_clause(flt, "%s")

@@ -144,6 +144,19 @@ def test_every_field_round_trips(audit_log: AuditLog) -> None:
     assert audit_log.query(AuditFilter()).records == [stored]
 
 
+def test_a_batch_lands_in_one_call_behind_the_buffered_writer(audit_log: AuditLog) -> None:
+    from gateway.audit.buffered import BufferedAuditLog
+
+    assert audit_log.append_many([_record(n) for n in range(3)]) == 3
+    buffered = BufferedAuditLog(audit_log)
+    for n in range(3, 40):
+        assert buffered.offer(_record(n))
+    page = buffered.query(AuditFilter(limit=100))  # waits for everything queued before it
+    buffered.close()
+    assert len(page.records) == 40
+    assert [r.id for r in page.records] == sorted((r.id for r in page.records), reverse=True)
+
+
 def test_model_audit_writes_admin_actions_into_it(audit_log: AuditLog) -> None:
     audit = ModelAudit(audit_log)
     audit.record(actor="ops", trigger="reindex", outcome="forced", changes={}, digest="d1")

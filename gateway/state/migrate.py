@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.errors import ConfigError
@@ -51,10 +51,13 @@ def current(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
-    """Bring the schema to ``revision``, in one transaction; returns the revision reached."""
+    """Bring the schema to ``revision``, in one transaction; returns the revision reached.
+    An advisory lock serialises concurrent upgrades (two migration jobs): the second finds the
+    schema current and does nothing."""
     config = _config()
     try:
         with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('holdfast.migrations'))"))
             config.attributes["connection"] = conn
             command.upgrade(config, revision)
     except SQLAlchemyError as exc:
@@ -65,6 +68,12 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
 def require_head(engine: Engine) -> None:
     """Refuse to run on a database whose schema is not this code's head revision."""
     at, want = current(engine), head()
+    known = {s.revision for s in ScriptDirectory.from_config(_config()).walk_revisions()}
+    if at is not None and at not in known:
+        raise SchemaOutOfDateError(
+            f"database schema is at {at}, newer than this gateway knows ({want}): "
+            "run the release that upgraded it"
+        )
     if at != want:
         raise SchemaOutOfDateError(
             f"database schema is at {at or 'no revision'}, this gateway needs {want}: "

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -24,7 +25,7 @@ from gateway.models.config import ensure_models_file
 from gateway.settings import Settings
 from gateway.state.jobs import JobTakenError, PostgresJobStore
 from gateway.state.keys import PostgresKeyStore
-from gateway.state.migrate import SchemaOutOfDateError, current, head, require_head
+from gateway.state.migrate import SchemaOutOfDateError, current, head, require_head, upgrade
 from gateway.state.write_fence import PostgresWriteFence
 from ingestion.jobs import NewFile
 from services.redaction_profile import RedactionProfile
@@ -96,6 +97,21 @@ def test_gateway_refuses_an_old_schema_until_db_upgrade(dsn: str, tmp_path: Path
     require_head(engine)
     assert _db("upgrade", dsn=dsn).returncode == 0, "upgrading twice is harmless"
     assert "up to date" in _db("current", dsn=dsn).stdout
+
+
+def test_concurrent_upgrades_serialise_and_a_newer_schema_is_named(
+    dsn: str, tmp_path: Path
+) -> None:
+    _reset(dsn)
+    engine = database_engine(_settings(tmp_path, dsn, BASE + 7))
+    assert engine is not None
+    with ThreadPoolExecutor(2) as pool:
+        reached = list(pool.map(lambda _: upgrade(engine), range(2)))
+    assert reached == [head(), head()], "the second upgrade waits, then finds nothing to do"
+    with psycopg.connect(dsn) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(SchemaOutOfDateError, match="newer than this gateway"):
+        require_head(engine)
 
 
 def test_db_commands_fail_in_one_line_without_a_database(tmp_path: Path) -> None:

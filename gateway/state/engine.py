@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, create_engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from services.errors import ConfigError
+from services.errors import BackendUnavailableError, ConfigError
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
 
+P = ParamSpec("P")
+R = TypeVar("R")
 _DRIVER = re.compile(r"^(postgres(?:ql)?)\+[a-z0-9_]+://", re.IGNORECASE)
 
 
@@ -101,3 +105,24 @@ def engine_for(settings: Settings) -> Engine | None:
             pool_timeout_s=db.pool_timeout_s,
         ),
     )
+
+
+class StateUnavailableError(BackendUnavailableError):
+    code, title = "state_unavailable", "The shared state database is unavailable"
+
+
+def guarded(method: Callable[P, R]) -> Callable[P, R]:
+    """A store method whose database errors surface as ``StateUnavailableError`` (503 at the
+    edge, one line in the CLI) naming the driver's first line, never a URL or a traceback."""
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except SQLAlchemyError as exc:
+            orig = getattr(exc, "orig", None)
+            lines = str(orig if orig is not None else exc).strip().splitlines()
+            reason = lines[0] if lines else type(exc).__name__
+            raise StateUnavailableError(f"shared state database: {reason}") from exc
+
+    return call

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, delete, func, insert, or_, select, update
 
+from gateway.state.engine import guarded
 from gateway.state.schema import job_files, job_uploads, jobs
 from ingestion.jobs import (
     ALL_GROUPS,
@@ -49,6 +50,7 @@ class PostgresJobStore:
         self._spool = spool
         self._lease = timedelta(seconds=lease_s)
 
+    @guarded
     def create(
         self,
         *,
@@ -101,6 +103,7 @@ class PostgresJobStore:
         _remove_staged(files)
         return job_id
 
+    @guarded
     def get(self, job_id: str) -> Job:
         with self._engine.connect() as conn:
             row = conn.execute(select(jobs).where(jobs.c.job_id == job_id)).first()
@@ -111,6 +114,7 @@ class PostgresJobStore:
             ).all()
         return job_from_rows(dict(row._mapping), (dict(f._mapping) for f in files))
 
+    @guarded
     def next_runnable(self) -> str | None:
         """The oldest queued job, or a running one whose worker stopped renewing its claim.
         Only a look (``holdfast reindex`` asks it too): ``mark_running`` takes the claim."""
@@ -124,6 +128,7 @@ class PostgresJobStore:
             found = conn.execute(query).scalar_one_or_none()
         return None if found is None else str(found)
 
+    @guarded
     def mark_running(self, job_id: str) -> None:
         """Claim the job for this worker in one statement: of two gateways that saw the same
         job, exactly one gets it; the other gets ``JobTakenError`` and looks again."""
@@ -148,6 +153,7 @@ class PostgresJobStore:
             ),
         )
 
+    @guarded
     def record_file(
         self,
         job_id: str,
@@ -174,6 +180,7 @@ class PostgresJobStore:
             )
             conn.execute(update(jobs).where(jobs.c.job_id == job_id).values(claimed_at=func.now()))
 
+    @guarded
     def finish(self, job_id: str) -> str:
         status = final_status(self.get(job_id).files)
         with self._engine.begin() as conn:
@@ -185,6 +192,7 @@ class PostgresJobStore:
             conn.execute(delete(job_uploads).where(job_uploads.c.job_id == job_id))
         return status
 
+    @guarded
     def upload_path(self, job_id: str, file: JobFile) -> Path:
         """The file's bytes written into this process's spool (``<spool>/<job>/<name>``, the
         staged name keeps the type suffix the pipeline reads); reused if already there."""

@@ -20,6 +20,7 @@ from gateway.security.keys import (
     new_key,
     now_iso,
 )
+from gateway.state.engine import guarded
 from gateway.state.schema import api_keys
 from services.errors import InvalidRequestError, NotFoundError
 
@@ -28,6 +29,7 @@ class PostgresKeyStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    @guarded
     def create(self, name: str, *, groups: Sequence[str], roles: Sequence[str]) -> tuple[str, str]:
         """Create a key; returns ``(key_id, key)``. Only its hash is kept, never the key."""
         if not name.strip():
@@ -38,6 +40,7 @@ class PostgresKeyStore:
             conn.execute(insert(api_keys).values(key_id=key_id, key_hash=hash_key(key), **row))
         return key_id, key
 
+    @guarded
     def import_key(
         self, key: str, name: str, *, groups: Sequence[str], roles: Sequence[str]
     ) -> str:
@@ -56,6 +59,7 @@ class PostgresKeyStore:
             ).scalar_one()
         return str(found)
 
+    @guarded
     def authenticate(self, key: str) -> Principal | None:
         query = select(
             api_keys.c.key_id, api_keys.c.name, api_keys.c.groups_json, api_keys.c.roles_json
@@ -71,6 +75,7 @@ class PostgresKeyStore:
             key_id=row.key_id,
         )
 
+    @guarded
     def list(self) -> list[KeyRecord]:
         query = select(
             api_keys.c.key_id,
@@ -87,9 +92,11 @@ class PostgresKeyStore:
             for r in rows
         ]
 
+    @guarded
     def has_active_role(self, role: str) -> bool:
         return any(role in k.roles and k.revoked_at is None for k in self.list())
 
+    @guarded
     def revoke(self, key_id_or_name: str) -> int:
         """Revoke by key id, or every active key of that name. Returns how many were revoked."""
         statement = (

@@ -27,6 +27,7 @@ from sqlalchemy import (
     update,
 )
 
+from gateway.state.engine import guarded
 from gateway.state.schema import write_fence, write_leases
 
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtext('holdfast.write_fence'))")
@@ -51,6 +52,7 @@ class PostgresWriteFence:
         ).first()
         return None if row is None else (str(row[0]), str(row[1]))
 
+    @guarded
     def try_lease(self, holder: str, ttl_s: float) -> str | None:
         with self._tx() as conn:
             if self._standing(conn) is not None:
@@ -61,6 +63,7 @@ class PostgresWriteFence:
             )
         return token
 
+    @guarded
     def renew_lease(self, token: str, ttl_s: float) -> bool:
         with self._engine.begin() as conn:
             done = conn.execute(
@@ -70,10 +73,12 @@ class PostgresWriteFence:
             )
             return done.rowcount == 1
 
+    @guarded
     def end_lease(self, token: str) -> None:
         with self._engine.begin() as conn:
             conn.execute(delete(write_leases).where(write_leases.c.token == token))
 
+    @guarded
     def try_fence(self, holder: str, ttl_s: float) -> str | None:
         with self._tx() as conn:
             if self._standing(conn) is not None:
@@ -85,6 +90,7 @@ class PostgresWriteFence:
             )
         return token
 
+    @guarded
     def renew_fence(self, token: str, ttl_s: float) -> bool:
         with self._engine.begin() as conn:
             done = conn.execute(
@@ -100,17 +106,20 @@ class PostgresWriteFence:
             )
             return done.rowcount == 1
 
+    @guarded
     def lower_fence(self, token: str) -> None:
         with self._engine.begin() as conn:
             conn.execute(
                 delete(write_fence).where(write_fence.c.id == 1, write_fence.c.token == token)
             )
 
+    @guarded
     def fence_holder(self) -> str | None:
         with self._engine.connect() as conn:
             standing = self._standing(conn)
         return None if standing is None else standing[1]
 
+    @guarded
     def leases(self) -> list[str]:
         with self._tx() as conn:
             conn.execute(

@@ -18,7 +18,7 @@ from gateway.state.engine import PoolPolicy, build_engine, connect_args, conninf
 from gateway.state.migrate import MIGRATIONS, head
 from gateway.state.schema import metadata
 from ingestion.jobs import JobFile, JobStore, final_status, job_from_rows
-from services.errors import ConfigError
+from services.errors import ConfigError, NotFoundError
 from services.redaction_profile import RedactionProfile
 
 pytestmark = pytest.mark.unit
@@ -147,3 +147,24 @@ def test_job_rows_of_an_old_release_read_as_they_meant() -> None:
     assert job.redaction is RedactionProfile.STRICT and job.writer_groups == ("hr",)
     admin = job_from_rows({**row, "writer_groups": '"*"', "redaction_profile": "none"}, [])
     assert admin.writer_groups is None and admin.redaction is RedactionProfile.NONE
+
+
+def test_database_errors_surface_as_one_line_state_unavailable() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from gateway.state.engine import StateUnavailableError, guarded
+
+    @guarded
+    def broken() -> None:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused\nDETAIL: more"))
+
+    with pytest.raises(StateUnavailableError, match=r"^shared state database: connection refused$"):
+        broken()
+    assert StateUnavailableError.status == 503, "retryable at the edge, like other backends"
+
+    @guarded
+    def missing() -> None:
+        raise NotFoundError("no such job")
+
+    with pytest.raises(NotFoundError):
+        missing()

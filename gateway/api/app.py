@@ -106,7 +106,7 @@ def _metrics_route(app: FastAPI, metrics: GatewayMetrics, *, require_admin: bool
             principal = await run_in_threadpool(components.authenticator.authenticate, token)
             if "admin" not in principal.roles:
                 raise AccessDeniedError("metrics need the 'admin' role")
-            await run_in_threadpool(rate_limited, principal, components)
+            await rate_limited(principal, components)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

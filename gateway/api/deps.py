@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from opentelemetry import trace
+from starlette.concurrency import run_in_threadpool
 
 from gateway.components import Components
 from gateway.observability.request_context import name_principal
@@ -23,18 +24,24 @@ def get_components(request: Request) -> Components:
 ComponentsDep = Annotated[Components, Depends(get_components)]
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     components: ComponentsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """The caller, from a remembered verified key on the event loop (no I/O), else from the key
+    store or the JWT verifier in a worker thread (a store or JWKS round trip never blocks the
+    loop)."""
     tracer = getattr(request.app.state, "tracer", None) or trace.NoOpTracer()
     with tracer.start_as_current_span("auth", record_exception=False) as span:
         if credentials is None or not credentials.credentials:
             span.set_attribute("holdfast.auth.outcome", "missing")
             raise AuthenticationError("send Authorization: Bearer <api key or token>")
+        token = credentials.credentials
         try:
-            principal = components.authenticator.authenticate(credentials.credentials)
+            principal = components.authenticator.remembered(token)
+            if principal is None:
+                principal = await run_in_threadpool(components.authenticator.authenticate, token)
         except AuthenticationError:
             span.set_attribute("holdfast.auth.outcome", "rejected")
             raise
@@ -51,19 +58,25 @@ def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def rate_limited(principal: PrincipalDep, components: ComponentsDep) -> Principal:
+async def rate_limited(principal: PrincipalDep, components: ComponentsDep) -> Principal:
     """Count the request against the caller's limit: one count per key, shared by every route
-    and, with ``limits.storage_url``, by every replica. Sync on purpose: FastAPI runs it in a
-    worker thread, so a slow Redis (bounded by its timeout) never blocks the event loop."""
-    components.rate_limiter.check(principal.key_id or principal.name)
+    and, with ``limits.storage_url``, by every replica. The in-memory count runs on the event
+    loop (microseconds); a shared one goes through a worker thread, so a slow Redis (bounded by
+    its timeout) never blocks the loop."""
+    limiter = components.rate_limiter
+    key = principal.key_id or principal.name
+    if limiter.shared:
+        await run_in_threadpool(limiter.check, key)
+    else:
+        limiter.check(key)
     return principal
 
 
 def require_role(role: str):  # type: ignore[no-untyped-def]
-    def _check(principal: PrincipalDep, components: ComponentsDep) -> Principal:
+    async def _check(principal: PrincipalDep, components: ComponentsDep) -> Principal:
         if role not in principal.roles:
             raise AccessDeniedError(f"this endpoint needs the {role!r} role")
-        return rate_limited(principal, components)
+        return await rate_limited(principal, components)
 
     return _check
 

@@ -100,7 +100,14 @@ class Authenticator:
     ) -> None:
         self._keys = keys
         self._jwt = jwt_verifier
+        self._cache = cache
         self._lookup = cache.authenticate if cache is not None else keys.authenticate
+
+    def remembered(self, token: str) -> Principal | None:
+        """The principal of a recently verified API key, without I/O; None otherwise."""
+        if self._cache is None or not token.startswith(KEY_PREFIX):
+            return None
+        return self._cache.peek(token)
 
     def authenticate(self, token: str) -> Principal:
         if token.startswith(KEY_PREFIX):

@@ -36,16 +36,26 @@ class PrincipalCache:
         self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def peek(self, key: str) -> Principal | None:
+        """The remembered principal of ``key`` if it has not expired; never looks it up."""
+        if self._ttl_s <= 0:
+            return None
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        with self._lock:
+            hit = self._entries.get(digest)
+            if hit is not None and hit[0] > self._clock():
+                self._entries.move_to_end(digest)
+                return hit[1]
+        return None
+
     def authenticate(self, key: str) -> Principal | None:
         if self._ttl_s <= 0:
             return self._lookup(key)
+        remembered = self.peek(key)
+        if remembered is not None:
+            return remembered
         digest = hashlib.sha256(key.encode()).hexdigest()
         now = self._clock()
-        with self._lock:
-            hit = self._entries.get(digest)
-            if hit is not None and hit[0] > now:
-                self._entries.move_to_end(digest)
-                return hit[1]
         principal = self._lookup(key)
         if principal is None:
             with self._lock:

@@ -28,6 +28,9 @@ class _Auth:
     def authenticate(self, token: str) -> Principal:
         return CALLER
 
+    def remembered(self, token: str) -> Principal | None:
+        return None  # never remembered: every request takes the lookup path
+
 
 class _Store:
     def documents(self, **_: Any) -> list[Any]:

@@ -86,3 +86,15 @@ def test_ttl_zero_disables_the_cache_and_the_size_is_bounded() -> None:
     small.authenticate("hf_bob")  # evicts alice
     small.authenticate("hf_alice")
     assert store.lookups == 5
+
+
+def test_peek_never_looks_up_and_sees_only_live_entries() -> None:
+    store, clock = Store(), Clock()
+    cache = PrincipalCache(store.authenticate, ttl_s=5, clock=clock)
+    assert cache.peek("hf_alice") is None
+    assert store.lookups == 0
+    cache.authenticate("hf_alice")
+    assert cache.peek("hf_alice") == ALICE
+    clock.now += 5.0
+    assert cache.peek("hf_alice") is None
+    assert store.lookups == 1

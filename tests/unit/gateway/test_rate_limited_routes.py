@@ -30,6 +30,9 @@ class _Auth:
     def authenticate(self, token: str) -> Principal:
         return Principal("caller", ("eng",), frozenset({"admin", "ingest", "query"}), key_id=token)
 
+    def remembered(self, token: str) -> Principal | None:
+        return None  # never remembered: every request takes the lookup path
+
 
 class _AuditLog:
     def append(self, record: Any) -> None:

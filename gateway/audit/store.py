@@ -145,14 +145,18 @@ class SqliteAuditLog:
 
     def __init__(self, path: Path) -> None:
         self._path = path
+        self._ready = False  # schema and WAL mode are set once per process, not per write
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            if not self._ready:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
             with closing(sqlite3.connect(self._path, timeout=10)) as db, db:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(_SQLITE_SCHEMA)
+                if not self._ready:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.executescript(_SQLITE_SCHEMA)
+                    self._ready = True
                 yield db
         except sqlite3.Error as exc:
             raise AuditUnavailableError(f"audit database: {type(exc).__name__}") from exc

@@ -1,0 +1,648 @@
+"""What the gateway costs next to the engines it guards, measured in one run on a running stack.
+
+    source the stack's environment (HOLDFAST_HOME and ports), then
+    .venv/bin/python -m benchmarks.gateway_overhead --group docs [--levels 1,8,32]
+        [--profile] [--stream 20] [--soak-minutes 10]
+
+* **Search.** Per question, the raw path (this process: the gateway's own embedder, then the
+  same Weaviate hybrid query with the same access filter, candidates, alpha and fusion, through
+  weaviate-client) and ``POST /v1/search`` through the gateway, interleaved in blocks that
+  alternate which path goes first, at each concurrency level. p50/p95/p99, throughput, error
+  rate and the gateway/raw ratios.
+* **Streaming.** ``POST /v1/query`` with ``stream: true``: time to the ``retrieval`` event and to
+  the first token, against the same steps done here (retrieval in-process, then the same
+  messages streamed straight from the model server). The gateway's share of time to first
+  token is what remains after the in-process retrieval and the model server's own first token.
+  A nonce after the system prompt keeps the model server's prompt cache from favouring either.
+* **Profile** (``--profile``): py-spy samples the gateway process during the concurrency-8
+  search block; the flame graph is written next to the report.
+* **Soak** (``--soak-minutes``): mixed load at concurrency 8 (searches, streamed answers, small
+  uploads), the gateway's RSS sampled every 5 s; growth is measured from the end of a warm-up.
+
+Writes benchmarks/reports/gateway-overhead-<UTC time>.{md,json}. A report, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.load import machine, percentiles
+
+REPORTS = Path(__file__).resolve().parent / "reports"
+QUESTIONS = Path(__file__).resolve().parents[1] / "evals" / "python_docs" / "questions.jsonl"
+
+
+@dataclass
+class PathRun:
+    """One path (raw or gateway) at one concurrency: every latency, errors, busy seconds."""
+
+    latency_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        n = len(self.latency_ms) + self.errors
+        return {
+            "requests": n,
+            "error_rate": round(self.errors / n, 4) if n else 0.0,
+            "throughput_rps": round(len(self.latency_ms) / self.seconds, 2) if self.seconds else 0,
+            "latency_ms": percentiles(self.latency_ms),
+        }
+
+
+def load_questions(limit: int) -> list[str]:
+    rows = [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line.strip()]
+    return [r["question"] for r in rows][:limit]
+
+
+class RawSearch:
+    """The two calls a search makes, without the gateway: embed, then the hybrid query."""
+
+    def __init__(self, components: Any, group: str) -> None:
+        from weaviate.classes.query import Filter, MetadataQuery
+
+        from gateway.api.routes.query import RetrievalParams, options_for
+        from services.weaviate_store import BM25_PROPERTIES
+
+        settings = components.settings
+        self._embedder = components.registry.current().embedder
+        self._options = options_for(components, RetrievalParams(), "q")
+        self._client = weaviate_client(settings)
+        self._collection = self._client.collections.use(settings.weaviate.collection)
+        self._filter = Filter.by_property("access_groups").contains_any([group])
+        self._properties = list(BM25_PROPERTIES)
+        self._fusion = components.store._fusion  # the gateway's configured fusion
+        self._metadata = MetadataQuery(score=True)
+
+    def __call__(self, question: str) -> int:
+        vector = self._embedder.embed_query(question)
+        response = self._collection.query.hybrid(
+            query=question,
+            vector=list(vector),
+            alpha=self._options.alpha,
+            limit=self._options.candidates,
+            query_properties=self._properties,
+            fusion_type=self._fusion,
+            filters=self._filter,
+            return_metadata=self._metadata,
+        )
+        return len(response.objects)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def weaviate_client(settings: Any) -> Any:
+    """A client of its own on the stack's Weaviate, with the stack's API key."""
+    import weaviate
+    from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+
+    from gateway.security.secrets import weaviate_api_key
+
+    wv = settings.weaviate
+    return weaviate.connect_to_custom(
+        http_host=wv.host,
+        http_port=wv.http_port,
+        http_secure=False,
+        grpc_host=wv.host,
+        grpc_port=wv.grpc_port,
+        grpc_secure=False,
+        auth_credentials=Auth.api_key(weaviate_api_key(settings)),
+        additional_config=AdditionalConfig(timeout=Timeout(init=10, query=30, insert=120)),
+        skip_init_checks=True,
+    )
+
+
+def replicate(settings: Any, group: str, min_chunks: int) -> dict[str, int]:
+    """Grow the index to ``min_chunks`` with copies of ``group``'s chunks (same text and
+    vectors) under other groups (``<group>-copy-<n>``), as a shared multi-team index is: the
+    access filter of every measured query then excludes most of the index."""
+    from weaviate.classes.data import DataObject
+    from weaviate.util import generate_uuid5
+
+    with weaviate_client(settings) as client:
+        collection = client.collections.use(settings.weaviate.collection)
+        total = int(collection.aggregate.over_all(total_count=True).total_count or 0)
+        originals = [
+            (
+                dict(o.properties),
+                o.vector.get("default") if isinstance(o.vector, dict) else o.vector,
+            )
+            for o in collection.iterator(include_vector=True)
+            if group in (o.properties.get("access_groups") or [])
+        ]
+        copy = 0
+        while total < min_chunks and originals:
+            copy += 1
+            tag = f"{group}-copy-{copy}"
+            objects = []
+            for props, vector in originals:
+                props = {**props, "access_groups": [tag]}
+                for name in ("chunk_id", "doc_id", "parent_id"):
+                    if props.get(name):
+                        props[name] = f"{props[name]}~{tag}"
+                objects.append(
+                    DataObject(
+                        properties=props, uuid=generate_uuid5(props["chunk_id"]), vector=vector
+                    )
+                )
+            for start in range(0, len(objects), 500):
+                collection.data.insert_many(objects[start : start + 500])
+            total = int(collection.aggregate.over_all(total_count=True).total_count or 0)
+            print(f"  copy {copy}: the index holds {total} chunks", flush=True)
+    return {"readable_by_group": len(originals), "total": total}
+
+
+def run_raw(raw: RawSearch, questions: list[str], concurrency: int, run: PathRun) -> None:
+    def once(question: str) -> None:
+        start = time.perf_counter()
+        try:
+            raw(question)
+        except Exception:  # counted, not fatal: a report of errors is a result too
+            run.errors += 1
+            return
+        run.latency_ms.append((time.perf_counter() - start) * 1000)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(once, questions))
+    run.seconds += time.perf_counter() - start
+
+
+async def _gateway_block(
+    url: str, key: str, questions: list[str], concurrency: int, run: PathRun
+) -> None:
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for q in questions:
+        queue.put_nowait(q)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            question = queue.get_nowait()
+            start = time.perf_counter()
+            try:
+                response = await client.post("/v1/search", json={"query": question})
+            except httpx.HTTPError:
+                run.errors += 1
+                continue
+            if response.status_code == 200:
+                run.latency_ms.append((time.perf_counter() - start) * 1000)
+            else:
+                run.errors += 1
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(
+        base_url=url, headers=headers, timeout=60.0, limits=limits
+    ) as client:
+        await client.get("/healthz")  # the connection pool warm, not counted
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        run.seconds += time.perf_counter() - start
+
+
+def search_level(
+    raw: RawSearch,
+    url: str,
+    key: str,
+    questions: list[str],
+    concurrency: int,
+    block: int,
+    on_gateway_block: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Alternate raw and gateway blocks of ``block`` questions; the order flips every block."""
+    raw_run, gateway_run = PathRun(), PathRun()
+    for i, start in enumerate(range(0, len(questions), block)):
+        chunk = questions[start : start + block]
+        steps = [
+            lambda c=chunk: run_raw(raw, c, concurrency, raw_run),
+            lambda c=chunk: asyncio.run(_gateway_block(url, key, c, concurrency, gateway_run)),
+        ]
+        if i % 2:
+            steps.reverse()
+        for step in steps:
+            step()
+        if on_gateway_block:
+            on_gateway_block(i)
+    r, g = raw_run.summary(), gateway_run.summary()
+    return {
+        "concurrency": concurrency,
+        "raw": r,
+        "gateway": g,
+        "ratio_p50": _ratio(g["latency_ms"]["p50"], r["latency_ms"]["p50"]),
+        "ratio_p99": _ratio(g["latency_ms"]["p99"], r["latency_ms"]["p99"]),
+        "throughput_ratio": _ratio(g["throughput_rps"], r["throughput_rps"]),
+    }
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 2) if b else None
+
+
+class RawStream:
+    """The streamed answer's steps without the gateway: retrieval here, then the same messages
+    streamed straight from the model server's OpenAI-compatible endpoint."""
+
+    def __init__(self, components: Any, group: str) -> None:
+        from gateway.api.routes.query import RetrievalParams, options_for
+        from gateway.query.records import Ports
+        from gateway.query.stream_redaction import LONGEST_ENTITY
+        from gateway.security.keys import Principal
+
+        current = components.registry.current()
+        self._settings = components.settings
+        self._ports = Ports(components.store, current.embedder, current.router, None, None, None)
+        self._options = options_for(components, RetrievalParams(), "q")
+        self._principal = Principal("bench", (group,), frozenset({"query"}))
+        self._model = components.settings.ollama.chat_model
+        # what the streamed-answer redactor holds back before its first release (policy)
+        window = max(components.settings.redaction.stream_window_chars, LONGEST_ENTITY)
+        self._hold_chars = window + window // 2
+
+    def __call__(self, question: str) -> dict[str, float]:
+        from collections import Counter
+
+        from gateway.query.answering import retrieve_step
+        from gateway.query.clock import StageClock
+        from gateway.query.prompt import build_messages
+
+        start = time.perf_counter()
+        safe, retrieval = retrieve_step(
+            question, self._principal, self._ports, self._options, Counter(), StageClock(None)
+        )
+        retrieved = time.perf_counter()
+        if retrieval.status != "ok":
+            return {"retrieval_ms": (retrieved - start) * 1000}
+        messages = [
+            {"role": m.role, "content": m.content} for m in build_messages(safe, retrieval.context)
+        ]
+        messages[-1]["content"] = f"[{uuid.uuid4().hex[:8]}] " + messages[-1]["content"]
+        body = {
+            "model": self._model,
+            "messages": messages,
+            "stream": True,
+            "max_tokens": self._options.max_tokens or 256,
+            "temperature": 0,
+        }
+        sent = time.perf_counter()
+        first = held = None
+        text = ""
+        with httpx.stream(
+            "POST", f"{self._settings.ollama.base_url}/v1/chat/completions", json=body, timeout=300
+        ) as response:
+            for line in response.iter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                choices = json.loads(line[6:]).get("choices") or [{}]
+                piece = (choices[0].get("delta") or {}).get("content") or ""
+                if piece and first is None:
+                    first = time.perf_counter()
+                text += piece
+                if len(text) >= self._hold_chars:
+                    held = time.perf_counter()
+                    break
+        end = time.perf_counter()
+        return {
+            "retrieval_ms": (retrieved - start) * 1000,
+            "model_ttft_ms": ((first or end) - sent) * 1000,
+            "model_hold_ms": ((held or end) - sent) * 1000,
+        }
+
+
+def gateway_stream(url: str, key: str, question: str) -> dict[str, float]:
+    start = time.perf_counter()
+    marks: dict[str, float] = {}
+    with httpx.stream(
+        "POST",
+        f"{url}/v1/query",
+        json={"question": question, "stream": True},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=300,
+    ) as response:
+        event = ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:].strip()
+                if event not in marks:
+                    marks[event] = (time.perf_counter() - start) * 1000
+            if "token" in marks:
+                break
+    return {"retrieval_event_ms": marks.get("retrieval", 0.0), "ttft_ms": marks.get("token", 0.0)}
+
+
+def streaming(raw: RawStream, url: str, key: str, questions: list[str]) -> dict[str, Any]:
+    """Per question, both paths (order alternating); the share is computed per question."""
+    rows = []
+    for i, question in enumerate(questions):
+        if i % 2:
+            g, r = gateway_stream(url, key, question), raw(question)
+        else:
+            r, g = raw(question), gateway_stream(url, key, question)
+        if "model_ttft_ms" not in r or not g["ttft_ms"]:
+            continue  # refused on weak retrieval: no model call to compare with
+        share = g["ttft_ms"] - r["retrieval_ms"] - r["model_ttft_ms"]
+        beyond_hold = g["ttft_ms"] - r["retrieval_ms"] - r["model_hold_ms"]
+        rows.append(
+            {**g, **r, "gateway_share_ms": share, "gateway_share_beyond_hold_ms": beyond_hold}
+        )
+    columns = (
+        "retrieval_event_ms",
+        "ttft_ms",
+        "retrieval_ms",
+        "model_ttft_ms",
+        "model_hold_ms",
+        "gateway_share_ms",
+        "gateway_share_beyond_hold_ms",
+    )
+    return {
+        "answered": len(rows),
+        "asked": len(questions),
+        **{c: percentiles([row[c] for row in rows]) for c in columns},
+    }
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def soak(url: str, key: str, pid: int, questions: list[str], minutes: float) -> dict[str, Any]:
+    """Mixed load at concurrency 8 for ``minutes``: RSS before, after a warm-up, at the end."""
+    stop = time.monotonic() + minutes * 60
+    warm_until = time.monotonic() + min(120.0, minutes * 60 / 5)
+    counts = {"search": 0, "query": 0, "ingest": 0, "errors": 0}
+    samples: list[tuple[float, float]] = []
+    idle = rss_mib(pid)
+    began = time.monotonic()
+    lock = threading.Lock()
+
+    def sampler() -> None:
+        while time.monotonic() < stop:
+            samples.append((time.monotonic() - began, rss_mib(pid)))
+            time.sleep(5)
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
+            while time.monotonic() < stop:
+                question = rng.choice(questions)
+                roll = rng.random()
+                try:
+                    if roll < 0.80:
+                        kind = "search"
+                        ok = client.post("/v1/search", json={"query": question}).status_code == 200
+                    elif roll < 0.95:
+                        kind = "query"
+                        ok = bool(gateway_stream(url, key, question)["retrieval_event_ms"])
+                    else:
+                        kind = "ingest"
+                        text = f"# Soak note {uuid.uuid4().hex}\n\n{question}\n"
+                        reply = client.post(
+                            "/v1/documents",
+                            files=[("files", ("soak.md", text.encode(), "text/markdown"))],
+                            data={"access_groups": "soak"},
+                        )
+                        ok = reply.status_code == 202
+                except httpx.HTTPError:
+                    kind, ok = "errors", False
+                with lock:
+                    counts[kind] += 1
+                    counts["errors"] += not ok
+
+    threads = [threading.Thread(target=sampler, daemon=True)]
+    threads += [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    warm = [rss for t, rss in samples if t >= warm_until - began]
+    after_warm, end = (warm[0], warm[-1]) if warm else (idle, idle)
+    peak = max((rss for _, rss in samples), default=idle)
+    return {
+        "minutes": minutes,
+        "requests": {k: v for k, v in counts.items() if k != "errors"},
+        "errors": counts["errors"],
+        "rss_mib": {
+            "idle": round(idle, 1),
+            "after_warm_up": round(after_warm, 1),
+            "end": round(end, 1),
+            "peak": round(peak, 1),
+        },
+        "growth_after_warm_up_pct": round((end - after_warm) / after_warm * 100, 2),
+        "median_after_warm_up": round(statistics.median(warm), 1) if warm else None,
+    }
+
+
+def profile_gateway(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy samples every thread of the gateway (native frames off, idle threads off)."""
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(seconds),
+            "--rate",
+            "200",
+            "--format",
+            "flamegraph",
+            "--output",
+            str(out),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--group", required=True, help="the access group the index was loaded with")
+    parser.add_argument("--levels", default="1,8,32", help="concurrency levels")
+    parser.add_argument("--questions", type=int, default=120, help="questions per level")
+    parser.add_argument("--block", type=int, default=20, help="questions per interleaved block")
+    parser.add_argument("--stream", type=int, default=20, help="streamed answers to compare")
+    parser.add_argument("--profile", action="store_true", help="py-spy flame graph at conc. 8")
+    parser.add_argument("--soak-minutes", type=float, default=0.0, help="mixed-load soak")
+    parser.add_argument(
+        "--min-chunks", type=int, default=20000, help="grow the index to this size first"
+    )
+    parser.add_argument("--label", default="", help="what was measured, for the report")
+    args = parser.parse_args()
+
+    from gateway.container import build_components
+    from gateway.offline import enforce_offline_env
+    from gateway.settings import Settings
+
+    enforce_offline_env()
+    settings = Settings()
+    url = settings.gateway.base_url
+    pid = int(json.loads((settings.home / "run" / "gateway.pid").read_text())["pid"])
+    key = _query_key(settings, args.group)
+    index = replicate(settings, args.group, args.min_chunks)
+    components = build_components(settings)
+    components.warm_up()
+    questions = load_questions(args.questions)
+    raw = RawSearch(components, args.group)
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    report: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "label": args.label,
+        "machine": machine(),
+        "index_chunks": index["total"],
+        "readable_chunks": index["readable_by_group"],
+        "search": [],
+    }
+    for level in [int(x) for x in args.levels.split(",")]:
+        print(f"search at concurrency {level} …", flush=True)
+        hook = None
+        if args.profile and level == 8:
+            flame = REPORTS / f"gateway-overhead-{stamp}-search-c8.svg"
+            spy: list[subprocess.Popen[bytes]] = []
+
+            def hook(i: int, flame: Path = flame, spy: list[Any] = spy) -> None:
+                if i == 0:  # profile the blocks after the first pair (warm)
+                    spy.append(profile_gateway(pid, 20, flame))
+
+            report["flame_graph"] = flame.name
+        report["search"].append(
+            search_level(raw, url, key, questions, level, args.block, on_gateway_block=hook)
+        )
+        if args.profile and level == 8:
+            for proc in spy:
+                proc.wait(timeout=120)
+    raw.close()
+    if args.stream:
+        print(f"streamed answers ({args.stream}) …", flush=True)
+        report["streaming"] = streaming(
+            RawStream(components, args.group), url, key, questions[: args.stream]
+        )
+    if args.soak_minutes:
+        print(f"soak for {args.soak_minutes} min …", flush=True)
+        report["soak"] = soak(url, key, pid, questions, args.soak_minutes)
+    components.close()
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    stem = REPORTS / f"gateway-overhead-{stamp}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    stem.with_suffix(".md").write_text(to_markdown(report))
+    print(to_markdown(report))
+
+
+def _query_key(settings: Any, group: str) -> str:
+    """A query key for ``group``, created through the CLI (the admin path operators use)."""
+    result = subprocess.run(
+        [
+            str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "holdfast"),
+            "keys",
+            "create",
+            f"bench-{uuid.uuid4().hex[:6]}",
+            "--groups",
+            group,
+            "--roles",
+            "query",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return next(w for w in result.stdout.split() if w.startswith("hf_"))
+
+
+STREAM_MEASURES = {
+    "retrieval_event_ms": "gateway: to the `retrieval` event",
+    "ttft_ms": "gateway: to the first token event",
+    "retrieval_ms": "raw: retrieval in-process",
+    "model_ttft_ms": "raw: model server's first token",
+    "model_hold_ms": "raw: model server's first redaction window (the policy's hold-back)",
+    "gateway_share_ms": "gateway share: first token - raw retrieval - model first token",
+    "gateway_share_beyond_hold_ms": "gateway share beyond the hold-back: first token - raw "
+    "retrieval - model window",
+}
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    lines = [
+        f"# Gateway overhead ({report['date']})",
+        "",
+        f"{report.get('label') or ''}",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']}. "
+        f"Index: {report['index_chunks']} chunks, "
+        f"{report['readable_chunks']} of them readable by the benchmark key's group. "
+        "Raw = the gateway's embedder in this process + the same Weaviate hybrid query (filter, "
+        "candidates, alpha, fusion) through weaviate-client; interleaved with the gateway in "
+        "alternating blocks.",
+        "",
+        "| conc. | path | requests | err. | req/s | p50 ms | p95 ms | p99 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for level in report["search"]:
+        for path in ("raw", "gateway"):
+            s = level[path]
+            lat = s["latency_ms"]
+            lines.append(
+                f"| {level['concurrency']} | {path} | {s['requests']} | {s['error_rate']} "
+                f"| {s['throughput_rps']} | {lat['p50']} | {lat['p95']} | {lat['p99']} |"
+            )
+    lines += [
+        "",
+        "| conc. | p50 gateway/raw | p99 gateway/raw | throughput gateway/raw |",
+        "| --- | --- | --- | --- |",
+    ]
+    for level in report["search"]:
+        lines.append(
+            f"| {level['concurrency']} | {level['ratio_p50']} | {level['ratio_p99']} "
+            f"| {level['throughput_ratio']} |"
+        )
+    if report.get("flame_graph"):
+        lines += ["", f"Flame graph of the gateway at concurrency 8: `{report['flame_graph']}`"]
+    s = report.get("streaming")
+    if s:
+        lines += [
+            "",
+            f"Streamed answers, {s['answered']} of {s['asked']} questions answered (ms):",
+            "",
+            "| measure | p50 | p95 | p99 |",
+            "| --- | --- | --- | --- |",
+        ]
+        for name, meaning in STREAM_MEASURES.items():
+            p = s[name]
+            lines.append(f"| {meaning} | {p['p50']} | {p['p95']} | {p['p99']} |")
+    soak_report = report.get("soak")
+    if soak_report:
+        r = soak_report["rss_mib"]
+        lines += [
+            "",
+            f"Soak, {soak_report['minutes']} min at concurrency 8: requests "
+            f"{soak_report['requests']}, errors {soak_report['errors']}; gateway RSS idle "
+            f"{r['idle']} MiB, after warm-up {r['after_warm_up']} MiB, end {r['end']} MiB, "
+            f"peak {r['peak']} MiB; growth after warm-up "
+            f"{soak_report['growth_after_warm_up_pct']}%.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -54,8 +54,13 @@ class Identity:
     def content_hash(self, text: str) -> str:
         return self._mac("text", text)
 
-    def chunk_id(self, doc_id: str, position: int, content_hash: str) -> str:
-        return self._mac("chunk", doc_id, str(position), content_hash)[:32]
+    def chunk_id(self, doc_id: str, position: int, content_hash: str, version: str = "") -> str:
+        """``version`` is the file hash of the document version the chunk belongs to: a new
+        version's chunks never share an id with the old one's, so a replace writes the new
+        version beside the old before it deletes the old (``ingestion.indexing``). Empty only
+        where ids are re-derived for chunks stored before versions were part of them."""
+        parts = (doc_id, str(position), content_hash, *((version,) if version else ()))
+        return self._mac("chunk", *parts)[:32]
 
     def parent_id(self, doc_id: str, section: str) -> str:
         return self._mac("section", doc_id, section)[:32]

@@ -1,17 +1,28 @@
-"""Store calls of one ingest batch: one lookup for all files, one delete, two bulk writes.
+"""Store calls of one ingest batch: one lookup for all files, bulk writes, then the deletes.
 
-Write order makes a killed batch safe to resume: every chunk but the first of each document is
-written first, the first chunks (position 0) last. Whether a document is indexed, and from which
-file hash, is read from its first chunk, so a document is never seen as indexed before all its
-chunks are in; a half-written one is deleted whole and written again on the next run.
+A changed document is replaced by writing its new version beside the old one, then deleting
+every chunk of any other version (a new version's chunk ids never equal the old one's: the file
+hash is part of them). So a failure at any point leaves a document readable whole: while
+writing, the old version is untouched (the new chunks got in so far are deleted again, best
+effort); after writing, the new version is whole and only the old one's leftovers wait for the
+next replace or delete. Between the last write and the delete, a search can see both versions
+of the document, never neither.
+
+Within the writes, every chunk but the first of each document goes first, the first chunks
+(position 0) last. Whether a document is indexed, and from which file hash, is read from its
+first chunk, so a version is never seen as indexed before all its chunks are in; a document
+with two first chunks is mid-replace and counts as indexed from no file (``file_hashes``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 
 from services.ports import DocumentStore
 from services.records import Chunk, DocumentInfo
+
+log = logging.getLogger("holdfast.ingest")
 
 WRITE_BATCH = 512  # objects per bulk write request
 
@@ -77,3 +88,33 @@ def write_chunks(
     rest = [(c, v) for c, v in pairs if c.position != 0]
     heads = [(c, v) for c, v in pairs if c.position == 0]
     return _write(store, rest) + _write(store, heads)
+
+
+def replace_documents(
+    store: DocumentStore,
+    chunks: Sequence[Chunk],
+    vectors: Sequence[Sequence[float]],
+    *,
+    namesakes: Mapping[str, Sequence[str]],
+) -> dict[str, int]:
+    """Index new versions: write ``chunks`` (each document's new version whole), then delete
+    what they replace: the documents' chunks of any other version, and the other documents
+    that ``namesakes`` names for each. doc_id -> chunks deleted on its behalf.
+
+    A failed write raises after deleting the new chunks it may have got in (best effort: if
+    that fails too, they stay searchable beside the intact old version until the document is
+    next replaced or deleted); the old versions and the namesakes are untouched."""
+    try:
+        write_chunks(store, chunks, vectors)
+    except Exception:
+        try:
+            store.delete_chunks([c.chunk_id for c in chunks])
+        except Exception as exc:  # the write's own error is the one to raise
+            log.warning("partial new chunks of a failed write were not deleted: %s", exc)
+        raise
+    stale = store.delete_stale(chunks)
+    gone = delete_documents(store, sorted({n for names in namesakes.values() for n in names}))
+    return {
+        doc_id: count + sum(gone.get(n, 0) for n in namesakes.get(doc_id, ()))
+        for doc_id, count in stale.items()
+    }

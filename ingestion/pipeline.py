@@ -10,9 +10,10 @@ at a time:
 - a file whose bytes are unchanged since it was indexed is skipped (file hash), and identical
   bytes already indexed (or earlier in the batch) under another source for the same groups are
   not indexed twice;
-- a changed file is parsed, redacted and embedded first (the slow, fallible part); only then are
-  its old chunks deleted and the new ones written, so a search sees the old version or the new
-  one, never both;
+- a changed file is parsed, redacted and embedded first (the slow, fallible part); then its new
+  version is written beside the old one, and only then is the old one deleted, so a failure at
+  any point leaves the old version or the new one whole, searchable and deletable (a search may
+  see both for the moment between the write and the delete; ``ingestion.indexing``);
 - a document is its source name within its access groups (``ingestion.identity``): an upload
   replaces a same-named document of other groups only when those groups overlap the upload's
   and the uploader may write every one of them; otherwise both stay, and nothing in the result
@@ -25,6 +26,7 @@ import functools
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,9 +39,9 @@ from ingestion.identity import Identity
 from ingestion.indexing import (
     delete_documents,
     indexed_hashes,
+    replace_documents,
     replaceable_namesakes,
     twins_by_hash,
-    write_chunks,
 )
 from ingestion.parsing import parse_file
 from ingestion.redaction import redact_chunks, redact_groups
@@ -62,6 +64,9 @@ __all__ = [
 ]
 
 BATCH_FILES = 16  # files per in-process batch; jobs take theirs from ingestion.batch_files
+# Entered around each batch's store writes and deletes: the gateway passes a lease on its write
+# fence, so that a reindex's last re-sync and alias switch never interleave with them.
+WriteLease = Callable[[], AbstractContextManager[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +145,9 @@ def with_ids(chunks: Sequence[Chunk], identity: Identity) -> list[Chunk]:
             replace(
                 chunk,
                 content_hash=content_hash,
-                chunk_id=identity.chunk_id(chunk.doc_id, chunk.position, content_hash),
+                chunk_id=identity.chunk_id(
+                    chunk.doc_id, chunk.position, content_hash, chunk.file_hash
+                ),
                 parent_id=identity.parent_id(chunk.doc_id, chunk.section),
             )
         )
@@ -262,13 +269,16 @@ def ingest_batch(
     embedder: Embedder,
     redactor: Redactor | None,
     tracer: Tracer | None = None,
+    write_lease: WriteLease = nullcontext,
 ) -> list[FileResult]:
     """Index ``(path, source)`` pairs; one result per pair, in order. Bad content gives a
-    ``rejected`` result; a backend failure raises (and nothing of the batch is half-visible)."""
+    ``rejected`` result; a backend failure raises (and every document of the batch stays
+    readable whole: its old version, or the new one). The store writes run inside
+    ``write_lease()``."""
     tracer = ingestion_tracer(tracer)
     with tracer.start_as_current_span("ingest.batch") as span:
         span.set_attribute("files", len(items))
-        results = _ingest_batch(items, options, store, embedder, redactor, tracer)
+        results = _ingest_batch(items, options, store, embedder, redactor, tracer, write_lease)
         span.set_attributes(
             {
                 "chunks": sum(r.chunks for r in results),
@@ -288,6 +298,7 @@ def _ingest_batch(
     embedder: Embedder,
     redactor: Redactor | None,
     tracer: Tracer,
+    write_lease: WriteLease,
 ) -> list[FileResult]:
     results: dict[int, FileResult] = {}
     files: list[_File] = []
@@ -365,15 +376,20 @@ def _ingest_batch(
             )
         )
     if todo:
-        _redact_embed_index(todo, options, store, embedder, redactor, tracer, results, namesakes)
+        _redact_embed_index(
+            todo, options, store, embedder, redactor, tracer, results, namesakes, write_lease
+        )
     settled = [
         f.doc_id for f in candidates if results[f.index].status in {"unchanged", "duplicate"}
     ]
     replaced = [n for doc_id in settled for n in namesakes.get(doc_id, [])]
     if replaced:  # the upload stands in for its namesakes, as an indexed one does
-        delete_documents(store, replaced)
+        with write_lease():
+            delete_documents(store, replaced)
     if later:
-        again = _ingest_batch([items[i] for i in later], options, store, embedder, redactor, tracer)
+        again = _ingest_batch(
+            [items[i] for i in later], options, store, embedder, redactor, tracer, write_lease
+        )
         results.update(zip(later, again, strict=True))
     return [results[i] for i in range(len(items))]
 
@@ -387,9 +403,10 @@ def _redact_embed_index(
     tracer: Tracer,
     results: dict[int, FileResult],
     namesakes: dict[str, list[str]],
+    write_lease: WriteLease,
 ) -> None:
-    """The batch-wide stages: one redaction call, full embedding batches, one delete, bulk
-    writes. Old chunks are deleted only once every new vector is in hand."""
+    """The batch-wide stages: one redaction call, full embedding batches, bulk writes, then
+    the deletes of what the new versions replace (``indexing.replace_documents``)."""
     if options.redact and redactor is not None:
         with tracer.start_as_current_span("ingest.redact") as span:
             redacted = redact_groups([f.chunks for f in todo], redactor, profile=options.profile)
@@ -424,10 +441,10 @@ def _redact_embed_index(
     with tracer.start_as_current_span("ingest.index") as span:
         doc_ids = [f.doc_id for f in todo]
         span.set_attributes({"files": len(todo), "chunks": len(chunks), "doc_ids": doc_ids})
-        stale = delete_documents(
-            store, doc_ids + [n for doc_id in doc_ids for n in namesakes.get(doc_id, [])]
-        )
-        write_chunks(store, chunks, vectors)
+        with write_lease():
+            stale = replace_documents(
+                store, chunks, vectors, namesakes={d: namesakes.get(d, []) for d in doc_ids}
+            )
         span.set_attribute("stale_deleted", sum(stale.values()))
     for file in todo:
         results[file.index] = FileResult(
@@ -435,8 +452,7 @@ def _redact_embed_index(
             status="indexed",
             doc_id=file.doc_id,
             chunks=len(file.chunks),
-            stale_deleted=stale.get(file.doc_id, 0)
-            + sum(stale.get(n, 0) for n in namesakes.get(file.doc_id, [])),
+            stale_deleted=stale.get(file.doc_id, 0),
             redactions=dict(file.redactions),
             ocr_pages=file.ocr_pages,
         )

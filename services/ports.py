@@ -36,7 +36,14 @@ class Store(Protocol):
 
     def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> int: ...
 
-    def delete_stale(self, doc_id: str, keep_chunk_ids: Sequence[str]) -> int: ...
+    def delete_stale(self, current: Sequence[Chunk]) -> dict[str, int]:
+        """``current`` are the chunks just written, each document's new version whole: delete
+        every other chunk of those documents (however many); doc_id -> chunks deleted."""
+        ...
+
+    def delete_chunks(self, chunk_ids: Sequence[str]) -> int:
+        """Delete chunks by chunk id; how many were deleted."""
+        ...
 
     def search(
         self,
@@ -61,7 +68,9 @@ class Store(Protocol):
 class DocumentStore(Store, Protocol):
     """Document-level operations ingestion needs on top of chunk writes and search."""
 
-    def delete_document(self, doc_id: str) -> int: ...
+    def delete_document(self, doc_id: str) -> int:
+        """Delete every chunk of ``doc_id``, however many; how many were deleted."""
+        ...
 
     def document_hash(self, doc_id: str) -> str | None: ...
 
@@ -76,7 +85,9 @@ class DocumentStore(Store, Protocol):
 
     def documents_named(self, sources: Sequence[str]) -> dict[str, list[DocumentInfo]]: ...
 
-    def delete_documents(self, doc_ids: Sequence[str]) -> dict[str, int]: ...
+    def delete_documents(self, doc_ids: Sequence[str]) -> dict[str, int]:
+        """Delete every chunk of ``doc_ids``, however many; doc_id -> chunks it had."""
+        ...
 
     def document(self, doc_id: str) -> DocumentInfo | None: ...
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import numpy as np
 import weaviate
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
@@ -50,12 +51,14 @@ class WeaviateConnection:
 
 @contextmanager
 def translated(action: str) -> Iterator[None]:
-    """Turn any Weaviate client error into Holdfast's hierarchy, keeping the cause."""
+    """Turn any Weaviate client error into Holdfast's hierarchy, keeping the cause. The client
+    wraps only some transport errors of its REST calls (a connection refused, a read timeout);
+    others (a connection dropped mid-request) reach us as httpx's own."""
     try:
         yield
-    except WeaviateTimeoutError as exc:
+    except (WeaviateTimeoutError, httpx.TimeoutException) as exc:
         raise BackendTimeoutError(f"weaviate timed out during {action}") from exc
-    except WeaviateBaseError as exc:
+    except (WeaviateBaseError, httpx.TransportError) as exc:
         raise StoreUnavailableError(
             f"weaviate failed during {action}: {type(exc).__name__}"
         ) from exc

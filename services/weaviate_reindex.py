@@ -14,6 +14,8 @@ from weaviate.classes.query import Filter
 from services.records import StoredChunk
 from services.weaviate_common import WeaviateClient, chunk_from, inserted, translated
 
+ID_SLICE = 1000  # ids per delete request: well under Weaviate's cap of objects per delete
+
 
 class RawCollections:
     """Physical collections addressed by name (the alias is not involved)."""
@@ -51,11 +53,15 @@ class RawCollections:
         return inserted(result, len(objects))
 
     def delete_ids(self, name: str, uuids: Sequence[str]) -> int:
-        """Delete objects of collection ``name`` by uuid."""
-        if not uuids:
-            return 0
-        with translated("delete"):
-            result = self._client.live.collections.use(name).data.delete_many(
-                where=Filter.by_id().contains_any(list(uuids))
-            )
-        return int(result.successful)
+        """Delete objects of collection ``name`` by uuid, a slice at a time (one filtered delete
+        removes at most QUERY_MAXIMUM_RESULTS objects)."""
+        wanted = list(dict.fromkeys(uuids))
+        collection = self._client.live.collections.use(name)
+        deleted = 0
+        for start in range(0, len(wanted), ID_SLICE):
+            with translated("delete"):
+                result = collection.data.delete_many(
+                    where=Filter.by_id().contains_any(wanted[start : start + ID_SLICE])
+                )
+            deleted += int(result.successful)
+        return deleted

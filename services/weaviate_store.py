@@ -10,6 +10,7 @@ reindex (``weaviate_reindex``); ``weaviate_common`` holds what they share.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
@@ -20,7 +21,7 @@ from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, HybridFusion, MetadataQuery, Sort
 from weaviate.util import generate_uuid5
 
-from services.errors import AccessDeniedError, StoreUnavailableError
+from services.errors import AccessDeniedError, BackendTimeoutError, StoreUnavailableError
 from services.records import (
     Chunk,
     DocumentInfo,
@@ -52,6 +53,11 @@ __all__ = ["IndexModelMismatchError", "WeaviateConnection", "WeaviateStore"]
 BM25_PROPERTIES = ("text", "title^2", "section")
 # Weaviate's two ways of merging the BM25 and vector lists, by their names in holdfast.yaml.
 FUSIONS = {"ranked": HybridFusion.RANKED, "relative_score": HybridFusion.RELATIVE_SCORE}
+# A filtered delete removes at most QUERY_MAXIMUM_RESULTS objects per request, so deletes repeat
+# until nothing matches: at most this many rounds (10 million objects at the default cap) ...
+DELETE_ROUNDS = 1000
+# ... and for at most this long in all.
+DELETE_TIMEOUT_S = 600.0
 
 
 class WeaviateStore:
@@ -67,6 +73,8 @@ class WeaviateStore:
         max_query_results: int,
         route_ttl_s: float,
         fusion: str = "ranked",
+        delete_rounds: int = DELETE_ROUNDS,
+        delete_timeout_s: float = DELETE_TIMEOUT_S,
     ) -> None:
         self._conn = connection
         self._client = WeaviateClient(connection)
@@ -76,6 +84,8 @@ class WeaviateStore:
         self._twins_per_hash = twins_per_hash
         self._max_results = max_query_results
         self._fusion = FUSIONS[fusion]
+        self._delete_rounds = delete_rounds
+        self._delete_timeout_s = delete_timeout_s
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -180,22 +190,90 @@ class WeaviateStore:
             result = collection.data.insert_many(objects)
         return inserted(result, len(objects))
 
-    def delete_stale(self, doc_id: str, keep_chunk_ids: Sequence[str]) -> int:
-        """Delete the chunks of ``doc_id`` that a newer version no longer has."""
+    def _delete_matching(self, collection: Any, where: Any, action: str) -> int:
+        """Delete every object ``where`` matches, however many; returns how many were deleted.
+
+        Weaviate deletes at most QUERY_MAXIMUM_RESULTS objects per filtered delete and reports
+        success, so one request can leave objects behind: this repeats until a round matches
+        nothing, for at most ``delete_rounds`` rounds and ``delete_timeout_s`` seconds."""
+        deleted = 0
+        deadline = time.monotonic() + self._delete_timeout_s
+        for _ in range(self._delete_rounds):
+            with translated(action):
+                result = collection.data.delete_many(where=where)
+            deleted += int(result.successful)
+            if result.failed:
+                raise StoreUnavailableError(
+                    f"weaviate failed to delete {result.failed} of {result.matches} chunks "
+                    f"during {action} ({deleted} deleted so far)"
+                )
+            if not result.matches:
+                return deleted
+            if time.monotonic() > deadline:
+                break
+        raise BackendTimeoutError(
+            f"chunks still matched after {deleted} were deleted during {action} (bounded at "
+            f"{self._delete_rounds} rounds and {self._delete_timeout_s:.0f} s); run it again"
+        )
+
+    def _counts_by_doc(self, collection: Any, where: Any, doc_ids: int) -> dict[str, int]:
+        """doc_id -> how many chunks ``where`` matches, in one request (uncapped counts)."""
+        groups = collection.aggregate.over_all(
+            filters=where,
+            group_by=GroupByAggregate(prop="doc_id", limit=doc_ids),
+            total_count=True,
+        ).groups
+        return {str(g.grouped_by.value): int(g.total_count or 0) for g in groups}
+
+    def delete_stale(self, current: Sequence[Chunk]) -> dict[str, int]:
+        """``current`` are the chunks just written: each document's new version, whole. Delete
+        every other chunk of those documents; doc_id -> chunks deleted.
+
+        A new version's chunk ids never equal an older one's (the file hash is part of them), so
+        this is what an older version left: chunks of another file hash (one filter for the
+        whole batch) and, rarely, chunks of this very file hash chunked otherwise (an
+        interrupted earlier write under other settings), found by counting."""
+        versions: dict[str, tuple[str, set[str]]] = {}
+        for chunk in current:
+            versions.setdefault(chunk.doc_id, (chunk.file_hash, set()))[1].add(chunk.chunk_id)
+        if not versions:
+            return {}
         collection = self._versions.writes()
-        where = Filter.by_property("doc_id").equal(doc_id)
-        if keep_chunk_ids:
-            where = where & Filter.by_property("chunk_id").contains_none(list(keep_chunk_ids))
+        older = Filter.any_of(
+            [
+                Filter.by_property("doc_id").equal(doc_id)
+                & Filter.by_property("file_hash").not_equal(version)
+                for doc_id, (version, _) in versions.items()
+            ]
+        )
+        docs = Filter.by_property("doc_id").contains_any(sorted(versions))
         with translated("delete_stale"):
-            result = collection.data.delete_many(where=where)
-        return int(result.successful)
+            found = self._counts_by_doc(collection, older, len(versions))
+        self._delete_matching(collection, older, "delete_stale")
+        with translated("delete_stale"):
+            left = self._counts_by_doc(collection, docs, len(versions))
+        for doc_id, (_, keep) in versions.items():
+            if left.get(doc_id, 0) > len(keep):
+                where = Filter.by_property("doc_id").equal(doc_id) & Filter.by_property(
+                    "chunk_id"
+                ).contains_none(sorted(keep))
+                found[doc_id] = found.get(doc_id, 0) + self._delete_matching(
+                    collection, where, "delete_stale"
+                )
+        return {doc_id: found.get(doc_id, 0) for doc_id in versions}
+
+    def delete_chunks(self, chunk_ids: Sequence[str]) -> int:
+        """Delete chunks by chunk id (what a failed write got in before it failed)."""
+        uuids = [self.object_id(c) for c in chunk_ids]
+        if not uuids:
+            return 0
+        return self._raw.delete_ids(self._versions.writes().name, uuids)
 
     def delete_document(self, doc_id: str) -> int:
-        """Delete every chunk of ``doc_id``; returns how many were deleted."""
+        """Delete every chunk of ``doc_id``, however many; returns how many were deleted."""
         collection = self._versions.writes()
-        with translated("delete_document"):
-            result = collection.data.delete_many(where=Filter.by_property("doc_id").equal(doc_id))
-        return int(result.successful)
+        where = Filter.by_property("doc_id").equal(doc_id)
+        return self._delete_matching(collection, where, "delete_document")
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -231,7 +309,12 @@ class WeaviateStore:
             return {}
         where = Filter.by_property("doc_id").contains_any(wanted)
         rows = self._first_chunks(where, limit=min(self._max_results, 2 * len(wanted)))
-        return {str(p["doc_id"]): str(p.get("file_hash") or "") for p in rows}
+        found: dict[str, set[str]] = {}
+        for p in rows:
+            found.setdefault(str(p["doc_id"]), set()).add(str(p.get("file_hash") or ""))
+        # two first chunks: a replace wrote its new version and had not yet deleted the old one
+        # (or failed to); "" matches no file, so the next upload of either version settles it
+        return {doc_id: min(hashes) if len(hashes) == 1 else "" for doc_id, hashes in found.items()}
 
     def documents_with_hashes(self, file_hashes: Sequence[str]) -> dict[str, list[DocumentInfo]]:
         """file hash -> indexed documents built from those bytes (dedup of a whole batch)."""
@@ -256,20 +339,15 @@ class WeaviateStore:
         return found
 
     def delete_documents(self, doc_ids: Sequence[str]) -> dict[str, int]:
-        """Delete every chunk of ``doc_ids`` in one request; doc_id -> chunks deleted."""
+        """Delete every chunk of ``doc_ids``, however many; doc_id -> chunks it had."""
         wanted = sorted(set(doc_ids))
         if not wanted:
             return {}
         collection = self._versions.writes()
         where = Filter.by_property("doc_id").contains_any(wanted)
         with translated("delete_documents"):
-            groups = collection.aggregate.over_all(
-                filters=where,
-                group_by=GroupByAggregate(prop="doc_id", limit=len(wanted)),
-                total_count=True,
-            ).groups
-            present = {str(g.grouped_by.value): int(g.total_count or 0) for g in groups}
-            collection.data.delete_many(where=where)
+            present = self._counts_by_doc(collection, where, len(wanted))
+        self._delete_matching(collection, where, "delete_documents")
         return {d: present.get(d, 0) for d in wanted}
 
     def documents(

@@ -116,7 +116,7 @@ def test_ids_are_keyed_and_taken_after_redaction(tmp_path: Path) -> None:
     [chunk] = store.upserted
     assert "jane.doe@example.com" not in chunk.text
     assert chunk.content_hash == KEY.content_hash(chunk.text)
-    assert chunk.chunk_id == KEY.chunk_id(chunk.doc_id, 0, chunk.content_hash)
+    assert chunk.chunk_id == KEY.chunk_id(chunk.doc_id, 0, chunk.content_hash, chunk.file_hash)
     raw = hashlib.sha256(path.read_bytes()).hexdigest()
     stored = {chunk.chunk_id, chunk.parent_id, chunk.content_hash, chunk.file_hash, chunk.doc_id}
     assert raw not in stored and chunk.file_hash == KEY.file_hash(raw)

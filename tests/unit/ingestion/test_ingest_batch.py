@@ -67,6 +67,14 @@ class BatchStore(FakeStore):
         self.upserted = [c for c in self.upserted if c.doc_id not in doc_ids]
         return gone
 
+    def delete_stale(self, current: Sequence[Any]) -> dict[str, int]:
+        keep = {c.chunk_id for c in current}
+        doc_ids = sorted({c.doc_id for c in current})
+        self.events.append(("delete_stale", doc_ids))
+        stale = [c for c in self.upserted if c.doc_id in doc_ids and c.chunk_id not in keep]
+        self.upserted = [c for c in self.upserted if c not in stale]
+        return {d: sum(1 for c in stale if c.doc_id == d) for d in doc_ids}
+
 
 def many_docs(tmp_path: Path, n: int) -> list[Path]:
     return [
@@ -92,7 +100,7 @@ def test_one_lookup_and_one_delete_per_batch(tmp_path: Path) -> None:
     store = BatchStore()
     ingest(many_docs(tmp_path, 10), store=store)
     assert store.lookups == 3  # indexed hashes, twins by hash, namesakes by name
-    assert [e[0] for e in store.events] == ["delete_documents", "upsert", "upsert"]
+    assert [e[0] for e in store.events] == ["upsert", "upsert", "delete_stale"]
 
 
 def test_unchanged_files_are_skipped_and_a_changed_one_replaces_its_chunks(tmp_path: Path) -> None:

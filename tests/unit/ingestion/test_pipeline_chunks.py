@@ -72,9 +72,17 @@ class FakeStore:
         self.upserted.extend(chunks)
         return len(chunks)
 
-    def delete_stale(self, doc_id: str, keep_chunk_ids: Sequence[str]) -> int:
-        self.events.append(("delete_stale", doc_id, list(keep_chunk_ids)))
-        return 3
+    def delete_stale(self, current: Sequence[Chunk]) -> dict[str, int]:
+        doc_ids = sorted({c.doc_id for c in current})
+        self.events.append(("delete_stale", doc_ids))
+        return dict.fromkeys(doc_ids, 3)
+
+    def delete_chunks(self, chunk_ids: Sequence[str]) -> int:
+        self.events.append(("delete_chunks", sorted(chunk_ids)))
+        gone = set(chunk_ids)
+        before = len(self.upserted)
+        self.upserted = [c for c in self.upserted if c.chunk_id not in gone]
+        return before - len(self.upserted)
 
     def delete_document(self, doc_id: str) -> int:
         self.events.append(("delete_document", doc_id))
@@ -312,7 +320,7 @@ def test_pii_in_headings_is_redacted_before_storing_and_embedding(tmp_path: Path
     assert not any(EMAIL.search(t) for t in embedder.documents)
 
 
-def test_old_chunks_are_deleted_only_after_embedding_then_new_ones_written(
+def test_the_new_version_is_written_whole_before_the_old_one_is_deleted(
     tmp_path: Path,
 ) -> None:
     store = FakeStore()
@@ -321,9 +329,9 @@ def test_old_chunks_are_deleted_only_after_embedding_then_new_ones_written(
     doc_id = first.doc_id
     assert first.position == 0  # written last: a document counts as indexed once all is in
     assert store.events == [
-        ("delete_document", doc_id),
         ("upsert", [c.chunk_id for c in rest]),
         ("upsert", [first.chunk_id]),
+        ("delete_stale", [doc_id]),
     ]
     assert report.files[0].stale_deleted == 3
     assert report.files[0].doc_id == doc_id

@@ -15,6 +15,7 @@ from gateway.audit.store import AuditLog
 from gateway.models.audit import ModelAudit
 from gateway.models.config import ModelsConfig
 from gateway.models.registry import ModelRegistry, ModelSetBuilder
+from gateway.models.write_fence import WriteFence
 from gateway.security.auth import Authenticator
 from gateway.security.keys import ApiKeys
 from gateway.security.rate_limit import RateLimiter
@@ -110,6 +111,8 @@ class IngestService:
     limits: Limits
     redactor: Redactor | None
     identity: Identity  # keys stored ids, and the tags of values redacted from file names
+    # every write of documents (the worker's batches, DELETE) holds a lease on it
+    write_fence: WriteFence
 
     def close(self) -> None:
         self.worker.stop()

@@ -12,6 +12,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
 from gateway.components import Components, IngestService
+from gateway.models.write_fence import INGEST_WAIT_S, write_fence_for, writing
 from gateway.observability.metrics import GatewayMetrics, label
 from gateway.security.secrets import id_key
 from gateway.settings import Settings
@@ -99,6 +100,7 @@ def build_ingest_service(
     limits = limits_from(settings)
     redactor = ingest_redactor(settings, components.redactor)
     identity = Identity(id_key(settings))
+    fence = write_fence_for(settings)
     embedding = EmbeddingPolicy(
         batch_size=settings.ingestion.embed_batch_size,
         concurrency=settings.ingestion.embed_concurrency,
@@ -127,6 +129,10 @@ def build_ingest_service(
             store=components.store,
             embedder=components.embedder,
             redactor=redactor,
+            # a reindex's switch waits for these writes, and they for it
+            write_lease=functools.partial(
+                writing, fence, f"ingest job {job.job_id}", wait_s=INGEST_WAIT_S
+            ),
         )
         span = trace.get_current_span()
         for result in results:
@@ -152,4 +158,4 @@ def build_ingest_service(
         batch_files=settings.ingestion.batch_files,
         tracer=tracer or trace.NoOpTracer(),
     )
-    return IngestService(jobs, worker, uploads, limits, redactor, identity)
+    return IngestService(jobs, worker, uploads, limits, redactor, identity, write_fence=fence)

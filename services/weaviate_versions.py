@@ -223,8 +223,9 @@ class VersionedCollections:
 
     # --- the route reads and writes take -----------------------------------------------------
 
-    def _route(self) -> tuple[str | None, str | None]:
-        """(collection to read, why writes are refused or None), cached for ``route_ttl_s``.
+    def _route(self, *, fresh: bool = False) -> tuple[str | None, str | None]:
+        """(collection to read, why writes are refused or None), cached for ``route_ttl_s``
+        (``fresh``: read again now).
 
         Normally (the alias, None). If the alias points at a collection built with another
         model than this process embeds with (a reindex switched it and this process has not
@@ -239,7 +240,7 @@ class VersionedCollections:
                 return alias, None
             now = time.monotonic()
             cached = self._route_cache
-            if cached is not None and now - cached[0] < self._route_ttl_s:
+            if not fresh and cached is not None and now - cached[0] < self._route_ttl_s:
                 return cached[1], cached[2]
             records = self.index_records()
             target = self.alias_target()
@@ -276,8 +277,11 @@ class VersionedCollections:
         return self._client.live.collections.use(name)
 
     def writes(self) -> Any:
-        """The collection writes go to; refused while the live one has another model."""
-        name, reason = self._route()
+        """The collection writes go to; refused while the live one has another model. Read
+        afresh on every write (searches use the cached route): within ``route_ttl_s`` of a
+        reindex switching the alias, a cached route would send vectors of the old model to the
+        new collection, where they stay."""
+        name, reason = self._route(fresh=True)
         if reason is not None:
             raise IndexModelMismatchError(str(reason))
         return self._client.live.collections.use(str(name))

@@ -1,8 +1,9 @@
 """``holdfast reindex``: re-embed every chunk with another embedding model, gate, switch.
 
 Runs in its own process against Weaviate directly, beside a running gateway, which keeps
-answering from the live collection throughout. See ``gateway/models/reindex.py`` for the
-procedure.
+answering from the live collection throughout; the last re-sync and the alias switch (of a
+reindex or a rollback) run behind the installation's write fence (``gateway/models/write_fence``).
+See ``gateway/models/reindex.py`` for the procedure.
 """
 
 from __future__ import annotations
@@ -136,7 +137,9 @@ def _run(
     show: bool,
 ) -> int:
     from gateway.container import build_store
+    from gateway.models.config import resolve_models
     from gateway.models.reindex import drop_old, rollback
+    from gateway.models.write_fence import write_fence_for
 
     store = build_store(settings)
     audit = ModelAudit(settings.state_dir / "model-changes.db")
@@ -147,15 +150,40 @@ def _run(
             _print_collections(store.index_records(), store.alias_target())
             return 0
         if rollback_:
-            before, after = rollback(store)
+            config = resolve_models(settings)
+
+            def load_embedder(record: IndexRecord) -> Embedder:
+                """An embedder for the collection rolled back to (only if chunks were written
+                since the switch: they are embedded with its model)."""
+                entry = live_entry(config, record.embedding_model)
+                if entry is None:
+                    raise HoldfastError(
+                        f"chunks were written since {record.name} was live; copying them back "
+                        f"needs its embedding model {record.embedding_model!r}: add an alias "
+                        "for it to models.yaml (any name), then roll back again"
+                    )
+                from gateway.container import embedder_for
+
+                return _warm(embedder_for(entry))
+
+            back = rollback(
+                store,
+                load_embedder=load_embedder,
+                fence=write_fence_for(settings),
+                batch_size=settings.reindex.batch_size,
+            )
             audit.record(
                 actor=actor,
                 trigger="reindex",
                 outcome="swapped",
-                changes={store.alias: f"{before} -> {after}"},
-                detail=f"rollback: {store.alias} now points at {after}",
+                changes={store.alias: f"{back.source} -> {back.target}"},
+                detail=f"rollback: {store.alias} now points at {back.target}; {back.synced} "
+                "chunks written or deleted since the switch brought over",
             )
-            out.print(f"{store.alias} now points at {after} (was {before})")
+            out.print(
+                f"{store.alias} now points at {back.target} (was {back.source}); "
+                f"{back.synced} chunks written or deleted meanwhile brought over"
+            )
             return 0
         if drop_old_:
             dropped = drop_old(store)
@@ -190,6 +218,7 @@ def _reindex(
     from gateway.models.config import resolve_models
     from gateway.models.reindex import GateVerdict, plan_source, reindex
     from gateway.models.reindex_gate import Margins, judge, score_collection
+    from gateway.models.write_fence import write_fence_for
 
     config = resolve_models(settings)
     target_alias = alias or settings.generation.embedding_alias
@@ -244,6 +273,7 @@ def _reindex(
             identity=Identity(id_key(settings)),
             force=force,
             batch_size=settings.reindex.batch_size,
+            fence=write_fence_for(settings),
             on_total=lambda total: progress.update(task, total=total),
             on_progress=lambda n: progress.advance(task, n),
         )

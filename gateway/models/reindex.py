@@ -6,12 +6,18 @@ chunk is copied with its id and all its properties, only the vector is new. Befo
 
 - writes that arrived meanwhile are re-synced: the live collection is scanned again (properties
   only, no vectors) and new or changed chunks are embedded and copied, deleted ones deleted, until
-  a pass finds nothing (a reindex also refuses to start, or to switch, while an ingest job is
-  queued or running);
-- when a gate is given, it compares both collections on the golden set and may refuse the switch.
+  a pass finds nothing (a reindex refuses to start while an ingest job is queued or running);
+- when a gate is given, it compares both collections on the golden set and may refuse the switch;
+- the last re-sync and the alias switch run behind the write fence (``write_fence``): no ingest
+  write or DELETE runs from the last re-sync to the switch (the ones running are waited for, new
+  ones wait or are refused as retryable), and a job queued or running then refuses the switch;
+- after the switch, one more re-sync copies anything that still reached the old collection.
 
 The previous physical collection stays, so a rollback is one alias switch; older generations
-(and shadows a gate refused) are deleted after a successful switch.
+(and shadows a gate refused) are deleted after a successful switch. A rollback first brings the
+previous collection up to date with the live one (what was deleted since the switch is deleted,
+what was written is embedded with the previous collection's model and copied), behind the fence
+too, so it resurrects nothing and loses nothing.
 
 A reindex is also the migration to keyed ids: a chunk stored with the unkeyed ids of earlier
 releases is copied under keyed ones (``ingestion.identity.rekeyed``); every other chunk keeps its
@@ -24,9 +30,11 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.models.write_fence import FenceHold, WriteFence, fenced
 from ingestion.embedding import EmbeddingPolicy, embed_batches
 from ingestion.identity import Identity, rekeyed
 from ingestion.pipeline import embedding_input
@@ -35,6 +43,9 @@ from services.ports import Embedder, VersionedIndex
 from services.records import IndexRecord, StoredChunk
 
 MAX_RESYNC_PASSES = 5
+# How long the fence waits for the document writes running when it is raised (an ingest batch's
+# store writes, a DELETE) before the switch is refused.
+FENCE_DRAIN_S = 120.0
 
 
 class ReindexRefusedError(HoldfastError):
@@ -94,24 +105,50 @@ def _batches(rows: Iterator[StoredChunk], size: int) -> Iterator[list[StoredChun
 @dataclass(slots=True)
 class Copier:
     """Embeds chunks of the live collection and writes them, unchanged but for the vector (and
-    for unkeyed ids, which are re-derived)."""
+    for unkeyed ids, which are re-derived). ``embedder`` None: ``load_embedder`` gives it at
+    the first chunk to embed (a rollback that finds nothing written needs no model)."""
 
     store: VersionedIndex
-    embedder: Embedder
+    embedder: Embedder | None
     shadow: str
     policy: EmbeddingPolicy
-    identity: Identity
+    identity: Identity | None  # None: ids are copied as they are (a rollback's copy)
     copied: dict[str, str] = field(default_factory=dict)  # source uuid -> fingerprint
     shadow_ids: dict[str, str] = field(default_factory=dict)  # source uuid -> shadow uuid
     groups: set[str] = field(default_factory=set)
     rekeyed: int = 0
+    load_embedder: Callable[[], Embedder] | None = None
+
+    @classmethod
+    def into_existing(
+        cls,
+        store: VersionedIndex,
+        target: str,
+        *,
+        policy: EmbeddingPolicy,
+        load_embedder: Callable[[], Embedder],
+    ) -> Copier:
+        """A copier into ``target`` as it is now: each of its chunks counts as copied, so a
+        ``resync`` from another collection changes only what differs."""
+        copier = cls(store, None, target, policy, None, load_embedder=load_embedder)
+        for row in store.scan(target, page_size=policy.batch_size):
+            copier.copied[row.uuid] = fingerprint(row.properties)
+            copier.shadow_ids[row.uuid] = row.uuid
+        return copier
+
+    def _embedder(self) -> Embedder:
+        if self.embedder is None:
+            if self.load_embedder is None:
+                raise ReindexRefusedError(f"no embedding model to copy chunks into {self.shadow}")
+            self.embedder = self.load_embedder()
+        return self.embedder
 
     def copy(self, rows: Sequence[StoredChunk]) -> int:
         texts = [embedding_input(row.chunk) for row in rows]
-        vectors = embed_batches(self.embedder, texts, self.policy)
+        vectors = embed_batches(self._embedder(), texts, self.policy)
         out = []
         for row, vector in zip(rows, vectors, strict=True):
-            props = rekeyed(row.properties, self.identity)
+            props = None if self.identity is None else rekeyed(row.properties, self.identity)
             if props is None:
                 self.shadow_ids[row.uuid] = row.uuid
                 out.append((row.uuid, row.properties, vector))
@@ -161,6 +198,10 @@ def plan_source(store: VersionedIndex) -> IndexRecord:
     return live
 
 
+def _fence(fence: WriteFence | None, holder: str) -> AbstractContextManager[FenceHold | None]:
+    return nullcontext() if fence is None else fenced(fence, holder, drain_s=FENCE_DRAIN_S)
+
+
 def reindex(
     store: VersionedIndex,
     embedder: Embedder,
@@ -171,12 +212,15 @@ def reindex(
     identity: Identity,
     force: bool = False,
     batch_size: int,
+    fence: WriteFence | None = None,
     on_total: Callable[[int], None] = lambda total: None,
     on_progress: Callable[[int], None] = lambda done: None,
 ) -> ReindexResult:
-    """The whole reindex. ``jobs_busy`` names a running ingest job (or None); ``gate(live,
-    shadow, groups)`` judges the shadow. A refused gate leaves the shadow for inspection (a later
-    reindex or ``--drop-old`` removes it) and raises nothing: the result says ``switched=False``.
+    """The whole reindex. ``jobs_busy`` names a queued or running ingest job (or None);
+    ``gate(live, shadow, groups)`` judges the shadow; ``fence`` is the installation's write
+    fence (None only where nothing else writes, as in tests of the procedure). A refused gate
+    leaves the shadow for inspection (a later reindex or ``--drop-old`` removes it) and raises
+    nothing: the result says ``switched=False``.
     """
     busy = jobs_busy()
     if busy:
@@ -212,15 +256,20 @@ def reindex(
             result.seconds = time.monotonic() - started
             return result
     result.forced = force and result.verdict is not None and not result.verdict.passed
-    busy = jobs_busy()
-    if busy:
-        raise ReindexRefusedError(
-            f"ingest job {busy} started during the reindex; run it again when it is done "
-            f"({shadow} is left unused)"
-        )
-    result.resynced += copier.resync(source.name)  # the last writes before the switch
-    store.point_alias(shadow)
-    result.switched = True
+    with _fence(fence, f"holdfast reindex ({source.name} -> {shadow})") as hold:
+        busy = jobs_busy()
+        if busy:
+            raise ReindexRefusedError(
+                f"ingest job {busy} started during the reindex; run it again when it is done "
+                f"({shadow} is left unused)"
+            )
+        result.resynced += copier.resync(source.name)  # the last writes before the switch
+        if hold is not None:
+            hold.check()
+        store.point_alias(shadow)
+        result.switched = True
+    # a write that reached the old collection all the same (a writer outside the fence)
+    result.resynced += copier.resync(source.name)
     for record in store.index_records():  # one generation back is kept for a rollback
         if record.name not in (shadow, source.name):
             store.drop_index(record.name)
@@ -229,8 +278,25 @@ def reindex(
     return result
 
 
-def rollback(store: VersionedIndex) -> tuple[str, str]:
-    """Point the alias back at the newest older collection; returns (from, to)."""
+@dataclass(frozen=True, slots=True)
+class RollbackResult:
+    source: str  # the collection that was live
+    target: str  # the one that is live now
+    synced: int  # chunks written or deleted since the switch, brought over before going back
+
+
+def rollback(
+    store: VersionedIndex,
+    *,
+    load_embedder: Callable[[IndexRecord], Embedder],
+    fence: WriteFence | None = None,
+    batch_size: int = 64,
+) -> RollbackResult:
+    """Point the alias back at the newest older collection, after bringing that collection up
+    to date with the live one: chunks deleted since the switch are deleted from it, chunks
+    written or changed are embedded with its model (``load_embedder(record)``, called only if
+    there are any) and copied. The last pass and the switch run behind ``fence``; one more pass
+    after the switch copies what still reached the collection left."""
     target = store.alias_target()
     older = [r for r in store.index_records() if r.name != target and r.name != store.alias]
     if target is None or not older:
@@ -238,8 +304,20 @@ def rollback(store: VersionedIndex) -> tuple[str, str]:
     names = [r.name for r in store.index_records()]
     before = [r for r in older if names.index(r.name) < names.index(target)]
     back = (before or older)[-1]
-    store.point_alias(back.name)
-    return target, back.name
+    copier = Copier.into_existing(
+        store,
+        back.name,
+        policy=EmbeddingPolicy(batch_size=batch_size),
+        load_embedder=lambda: load_embedder(back),
+    )
+    synced = copier.resync(target)
+    with _fence(fence, f"holdfast reindex --rollback ({target} -> {back.name})") as hold:
+        synced += copier.resync(target)
+        if hold is not None:
+            hold.check()
+        store.point_alias(back.name)
+    synced += copier.resync(target)
+    return RollbackResult(target, back.name, synced)
 
 
 def drop_old(store: VersionedIndex) -> list[str]:

@@ -17,11 +17,13 @@ from starlette.concurrency import run_in_threadpool
 from gateway.api.audit_middleware import audit_context
 from gateway.api.deps import ComponentsDep, PrincipalDep
 from gateway.components import IngestService
+from gateway.models.write_fence import WRITER_WAIT_S, WriteFence, writing
 from gateway.security.keys import Principal
 from gateway.settings import RedactionSettings
 from ingestion.jobs import NewFile, new_job_id
 from ingestion.upload_fields import redact_metadata, redact_names
 from services.errors import AccessDeniedError, InvalidRequestError, NotFoundError
+from services.ports import DocumentStore
 from services.redaction_profile import RedactionProfile, profile_for_groups
 
 router = APIRouter(prefix="/v1", tags=["ingestion"])
@@ -238,9 +240,17 @@ async def list_documents(
     )
 
 
+def _fenced_delete(store: DocumentStore, fence: WriteFence, doc_id: str) -> int:
+    """Delete under a write lease: while a reindex switches collections, wait a little, then
+    refuse with 503 ``writes_fenced`` and Retry-After (a delete must not land in the collection
+    being left)."""
+    with writing(fence, "DELETE /v1/documents", wait_s=WRITER_WAIT_S):
+        return store.delete_document(doc_id)
+
+
 @router.delete("/documents/{doc_id}", response_model=Deleted)
 async def delete_document(
-    doc_id: str, components: ComponentsDep, principal: IngestPrincipalDep
+    request: Request, doc_id: str, components: ComponentsDep, principal: IngestPrincipalDep
 ) -> Deleted:
     """Delete a document and all its chunks."""
     info = await run_in_threadpool(components.store.document, doc_id)
@@ -249,5 +259,6 @@ async def delete_document(
         raise NotFoundError("no such document")
     if visible is not None and not set(info.access_groups) <= set(visible):
         raise AccessDeniedError("the document belongs to groups you are not in")
-    deleted = await run_in_threadpool(components.store.delete_document, doc_id)
+    fence = _service(request).write_fence
+    deleted = await run_in_threadpool(_fenced_delete, components.store, fence, doc_id)
     return Deleted(doc_id=doc_id, chunks_deleted=deleted)

@@ -201,11 +201,12 @@ def test_one_generation_back_is_kept_and_rollback_and_drop_old_use_it() -> None:
     second = run(index, embedding_model="newer", jobs_busy=_idle)
     assert second.dropped == [first.source]  # the oldest generation goes
     assert sorted(index.records) == [first.shadow, second.shadow]
-    assert rollback(index) == (second.shadow, first.shadow)
+    back = rollback(index, load_embedder=lambda record: LengthEmbedder())
+    assert (back.source, back.target, back.synced) == (second.shadow, first.shadow, 0)
     assert index.target == first.shadow
     assert drop_old(index) == [second.shadow] and list(index.records) == [first.shadow]
     with pytest.raises(ReindexRefusedError):
-        rollback(index)
+        rollback(index, load_embedder=lambda record: LengthEmbedder())
 
 
 def test_chunks_with_unkeyed_ids_move_to_keyed_ids_and_others_keep_theirs() -> None:

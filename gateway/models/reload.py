@@ -2,16 +2,29 @@
 
 Triggered by ``POST /admin/reload``, SIGHUP or a change of the file. A file that fails the schema
 or a probe is rejected with its reason and the running set keeps serving.
+
+The swap, under the reload lock: first the store learns the new embedding model (it routes reads
+and writes by it), then the registry publishes the new set, so a request that sees the new
+embedder never meets a store still routing for the old one; then the change is audited; then
+the adapters of the old set that the new one does not reuse are closed, ``retire_after_s``
+later (requests and ingest batches that took the old set finish on it first).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 
 from gateway.models.audit import ModelAudit
 from gateway.models.config import RERANK_ALIAS, ModelsConfig, load_models
-from gateway.models.registry import ModelRegistry, ModelSet, ModelSetBuilder, config_digest
+from gateway.models.registry import (
+    ModelRegistry,
+    ModelSet,
+    ModelSetBuilder,
+    close_quietly,
+    config_digest,
+)
 from gateway.settings import Settings
 from services.errors import HoldfastError, InvalidConfigFileError
 from services.ports import ManagedStore
@@ -19,6 +32,9 @@ from services.records import ChatMessage, IndexRecord
 
 log = logging.getLogger("holdfast.models")
 PROBE_TEXT = "ping"
+# How long a replaced set stays open: the longest a request or an ingest batch that took it
+# before the swap keeps using it.
+RETIRE_AFTER_S = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +61,24 @@ def probe(
                     alias, [ChatMessage("user", PROBE_TEXT)], max_tokens=1, use_fallbacks=False
                 )
             elif mode == "embedding":
-                same = alias == settings.generation.embedding_alias
-                embedder = models.embedder if same else builder.embedder_for(entry)
-                embedder.embed_query(PROBE_TEXT)
+                if alias == settings.generation.embedding_alias:
+                    models.embedder.embed_query(PROBE_TEXT)
+                else:  # an adapter for the probe alone: closed once probed
+                    extra = builder.embedder_for(entry)
+                    try:
+                        extra.embed_query(PROBE_TEXT)
+                    finally:
+                        close_quietly(extra)
             elif mode == "rerank":
-                reranker = models.reranker if alias == RERANK_ALIAS else builder.reranker_for(entry)
-                assert reranker is not None
-                reranker.rerank(PROBE_TEXT, [PROBE_TEXT])
+                if alias == RERANK_ALIAS:
+                    assert models.reranker is not None
+                    models.reranker.rerank(PROBE_TEXT, [PROBE_TEXT])
+                else:
+                    other = builder.reranker_for(entry)
+                    try:
+                        other.rerank(PROBE_TEXT, [PROBE_TEXT])
+                    finally:
+                        close_quietly(other)
         except HoldfastError as exc:
             raise InvalidConfigFileError(f"probe of alias {alias!r} failed: {exc}") from exc
         probed.append(alias)
@@ -101,16 +128,58 @@ def prepare(
                 )
     try:
         candidate = builder.build(config, previous=current)
-        builder.warm_up(candidate)
     except HoldfastError as exc:
         raise InvalidConfigFileError(f"models.yaml cannot be loaded: {exc}") from exc
-    if reindexed is not None and reindexed.dimensions != candidate.embedder.dimensions:
-        raise InvalidConfigFileError(
-            f"{reindexed.name} holds {reindexed.dimensions}-dim vectors, the new embedding model "
-            f"gives {candidate.embedder.dimensions}"
-        )
-    to_probe = [a for a, what in changes.items() if what != "removed"]
-    return candidate, changes, probe(settings, candidate, to_probe, builder=builder)
+    try:
+        try:
+            builder.warm_up(candidate)
+        except HoldfastError as exc:
+            raise InvalidConfigFileError(f"models.yaml cannot be loaded: {exc}") from exc
+        if reindexed is not None and reindexed.dimensions != candidate.embedder.dimensions:
+            raise InvalidConfigFileError(
+                f"{reindexed.name} holds {reindexed.dimensions}-dim vectors, the new embedding "
+                f"model gives {candidate.embedder.dimensions}"
+            )
+        to_probe = [a for a, what in changes.items() if what != "removed"]
+        probed = probe(settings, candidate, to_probe, builder=builder)
+    except InvalidConfigFileError:
+        retire(candidate, keep=current)  # never published: its new adapters go now
+        raise
+    return candidate, changes, probed
+
+
+def _parts(models: ModelSet) -> list[object]:
+    return [models.router, models.embedder, models.reranker]
+
+
+def retire(old: ModelSet, *, keep: ModelSet | None, after_s: float = 0.0) -> None:
+    """Close the adapters of ``old`` that ``keep`` does not share (an unchanged entry's adapter
+    is reused by the next set), now or ``after_s`` seconds later on a daemon timer."""
+    kept = {id(part) for part in _parts(keep)} if keep is not None else set()
+    gone = [part for part in _parts(old) if part is not None and id(part) not in kept]
+
+    def close() -> None:
+        for part in gone:
+            try:
+                close_quietly(part)
+            except Exception:  # one adapter that fails to close keeps no other open
+                log.exception("closing a replaced model adapter failed")
+
+    if after_s <= 0:
+        close()
+        return
+    timer = threading.Timer(after_s, close)
+    timer.name = "retire-models"
+    timer.daemon = True
+    timer.start()
+
+
+def _learn_model(settings: Settings, store: ManagedStore, config: ModelsConfig, dims: int) -> None:
+    entry = config.entry(settings.generation.embedding_alias)
+    store.ensure_schema(  # reads and writes follow the alias again
+        embedding_model=str(entry.litellm_params.get("model", entry.model_name)),
+        dimensions=dims,
+    )
 
 
 def reload_models(
@@ -121,9 +190,11 @@ def reload_models(
     actor: str,
     trigger: str,
     store: ManagedStore | None = None,
+    retire_after_s: float = RETIRE_AFTER_S,
 ) -> ReloadResult:
     """Load the file and swap if it is valid and differs; ``InvalidConfigFileError`` otherwise.
-    The new set is built by the registry's builder."""
+    The new set is built by the registry's builder; the order of the swap is in the module
+    docstring."""
     with registry.reload_lock:
         current = registry.current()
         try:
@@ -152,13 +223,25 @@ def reload_models(
             )
             log.warning("models.yaml rejected (%s, by %s): %s", trigger, actor, exc)
             raise
-        registry.swap(candidate)
         if store is not None and candidate.embedder is not current.embedder:
-            entry = config.entry(settings.generation.embedding_alias)
-            store.ensure_schema(  # reads and writes follow the alias again
-                embedding_model=str(entry.litellm_params.get("model", entry.model_name)),
-                dimensions=candidate.embedder.dimensions,
-            )
+            try:
+                _learn_model(settings, store, config, candidate.embedder.dimensions)
+            except HoldfastError as exc:
+                try:  # the store goes on expecting the model that keeps serving
+                    _learn_model(settings, store, current.config, current.embedder.dimensions)
+                except HoldfastError:
+                    log.warning("the store could not be told the running embedding model again")
+                retire(candidate, keep=current)
+                audit.record(
+                    actor=actor,
+                    trigger=trigger,
+                    outcome="rejected",
+                    changes={},
+                    detail=f"the store could not follow the new embedding model: {exc}",
+                    digest=digest,
+                )
+                raise
+        registry.swap(candidate)
         audit.record(
             actor=actor,
             trigger=trigger,
@@ -174,4 +257,5 @@ def reload_models(
             actor,
             changes,
         )
+        retire(current, keep=candidate, after_s=retire_after_s)
         return ReloadResult(True, candidate.version, digest, changes, probed)

@@ -294,8 +294,14 @@ class SqliteWriteFence:
 
 
 def write_fence_for(settings: Settings) -> WriteFence:
-    """The fence in the state store every writer of this installation shares: today the
-    SQLite file under the state directory (one host). A PostgreSQL state store
-    (``database.url``) is to get its own implementation of ``WriteFence`` here; until it does,
-    this fence holds back only the writers on this host."""
-    return SqliteWriteFence(settings.state_dir / "write-fence.db")
+    """The fence in the state store every writer of this installation shares: the shared
+    PostgreSQL when ``database.url`` is set (every replica and worker), else the SQLite file
+    under the state directory (one host)."""
+    if settings.database.dsn() is None:
+        return SqliteWriteFence(settings.state_dir / "write-fence.db")
+    from gateway.state.engine import engine_for
+    from gateway.state.write_fence import PostgresWriteFence
+
+    engine = engine_for(settings)
+    assert engine is not None
+    return PostgresWriteFence(engine)

@@ -12,6 +12,7 @@ from alembic.script import ScriptDirectory
 
 from gateway.container import build_audit_log, build_key_store, database_engine
 from gateway.ingest_jobs import job_store
+from gateway.models.write_fence import write_fence_for
 from gateway.security.keys import KeyStore
 from gateway.settings import load_settings
 from gateway.state.engine import PoolPolicy, build_engine, connect_args, conninfo
@@ -88,6 +89,7 @@ def test_without_a_database_every_store_stays_sqlite() -> None:
     assert isinstance(build_key_store(settings), KeyStore)
     assert isinstance(job_store(settings), JobStore)
     assert type(build_audit_log(settings)).__name__ == "SqliteAuditLog"
+    assert type(write_fence_for(settings)).__name__ == "SqliteWriteFence"
 
 
 def test_with_a_database_every_store_is_postgresql(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,6 +98,7 @@ def test_with_a_database_every_store_is_postgresql(monkeypatch: pytest.MonkeyPat
     assert type(build_key_store(settings)).__name__ == "PostgresKeyStore"
     assert type(job_store(settings)).__name__ == "PostgresJobStore"
     assert type(build_audit_log(settings)).__name__ == "PostgresAuditLog"
+    assert type(write_fence_for(settings)).__name__ == "PostgresWriteFence"
     assert database_engine(settings) is database_engine(settings), "one pool per process"
 
 

@@ -136,13 +136,13 @@ def _run(
     drop_old_: bool,
     show: bool,
 ) -> int:
-    from gateway.container import build_store
+    from gateway.container import build_audit_log, build_store
     from gateway.models.config import resolve_models
     from gateway.models.reindex import drop_old, rollback
     from gateway.models.write_fence import write_fence_for
 
     store = build_store(settings)
-    audit = ModelAudit(settings.state_dir / "model-changes.db")
+    audit = ModelAudit(build_audit_log(settings))  # the shared audit log when there is one
     actor = getpass.getuser()
     try:
         store.warm_up()

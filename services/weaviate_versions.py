@@ -71,6 +71,7 @@ class VersionedCollections:
         self._expect: tuple[str, int] = ("", 0)  # the embedding model this process uses
         self._route_lock = threading.RLock()
         self._route_cache: tuple[float, str | None, str | None] | None = None
+        self._read_handle: tuple[Any, str, Any] | None = None  # (client, name, handle)
 
     @property
     def alias(self) -> str:
@@ -274,7 +275,18 @@ class VersionedCollections:
         name, reason = self._route()
         if name is None:
             raise IndexModelMismatchError(str(reason))
-        return self._client.live.collections.use(name)
+        return self._handle(name)
+
+    def _handle(self, name: str) -> Any:
+        """The client's handle on collection ``name``, made once per client and name (making
+        one validates its name and config objects: a measurable share of a search)."""
+        client = self._client.live
+        cached = self._read_handle
+        if cached is not None and cached[0] is client and cached[1] == name:
+            return cached[2]
+        handle = client.collections.use(name)
+        self._read_handle = (client, name, handle)
+        return handle
 
     def writes(self) -> Any:
         """The collection writes go to; refused while the live one has another model. Read

@@ -122,6 +122,10 @@ class JobQueue(Protocol):
 
     def get(self, job_id: str) -> Job: ...
 
+    def counts_by_status(self) -> dict[str, int]:
+        """How many jobs are in each status (the queue-depth metric)."""
+        ...
+
     def next_runnable(self) -> str | None: ...
 
     def mark_running(self, job_id: str) -> None: ...
@@ -265,6 +269,11 @@ class JobStore:
                 "SELECT * FROM job_files WHERE job_id = ? ORDER BY idx", (job_id,)
             ).fetchall()
         return job_from_rows(row, files)
+
+    def counts_by_status(self) -> dict[str, int]:
+        with self._db() as db:
+            rows = db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+        return {str(status): int(n) for status, n in rows}
 
     def next_runnable(self) -> str | None:
         """The oldest job not finished: a ``running`` one was interrupted and resumes first."""

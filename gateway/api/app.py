@@ -78,6 +78,11 @@ def _audit_log(app: FastAPI) -> AuditLog | None:
     return components.audit_log if components is not None else None
 
 
+def _job_counts(app: FastAPI) -> dict[str, int]:
+    ingest: IngestService | None = getattr(app.state, "ingest", None)
+    return ingest.jobs.counts_by_status() if ingest is not None else {}
+
+
 def _count_upstream_errors(app: FastAPI, metrics: GatewayMetrics) -> None:
     """Count failures of backing services on their way to the problem+json handler, and note
     the error's code for the audit record."""
@@ -166,7 +171,7 @@ def create_app(
     )
     app.state.tracer = tracer
     install_problem_handlers(app)
-    metrics = GatewayMetrics(jobs_db=settings.state_dir / "jobs.db")
+    metrics = GatewayMetrics(job_counts=lambda: _job_counts(app))
     app.state.metrics = metrics
     _count_upstream_errors(app, metrics)
     if settings.metrics.enabled:

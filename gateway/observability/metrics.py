@@ -8,11 +8,8 @@ else to ``other``, so no user text can ever become a label value.
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -70,10 +67,12 @@ def dependency_of(exc: HoldfastError) -> str | None:
 
 
 class JobQueueCollector(Collector):
-    """Ingestion jobs by state, read from the job database at scrape time (read-only)."""
+    """Ingestion jobs by state, asked of the job store at scrape time (SQLite or the shared
+    PostgreSQL, whichever the jobs live in). A store that cannot answer reports zeros: a scrape
+    must not fail because the database is down (the upstream-error counter says that)."""
 
-    def __init__(self, jobs_db: Path) -> None:
-        self._path = jobs_db
+    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        self._counts = counts
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
@@ -82,23 +81,20 @@ class JobQueueCollector(Collector):
             labels=["state"],
         )
         counts: dict[str, int] = dict.fromkeys(JOB_STATES, 0)
-        if self._path.exists():
-            try:
-                uri = f"file:{self._path}?mode=ro"
-                with closing(sqlite3.connect(uri, uri=True, timeout=2)) as db:
-                    rows = db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status")
-                    for status, n in rows:
-                        if status in counts:
-                            counts[status] = int(n)
-            except sqlite3.Error:
-                pass  # no jobs table yet
+        try:
+            found = self._counts()
+        except HoldfastError:
+            found = {}
+        for status, n in found.items():
+            if status in counts:
+                counts[status] = int(n)
         for state, n in counts.items():
             family.add_metric([state], n)
         yield family
 
 
 class GatewayMetrics:
-    def __init__(self, jobs_db: Path | None = None) -> None:
+    def __init__(self, job_counts: Callable[[], Mapping[str, int]] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Histogram(
@@ -161,8 +157,8 @@ class GatewayMetrics:
         self.audit_failures = Counter(
             "holdfast_audit_write_failures", "Audit records that could not be written.", registry=r
         )
-        if jobs_db is not None:
-            r.register(JobQueueCollector(jobs_db))
+        if job_counts is not None:
+            r.register(JobQueueCollector(job_counts))
 
     # --- feeding ------------------------------------------------------------------------------
 

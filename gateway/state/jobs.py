@@ -115,6 +115,12 @@ class PostgresJobStore:
         return job_from_rows(dict(row._mapping), (dict(f._mapping) for f in files))
 
     @guarded
+    def counts_by_status(self) -> dict[str, int]:
+        query = select(jobs.c.status, func.count()).group_by(jobs.c.status)
+        with self._engine.connect() as conn:
+            return {str(status): int(n) for status, n in conn.execute(query).all()}
+
+    @guarded
     def next_runnable(self) -> str | None:
         """The oldest queued job, or a running one whose worker stopped renewing its claim.
         Only a look (``holdfast reindex`` asks it too): ``mark_running`` takes the claim."""

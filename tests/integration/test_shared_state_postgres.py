@@ -187,6 +187,7 @@ def test_job_store_keeps_uploads_in_the_database_and_hands_a_job_to_one_worker(
     assert loser.next_runnable() is None, "a freshly claimed job is nobody else's"
     job = runner.get(job_id)
     assert job.status == "running" and job.writer_groups is None
+    assert writer.counts_by_status().get("running") == 1, "the queue-depth metric's source"
     assert [f.status for f in job.files] == ["pending", "rejected"]
     local = runner.upload_path(job_id, job.files[0])
     assert local.read_bytes() == payload and local.suffix == ".pdf"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,9 @@ from prometheus_client import generate_latest
 
 from gateway.api.audit_middleware import AuditMiddleware, audit_context
 from gateway.observability.metrics import GatewayMetrics, MetricsMiddleware, label
+from ingestion.jobs import JobStore, NewFile
 from services.errors import ModelUnavailableError, StoreUnavailableError
+from services.redaction_profile import RedactionProfile
 
 pytestmark = pytest.mark.unit
 
@@ -42,17 +43,33 @@ def test_upstream_errors_are_counted_by_dependency() -> None:
     assert get("holdfast_upstream_errors_total", {"dependency": "llm"}) == 2.0
 
 
-def test_job_queue_depth_is_read_from_the_job_database(tmp_path: Path) -> None:
-    db = tmp_path / "jobs.db"
-    m = GatewayMetrics(jobs_db=db)
+def test_job_queue_depth_is_asked_of_the_job_store(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "jobs.db")
+    m = GatewayMetrics(job_counts=store.counts_by_status)
     assert m.registry.get_sample_value("holdfast_ingest_jobs", {"state": "queued"}) == 0.0
-    with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE jobs (job_id TEXT, status TEXT)")
-        conn.executemany(
-            "INSERT INTO jobs VALUES (?, ?)", [("a", "queued"), ("b", "queued"), ("c", "running")]
+    created = [
+        store.create(
+            owner="alice",
+            groups=["eng"],
+            redaction=RedactionProfile.STRICT,
+            metadata={},
+            files=[NewFile(source="a.md", path="")],
+            writer_groups=None,
         )
+        for _ in range(3)
+    ]
+    store.mark_running(created[0])
     assert m.registry.get_sample_value("holdfast_ingest_jobs", {"state": "queued"}) == 2.0
     assert m.registry.get_sample_value("holdfast_ingest_jobs", {"state": "running"}) == 1.0
+
+
+def test_a_job_store_that_cannot_answer_reports_zeros_instead_of_failing_the_scrape() -> None:
+    def down() -> dict[str, int]:
+        raise StoreUnavailableError("the job database is down")
+
+    m = GatewayMetrics(job_counts=down)
+    assert b"holdfast_ingest_jobs" in generate_latest(m.registry)
+    assert m.registry.get_sample_value("holdfast_ingest_jobs", {"state": "queued"}) == 0.0
 
 
 def test_middleware_labels_route_templates_and_query_outcomes() -> None:

@@ -393,7 +393,13 @@ class LimitsSettings(_Section):
 class IngestionSettings(_Section):
     max_file_mb: float = Field(50.0, gt=0, description="Largest accepted file, in MiB.")
     max_pages: int = Field(500, ge=1, description="Most pages accepted in one PDF.")
-    max_files_per_job: int = Field(1000, ge=1, description="Most files in one upload.")
+    max_files_per_job: int = Field(
+        1000,
+        ge=1,
+        le=1000,
+        description="Most files in one upload (1000 at most: the multipart parser's own limit); "
+        "`holdfast ingest` splits larger sets into several jobs.",
+    )
     max_unpacked_mb: float = Field(
         200.0, gt=0, description="Office files (zip) that unpack to more are refused (bombs)."
     )

@@ -1,4 +1,5 @@
-"""``holdfast ingest``: upload files to the running gateway as one job and follow it."""
+"""``holdfast ingest``: upload files to the running gateway as jobs (at most
+``ingestion.max_files_per_job`` files each) and follow them."""
 
 from __future__ import annotations
 
@@ -156,13 +157,20 @@ def ingest(
     files = collect(paths, recursive)
     if not files:
         fail("no supported files found in the given paths (try --recursive)")
-    job = ingest_via_api(
-        files,
-        groups=group_list,
-        redact=redact,
-        profile=profile,
-        base=url or settings.gateway.base_url,
-        key=api_key(settings, key),
-    )
-    if print_job(job):
+    per_job = settings.ingestion.max_files_per_job
+    batches = [files[i : i + per_job] for i in range(0, len(files), per_job)]
+    failed = 0
+    for n, batch in enumerate(batches, start=1):
+        if len(batches) > 1:  # the server takes at most max_files_per_job files an upload
+            out.print(f"job {n} of {len(batches)}: {len(batch)} file(s)", highlight=False)
+        job = ingest_via_api(
+            batch,
+            groups=group_list,
+            redact=redact,
+            profile=profile,
+            base=url or settings.gateway.base_url,
+            key=api_key(settings, key),
+        )
+        failed += print_job(job)
+    if failed:
         raise typer.Exit(1)

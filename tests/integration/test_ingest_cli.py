@@ -45,3 +45,19 @@ def test_cli_ingest_says_clearly_when_no_gateway_runs(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "no gateway is running at http://127.0.0.1:9" in result.output
+
+
+def test_cli_ingest_splits_more_files_than_one_upload_takes_into_several_jobs(
+    live_stack: LiveStack, tmp_path: Path
+) -> None:
+    for name in ("one", "two", "three"):
+        (tmp_path / f"{name}.md").write_text(
+            f"# {name.title()}\n\nThe {name} gate opens at dawn.\n"
+        )
+    args = ["ingest", str(tmp_path), "--groups", "cli-split", "--no-redact"]
+    args += ["--key", live_stack.admin_key, "--url", live_stack.url]
+    result = CliRunner().invoke(app, args, env={"HOLDFAST_INGESTION__MAX_FILES_PER_JOB": "2"})
+    assert result.exit_code == 0, result.output
+    assert "job 1 of 2: 2 file(s)" in result.output and "job 2 of 2: 1 file(s)" in result.output
+    assert result.output.count("0 failed") == 2
+    assert all(name in result.output for name in ("one.md", "two.md", "three.md"))

@@ -385,11 +385,14 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def soak(url: str, key: str, pid: int, questions: list[str], minutes: float) -> dict[str, Any]:
+def soak(
+    url: str, key: str, ingest_key: str, pid: int, questions: list[str], minutes: float
+) -> dict[str, Any]:
     """Mixed load at concurrency 8 for ``minutes``: RSS before, after a warm-up, at the end."""
     stop = time.monotonic() + minutes * 60
     warm_until = time.monotonic() + min(120.0, minutes * 60 / 5)
     counts = {"search": 0, "query": 0, "ingest": 0, "errors": 0}
+    failed: dict[str, int] = {}
     samples: list[tuple[float, float]] = []
     idle = rss_mib(pid)
     began = time.monotonic()
@@ -407,27 +410,28 @@ def soak(url: str, key: str, pid: int, questions: list[str], minutes: float) -> 
             while time.monotonic() < stop:
                 question = rng.choice(questions)
                 roll = rng.random()
+                kind = "search" if roll < 0.80 else "query" if roll < 0.95 else "ingest"
                 try:
-                    if roll < 0.80:
-                        kind = "search"
+                    if kind == "search":
                         ok = client.post("/v1/search", json={"query": question}).status_code == 200
-                    elif roll < 0.95:
-                        kind = "query"
+                    elif kind == "query":
                         ok = bool(gateway_stream(url, key, question)["retrieval_event_ms"])
                     else:
-                        kind = "ingest"
                         text = f"# Soak note {uuid.uuid4().hex}\n\n{question}\n"
                         reply = client.post(
                             "/v1/documents",
+                            headers={"Authorization": f"Bearer {ingest_key}"},
                             files=[("files", ("soak.md", text.encode(), "text/markdown"))],
                             data={"access_groups": "soak"},
                         )
                         ok = reply.status_code == 202
                 except httpx.HTTPError:
-                    kind, ok = "errors", False
+                    ok = False
                 with lock:
                     counts[kind] += 1
                     counts["errors"] += not ok
+                    if not ok:
+                        failed[kind] = failed.get(kind, 0) + 1
 
     threads = [threading.Thread(target=sampler, daemon=True)]
     threads += [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(8)]
@@ -442,6 +446,7 @@ def soak(url: str, key: str, pid: int, questions: list[str], minutes: float) -> 
         "minutes": minutes,
         "requests": {k: v for k, v in counts.items() if k != "errors"},
         "errors": counts["errors"],
+        "errors_by_kind": failed,
         "rss_mib": {
             "idle": round(idle, 1),
             "after_warm_up": round(after_warm, 1),
@@ -479,7 +484,7 @@ def profile_gateway(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--group", required=True, help="the access group the index was loaded with")
-    parser.add_argument("--levels", default="1,8,32", help="concurrency levels")
+    parser.add_argument("--levels", default="1,8,32", help="concurrency levels ('' for none)")
     parser.add_argument("--questions", type=int, default=120, help="questions per level")
     parser.add_argument("--block", type=int, default=20, help="questions per interleaved block")
     parser.add_argument("--stream", type=int, default=20, help="streamed answers to compare")
@@ -514,7 +519,7 @@ def main() -> None:
         "readable_chunks": index["readable_by_group"],
         "search": [],
     }
-    for level in [int(x) for x in args.levels.split(",")]:
+    for level in [int(x) for x in args.levels.split(",") if x.strip()]:
         print(f"search at concurrency {level} …", flush=True)
         hook = None
         if args.profile and level == 8:
@@ -540,7 +545,8 @@ def main() -> None:
         )
     if args.soak_minutes:
         print(f"soak for {args.soak_minutes} min …", flush=True)
-        report["soak"] = soak(url, key, pid, questions, args.soak_minutes)
+        admin_key = settings.admin_key_file.read_text().strip()  # uploads need the ingest role
+        report["soak"] = soak(url, key, admin_key, pid, questions, args.soak_minutes)
     components.close()
     REPORTS.mkdir(parents=True, exist_ok=True)
     stem = REPORTS / f"gateway-overhead-{stamp}"

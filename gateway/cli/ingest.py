@@ -69,13 +69,19 @@ def ingest_via_api(
                 for p in files
             ]
             with out.status(f"uploading {len(files)} file(s)…"):
-                response = httpx.post(
-                    f"{base}/v1/documents",
-                    files=parts,
-                    data=_form(groups, redact, profile),
-                    headers=headers,
-                    timeout=600.0,
-                )
+                for _ in range(30):  # the key's rate limit: wait as told, then send again
+                    for _field, (_name, handle, _type) in parts:
+                        handle.seek(0)
+                    response = httpx.post(
+                        f"{base}/v1/documents",
+                        files=parts,
+                        data=_form(groups, redact, profile),
+                        headers=headers,
+                        timeout=600.0,
+                    )
+                    if response.status_code != 429:
+                        break
+                    time.sleep(float(response.headers.get("Retry-After", "1")))
         if response.status_code != 202:
             fail(problem_text(response))
         job_id = response.json()["job_id"]

@@ -56,7 +56,7 @@ def ingest_via_api(
     base: str,
     profile: str | None = None,
     key: str,
-    poll_s: float = 0.5,
+    poll_s: float = 1.0,  # half the default sustained rate limit, leaving room for uploads
 ) -> dict[str, object]:
     """Upload ``files`` as one job, follow it with a progress bar, return the final job."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn

@@ -4,10 +4,6 @@ root). Paging, filters, every field round-tripped, and ModelAudit's records land
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,65 +16,16 @@ from gateway.container import build_audit_log
 from gateway.models.audit import ModelAudit
 from gateway.settings import Settings
 from tests.integration.conftest import PORT_BASE
+from tests.integration.pg_server import running_postgres
 
 pytestmark = pytest.mark.integration
 PG_PORT = PORT_BASE + 30
 
 
-def _pg_bin(name: str) -> str:
-    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (folder / name).exists():
-            return str(folder / name)
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} not found: install Debian's postgresql package")
-    return found
-
-
-def _as_postgres(argv: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
-
-
 @pytest.fixture(scope="module")
 def postgres_dsn() -> Iterator[str]:
-    root = Path(tempfile.mkdtemp(prefix="holdfast-pg-", dir="/tmp"))
-    data, sockets = root / "data", root / "run"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(sockets, "postgres")
-    run = {"check": True, "capture_output": True, "timeout": 120}
-    subprocess.run(
-        _as_postgres([_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "holdfast"]),
-        **run,  # type: ignore[arg-type]
-    )
-    options = f"-p {PG_PORT} -k {sockets} -c listen_addresses=127.0.0.1"
-    subprocess.run(
-        _as_postgres(
-            [
-                _pg_bin("pg_ctl"),
-                "-D",
-                str(data),
-                "-o",
-                options,
-                "-l",
-                str(root / "pg.log"),
-                "-w",
-                "start",
-            ]
-        ),
-        **run,  # type: ignore[arg-type]
-    )
-    try:
-        yield f"postgresql://holdfast@127.0.0.1:{PG_PORT}/postgres"
-    finally:
-        subprocess.run(
-            _as_postgres([_pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+    with running_postgres(PG_PORT) as dsn:
+        yield dsn
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -88,7 +88,7 @@ class RawSearch:
         self._collection = self._client.collections.use(settings.weaviate.collection)
         self._filter = Filter.by_property("access_groups").contains_any([group])
         self._properties = list(BM25_PROPERTIES)
-        self._fusion = components.store._fusion  # the gateway's configured fusion
+        self._fusion = components.store.fusion  # the gateway's configured fusion
         self._metadata = MetadataQuery(score=True)
 
     def __call__(self, question: str) -> int:
@@ -110,24 +110,12 @@ class RawSearch:
 
 
 def weaviate_client(settings: Any) -> Any:
-    """A client of its own on the stack's Weaviate, with the stack's API key."""
-    import weaviate
-    from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+    """A weaviate-client of its own on the stack's Weaviate, connected as the gateway's store is
+    (same address, API key and timeouts)."""
+    from gateway.container import weaviate_connection
+    from services.weaviate_common import WeaviateClient
 
-    from gateway.security.secrets import weaviate_api_key
-
-    wv = settings.weaviate
-    return weaviate.connect_to_custom(
-        http_host=wv.host,
-        http_port=wv.http_port,
-        http_secure=False,
-        grpc_host=wv.host,
-        grpc_port=wv.grpc_port,
-        grpc_secure=False,
-        auth_credentials=Auth.api_key(weaviate_api_key(settings)),
-        additional_config=AdditionalConfig(timeout=Timeout(init=10, query=30, insert=120)),
-        skip_init_checks=True,
-    )
+    return WeaviateClient(weaviate_connection(settings)).live
 
 
 def replicate(settings: Any, group: str, min_chunks: int) -> dict[str, int]:

@@ -76,20 +76,25 @@ def build_key_store(settings: Settings) -> ApiKeys:
     return PostgresKeyStore(engine)
 
 
+def weaviate_connection(settings: Settings) -> WeaviateConnection:
+    wv = settings.weaviate
+    return WeaviateConnection(
+        host=wv.host,
+        http_port=wv.http_port,
+        grpc_port=wv.grpc_port,
+        api_key=weaviate_api_key(settings),
+        collection=wv.collection,
+        query_timeout_s=wv.query_timeout_s,
+        insert_timeout_s=wv.insert_timeout_s,
+        init_timeout_s=wv.init_timeout_s,
+        health_timeout_s=wv.health_timeout_s,
+    )
+
+
 def build_store(settings: Settings) -> WeaviateStore:
     wv = settings.weaviate
     return WeaviateStore(
-        WeaviateConnection(
-            host=wv.host,
-            http_port=wv.http_port,
-            grpc_port=wv.grpc_port,
-            api_key=weaviate_api_key(settings),
-            collection=wv.collection,
-            query_timeout_s=wv.query_timeout_s,
-            insert_timeout_s=wv.insert_timeout_s,
-            init_timeout_s=wv.init_timeout_s,
-            health_timeout_s=wv.health_timeout_s,
-        ),
+        weaviate_connection(settings),
         section_fetch_limit=settings.retrieval.section_fetch_limit,
         twins_per_hash=settings.ingestion.max_duplicates_per_file,
         max_query_results=wv.max_query_results,

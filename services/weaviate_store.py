@@ -131,6 +131,11 @@ class WeaviateStore:
     def index_records(self) -> list[IndexRecord]:
         return self._versions.index_records()
 
+    @property
+    def fusion(self) -> Any:
+        """The hybrid fusion every search uses (a weaviate-client ``HybridFusion``)."""
+        return self._fusion
+
     def live_record(self) -> IndexRecord | None:
         """The record of the collection that searches read now."""
         return self._versions.live_record()

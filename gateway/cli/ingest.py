@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,6 +42,17 @@ def api_key(settings: Settings, key: str | None) -> str:
     return settings.admin_key_file.read_text().strip()
 
 
+def within_rate_limit(send: Callable[[], httpx.Response], attempts: int = 30) -> httpx.Response:
+    """``send()``, again after each 429 once its ``Retry-After`` has passed (the key's rate
+    limit); the last answer when ``attempts`` run out."""
+    for _ in range(attempts - 1):
+        response = send()
+        if response.status_code != 429:
+            return response
+        time.sleep(float(response.headers.get("Retry-After", "1")))
+    return send()
+
+
 def _form(groups: list[str], redact: bool, profile: str | None) -> dict[str, str]:
     form = {"access_groups": ",".join(groups), "redact": str(redact).lower()}
     if profile:
@@ -68,20 +80,21 @@ def ingest_via_api(
                 ("files", (str(p), stack.enter_context(p.open("rb")), "application/octet-stream"))
                 for p in files
             ]
+            handles = [handle for _field, (_name, handle, _type) in parts]
+
+            def send() -> httpx.Response:
+                for handle in handles:  # a retry sends every file from its start again
+                    handle.seek(0)
+                return httpx.post(
+                    f"{base}/v1/documents",
+                    files=parts,
+                    data=_form(groups, redact, profile),
+                    headers=headers,
+                    timeout=600.0,
+                )
+
             with out.status(f"uploading {len(files)} file(s)…"):
-                for _ in range(30):  # the key's rate limit: wait as told, then send again
-                    for _field, (_name, handle, _type) in parts:
-                        handle.seek(0)
-                    response = httpx.post(
-                        f"{base}/v1/documents",
-                        files=parts,
-                        data=_form(groups, redact, profile),
-                        headers=headers,
-                        timeout=600.0,
-                    )
-                    if response.status_code != 429:
-                        break
-                    time.sleep(float(response.headers.get("Retry-After", "1")))
+                response = within_rate_limit(send)
         if response.status_code != 202:
             fail(problem_text(response))
         job_id = response.json()["job_id"]
@@ -94,10 +107,9 @@ def ingest_via_api(
         ) as progress:
             task = progress.add_task(f"ingesting ({job_id})", total=len(files), chunks=0)
             while True:
-                reply = httpx.get(f"{base}/v1/jobs/{job_id}", headers=headers, timeout=30.0)
-                if reply.status_code == 429:  # the key's rate limit: wait as told, then poll again
-                    time.sleep(float(reply.headers.get("Retry-After", "1")))
-                    continue
+                reply = within_rate_limit(
+                    lambda: httpx.get(f"{base}/v1/jobs/{job_id}", headers=headers, timeout=30.0)
+                )
                 if reply.status_code != 200:
                     fail(problem_text(reply))
                 job: dict[str, Any] = reply.json()

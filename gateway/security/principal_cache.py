@@ -40,33 +40,34 @@ class PrincipalCache:
         """The remembered principal of ``key`` if it has not expired; never looks it up."""
         if self._ttl_s <= 0:
             return None
-        digest = hashlib.sha256(key.encode()).hexdigest()
+        return self._remembered(_digest(key))
+
+    def authenticate(self, key: str) -> Principal | None:
+        if self._ttl_s <= 0:
+            return self._lookup(key)
+        digest = _digest(key)
+        remembered = self._remembered(digest)
+        if remembered is not None:
+            return remembered
+        now = self._clock()
+        principal = self._lookup(key)
+        with self._lock:
+            if principal is None:
+                self._entries.pop(digest, None)
+                return None
+            self._entries[digest] = (now + self._ttl_s, principal)
+            self._entries.move_to_end(digest)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+        return principal
+
+    def _remembered(self, digest: str) -> Principal | None:
         with self._lock:
             hit = self._entries.get(digest)
             if hit is not None and hit[0] > self._clock():
                 self._entries.move_to_end(digest)
                 return hit[1]
         return None
-
-    def authenticate(self, key: str) -> Principal | None:
-        if self._ttl_s <= 0:
-            return self._lookup(key)
-        remembered = self.peek(key)
-        if remembered is not None:
-            return remembered
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        now = self._clock()
-        principal = self._lookup(key)
-        if principal is None:
-            with self._lock:
-                self._entries.pop(digest, None)
-            return None
-        with self._lock:
-            self._entries[digest] = (now + self._ttl_s, principal)
-            self._entries.move_to_end(digest)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
-        return principal
 
     def forget(self, key_id: str = "") -> None:
         """Drop one key's entries (by key id), or every entry when no id is given."""
@@ -76,3 +77,7 @@ class PrincipalCache:
                 return
             for digest in [d for d, (_, p) in self._entries.items() if p.key_id == key_id]:
                 del self._entries[digest]
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()

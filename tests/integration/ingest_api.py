@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from gateway.cli.ingest import within_rate_limit
+
 
 def upload(
     base: str,
@@ -40,13 +42,11 @@ def upload(
 
 def job(base: str, key: str, job_id: str) -> dict[str, Any]:
     """The job's state; waits out the key's rate limit (429 + Retry-After) like a client should."""
-    for _ in range(30):
-        response = httpx.get(
+    response = within_rate_limit(
+        lambda: httpx.get(
             f"{base}/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {key}"}, timeout=30.0
         )
-        if response.status_code != 429:
-            break
-        time.sleep(float(response.headers.get("Retry-After", "1")))
+    )
     response.raise_for_status()
     body: dict[str, Any] = response.json()
     return body
@@ -65,10 +65,7 @@ def wait_for_job(base: str, key: str, job_id: str, timeout_s: float = 600.0) -> 
 def ingest(
     base: str, key: str, files: Sequence[Path], *, groups: str, **kwargs: Any
 ) -> dict[str, Any]:
-    for _ in range(30):  # waits out the key's rate limit (429 + Retry-After) like a client should
-        response = upload(base, key, files, groups=groups, **kwargs)
-        if response.status_code != 429:
-            break
-        time.sleep(float(response.headers.get("Retry-After", "1")))
+    # waits out the key's rate limit (429 + Retry-After) like a client should
+    response = within_rate_limit(lambda: upload(base, key, files, groups=groups, **kwargs))
     assert response.status_code == 202, response.text
     return wait_for_job(base, key, response.json()["job_id"])

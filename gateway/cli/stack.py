@@ -120,6 +120,8 @@ def serve(
         host=host or settings.gateway.host,
         port=port or settings.gateway.port,
         access_log=False,
+        loop="uvloop",  # C loop and parser, as `holdfast up` runs it
+        http="httptools",
     )
 
 

@@ -3,11 +3,17 @@
 
 Tokens pass a navigation/markup cleaner (a line that may hold some is held until it ends). The
 ``done`` event carries the sentence attribution: ``cited`` (passage numbers), ``attribution`` and
-``unsupported_sentences``. Under ``unsupported_policy: refuse`` the answer is held back until it
-has been checked, then sent as one token, or replaced by the refusal."""
+``unsupported_sentences``, and ``timings_ms``: the policy stages before the stream, then
+``model_first_piece`` (model call to its first piece: the model's own time to first token, as the
+gateway saw it) and ``hold_back`` (first piece to first token sent: the redaction window's wait
+for more model text), so a client can tell the gateway's share of its time to first token.
+
+Under ``unsupported_policy: refuse`` the answer is held back until it has been checked, then sent
+as one token, or replaced by the refusal."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Generator
 from typing import Any
@@ -56,7 +62,7 @@ def stream_answer(
     safe_question, retrieval = retrieve_step(question, principal, ports, options, tally, clock)
     parent = otel_context.get_current()  # the request's span: the stream runs later, elsewhere
     return _stream_events(
-        safe_question, retrieval, ports, options, model_name, tally, parent, cancel
+        safe_question, retrieval, ports, options, model_name, tally, parent, cancel, clock.ms
     )
 
 
@@ -69,7 +75,9 @@ def _stream_events(
     tally: Counter[str],
     parent: otel_context.Context | None = None,
     cancel: Cancellation | None = None,
+    timings_ms: dict[str, float] | None = None,
 ) -> Generator[Event, None, None]:
+    timings = dict(timings_ms or {})
     citations = cite(retrieval.context, "")
     yield (
         "retrieval",
@@ -82,7 +90,7 @@ def _stream_events(
     )
     if retrieval.status != "ok":
         yield "token", {"text": REFUSAL_TEXT}
-        yield "done", _done(retrieval, None, tally, 0, True)
+        yield "done", {**_done(retrieval, None, tally, 0, True), "timings_ms": timings}
         return
     window = StreamRedactor(ports.redactor, tally, window_chars=options.stream_window_chars)
     cleaner = StreamCleaner()
@@ -94,6 +102,9 @@ def _stream_events(
     span.set_attribute("holdfast.alias", options.chat_alias)
     span.set_attribute("holdfast.model", model_name)
     span.set_attribute("holdfast.stream", True)
+    called = time.perf_counter()
+    first_piece: float | None = None
+    first_token: float | None = None
     pieces_in = ports.router.stream(
         options.chat_alias,
         build_messages(safe_question, retrieval.context),
@@ -103,10 +114,14 @@ def _stream_events(
     try:
         for piece in pieces_in:
             pieces += 1
+            if first_piece is None:
+                first_piece = time.perf_counter()
             safe = cleaner.feed(window.feed(piece))
             if safe:
                 emitted.append(safe)
                 if not hold:
+                    if first_token is None:
+                        first_token = time.perf_counter()
                     yield "token", {"text": safe}
         rest = cleaner.feed(window.flush()) + cleaner.flush()
         if rest:
@@ -143,7 +158,16 @@ def _stream_events(
     done["cited"] = sorted(attribution.cited) if shown and attribution else []
     done["unsupported_sentences"] = attribution.unsupported if shown and attribution else []
     done["attribution"] = attribution_dicts(attribution) if shown and attribution else []
+    if first_piece is not None:
+        timings["model_first_piece"] = _ms(first_piece - called)
+        if first_token is not None:
+            timings["hold_back"] = _ms(first_token - first_piece)
+    done["timings_ms"] = timings
     yield "done", done
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
 
 
 def _done(

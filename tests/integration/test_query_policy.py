@@ -98,6 +98,10 @@ def test_streaming_sends_citations_first_then_tokens_then_done(live_stack: LiveS
     assert names[0] == "retrieval" and names[-1] == "done" and "token" in names
     assert events[0][1]["retrieval_status"] == "ok" and events[0][1]["citations"]
     assert "".join(d["text"] for n, d in events if n == "token").strip()
+    # where the time to the first token went, as the gateway saw it
+    timings = events[-1][1]["timings_ms"]
+    assert {"redact_in", "retrieve", "model_first_piece", "hold_back"} <= set(timings), timings
+    assert timings["model_first_piece"] > 0 and timings["hold_back"] >= 0
 
 
 def test_openai_client_lists_models_and_gets_cited_answers(live_stack: LiveStack) -> None:

@@ -350,8 +350,9 @@ def gateway_stream(url: str, key: str, question: str) -> dict[str, float]:
     return row
 
 
-#: The policy stages that are retrieval proper (not the gateway's own cost) in ``timings_ms``.
-RETRIEVAL_STAGES = ("retrieve", "rerank")
+#: The policy stages that are retrieval proper (not the gateway's own cost) in ``timings_ms``:
+#: the search, the reranker, and the assembly (which fetches the hits' sections from the store).
+RETRIEVAL_STAGES = ("retrieve", "rerank", "assemble")
 
 
 def streaming(raw: RawStream, url: str, key: str, questions: list[str]) -> dict[str, Any]:
@@ -595,7 +596,7 @@ STREAM_MEASURES = {
     "gateway_share_ms": "gateway share: first token - raw retrieval - model first token",
     "gateway_share_beyond_hold_ms": "gateway share beyond the hold-back: first token - raw "
     "retrieval - model window",
-    "gw_retrieval_ms": "gateway-reported: retrieval stages (retrieve + rerank)",
+    "gw_retrieval_ms": "gateway-reported: retrieval stages (retrieve, rerank, assemble)",
     "gw_model_first_piece_ms": "gateway-reported: model call to its first piece",
     "gw_hold_back_ms": "gateway-reported: first piece to first token sent (redaction window)",
     "gateway_own_ms": "**gateway's own share**: first token - retrieval stages - model first "

@@ -8,6 +8,7 @@ Nothing here names a concrete adapter, so a module that needs ``Components`` or
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +114,8 @@ class IngestService:
     identity: Identity  # keys stored ids, and the tags of values redacted from file names
     # every write of documents (the worker's batches, DELETE) holds a lease on it
     write_fence: WriteFence
+    # builds more worker loops over the same store and pipeline (``holdfast worker``)
+    new_worker: Callable[[], IngestWorker] | None = None
 
     def close(self) -> None:
         self.worker.stop()

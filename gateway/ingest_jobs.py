@@ -19,6 +19,7 @@ from gateway.settings import Settings
 from ingestion.embedding import EmbeddingPolicy
 from ingestion.identity import Identity
 from ingestion.jobs import Job, JobFile, JobQueue, JobStore
+from ingestion.leases import Heartbeat, Lease
 from ingestion.pipeline import ChunkingPolicy, FileResult, IngestOptions, ingest_batch
 from ingestion.redaction_pool import PooledRedactor
 from ingestion.validation import Limits
@@ -75,17 +76,20 @@ def ingest_redactor(settings: Settings, fallback: Redactor | None) -> Redactor |
 
 
 class TracedIngestWorker(IngestWorker):
-    """One span per job; ingestion's own stage spans (tracer "holdfast.ingestion") nest in it."""
+    """One span per claimed batch of a job, with the job's status after it; ingestion's own
+    stage spans (tracer "holdfast.ingestion") nest in it."""
 
     def __init__(self, *args: Any, tracer: Tracer, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._tracer = tracer
 
-    def run_job(self, job_id: str) -> str:
+    def run_claimed(self, lease: Lease, beat: Heartbeat) -> str:
         with self._tracer.start_as_current_span(
-            "ingest.job", attributes={"holdfast.job.id": job_id}, record_exception=False
+            "ingest.job",
+            attributes={"holdfast.job.id": lease.job_id, "holdfast.job.attempt": lease.attempt},
+            record_exception=False,
         ) as span:
-            status = super().run_job(job_id)
+            status = super().run_claimed(lease, beat)
             span.set_attribute("holdfast.job.status", status)
             return status
 
@@ -151,11 +155,21 @@ def build_ingest_service(
         return results
 
     uploads = uploads_dir(settings)
-    worker = TracedIngestWorker(
-        jobs,
-        run_batch,
-        uploads=uploads,
-        batch_files=settings.ingestion.batch_files,
-        tracer=tracer or trace.NoOpTracer(),
+
+    def new_worker() -> IngestWorker:
+        """A worker loop over this service's store and pipeline (``holdfast worker`` runs
+        ``--concurrency`` of them; the gateway one, when ``ingestion.run_in_gateway``)."""
+        return TracedIngestWorker(
+            jobs,
+            run_batch,
+            uploads=uploads,
+            batch_files=settings.ingestion.batch_files,
+            lease_s=settings.ingestion.lease_s,
+            max_attempts=settings.ingestion.max_attempts,
+            tracer=tracer or trace.NoOpTracer(),
+        )
+
+    worker = new_worker()
+    return IngestService(
+        jobs, worker, uploads, limits, redactor, identity, write_fence=fence, new_worker=new_worker
     )
-    return IngestService(jobs, worker, uploads, limits, redactor, identity, write_fence=fence)

@@ -440,6 +440,29 @@ class IngestionSettings(_Section):
         description="Most indexed documents with identical bytes looked up for one uploaded "
         "file when deduplicating (a file indexed under more names than this is rare).",
     )
+    run_in_gateway: bool = Field(
+        True,
+        description="Run ingest jobs on a worker thread inside each gateway (the one-host "
+        "default). Set false when dedicated `holdfast worker` processes run the jobs: gateways "
+        "then only enqueue uploads into the job store they share with the workers (PostgreSQL "
+        "via database.url; with SQLite, workers on the same host).",
+    )
+    lease_s: float = Field(
+        60.0,
+        ge=1.0,
+        le=3600.0,
+        description="How long a worker's claim on a job's batch lasts without renewal. A "
+        "heartbeat renews it every third of this while the batch runs; a worker that dies "
+        "(SIGKILL, node loss) is replaced by another once its lease has run out.",
+    )
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Claims of a job without progress before it is given up: a batch that "
+        "keeps raising an unexpected error (or killing its worker) fails its job's pending "
+        "files with the last reason instead of blocking the queue.",
+    )
 
 
 class GenerationSettings(_Section):

@@ -7,6 +7,11 @@ A job is its parameters plus one row per file. A file row leaves ``pending`` onl
 chunks are written; on restart, the worker takes the job up again at its pending files. A file
 that was written but not yet marked is simply seen again as ``unchanged`` (its file hash), so a
 resumed job neither duplicates nor loses chunks.
+
+Workers claim a job one batch at a time under a lease (``ingestion.leases``), in the order of
+``ingestion.scheduling``. Here each claim is one ``BEGIN IMMEDIATE`` transaction, so the gateway's
+worker thread and ``holdfast worker`` processes on the same host share one file safely; a lease
+held by a process of this host that no longer exists is taken at once.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
+import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from ingestion.leases import Lease, LeaseLostError, lapsed_reason, local_owner_gone
+from ingestion.scheduling import Candidate, exhausted, fair_order, give_up_reason
 from services.errors import NotFoundError
 from services.redaction_profile import RedactionProfile
 
@@ -47,11 +56,19 @@ CREATE TABLE IF NOT EXISTS job_files (
     redactions TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (job_id, idx)
 );
+CREATE TABLE IF NOT EXISTS owner_turns (
+    owner TEXT PRIMARY KEY,
+    served_at REAL NOT NULL
+);
 """
 # Columns added after the first release, applied to an existing file at open.
 _MIGRATIONS = (
     ("jobs", "redaction_profile", "TEXT NOT NULL DEFAULT ''"),
     ("jobs", "writer_groups", "TEXT"),  # JSON list; '"*"' = every group (admin); NULL = legacy
+    ("jobs", "lease_owner", "TEXT"),  # the worker running a batch of it now
+    ("jobs", "lease_expires", "REAL"),  # epoch seconds (one host: one clock)
+    ("jobs", "attempts", "INTEGER NOT NULL DEFAULT 0"),  # claims since its last progress
+    ("jobs", "last_error", "TEXT NOT NULL DEFAULT ''"),
 )
 ALL_GROUPS = "*"
 OK_FILE = {"indexed", "unchanged", "duplicate"}
@@ -126,9 +143,22 @@ class JobQueue(Protocol):
         """How many jobs are in each status (the queue-depth metric)."""
         ...
 
-    def next_runnable(self) -> str | None: ...
+    def next_runnable(self) -> str | None:
+        """The oldest job not yet ended (queued or running), or None: a look, no claim."""
+        ...
 
-    def mark_running(self, job_id: str) -> None: ...
+    def claim(self, owner: str, *, lease_s: float, max_attempts: int) -> Lease | None:
+        """Lease the fairest job that no live worker holds, for ``lease_s``, counting one
+        attempt; a job out of attempts is given up on the way (its pending files fail)."""
+        ...
+
+    def renew(self, lease: Lease, *, lease_s: float) -> bool:
+        """Extend the lease; False when it is no longer ``lease.owner``'s."""
+        ...
+
+    def release(self, lease: Lease, *, error: str = "") -> None:
+        """Put the job back in the queue (``error``: why its batch did not finish)."""
+        ...
 
     def record_file(
         self,
@@ -140,12 +170,20 @@ class JobQueue(Protocol):
         chunks: int = 0,
         reason: str = "",
         redactions: dict[str, int] | None = None,
-    ) -> None: ...
+        lease: Lease | None = None,
+    ) -> None:
+        """Record a file's outcome; with ``lease``, only while it is held (else
+        ``LeaseLostError``), and it resets the job's attempts (progress)."""
+        ...
 
-    def finish(self, job_id: str) -> str: ...
+    def finish(self, job_id: str, *, lease: Lease | None = None) -> str: ...
 
     def upload_path(self, job_id: str, file: JobFile) -> Path:
         """A local file holding ``file``'s uploaded bytes, for the pipeline to read."""
+        ...
+
+    def drop_local_copies(self, job_id: str, files: Sequence[JobFile]) -> None:
+        """Forget this process's local copies of recorded files (a spool, not the upload)."""
         ...
 
 
@@ -276,17 +314,106 @@ class JobStore:
         return {str(status): int(n) for status, n in rows}
 
     def next_runnable(self) -> str | None:
-        """The oldest job not finished: a ``running`` one was interrupted and resumes first."""
+        """The oldest job not yet ended (``holdfast reindex`` asks): a look, no claim."""
         with self._db() as db:
             row = db.execute(
                 "SELECT job_id FROM jobs WHERE status IN ('running', 'queued') "
-                "ORDER BY status = 'queued', created_at, job_id LIMIT 1"
+                "ORDER BY created_at, job_id LIMIT 1"
             ).fetchone()
         return None if row is None else str(row["job_id"])
 
-    def mark_running(self, job_id: str) -> None:
+    def claim(self, owner: str, *, lease_s: float, max_attempts: int) -> Lease | None:
         with self._db() as db:
-            db.execute("UPDATE jobs SET status = 'running' WHERE job_id = ?", (job_id,))
+            db.execute("BEGIN IMMEDIATE")  # one claimer at a time across processes
+            try:
+                lease = self._claim(db, owner, lease_s, max_attempts)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        return lease
+
+    def _claim(
+        self, db: sqlite3.Connection, owner: str, lease_s: float, max_attempts: int
+    ) -> Lease | None:
+        now = time.time()
+        rows = db.execute(
+            "SELECT job_id, owner, created_at, attempts, lease_owner, lease_expires, last_error "
+            "FROM jobs WHERE status IN ('queued', 'running')"
+        ).fetchall()
+        free = {
+            r["job_id"]: r
+            for r in rows
+            if r["lease_owner"] is None
+            or (r["lease_expires"] or 0.0) < now
+            or local_owner_gone(r["lease_owner"])
+        }
+        running = Counter(r["owner"] for r in rows if r["job_id"] not in free)
+        served = {
+            str(r["owner"]): float(r["served_at"])
+            for r in db.execute("SELECT owner, served_at FROM owner_turns")
+        }
+        candidates = [Candidate(r["job_id"], r["owner"], r["created_at"]) for r in free.values()]
+        for job_id in fair_order(candidates, running, served):
+            row = free[job_id]
+            error = lapsed_reason(row["lease_owner"]) or row["last_error"]
+            if exhausted(row["attempts"], max_attempts):
+                self._give_up(db, job_id, give_up_reason(row["attempts"], error))
+                continue
+            db.execute(
+                "UPDATE jobs SET status = 'running', lease_owner = ?, lease_expires = ?, "
+                "attempts = attempts + 1, last_error = ? WHERE job_id = ?",
+                (owner, now + lease_s, error, job_id),
+            )
+            db.execute(
+                "INSERT INTO owner_turns (owner, served_at) VALUES (?, ?) "
+                "ON CONFLICT (owner) DO UPDATE SET served_at = excluded.served_at",
+                (row["owner"], now),
+            )
+            return Lease(job_id, owner, int(row["attempts"]) + 1)
+        return None
+
+    def _give_up(self, db: sqlite3.Connection, job_id: str, reason: str) -> None:
+        pending = db.execute(
+            "SELECT path FROM job_files WHERE job_id = ? AND status = 'pending'", (job_id,)
+        ).fetchall()
+        db.execute(
+            "UPDATE job_files SET status = 'failed', reason = ? "
+            "WHERE job_id = ? AND status = 'pending'",
+            (reason, job_id),
+        )
+        files = db.execute("SELECT * FROM job_files WHERE job_id = ?", (job_id,)).fetchall()
+        status = final_status(
+            [JobFile(f["idx"], f["source"], f["path"], f["status"]) for f in files]
+        )
+        db.execute(
+            "UPDATE jobs SET status = ?, finished_at = ?, lease_owner = NULL, "
+            "lease_expires = NULL WHERE job_id = ?",
+            (status, _now(), job_id),
+        )
+        for row in pending:  # the staged uploads nobody will read now
+            if row["path"]:
+                Path(row["path"]).unlink(missing_ok=True)
+
+    def renew(self, lease: Lease, *, lease_s: float) -> bool:
+        with self._db() as db:
+            renewed = db.execute(
+                "UPDATE jobs SET lease_expires = ? WHERE job_id = ? AND lease_owner = ? "
+                "AND status IN ('queued', 'running')",
+                (time.time() + lease_s, lease.job_id, lease.owner),
+            ).rowcount
+        return renewed == 1
+
+    def release(self, lease: Lease, *, error: str = "") -> None:
+        with self._db() as db:
+            released = db.execute(
+                "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL, "
+                "last_error = CASE WHEN ? = '' THEN last_error ELSE ? END "
+                "WHERE job_id = ? AND lease_owner = ?",
+                (error, error, lease.job_id, lease.owner),
+            ).rowcount
+        if released != 1:
+            raise LeaseLostError(f"job {lease.job_id} is no longer this worker's")
 
     def record_file(
         self,
@@ -298,26 +425,54 @@ class JobStore:
         chunks: int = 0,
         reason: str = "",
         redactions: dict[str, int] | None = None,
+        lease: Lease | None = None,
     ) -> None:
         with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            if lease is not None and not _holds(db, lease):
+                db.execute("ROLLBACK")
+                raise LeaseLostError(f"job {job_id} is no longer this worker's")
             db.execute(
                 "UPDATE job_files SET status = ?, doc_id = ?, chunks = ?, reason = ?, "
                 "redactions = ? WHERE job_id = ? AND idx = ?",
                 (status, doc_id, chunks, reason, json.dumps(redactions or {}), job_id, idx),
             )
+            db.execute("UPDATE jobs SET attempts = 0, last_error = '' WHERE job_id = ?", (job_id,))
+            db.execute("COMMIT")
 
-    def finish(self, job_id: str) -> str:
-        status = final_status(self.get(job_id).files)
+    def finish(self, job_id: str, *, lease: Lease | None = None) -> str:
         with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            if lease is not None and not _holds(db, lease):
+                db.execute("ROLLBACK")
+                raise LeaseLostError(f"job {job_id} is no longer this worker's")
+            files = db.execute(
+                "SELECT * FROM job_files WHERE job_id = ? ORDER BY idx", (job_id,)
+            ).fetchall()
+            status = final_status(
+                [JobFile(f["idx"], f["source"], f["path"], f["status"]) for f in files]
+            )
             db.execute(
-                "UPDATE jobs SET status = ?, finished_at = ? WHERE job_id = ?",
+                "UPDATE jobs SET status = ?, finished_at = ?, lease_owner = NULL, "
+                "lease_expires = NULL WHERE job_id = ?",
                 (status, _now(), job_id),
             )
+            db.execute("COMMIT")
         return status
+
+    def drop_local_copies(self, job_id: str, files: Sequence[JobFile]) -> None:
+        """Nothing: on one host the staged upload is the copy, removed when the job ends."""
 
     def upload_path(self, job_id: str, file: JobFile) -> Path:
         """One host: the staged upload itself."""
         return Path(file.path)
+
+
+def _holds(db: sqlite3.Connection, lease: Lease) -> bool:
+    row = db.execute(
+        "SELECT 1 FROM jobs WHERE job_id = ? AND lease_owner = ?", (lease.job_id, lease.owner)
+    ).fetchone()
+    return row is not None
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

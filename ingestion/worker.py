@@ -1,10 +1,21 @@
-"""The background worker: takes ingest jobs from the job store, a batch of files at a time.
+"""The ingest worker: claims one batch of a job at a time from the job store and runs it.
 
-Runs as a thread inside the gateway process (single-machine default). At start it picks up
-jobs left ``running`` or ``queued`` by a previous process, so a killed gateway finishes its work.
-A file row is marked only after its batch is written; a file written but not yet marked when the
-process died is seen again as ``unchanged`` (the pipeline's write order guarantees that a
-document counts as indexed only once all its chunks are in).
+It runs as a thread inside the gateway (``ingestion.run_in_gateway``, the one-host default) or in
+``holdfast worker`` processes beside several gateways that only enqueue. Each claim is a lease
+(``ingestion.leases``) that a heartbeat renews while the batch runs, picked fairly across
+principals (``ingestion.scheduling``); after the batch the job goes back to the queue, so a
+small upload never waits for a big one to end. A file row is marked only after its batch is
+written; a batch redone after its worker died sees the files it had already written as
+``unchanged`` (the pipeline writes a document's first chunk last, and chunk ids are
+deterministic), so nothing is lost and nothing is indexed twice.
+
+What a batch raises decides what happens next:
+
+- a ``HoldfastError`` (a backend still down after its retries): the batch's files fail with
+  that reason and the job goes on;
+- anything else (a bug, a broken process pool): the job is released for another attempt, and
+  after ``ingestion.max_attempts`` attempts without progress its pending files fail;
+- ``LeaseLostError``: the job is someone else's now; this worker writes nothing more to it.
 """
 
 from __future__ import annotations
@@ -15,13 +26,16 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ingestion.jobs import Job, JobFile, JobQueue
+from ingestion.jobs import FINAL_JOB, Job, JobFile, JobQueue
+from ingestion.leases import Heartbeat, Lease, LeaseLostError, new_worker_id
 from ingestion.pipeline import FileResult
+from ingestion.scheduling import error_text
 from services.errors import HoldfastError
 
 log = logging.getLogger("holdfast.ingest")
 
 RunBatch = Callable[[Job, Sequence[JobFile]], list[FileResult]]
+RETRY = "retry"  # what ``run_claimed`` returns when a batch raised and the job was released
 
 
 class IngestWorker:
@@ -33,12 +47,18 @@ class IngestWorker:
         uploads: Path,
         batch_files: int,
         poll_s: float = 1.0,
+        lease_s: float = 60.0,
+        max_attempts: int = 3,
+        worker_id: str | None = None,
     ) -> None:
         self._jobs = jobs
         self._uploads = uploads
         self._run_batch = run_batch
         self._batch_files = max(1, batch_files)
-        self._poll_s = poll_s
+        self.poll_s = poll_s
+        self._lease_s = lease_s
+        self._max_attempts = max_attempts
+        self.worker_id = worker_id or new_worker_id()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -53,6 +73,7 @@ class IngestWorker:
         self._wake.set()
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop after the batch in hand (its lease is released, so another worker goes on)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -61,41 +82,74 @@ class IngestWorker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            job_id = self._jobs.next_runnable()
-            if job_id is None:
-                self._wake.wait(self._poll_s)
-                self._wake.clear()
-                continue
             try:
-                self.run_job(job_id)
-            except Exception:  # keep the worker alive; the job stays resumable
-                log.exception("ingest job %s stopped", job_id)
-                self._stop.wait(self._poll_s)
+                outcome = self.run_once()
+            except Exception:  # the store is away: keep the worker alive and look again
+                log.exception("ingest worker %s: claim failed", self.worker_id)
+                outcome = None
+            if outcome is None or outcome == RETRY:
+                self._wake.wait(self.poll_s)
+                self._wake.clear()
+
+    def run_once(self) -> str | None:
+        """Claim the fairest runnable job and run one batch of it. Returns the job's status
+        after the batch (``RETRY`` if it raised), or None when nothing was runnable."""
+        lease = self._jobs.claim(
+            self.worker_id, lease_s=self._lease_s, max_attempts=self._max_attempts
+        )
+        if lease is None:
+            return None
+        renew = lambda: self._jobs.renew(lease, lease_s=self._lease_s)  # noqa: E731
+        try:
+            with Heartbeat(renew, self._lease_s / 3, job_id=lease.job_id) as beat:
+                return self.run_claimed(lease, beat)
+        except LeaseLostError as exc:
+            log.warning("ingest worker %s: %s; leaving it", self.worker_id, exc)
+            return RETRY
 
     def run_job(self, job_id: str) -> str:
-        self._jobs.mark_running(job_id)
-        job = self._jobs.get(job_id)
+        """Run batches until ``job_id`` has ended (other runnable jobs take their turns too);
+        its status, or its current one when nothing is runnable any more."""
+        while (status := self._jobs.get(job_id).status) not in FINAL_JOB:
+            if self.run_once() is None:
+                break
+        return status
+
+    def run_claimed(self, lease: Lease, beat: Heartbeat) -> str:
+        """One batch of the leased job; the status the job has afterwards."""
+        job = self._jobs.get(lease.job_id)
         pending = [f for f in job.files if f.status == "pending"]
-        for start in range(0, len(pending), self._batch_files):
-            if self._stop.is_set():
-                return "running"
-            batch = pending[start : start + self._batch_files]
+        batch = pending[: self._batch_files]
+        if batch:
             try:
                 results = self._run_batch(job, batch)
             except HoldfastError as exc:  # backend down after retries: these files fail clearly
                 results = [
                     FileResult(source=f.source, status="failed", reason=str(exc)) for f in batch
                 ]
+            except Exception as exc:  # a bug or a broken pool: another attempt, maybe elsewhere
+                log.exception(
+                    "ingest job %s: batch failed (attempt %d)", lease.job_id, lease.attempt
+                )
+                beat.check()
+                self._jobs.release(lease, error=error_text(exc))
+                return RETRY
+            beat.check()  # lost meanwhile: the next holder redoes this batch, we write nothing
             for file, result in zip(batch, results, strict=True):
                 self._jobs.record_file(
-                    job_id,
+                    lease.job_id,
                     file.idx,
                     status=result.status,
                     doc_id=result.doc_id,
                     chunks=result.chunks,
                     reason=result.reason,
                     redactions=result.redactions,
+                    lease=lease,
                 )
-        status = self._jobs.finish(job_id)
-        shutil.rmtree(self._uploads / job_id, ignore_errors=True)  # the job's uploaded copies
+            self._jobs.drop_local_copies(lease.job_id, batch)
+        if len(pending) > len(batch):
+            self._jobs.release(lease)  # back in the queue: other principals get their turn
+            return "running"
+        status = self._jobs.finish(lease.job_id, lease=lease)
+        shutil.rmtree(self._uploads / lease.job_id, ignore_errors=True)  # its uploaded copies
         return status

@@ -151,7 +151,8 @@ def create_app(
         )
         watcher.start()
         app.state.ingest = wiring.build_ingest(built, metrics, tracer)
-        app.state.ingest.worker.start()  # resumes jobs a previous process left unfinished
+        if settings.ingestion.run_in_gateway:  # else `holdfast worker` processes run the jobs
+            app.state.ingest.worker.start()  # resumes jobs a previous process left unfinished
         try:
             yield
         finally:

@@ -21,6 +21,7 @@ from gateway.cli.query import ask, query_command
 from gateway.cli.reindex import reindex_command
 from gateway.cli.stack import SAMPLE_CORPUS, demo, down, serve, status, up
 from gateway.cli.verify_access import verify_access_command
+from gateway.cli.worker import worker_command
 
 __all__ = ["SAMPLE_CORPUS", "app", "main"]
 
@@ -38,6 +39,7 @@ app.command()(down)
 app.command()(status)
 app.command()(serve)
 app.command()(ingest)
+app.command("worker")(worker_command)
 app.command("query")(query_command)
 app.command(hidden=True)(ask)
 app.command()(demo)

@@ -4,27 +4,33 @@ Uploads are stored as ``bytea`` rows (``job_uploads``), one per accepted file, n
 ``ingestion.max_file_mb`` (the upload route refuses bigger files before they get here). Why the
 database and not a volume: every gateway and worker already reaches PostgreSQL, while a volume
 every pod mounts read-write (RWX) is what most on-premise clusters lack. A worker materialises a
-file into its own spool directory just before its batch runs, and the bytes are dropped once the
-job finishes.
+file into its own spool directory just before its batch runs, drops that copy once the file is
+recorded, and the bytes leave the database once the job ends.
 
-A job is claimed in one conditional UPDATE, so two gateways never run the same job at once; a
-running job whose claim has not been renewed (each recorded file renews it) for ``lease_s``
-(its worker died) is claimed again and resumes at its pending files, as on one host.
+Workers claim one batch of a job at a time under a lease (``ingestion.leases``): the claim reads
+the jobs no live lease holds, orders them fairly (``ingestion.scheduling``) and locks the first
+one it can with ``SELECT ... FOR UPDATE SKIP LOCKED``, so two workers never wait on each other and
+never take the same job. Lease expiry is on the database's clock, the one every host shares.
+Every write of a worker is conditional on its lease: a worker that lost it writes nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import secrets
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from gateway.state.engine import guarded
-from gateway.state.schema import job_files, job_uploads, jobs
+from gateway.state.schema import ingest_turns, job_files, job_uploads, jobs
 from ingestion.jobs import (
     ALL_GROUPS,
     Job,
@@ -34,21 +40,18 @@ from ingestion.jobs import (
     job_from_rows,
     new_job_id,
 )
-from services.errors import HoldfastError, NotFoundError
+from ingestion.leases import Lease, LeaseLostError, lapsed_reason
+from ingestion.scheduling import Candidate, exhausted, fair_order, give_up_reason
+from services.errors import NotFoundError
 from services.redaction_profile import RedactionProfile
 
-DEFAULT_LEASE_S = 600.0
-
-
-class JobTakenError(HoldfastError):
-    code, title = "job_taken", "Another worker runs this job"
+_UNFINISHED = ("queued", "running")
 
 
 class PostgresJobStore:
-    def __init__(self, engine: Engine, *, spool: Path, lease_s: float = DEFAULT_LEASE_S) -> None:
+    def __init__(self, engine: Engine, *, spool: Path) -> None:
         self._engine = engine
         self._spool = spool
-        self._lease = timedelta(seconds=lease_s)
 
     @guarded
     def create(
@@ -122,11 +125,10 @@ class PostgresJobStore:
 
     @guarded
     def next_runnable(self) -> str | None:
-        """The oldest queued job, or a running one whose worker stopped renewing its claim.
-        Only a look (``holdfast reindex`` asks it too): ``mark_running`` takes the claim."""
+        """The oldest job not yet ended (``holdfast reindex`` asks): a look, no claim."""
         query = (
             select(jobs.c.job_id)
-            .where(self._claimable())
+            .where(jobs.c.status.in_(_UNFINISHED))
             .order_by(jobs.c.created_at, jobs.c.job_id)
             .limit(1)
         )
@@ -135,29 +137,103 @@ class PostgresJobStore:
         return None if found is None else str(found)
 
     @guarded
-    def mark_running(self, job_id: str) -> None:
-        """Claim the job for this worker in one statement: of two gateways that saw the same
-        job, exactly one gets it; the other gets ``JobTakenError`` and looks again."""
-        claim = (
-            update(jobs)
-            .where(jobs.c.job_id == job_id, self._claimable())
-            .values(status="running", claimed_at=func.now())
-            .returning(jobs.c.job_id)
-        )
+    def claim(self, owner: str, *, lease_s: float, max_attempts: int) -> Lease | None:
         with self._engine.begin() as conn:
-            won = conn.execute(claim).scalar_one_or_none()
-        if won is None:
-            raise JobTakenError(f"job {job_id} is run by another worker or finished")
+            rows = conn.execute(
+                select(
+                    jobs.c.job_id,
+                    jobs.c.owner,
+                    jobs.c.created_at,
+                    _leased().label("leased"),
+                ).where(jobs.c.status.in_(_UNFINISHED))
+            ).all()
+            free = [r for r in rows if not r.leased]
+            if not free:
+                return None
+            running = Counter(str(r.owner) for r in rows if r.leased)
+            served = {
+                str(o): float(t)
+                for o, t in conn.execute(
+                    select(ingest_turns.c.owner, func.extract("epoch", ingest_turns.c.served_at))
+                ).all()
+            }
+            candidates = [Candidate(r.job_id, r.owner, r.created_at) for r in free]
+            for job_id in fair_order(candidates, running, served):
+                lease = self._try_claim(conn, job_id, owner, lease_s, max_attempts)
+                if lease is not None:
+                    return lease
+        return None
 
-    def _claimable(self) -> ColumnElement[bool]:
-        stale = func.now() - self._lease
-        return or_(
-            jobs.c.status == "queued",
-            and_(
-                jobs.c.status == "running",
-                or_(jobs.c.claimed_at.is_(None), jobs.c.claimed_at < stale),
-            ),
+    def _try_claim(
+        self, conn: Connection, job_id: str, owner: str, lease_s: float, max_attempts: int
+    ) -> Lease | None:
+        """Lock ``job_id`` unless another worker holds or is claiming it, then lease it (or
+        give it up when it is out of attempts, and return None)."""
+        row = conn.execute(
+            select(jobs.c.owner, jobs.c.attempts, jobs.c.lease_owner, jobs.c.last_error)
+            .where(jobs.c.job_id == job_id, jobs.c.status.in_(_UNFINISHED), ~_leased())
+            .with_for_update(skip_locked=True)
+        ).first()
+        if row is None:
+            return None
+        error = lapsed_reason(row.lease_owner) or row.last_error
+        if exhausted(row.attempts, max_attempts):
+            self._give_up(conn, job_id, give_up_reason(row.attempts, error))
+            return None
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.job_id == job_id)
+            .values(
+                status="running",
+                lease_owner=owner,
+                lease_expires_at=func.clock_timestamp() + timedelta(seconds=lease_s),
+                attempts=jobs.c.attempts + 1,
+                last_error=error,
+            )
         )
+        turn = pg_insert(ingest_turns).values(owner=row.owner, served_at=func.clock_timestamp())
+        conn.execute(
+            turn.on_conflict_do_update(
+                index_elements=[ingest_turns.c.owner],
+                set_={"served_at": turn.excluded.served_at},
+            )
+        )
+        return Lease(job_id, owner, int(row.attempts) + 1)
+
+    def _give_up(self, conn: Connection, job_id: str, reason: str) -> None:
+        conn.execute(
+            update(job_files)
+            .where(job_files.c.job_id == job_id, job_files.c.status == "pending")
+            .values(status="failed", reason=reason)
+        )
+        files = conn.execute(select(job_files.c.status).where(job_files.c.job_id == job_id)).all()
+        status = final_status([JobFile(0, "", "", str(f.status)) for f in files])
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.job_id == job_id)
+            .values(status=status, finished_at=_now(), lease_owner=None, lease_expires_at=None)
+        )
+        conn.execute(delete(job_uploads).where(job_uploads.c.job_id == job_id))
+
+    @guarded
+    def renew(self, lease: Lease, *, lease_s: float) -> bool:
+        with self._engine.begin() as conn:
+            renewed = conn.execute(
+                update(jobs)
+                .where(_held(lease), jobs.c.status.in_(_UNFINISHED))
+                .values(lease_expires_at=func.clock_timestamp() + timedelta(seconds=lease_s))
+            ).rowcount
+        return renewed == 1
+
+    @guarded
+    def release(self, lease: Lease, *, error: str = "") -> None:
+        values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+        if error:
+            values["last_error"] = error
+        with self._engine.begin() as conn:
+            released = conn.execute(update(jobs).where(_held(lease)).values(**values)).rowcount
+        if released != 1:
+            raise LeaseLostError(f"job {lease.job_id} is no longer this worker's")
 
     @guarded
     def record_file(
@@ -170,9 +246,12 @@ class PostgresJobStore:
         chunks: int = 0,
         reason: str = "",
         redactions: dict[str, int] | None = None,
+        lease: Lease | None = None,
     ) -> None:
-        """Record one file's outcome and renew the job's claim (the worker is alive)."""
+        """Record one file's outcome (progress: the job's attempts start again)."""
         with self._engine.begin() as conn:
+            if lease is not None:
+                _lock_held(conn, lease)
             conn.execute(
                 update(job_files)
                 .where(job_files.c.job_id == job_id, job_files.c.idx == idx)
@@ -184,19 +263,31 @@ class PostgresJobStore:
                     redactions=json.dumps(redactions or {}),
                 )
             )
-            conn.execute(update(jobs).where(jobs.c.job_id == job_id).values(claimed_at=func.now()))
+            conn.execute(
+                update(jobs).where(jobs.c.job_id == job_id).values(attempts=0, last_error="")
+            )
 
     @guarded
-    def finish(self, job_id: str) -> str:
-        status = final_status(self.get(job_id).files)
+    def finish(self, job_id: str, *, lease: Lease | None = None) -> str:
         with self._engine.begin() as conn:
+            if lease is not None:
+                _lock_held(conn, lease)
+            files = conn.execute(
+                select(job_files.c.status).where(job_files.c.job_id == job_id)
+            ).all()
+            status = final_status([JobFile(0, "", "", str(f.status)) for f in files])
             conn.execute(
                 update(jobs)
                 .where(jobs.c.job_id == job_id)
-                .values(status=status, finished_at=_now(), claimed_at=None)
+                .values(status=status, finished_at=_now(), lease_owner=None, lease_expires_at=None)
             )
             conn.execute(delete(job_uploads).where(job_uploads.c.job_id == job_id))
         return status
+
+    def drop_local_copies(self, job_id: str, files: Sequence[JobFile]) -> None:
+        """Remove this worker's spooled copies: the job's next batch may run elsewhere."""
+        for file in files:
+            (self._spool / job_id / PurePosixPath(file.path).name).unlink(missing_ok=True)
 
     @guarded
     def upload_path(self, job_id: str, file: JobFile) -> Path:
@@ -214,10 +305,28 @@ class PostgresJobStore:
         if content is None:
             raise NotFoundError(f"job {job_id}: the upload of file {file.idx} is gone")
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".part")
+        # unique per writer: a slow worker and its successor may spool the same file at once
+        partial = target.with_name(f"{target.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
         partial.write_bytes(bytes(content))
         partial.replace(target)  # a crash mid-write never leaves a truncated file behind
         return target
+
+
+def _leased() -> ColumnElement[bool]:
+    """A live lease: some worker runs a batch of the job now."""
+    return func.coalesce(jobs.c.lease_expires_at > func.clock_timestamp(), False)
+
+
+def _held(lease: Lease) -> ColumnElement[bool]:
+    return (jobs.c.job_id == lease.job_id) & (jobs.c.lease_owner == lease.owner)
+
+
+def _lock_held(conn: Connection, lease: Lease) -> None:
+    """Lock the job row if ``lease`` still holds it (a takeover waits for this transaction),
+    else raise ``LeaseLostError``."""
+    held = conn.execute(select(jobs.c.job_id).where(_held(lease)).with_for_update()).first()
+    if held is None:
+        raise LeaseLostError(f"job {lease.job_id} is no longer this worker's")
 
 
 def _now() -> str:

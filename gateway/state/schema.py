@@ -46,8 +46,20 @@ jobs = Table(
     Column("metadata", Text, nullable=False),
     Column("created_at", Text, nullable=False),
     Column("finished_at", Text),
-    Column("claimed_at", DateTime(timezone=True)),  # last sign of life of the running worker
+    # the lease of the worker running a batch of it now (migration 0003), and its attempts
+    Column("lease_owner", Text),
+    Column("lease_expires_at", DateTime(timezone=True)),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=False, server_default=""),
     Index("jobs_status_created", "status", "created_at"),
+)
+
+# owner (principal) -> when a batch of theirs was last claimed: the scheduler's round robin
+ingest_turns = Table(
+    "ingest_turns",
+    metadata,
+    Column("owner", Text, primary_key=True),
+    Column("served_at", DateTime(timezone=True), nullable=False),
 )
 
 job_files = Table(

@@ -23,11 +23,12 @@ from gateway.local import stack
 from gateway.local.processes import ProcessSupervisor, StartupError
 from gateway.models.config import ensure_models_file
 from gateway.settings import Settings
-from gateway.state.jobs import JobTakenError, PostgresJobStore
+from gateway.state.jobs import PostgresJobStore
 from gateway.state.keys import PostgresKeyStore
 from gateway.state.migrate import SchemaOutOfDateError, current, head, require_head, upgrade
 from gateway.state.write_fence import PostgresWriteFence
 from ingestion.jobs import NewFile
+from ingestion.leases import Lease, LeaseLostError
 from services.redaction_profile import RedactionProfile
 from tests.integration.conftest import PORT_BASE
 from tests.integration.pg_server import running_postgres
@@ -181,10 +182,11 @@ def test_job_store_keeps_uploads_in_the_database_and_hands_a_job_to_one_worker(
     workers = [PostgresJobStore(engine, spool=tmp_path / n) for n in ("b", "c")]
     assert [w.next_runnable() for w in workers] == [job_id, job_id], "a look claims nothing"
     runner, loser = workers
-    runner.mark_running(job_id)
-    with pytest.raises(JobTakenError):
-        loser.mark_running(job_id)
-    assert loser.next_runnable() is None, "a freshly claimed job is nobody else's"
+    lease = runner.claim("worker-b", lease_s=60, max_attempts=3)
+    assert lease is not None and lease.job_id == job_id and lease.attempt == 1
+    assert loser.claim("worker-c", lease_s=60, max_attempts=3) is None, "nobody else's"
+    with pytest.raises(LeaseLostError):
+        loser.record_file(job_id, 0, status="indexed", lease=Lease(job_id, "worker-c", 1))
     job = runner.get(job_id)
     assert job.status == "running" and job.writer_groups is None
     assert writer.counts_by_status().get("running") == 1, "the queue-depth metric's source"
@@ -192,8 +194,8 @@ def test_job_store_keeps_uploads_in_the_database_and_hands_a_job_to_one_worker(
     local = runner.upload_path(job_id, job.files[0])
     assert local.read_bytes() == payload and local.suffix == ".pdf"
     assert local.is_relative_to(tmp_path / "b")
-    runner.record_file(job_id, 0, status="indexed", doc_id="d1", chunks=3)
-    assert writer.finish(job_id) == "partial"
+    runner.record_file(job_id, 0, status="indexed", doc_id="d1", chunks=3, lease=lease)
+    assert runner.finish(job_id, lease=lease) == "partial"
     followed = writer.get(job_id)
     assert followed.chunks_written == 3 and followed.finished_at is not None
     with psycopg.connect(dsn) as conn:

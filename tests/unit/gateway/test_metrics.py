@@ -58,7 +58,8 @@ def test_job_queue_depth_is_asked_of_the_job_store(tmp_path: Path) -> None:
         )
         for _ in range(3)
     ]
-    store.mark_running(created[0])
+    lease = store.claim("worker-1", lease_s=60, max_attempts=3)
+    assert lease is not None and lease.job_id in created
     assert m.registry.get_sample_value("holdfast_ingest_jobs", {"state": "queued"}) == 2.0
     assert m.registry.get_sample_value("holdfast_ingest_jobs", {"state": "running"}) == 1.0
 

@@ -1,0 +1,123 @@
+"""``holdfast worker``: run ingest jobs in a process of their own, beside gateways that only
+enqueue (``ingestion.run_in_gateway: false``)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from gateway.cli.common import cli_settings, fail, out
+from services.errors import HoldfastError
+
+if TYPE_CHECKING:
+    from gateway.components import Components
+    from ingestion.worker import IngestWorker
+
+log = logging.getLogger("holdfast.ingest")
+
+
+def worker_command(
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=32,
+            help="Batches this process runs at once (one job each). Parsing is CPU-bound "
+            "Python: for more throughput run more worker processes (replicas, hosts) rather "
+            "than a high value here.",
+        ),
+    ] = 1,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once",
+            help="Exit once no job is runnable (a batch run, a cron job, a test) instead of "
+            "waiting for new uploads.",
+        ),
+    ] = False,
+    poll: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between looks at an empty queue.")
+    ] = 1.0,
+) -> None:
+    """Run ingestion jobs from the shared job store, in this process.
+
+    Gateways enqueue uploads; workers parse, redact, embed and index them. Each worker claims
+    one batch of a job at a time under a lease (ingestion.lease_s) that a heartbeat renews
+    while the batch runs: a worker that dies is replaced by another once its lease runs out,
+    and the batch is redone without duplicating chunks. A batch that keeps failing is given
+    up after ingestion.max_attempts tries, its files marked failed with the reason. Jobs of
+    different principals take turns batch by batch, so a big upload never holds up a small one.
+
+    With database.url (PostgreSQL) run as many workers as you like on any host; with SQLite,
+    on the gateway's host. Set ingestion.run_in_gateway: false on the gateways when workers run
+    the jobs. SIGTERM or Ctrl-C: the batches in hand finish, their leases are released, exit 0.
+    """
+    from gateway.container import build_components
+    from gateway.observability.json_logs import configure_logging
+
+    settings = cli_settings()
+    configure_logging(settings.logging)
+    try:
+        components = build_components(settings)
+        components.warm_up()
+    except HoldfastError as exc:
+        fail(str(exc))
+    try:
+        workers = _workers(components, concurrency, poll)
+        out.print(
+            f"holdfast worker: {concurrency} loop(s) "
+            f"({', '.join(w.worker_id for w in workers)}), lease {settings.ingestion.lease_s:g} s, "
+            f"{settings.ingestion.max_attempts} attempts",
+            highlight=False,
+        )
+        if once:
+            _drain(workers)
+        else:
+            _serve(workers, lease_s=settings.ingestion.lease_s)
+    finally:
+        components.close()
+
+
+def _workers(components: Components, concurrency: int, poll_s: float) -> list[IngestWorker]:
+    from gateway.ingest_jobs import build_ingest_service
+
+    service = build_ingest_service(components)
+    assert service.new_worker is not None
+    made = [service.worker, *(service.new_worker() for _ in range(concurrency - 1))]
+    for worker in made:
+        worker.poll_s = poll_s
+    return made
+
+
+def _drain(workers: list[IngestWorker]) -> None:
+    """Every loop runs batches until none is runnable."""
+
+    def drain(worker: IngestWorker) -> None:
+        while worker.run_once() is not None:
+            pass
+
+    threads = [threading.Thread(target=drain, args=(w,), name="ingest-drain") for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _serve(workers: list[IngestWorker], *, lease_s: float) -> None:
+    """Run the loops until SIGTERM/SIGINT, then let the batches in hand finish."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    for worker in workers:
+        worker.start()
+    while not stop.wait(1.0):
+        pass
+    log.info("holdfast worker: stopping after the batches in hand")
+    deadline = time.monotonic() + lease_s
+    for worker in workers:
+        worker.stop(timeout_s=max(1.0, deadline - time.monotonic()))

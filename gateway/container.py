@@ -41,7 +41,7 @@ from services.presidio_redactor import PresidioRedactor
 from services.remote_embedder import RemoteEmbedder
 from services.tei_embedder import TEIEmbedder
 from services.tei_reranker import TEIReranker
-from services.weaviate_store import WeaviateConnection, WeaviateStore
+from services.weaviate_store import WeaviateConnection, WeaviateEndpoint, WeaviateStore
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -88,6 +88,15 @@ def weaviate_connection(settings: Settings) -> WeaviateConnection:
         insert_timeout_s=wv.insert_timeout_s,
         init_timeout_s=wv.init_timeout_s,
         health_timeout_s=wv.health_timeout_s,
+        replication_factor=wv.replication_factor,
+        write_consistency=wv.write_consistency,
+        read_consistency=wv.read_consistency,
+        async_replication=wv.async_replication,
+        deletion_strategy=wv.deletion_strategy,
+        shard_count=wv.shard_count,
+        failover=tuple(
+            WeaviateEndpoint(n.host, n.http_port, n.grpc_port) for n in wv.failover_nodes
+        ),
     )
 
 

@@ -45,6 +45,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+ConsistencyLevelName = Literal["ONE", "QUORUM", "ALL"]
+DeletionStrategyName = Literal["TimeBasedResolution", "DeleteOnConflict", "NoAutomatedResolution"]
+
+
+class WeaviateNode(_Section):
+    """One node of a Weaviate cluster, as a client reaches it."""
+
+    host: str = Field(description="Address of the node.")
+    http_port: int = Field(8079, description="Its REST port.")
+    grpc_port: int = Field(50051, description="Its gRPC port.")
+
+
 class WeaviateSettings(_Section):
     """The vector store. ``managed`` means ``holdfast up`` runs the server as a local process."""
 
@@ -90,6 +102,50 @@ class WeaviateSettings(_Section):
         ge=1,
         description="Most objects one query may return: Weaviate's QUERY_MAXIMUM_RESULTS "
         "(10000 unless the server sets another; change both together).",
+    )
+    replication_factor: int = Field(
+        1,
+        ge=1,
+        description="Copies of every shard of the collections Holdfast creates (the first one "
+        "and each reindex target). 1 on one host; 3 on a three-node cluster, so one node may be "
+        "down. Set when a collection is created: an existing collection keeps its own factor.",
+    )
+    write_consistency: ConsistencyLevelName = Field(
+        "QUORUM",
+        description="How many replicas must acknowledge a write (chunk inserts and deletes) "
+        "before it counts as done. With factor 1 every level means that one copy.",
+    )
+    read_consistency: ConsistencyLevelName = Field(
+        "QUORUM",
+        description="How many replicas a read (search, document lookups, counts) must hear from. "
+        "QUORUM with QUORUM writes always overlaps the last write (read + write > factor), so a "
+        "node that has just come back and not yet caught up never serves stale chunks; ONE is "
+        "faster but may.",
+    )
+    async_replication: bool = Field(
+        True,
+        description="Weaviate's async replication on the collections Holdfast creates (factor "
+        "> 1 only): replicas compare hash trees in the background, so a node that missed writes "
+        "while it was down catches up on its own.",
+    )
+    deletion_strategy: DeletionStrategyName = Field(
+        "TimeBasedResolution",
+        description="How replicas that disagree about a deleted chunk settle it: "
+        "TimeBasedResolution (the later of the delete and the write wins, so a re-upload after a "
+        "delete survives; needs clocks kept in step by NTP), DeleteOnConflict (a delete always "
+        "wins), NoAutomatedResolution.",
+    )
+    shard_count: int = Field(
+        0,
+        ge=0,
+        description="Shards per collection Holdfast creates (0: Weaviate's default, one per node).",
+    )
+    failover_nodes: list[WeaviateNode] = Field(
+        default_factory=list,
+        description="Other nodes of the same Weaviate cluster the gateway switches to when the "
+        "one at host/http_port stops answering (a read is then retried there, once per node). "
+        "For hosts that reach each node directly (Ansible); under Kubernetes the Service "
+        "already routes around a dead pod: leave it empty.",
     )
 
 

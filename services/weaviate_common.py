@@ -8,15 +8,18 @@ versioned collections behind it) and ``weaviate_reindex`` (raw copy operations) 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import numpy as np
 import weaviate
+from weaviate.classes.config import Configure, ConsistencyLevel, ReplicationDeletionStrategy
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 from weaviate.classes.query import Filter
 from weaviate.exceptions import WeaviateBaseError, WeaviateTimeoutError
@@ -25,6 +28,10 @@ from services.errors import BackendTimeoutError, StoreUnavailableError
 from services.records import Chunk, DocumentInfo, FieldFilter, IndexRecord
 
 SCHEMA_VERSION = 2
+
+log = logging.getLogger("holdfast.store")
+
+T = TypeVar("T")
 
 
 class IndexModelMismatchError(StoreUnavailableError):
@@ -35,8 +42,18 @@ class IndexModelMismatchError(StoreUnavailableError):
 
 
 @dataclass(frozen=True, slots=True)
+class WeaviateEndpoint:
+    """One node as a client reaches it."""
+
+    host: str
+    http_port: int
+    grpc_port: int
+
+
+@dataclass(frozen=True, slots=True)
 class WeaviateConnection:
-    """Where Weaviate is and how long each kind of call may take (all from settings)."""
+    """Where Weaviate is, how long each kind of call may take, and how collections are
+    replicated (all from settings). The defaults are one node without replication."""
 
     host: str
     http_port: int
@@ -47,6 +64,33 @@ class WeaviateConnection:
     insert_timeout_s: float
     init_timeout_s: float
     health_timeout_s: float
+    replication_factor: int = 1
+    write_consistency: str = "QUORUM"
+    read_consistency: str = "QUORUM"
+    async_replication: bool = True
+    deletion_strategy: str = "TimeBasedResolution"
+    shard_count: int = 0
+    failover: tuple[WeaviateEndpoint, ...] = field(default=())
+
+    @property
+    def endpoints(self) -> tuple[WeaviateEndpoint, ...]:
+        """The configured node first, then the failover nodes."""
+        first = WeaviateEndpoint(self.host, self.http_port, self.grpc_port)
+        return (first, *(e for e in self.failover if e != first))
+
+    def collection_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``collections.create`` for replication and sharding ({} on one
+        node without replication: the collection is created exactly as before)."""
+        options: dict[str, Any] = {}
+        if self.replication_factor > 1:
+            options["replication_config"] = Configure.replication(
+                factor=self.replication_factor,
+                async_enabled=self.async_replication,
+                deletion_strategy=ReplicationDeletionStrategy(self.deletion_strategy),
+            )
+        if self.shard_count > 0:
+            options["sharding_config"] = Configure.sharding(desired_count=self.shard_count)
+        return options
 
 
 @contextmanager
@@ -65,23 +109,40 @@ def translated(action: str) -> Iterator[None]:
 
 
 class WeaviateClient:
-    """One lazily opened client, shared by the adapter's parts (no I/O until ``open``)."""
+    """One lazily opened client, shared by the adapter's parts (no I/O until ``open``).
+
+    It talks to one node at a time: the configured one, or, after that node stopped answering,
+    the next of ``connection.failover`` (see ``failing_over``)."""
 
     def __init__(self, connection: WeaviateConnection) -> None:
         self.connection = connection
         self._client: weaviate.WeaviateClient | None = None
+        self._endpoints = connection.endpoints
+        self._current = 0  # index into _endpoints
+        self._switch_lock = threading.Lock()
+        self.failovers = 0  # node switches since start
+        self.retries = 0  # calls repeated on another node after a node failure
+        replicated = connection.replication_factor > 1
+        self._read_level = ConsistencyLevel(connection.read_consistency) if replicated else None
+        self._write_level = ConsistencyLevel(connection.write_consistency) if replicated else None
+
+    @property
+    def endpoint(self) -> WeaviateEndpoint:
+        """The node the client talks to now."""
+        return self._endpoints[self._current]
 
     def open(self) -> None:
         if self._client is not None:
             return
         conn = self.connection
+        node = self.endpoint
         with translated("connect"):
             client = weaviate.connect_to_custom(
-                http_host=conn.host,
-                http_port=conn.http_port,
+                http_host=node.host,
+                http_port=node.http_port,
                 http_secure=False,
-                grpc_host=conn.host,
-                grpc_port=conn.grpc_port,
+                grpc_host=node.host,
+                grpc_port=node.grpc_port,
                 grpc_secure=False,
                 auth_credentials=Auth.api_key(conn.api_key),
                 additional_config=AdditionalConfig(
@@ -103,10 +164,87 @@ class WeaviateClient:
     @property
     def live(self) -> weaviate.WeaviateClient:
         """The open client (opened on first use)."""
-        if self._client is None:
+        client = self._client
+        if client is None:
+            with self._switch_lock:
+                self.open()
+            client = self._client
+        assert client is not None
+        return client
+
+    def reading(self, name: str) -> Any:
+        """A handle on collection ``name`` whose reads use the read consistency level (on a
+        replicated cluster; on one node the plain handle, exactly as before)."""
+        handle = self.live.collections.use(name)
+        return (
+            handle if self._read_level is None else handle.with_consistency_level(self._read_level)
+        )
+
+    def writing(self, name: str) -> Any:
+        """A handle on collection ``name`` whose writes use the write consistency level."""
+        handle = self.live.collections.use(name)
+        return (
+            handle
+            if self._write_level is None
+            else handle.with_consistency_level(self._write_level)
+        )
+
+    def node_ready(self, node: WeaviateEndpoint) -> bool:
+        url = f"http://{node.host}:{node.http_port}/v1/.well-known/ready"
+        try:
+            return httpx.get(url, timeout=self.connection.health_timeout_s).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def failing_over(self, call: Callable[[], T]) -> T:
+        """``call()``; if it fails because the node the client talks to is gone (its readiness
+        endpoint no longer answers 200), switch to the next ready failover node and call again.
+
+        Bounded: at most one repeat per configured node. Without failover nodes, or when the
+        node is up (the failure was the query's own, or the cluster's), the error stands."""
+        attempts = len(self._endpoints)
+        for attempt in range(attempts):
+            client = self._client
+            try:
+                return call()
+            except (StoreUnavailableError, BackendTimeoutError):
+                if attempt + 1 >= attempts or not self._switch_from(client):
+                    raise
+                self.retries += 1
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _switch_from(self, failed: weaviate.WeaviateClient | None) -> bool:
+        """After a failed call made with client ``failed``: True if calling again is worth it
+        (another thread switched already, or this one switched to a ready node)."""
+        with self._switch_lock:
+            if self._client is not failed and self._client is not None:
+                return True  # another thread moved on already: use its client
+            if len(self._endpoints) < 2 or self.node_ready(self.endpoint):
+                return False
+            gone = self.endpoint
+            for step in range(1, len(self._endpoints)):
+                candidate = (self._current + step) % len(self._endpoints)
+                if self.node_ready(self._endpoints[candidate]):
+                    break
+            else:
+                return False
+            old, self._client = self._client, None
+            self._current = candidate
+            self.failovers += 1
+            log.warning(
+                "weaviate node %s:%d is not ready; switching to %s:%d",
+                gone.host,
+                gone.http_port,
+                self.endpoint.host,
+                self.endpoint.http_port,
+            )
+            if old is not None:
+                try:
+                    old.close()
+                except Exception:  # closing the client of a dead node may fail any way
+                    log.debug("closing the client of %s failed", gone.host, exc_info=True)
             self.open()
-        assert self._client is not None
-        return self._client
+            return True
 
 
 def inserted(result: Any, sent: int) -> int:

@@ -25,13 +25,13 @@ class RawCollections:
 
     def count_in(self, name: str) -> int:
         with translated("count"):
-            total = self._client.live.collections.use(name).aggregate.over_all(total_count=True)
+            total = self._client.reading(name).aggregate.over_all(total_count=True)
         return int(total.total_count or 0)
 
     def scan(self, name: str, *, page_size: int) -> Iterator[StoredChunk]:
         """Every object of collection ``name``, with the client's cursor iterator (no offset
         limit, constant memory)."""
-        collection = self._client.live.collections.use(name)
+        collection = self._client.reading(name)
         with translated("scan"):
             for obj in collection.iterator(cache_size=page_size):
                 props = dict(obj.properties)
@@ -49,14 +49,14 @@ class RawCollections:
             for uuid, props, vector in rows
         ]
         with translated("insert"):
-            result = self._client.live.collections.use(name).data.insert_many(objects)
+            result = self._client.writing(name).data.insert_many(objects)
         return inserted(result, len(objects))
 
     def delete_ids(self, name: str, uuids: Sequence[str]) -> int:
         """Delete objects of collection ``name`` by uuid, a slice at a time (one filtered delete
         removes at most QUERY_MAXIMUM_RESULTS objects)."""
         wanted = list(dict.fromkeys(uuids))
-        collection = self._client.live.collections.use(name)
+        collection = self._client.writing(name)
         deleted = 0
         for start in range(0, len(wanted), ID_SLICE):
             with translated("delete"):

@@ -36,6 +36,7 @@ from services.weaviate_common import (
     IndexModelMismatchError,
     WeaviateClient,
     WeaviateConnection,
+    WeaviateEndpoint,
     chunk_from,
     chunk_properties,
     cosines,
@@ -47,7 +48,12 @@ from services.weaviate_common import (
 from services.weaviate_reindex import RawCollections
 from services.weaviate_versions import VersionedCollections
 
-__all__ = ["IndexModelMismatchError", "WeaviateConnection", "WeaviateStore"]
+__all__ = [
+    "IndexModelMismatchError",
+    "WeaviateConnection",
+    "WeaviateEndpoint",
+    "WeaviateStore",
+]
 
 # the BM25 half of a hybrid search reads these properties; a title match counts twice
 BM25_PROPERTIES = ("text", "title^2", "section")
@@ -283,15 +289,19 @@ class WeaviateStore:
     # --- reads -----------------------------------------------------------------------------
 
     def _first_chunks(self, where: Any, limit: int, offset: int = 0) -> list[dict[str, Any]]:
-        collection = self._versions.reads()
         first = Filter.by_property("position").equal(0)
-        with translated("documents"):
-            response = collection.query.fetch_objects(
-                filters=first & where if where is not None else first,
-                limit=limit,
-                offset=offset,
-                sort=Sort.by_property("doc_id"),
-            )
+
+        def fetch() -> Any:
+            collection = self._versions.reads()
+            with translated("documents"):
+                return collection.query.fetch_objects(
+                    filters=first & where if where is not None else first,
+                    limit=limit,
+                    offset=offset,
+                    sort=Sort.by_property("doc_id"),
+                )
+
+        response = self._client.failing_over(fetch)
         return [dict(obj.properties) for obj in response.objects]
 
     def document_hash(self, doc_id: str) -> str | None:
@@ -390,12 +400,14 @@ class WeaviateStore:
             ]
 
     def count_document(self, doc_id: str) -> int:
-        collection = self._versions.reads()
-        with translated("count"):
-            total = collection.aggregate.over_all(
-                total_count=True, filters=Filter.by_property("doc_id").equal(doc_id)
-            ).total_count
-        return int(total or 0)
+        def total() -> Any:
+            collection = self._versions.reads()
+            with translated("count"):
+                return collection.aggregate.over_all(
+                    total_count=True, filters=Filter.by_property("doc_id").equal(doc_id)
+                ).total_count
+
+        return int(self._client.failing_over(total) or 0)
 
     def search(
         self,
@@ -432,16 +444,19 @@ class WeaviateStore:
                     return_metadata=MetadataQuery(score=True),
                 )
 
-        if collection:
-            response = hybrid(self._client.live.collections.use(collection))
-        else:
+        def routed() -> Any:
+            if collection:
+                return hybrid(self._client.reading(collection))
             try:
-                response = hybrid(self._versions.reads())
+                return hybrid(self._versions.reads())
             except StoreUnavailableError:
                 if not self._versions.forget_route():
                     raise
                 # the alias may have moved under a cached route (e.g. to other dimensions)
-                response = hybrid(self._versions.reads())
+                return hybrid(self._versions.reads())
+
+        # a node that died under the call: once more on the next ready node (failover nodes)
+        response = self._client.failing_over(routed)
         objects = list(response.objects)
         stored = [
             o.vector.get("default") if isinstance(o.vector, dict) else o.vector for o in objects
@@ -461,23 +476,37 @@ class WeaviateStore:
         allowed = sorted({g for g in groups if g})
         if not allowed or not parent_ids:
             return []
-        collection = self._versions.reads()
         where = Filter.by_property("access_groups").contains_any(allowed) & Filter.by_property(
             "parent_id"
         ).contains_any(list(parent_ids))
-        with translated("section_chunks"):
-            response = collection.query.fetch_objects(filters=where, limit=self._section_limit)
+
+        def fetch() -> Any:
+            collection = self._versions.reads()
+            with translated("section_chunks"):
+                return collection.query.fetch_objects(filters=where, limit=self._section_limit)
+
+        response = self._client.failing_over(fetch)
         return [chunk_from(dict(obj.properties)) for obj in response.objects]
 
     def count(self) -> int:
-        collection = self._versions.reads()
-        with translated("count"):
-            total = collection.aggregate.over_all(total_count=True).total_count
-        return int(total or 0)
+        def total() -> Any:
+            collection = self._versions.reads()
+            with translated("count"):
+                return collection.aggregate.over_all(total_count=True).total_count
+
+        return int(self._client.failing_over(total) or 0)
+
+    @property
+    def failovers(self) -> tuple[int, int]:
+        """(node switches, calls repeated on another node) since start: each is a node that
+        stopped answering under a read, none a failed read."""
+        return self._client.failovers, self._client.retries
 
     def health(self) -> HealthStatus:
-        """Readiness from Weaviate's own endpoint, bounded by a short timeout of its own."""
-        url = f"http://{self._conn.host}:{self._conn.http_port}/v1/.well-known/ready"
+        """Readiness from Weaviate's own endpoint (of the node the client talks to now),
+        bounded by a short timeout of its own."""
+        node = self._client.endpoint
+        url = f"http://{node.host}:{node.http_port}/v1/.well-known/ready"
         try:
             response = httpx.get(url, timeout=self._conn.health_timeout_s)
         except httpx.HTTPError as exc:

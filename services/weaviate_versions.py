@@ -140,6 +140,7 @@ class VersionedCollections:
                 return
             config = client.collections.use(target).config.get()
             self._check_recorded(config.description or "", embedding_model, dimensions)
+            self._check_replication(target, config)
             have = {p.name for p in config.properties}
             for prop in chunk_properties_schema():
                 if prop.name not in have:
@@ -170,6 +171,21 @@ class VersionedCollections:
                     want,
                 )
 
+    def _check_replication(self, target: str, config: Any) -> None:
+        """Say so when the live collection is replicated otherwise than configured: a factor is
+        set when a collection is created, so only a reindex (or Weaviate's replica movement)
+        changes it."""
+        want = self._client.connection.replication_factor
+        have = config.replication_config.factor if config.replication_config else 1
+        if have != want:
+            log.warning(
+                "collection %s has replication factor %d, weaviate.replication_factor is %d: "
+                "run `holdfast reindex` to build a collection with the configured factor",
+                target,
+                have,
+                want,
+            )
+
     def create_physical(self, name: str, description: str) -> None:
         self._client.live.collections.create(
             name,
@@ -181,6 +197,7 @@ class VersionedCollections:
             ),
             inverted_index_config=Configure.inverted_index(index_timestamps=False),
             properties=chunk_properties_schema(),
+            **self._client.connection.collection_options(),
         )
 
     # --- changes of the versions (reindex) ---------------------------------------------------
@@ -284,7 +301,7 @@ class VersionedCollections:
         cached = self._read_handle
         if cached is not None and cached[0] is client and cached[1] == name:
             return cached[2]
-        handle = client.collections.use(name)
+        handle = self._client.reading(name)
         self._read_handle = (client, name, handle)
         return handle
 
@@ -296,4 +313,4 @@ class VersionedCollections:
         name, reason = self._route(fresh=True)
         if reason is not None:
             raise IndexModelMismatchError(str(reason))
-        return self._client.live.collections.use(str(name))
+        return self._client.writing(str(name))

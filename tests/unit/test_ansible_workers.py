@@ -237,7 +237,10 @@ def test_a_second_run_and_a_check_run_change_nothing(host: Host) -> None:
 
 
 def test_lowering_the_count_stops_the_extra_workers(host: Host) -> None:
-    knobs = {"holdfast_database_host": "db.internal", "holdfast_database_password": PASSWORD}
+    knobs: dict[str, Any] = {
+        "holdfast_database_host": "db.internal",
+        "holdfast_database_password": PASSWORD,
+    }
     ok(host.playbook(holdfast_worker_count=1, **knobs))
     assert host.running_workers() == {"holdfast-worker@1"}
     ok(host.playbook(holdfast_worker_count=0, **knobs))

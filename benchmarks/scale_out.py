@@ -1,0 +1,752 @@
+"""Scale-out: ingestion with 1..N `holdfast worker` processes and search with 1..N gateways, on
+one PostgreSQL and one Weaviate, each as a ratio to the single-process figure of the same run.
+
+    .venv/bin/python -m benchmarks.scale_out --files 200 --workers 1,2,4 --gateways 1,2 \\
+        --port-base 28600 --home /tmp/hf-scale
+
+Starts everything itself on loopback, from port ``--port-base`` up: a throwaway PostgreSQL
+(tests/integration/pg_server.py's), `holdfast db upgrade`, one Weaviate, then
+
+* **Ingestion.** The same Markdown files (sections of the Python 3.11 docs, written to
+  ``--home``) are uploaded as ``--jobs`` jobs (one job is leased by one worker at a time, so
+  workers only share work across jobs) and timed from the first upload to the last job's end.
+  Baseline: one gateway that runs the jobs itself (``ingestion.run_in_gateway: true``). Then one
+  enqueue-only gateway plus N `holdfast worker` processes for each N of ``--workers``. Every
+  configuration indexes into a fresh, empty collection, so each really parses, redacts, embeds
+  and writes every file. files/s, chunks/s, ratios to the baseline, and the CPU seconds each role
+  (gateway, workers and their redaction pools, Weaviate, PostgreSQL) spent per chunk.
+* **Search.** On the last configuration's index, 1..N gateway processes behind a client-side
+  round robin, at each concurrency of ``--concurrency``. Blocks of requests alternate between
+  the gateway counts (the order flips every block) so drift in the machine's load hits both
+  alike. req/s, p50/p95/p99 of POST /v1/search, ratios to one gateway, CPU per request by role.
+
+Rate limits are lifted (each gateway keeps its own in-memory counts; a shared limit would cap
+the figures). CPU count, load average and the machine's busy share go in the report, written to
+benchmarks/reports/scale-out-<UTC time>.{md,json}. A report, not a test: nothing is asserted.
+A full default run takes about 10-15 minutes on 2 cores; ``--files 60`` is a quick look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from benchmarks.gateway_overhead import load_questions
+from benchmarks.load import machine, percentiles
+
+REPORTS = Path(__file__).resolve().parent / "reports"
+HOLDFAST = str(Path(sys.executable).with_name("holdfast"))
+ADMIN_KEY = "hf_" + "s" * 43  # the bootstrap admin key every process of the run is given
+SECRETS_ENV = {
+    "HOLDFAST_WEAVIATE__API_KEY": "scale-out-benchmark-weaviate-key",
+    "HOLDFAST_INGESTION__ID_KEY": "scale-out-benchmark-id-key-0123456789abcdef",
+    "HOLDFAST_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+}
+GROUP = "scale"
+_HEADINGS = {"h1": "#", "h2": "##", "h3": "###", "h4": "####"}
+_SPACE = re.compile(r"\s+")
+
+
+# --- the corpus -------------------------------------------------------------------------------
+
+
+def _blocks(html: bytes) -> Iterator[tuple[str, str]]:
+    """(tag, text) of a docs page's headings, paragraphs, definitions and code, in order."""
+    import lxml.html
+
+    tree = lxml.html.fromstring(html.decode("utf-8", errors="replace"))
+    bodies = tree.xpath('//div[@role="main"]')
+    body = bodies[0] if bodies else tree
+    for bad in body.xpath('.//script|.//style|.//a[@class="headerlink"]'):
+        bad.drop_tree()
+    for el in body.iter("h1", "h2", "h3", "h4", "p", "pre", "dt"):
+        if el.tag == "pre":
+            yield "pre", el.text_content().strip("\n")
+        else:
+            yield el.tag, _SPACE.sub(" ", el.text_content()).strip()
+
+
+def page_markdown(blocks: Iterator[tuple[str, str]], words: int) -> list[str]:
+    """One page's blocks as Markdown texts of about ``words`` words (cut at a heading where one
+    is near), each under the page's title; a tail under a third of ``words`` is dropped."""
+    title, texts, lines, n = "", [], [], 0
+
+    def flush() -> None:
+        nonlocal lines, n
+        if n >= words // 3:
+            texts.append("\n\n".join(lines))
+        lines, n = [], 0
+
+    for tag, text in blocks:
+        if not text:
+            continue
+        if tag == "h1" and not title:
+            title = text
+            continue
+        if n >= words or (tag in _HEADINGS and n >= words * 0.6):
+            flush()  # at a heading where one is near, else between blocks
+        if tag in _HEADINGS:
+            lines.append(f"{_HEADINGS[tag]} {text}")
+        elif tag == "pre":
+            lines.append(f"```\n{text}\n```")
+        else:
+            lines.append(text)
+        n += len(text.split())
+    flush()
+    return [f"# {title}\n\n{body}\n" for body in texts]
+
+
+def markdown_files(root: Path, out: Path, count: int, words: int, per_page: int = 2) -> list[Path]:
+    """``count`` Markdown files of about ``words`` words each from the pages of the Python docs
+    under ``root`` (library pages first, at most ``per_page`` files per page)."""
+    from benchmarks.python_docs.corpus import page_ids
+
+    out.mkdir(parents=True, exist_ok=True)
+    ids = page_ids(root)
+    ids = [i for i in ids if i.startswith("library/")] + [
+        i for i in ids if not i.startswith("library/")
+    ]
+    made: list[Path] = []
+    for page_id in ids:
+        stem = page_id.removesuffix(".html").replace("/", "-")
+        texts = page_markdown(_blocks((root / page_id).read_bytes()), words)
+        for k, text in enumerate(texts[: min(per_page, count - len(made))]):
+            path = out / f"{stem}-{k:02d}.md"
+            path.write_text(text)
+            made.append(path)
+        if len(made) >= count:
+            break
+    return made
+
+
+# --- processes and their CPU --------------------------------------------------------------------
+
+
+def _sessions_cpu(sids: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far of every process in each role's sessions (children included)."""
+    role_of = {sid: role for role, ids in sids.items() for sid in ids}
+    spent = dict.fromkeys(sids, 0.0)
+    for proc in psutil.process_iter():
+        try:
+            role = role_of.get(os.getsid(proc.pid))
+            if role is not None:
+                t = proc.cpu_times()
+                spent[role] += t.user + t.system
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            continue
+    return spent
+
+
+def _postgres_cpu(port: int) -> float:
+    """CPU seconds so far of the postmaster listening on ``port`` and its backends."""
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if proc.info["name"] == "postgres" and "-p" in cmd and str(port) in cmd:
+            total = 0.0
+            for p in [proc, *proc.children(recursive=True)]:
+                try:
+                    t = p.cpu_times()
+                    total += t.user + t.system
+                except psutil.Error:
+                    continue
+            return total
+    return 0.0
+
+
+class Meter:
+    """CPU spent by role, and the whole machine's busy share, between ``start`` and ``stop``."""
+
+    def __init__(self, stack: Stack) -> None:
+        self._stack = stack
+        self.cpu_s: dict[str, float] = {}
+        self.machine_busy = 0.0
+        self._t0: Any = None
+
+    def _now(self) -> tuple[dict[str, float], Any]:
+        roles = _sessions_cpu(self._stack.sessions())
+        roles["postgres"] = _postgres_cpu(self._stack.pg_port)
+        return roles, psutil.cpu_times()
+
+    def start(self) -> None:
+        self._t0 = self._now()
+
+    def stop(self) -> None:
+        (before, m0), (after, m1) = self._t0, self._now()
+        for role, value in after.items():
+            self.cpu_s[role] = self.cpu_s.get(role, 0.0) + value - before.get(role, 0.0)
+        idle = (m1.idle + getattr(m1, "iowait", 0)) - (m0.idle + getattr(m0, "iowait", 0))
+        total = sum(m1) - sum(m0)
+        self.machine_busy = round(1 - idle / total, 3) if total else 0.0
+
+
+class Stack:
+    """One PostgreSQL, one Weaviate, and the gateways and workers started on them."""
+
+    def __init__(self, home: Path, dsn: str, port_base: int) -> None:
+        from gateway.local.processes import ProcessSupervisor
+        from gateway.settings import Settings
+
+        self.home, self.dsn, self.pg_port, self.base = home, dsn, port_base, port_base
+        b = port_base
+        self.settings = Settings(
+            home=home / "weaviate",
+            weaviate={
+                "http_port": b + 1,
+                "grpc_port": b + 2,
+                "gossip_port": b + 3,
+                "data_port": b + 4,
+                "raft_port": b + 5,
+                "raft_rpc_port": b + 6,
+            },
+            ollama={"managed": False, "port": b + 7},
+            limits={"rate_per_minute": 1_000_000, "burst": 100_000},
+            database={"url": dsn},
+        )
+        self._weaviate = ProcessSupervisor(home / "weaviate" / "run", home / "weaviate" / "logs")
+        self._gateways: dict[str, tuple[Any, int]] = {}  # name -> (supervisor, pid)
+        self._workers: dict[str, subprocess.Popen[bytes]] = {}
+        self._weaviate_pid = 0
+
+    def start_weaviate(self) -> None:
+        from gateway.local import stack
+
+        self._weaviate_pid = self._weaviate.start(stack.weaviate_spec(self.settings)).pid or 0
+
+    def _role_settings(self, name: str, **update: Any) -> Any:
+        from gateway.models.config import ensure_models_file
+
+        home = self.home / name
+        shutil.rmtree(home, ignore_errors=True)
+        settings = self.settings.model_copy(update={"home": home})
+        for section, values in update.items():
+            block = getattr(settings, section).model_copy(update=values)
+            settings = settings.model_copy(update={section: block})
+        for folder in (settings.state_dir, settings.logs_dir, settings.run_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        ensure_models_file(settings)
+        return settings
+
+    def start_gateway(self, name: str, port: int, collection: str, run_jobs: bool) -> str:
+        from gateway.local import stack
+        from gateway.local.processes import ProcessSupervisor
+
+        settings = self._role_settings(
+            name,
+            gateway={"port": port},
+            weaviate={"collection": collection},
+            ingestion={"run_in_gateway": run_jobs},
+        )
+        supervisor = ProcessSupervisor(settings.run_dir, settings.logs_dir)
+        spec = stack.gateway_spec(settings)
+        state = supervisor.start(
+            dataclasses.replace(
+                spec,
+                health_url=f"{settings.gateway.base_url}/healthz",  # no model server here
+                startup_timeout_s=240,
+            )
+        )
+        self._gateways[name] = (supervisor, state.pid or 0)
+        return settings.gateway.base_url
+
+    def start_worker(self, name: str, collection: str) -> None:
+        """`holdfast worker` with this run's settings: the gateway's settings snapshot (JSON is
+        YAML) as its holdfast.yaml, secrets from the environment, as a gateway gets them."""
+        from gateway.local import stack
+
+        settings = self._role_settings(name, weaviate={"collection": collection})
+        snapshot = stack.gateway_spec(settings).env["HOLDFAST_EFFECTIVE_SETTINGS"]
+        env = {
+            **os.environ,
+            "HOLDFAST_HOME": str(settings.home),
+            "HOLDFAST_CONFIG": snapshot,
+            "PYTHONUNBUFFERED": "1",
+        }
+        log = (settings.logs_dir / "worker.log").open("ab")
+        self._workers[name] = subprocess.Popen(
+            [HOLDFAST, "worker"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+    def wait_workers(self, timeout_s: float = 240) -> None:
+        """Until every worker has printed its start line (its components are warm)."""
+        deadline = time.monotonic() + timeout_s
+        for name, proc in self._workers.items():
+            log = self.home / name / "logs" / "worker.log"
+            while "holdfast worker:" not in log.read_text(errors="replace"):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+                    raise RuntimeError(f"worker {name} did not start (exit {proc.poll()}):\n{tail}")
+                time.sleep(0.5)
+
+    def sessions(self) -> dict[str, list[int]]:
+        return {
+            "gateways": [pid for _, pid in self._gateways.values()],
+            "workers": [p.pid for p in self._workers.values()],
+            "weaviate": [self._weaviate_pid] if self._weaviate_pid else [],
+        }
+
+    def stop_ingest_side(self) -> None:
+        """Stop every worker (SIGTERM to its session, SIGKILL after 30 s) and every gateway."""
+        for proc in self._workers.values():
+            _signal_group(proc.pid, signal.SIGTERM)
+        for proc in self._workers.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        self._workers.clear()
+        for supervisor, _ in self._gateways.values():
+            supervisor.stop("gateway")
+        self._gateways.clear()
+
+    def stop_all(self) -> None:
+        self.stop_ingest_side()
+        self._weaviate.stop("weaviate")
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # only the session started for that worker
+        os.killpg(pid, sig)
+
+
+def db_upgrade(dsn: str) -> None:
+    done = subprocess.run(
+        [HOLDFAST, "db", "upgrade"],
+        env={**os.environ, "HOLDFAST_DATABASE__URL": dsn},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    if done.returncode:
+        raise RuntimeError(f"holdfast db upgrade failed: {done.stderr}")
+
+
+def make_key(url: str) -> str:
+    """An ingest+query key for the benchmark's group, through the admin API (kept in PG, so
+    every gateway of the run knows it)."""
+    made = httpx.post(
+        f"{url}/admin/keys",
+        json={"name": f"scale-{os.getpid()}", "groups": [GROUP], "roles": ["ingest", "query"]},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=60,
+    )
+    made.raise_for_status()
+    return str(made.json()["key"])
+
+
+# --- ingestion ----------------------------------------------------------------------------------
+
+
+def ingest(url: str, key: str, files: list[Path], jobs: int, meter: Meter) -> dict[str, Any]:
+    """Upload ``files`` as ``jobs`` jobs, wait for all to end; rates from the first upload to
+    the poll (every 0.5 s) that sees the last job ended."""
+    headers = {"Authorization": f"Bearer {key}"}
+    parts = [files[i::jobs] for i in range(jobs) if files[i::jobs]]
+    ids: list[str] = []
+    meter.start()
+    t0 = time.time()
+    with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
+        for part in parts:
+            with ExitStack() as opened:
+                payload = [
+                    ("files", (p.name, opened.enter_context(p.open("rb")), "text/markdown"))
+                    for p in part
+                ]
+                reply = client.post(
+                    "/v1/documents", files=payload, data={"access_groups": GROUP, "redact": "true"}
+                )
+            reply.raise_for_status()
+            ids.append(reply.json()["job_id"])
+        uploaded = time.time() - t0
+        done: dict[str, dict[str, Any]] = {}
+        while len(done) < len(ids):
+            for job_id in ids:
+                if job_id in done:
+                    continue
+                job = client.get(f"/v1/jobs/{job_id}").json()
+                if job["status"] not in ("queued", "running"):
+                    done[job_id] = job
+            if len(done) < len(ids):
+                time.sleep(0.5)
+    seen_end = time.time()
+    meter.stop()
+    seconds = seen_end - t0  # to the poll that saw the last job end (finished_at has whole s)
+    chunks = sum(int(j["chunks_written"]) for j in done.values())
+    indexed = sum(1 for j in done.values() for f in j["files"] if f["status"] == "indexed")
+    return {
+        "jobs": len(ids),
+        "files": len(files),
+        "files_indexed": indexed,
+        "job_statuses": sorted({j["status"] for j in done.values()}),
+        "chunks": chunks,
+        "seconds": round(seconds, 2),
+        "upload_seconds": round(uploaded, 2),
+        "files_per_s": round(len(files) / seconds, 3),
+        "chunks_per_s": round(chunks / seconds, 2),
+        "machine_busy": meter.machine_busy,
+        "cpu_s": {k: round(v, 1) for k, v in meter.cpu_s.items()},
+        "cpu_ms_per_chunk": {k: round(v * 1000 / chunks, 1) for k, v in meter.cpu_s.items()}
+        if chunks
+        else {},
+    }
+
+
+# --- search -------------------------------------------------------------------------------------
+
+
+async def _search_block(
+    urls: list[str], key: str, questions: list[str], concurrency: int
+) -> tuple[list[float], int, float]:
+    """``questions`` through ``urls`` in turn (round robin), ``concurrency`` in flight."""
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for q in questions:
+        queue.put_nowait(q)
+    latencies: list[float] = []
+    errors = 0
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    clients = [
+        httpx.AsyncClient(base_url=u, headers=headers, timeout=120, limits=limits) for u in urls
+    ]
+    turn = itertools.cycle(clients)
+
+    async def worker() -> None:
+        nonlocal errors
+        while not queue.empty():
+            question = queue.get_nowait()
+            client = next(turn)
+            start = time.perf_counter()
+            try:
+                reply = await client.post("/v1/search", json={"query": question})
+            except httpx.HTTPError:
+                errors += 1
+                continue
+            if reply.status_code == 200:
+                latencies.append((time.perf_counter() - start) * 1000)
+            else:
+                errors += 1
+
+    try:
+        await asyncio.gather(*(c.get("/healthz") for c in clients))  # connections warm
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - start
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients))
+    return latencies, errors, seconds
+
+
+def search(
+    stack: Stack,
+    urls: list[str],
+    key: str,
+    questions: list[str],
+    counts: list[int],
+    concurrency: int,
+    requests: int,
+    block: int,
+) -> dict[int, dict[str, Any]]:
+    """Alternating blocks of ``block`` requests per gateway count; totals per count."""
+    runs = {g: {"lat": [], "errors": 0, "seconds": 0.0, "meter": Meter(stack)} for g in counts}
+    for i, start in enumerate(range(0, requests, block)):
+        chunk = [
+            questions[(start + j) % len(questions)] for j in range(min(block, requests - start))
+        ]
+        order = counts if i % 2 == 0 else list(reversed(counts))
+        for g in order:
+            run = runs[g]
+            run["meter"].start()
+            lat, err, secs = asyncio.run(_search_block(urls[:g], key, chunk, concurrency))
+            run["meter"].stop()
+            run["lat"] += lat
+            run["errors"] += err
+            run["seconds"] += secs
+    out = {}
+    for g, run in runs.items():
+        ok = len(run["lat"])
+        cpu = run["meter"].cpu_s
+        out[g] = {
+            "gateways": g,
+            "concurrency": concurrency,
+            "requests": ok + run["errors"],
+            "errors": run["errors"],
+            "rps": round(ok / run["seconds"], 2) if run["seconds"] else 0.0,
+            "latency_ms": percentiles(run["lat"]),
+            "cpu_ms_per_request": {k: round(v * 1000 / ok, 1) for k, v in cpu.items()}
+            if ok
+            else {},
+        }
+    return out
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 2) if b else None
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from benchmarks.python_docs.corpus import docs_root
+    from tests.integration.pg_server import running_postgres
+
+    home = Path(args.home)
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    os.environ.update(SECRETS_ENV)
+    os.environ["HOLDFAST_HOME"] = str(home)  # nothing of the user's own home is read
+    os.environ["HOLDFAST_CONFIG"] = str(home / "none.yaml")
+    files = markdown_files(docs_root(), home / "corpus", args.files, args.words)
+    worker_counts = [int(x) for x in args.workers.split(",") if x.strip()]
+    gateway_counts = [int(x) for x in args.gateways.split(",") if x.strip()]
+    levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
+    base = args.port_base
+    report: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "load_before": [round(x, 2) for x in os.getloadavg()],
+        "corpus": {
+            "files": len(files),
+            "bytes": sum(p.stat().st_size for p in files),
+            "words_target": args.words,
+            "jobs": args.jobs,
+        },
+        "ingestion": [],
+        "search": [],
+    }
+    with running_postgres(base) as dsn:
+        os.environ["HOLDFAST_DATABASE__URL"] = dsn
+        db_upgrade(dsn)
+        stack = Stack(home, dsn, base)
+        try:
+            stack.start_weaviate()
+            key = ""
+            configs = [("baseline", 0)] + [(f"{n} worker(s)", n) for n in worker_counts]
+            collection = ""
+            for i, (label, n) in enumerate(configs):
+                collection = f"ScaleOut{i}"
+                print(f"ingestion: {label} …", flush=True)
+                url = stack.start_gateway("ingest-gw", base + 10, collection, run_jobs=n == 0)
+                for w in range(n):
+                    stack.start_worker(f"worker-{w}", collection)
+                stack.wait_workers()
+                key = key or make_key(url)
+                row = ingest(url, key, files, args.jobs, Meter(stack))
+                row |= {"config": label, "workers": n}
+                report["ingestion"].append(row)
+                print(f"  {row['chunks_per_s']} chunks/s, {row['files_per_s']} files/s", flush=True)
+                stack.stop_ingest_side()
+            urls = [
+                stack.start_gateway(f"search-gw-{g}", base + 20 + g, collection, run_jobs=False)
+                for g in range(max(gateway_counts))
+            ]
+            questions = load_questions(10_000)
+            for level in levels:
+                print(f"search at concurrency {level} …", flush=True)
+                asyncio.run(_search_block(urls, key, questions[:20], level))  # warm-up
+                rows = search(
+                    stack, urls, key, questions, gateway_counts, level, args.searches, args.block
+                )
+                report["search"] += list(rows.values())
+        finally:
+            stack.stop_all()
+    report["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    _add_ratios(report)
+    return report
+
+
+def _add_ratios(report: dict[str, Any]) -> None:
+    rows = report["ingestion"]
+    base = next((r for r in rows if r["workers"] == 0), None)
+    for r in rows:
+        r["ratio"] = _ratio(r["chunks_per_s"], base["chunks_per_s"]) if base else None
+    for level in {r["concurrency"] for r in report["search"]}:
+        same = [r for r in report["search"] if r["concurrency"] == level]
+        one = next((r for r in same if r["gateways"] == 1), None)
+        for r in same:
+            r["ratio"] = _ratio(r["rps"], one["rps"]) if one else None
+
+
+def interpretation(report: dict[str, Any]) -> list[str]:
+    """What the numbers say, in sentences built from them."""
+    cores = report["machine"]["cores"]
+    lines: list[str] = []
+    rows = [r for r in report["ingestion"] if r["workers"]]
+    if rows:
+        best = max(rows, key=lambda r: r["chunks_per_s"])
+        knee = next(
+            (
+                r
+                for prev, r in itertools.pairwise(rows)
+                if r["chunks_per_s"] < prev["chunks_per_s"] * 1.1
+            ),
+            None,
+        )
+        busy = max(r["machine_busy"] for r in report["ingestion"])
+        lines.append(
+            f"Ingestion: the best configuration was {best['config']} at {best['ratio']}x the "
+            f"single process ({best['chunks_per_s']} vs "
+            f"{report['ingestion'][0]['chunks_per_s']} chunks/s). "
+            + (
+                f"Adding workers stopped paying at {knee['workers']} workers (under 10% more "
+                "than the count before). "
+                if knee
+                else "Every added worker still paid off. "
+            )
+            + f"The machine's {cores} cores were up to {busy:.0%} busy (every process on it, "
+            "other users' included): the embedder, the redaction pools and Weaviate share the "
+            "same cores, so more processes on one machine mostly divide the same CPU."
+        )
+        one = next((r for r in rows if r["workers"] == 1), rows[0])
+        per = one["cpu_ms_per_chunk"]
+        worker_ms = per.get("workers", 0.0)
+        lines.append(
+            f"Per chunk (1 worker): workers (parse, redact, embed) {worker_ms} ms CPU, Weaviate "
+            f"{per.get('weaviate', 0.0)} ms, PostgreSQL {per.get('postgres', 0.0)} ms, the "
+            f"enqueueing gateway {per.get('gateways', 0.0)} ms. So each worker core adds about "
+            f"{1000 / worker_ms:.1f} chunks/s when it is a core of its own (another node), "
+            "until Weaviate's cores fill: one Weaviate core absorbs about "
+            f"{1000 / max(per.get('weaviate', 0.1), 0.1):.0f} chunks/s of writes."
+            if worker_ms
+            else "Per-chunk CPU could not be read."
+        )
+    for level in sorted({r["concurrency"] for r in report["search"]}):
+        same = sorted(
+            (r for r in report["search"] if r["concurrency"] == level), key=lambda r: r["gateways"]
+        )
+        top = same[-1]
+        cpu = same[0].get("cpu_ms_per_request", {})
+        lines.append(
+            f"Search at concurrency {level}: {top['gateways']} gateways gave {top['ratio']}x one "
+            f"gateway's {same[0]['rps']} req/s. Per request, gateways used "
+            f"{cpu.get('gateways', 0.0)} ms CPU and Weaviate {cpu.get('weaviate', 0.0)} ms."
+        )
+    lines.append(
+        f"Where this {cores}-core machine saturates: at its CPU, with the first extra process. "
+        "On one host extra gateways or workers only help while a core is idle; a customer gets "
+        "throughput per added node from the node's own cores: roughly the per-core figures above "
+        "times its cores for workers (the embedder dominates; a GPU embedding server moves that "
+        "cost off the workers), and for gateways as long as Weaviate keeps headroom (its share "
+        "of CPU per request above), after which Weaviate needs nodes of its own."
+    )
+    return lines
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    m, c = report["machine"], report["corpus"]
+    lines = [
+        f"# Scale-out ({report['date']})",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']}. "
+        f"Load average (1/5/15 min) before {report['load_before']}, after "
+        f"{report['load_after']} (a shared machine: others' tests ran too; ratios compare "
+        "configurations measured in the same run). Command: "
+        f"`{report.get('command', '')}`.",
+        "",
+        f"Corpus: {c['files']} Markdown files ({c['bytes'] // 1024} KiB) cut from the Python 3.11 "
+        f"docs, about {c['words_target']} words each, uploaded as {c['jobs']} jobs, redaction on "
+        "(the default strict profile). One PostgreSQL, one Weaviate; each configuration indexes "
+        "into a fresh collection.",
+        "",
+        "## Ingestion",
+        "",
+        "| configuration | chunks | seconds | files/s | chunks/s | ratio | machine busy "
+        "| CPU ms/chunk: workers / gateway / Weaviate / PostgreSQL |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in report["ingestion"]:
+        p = r["cpu_ms_per_chunk"]
+        name = (
+            "1 gateway, jobs in-process (baseline)"
+            if not r["workers"]
+            else (f"1 gateway (enqueue only) + {r['workers']} worker(s)")
+        )
+        lines.append(
+            f"| {name} | {r['chunks']} | {r['seconds']} | {r['files_per_s']} | "
+            f"{r['chunks_per_s']} | {r['ratio']} | {r['machine_busy']:.0%} | "
+            f"{p.get('workers', 0)} / {p.get('gateways', 0)} / {p.get('weaviate', 0)} / "
+            f"{p.get('postgres', 0)} |"
+        )
+    lines += [
+        "",
+        "## Search (POST /v1/search, client-side round robin)",
+        "",
+        "| gateways | conc. | requests | errors | req/s | ratio | p50 ms | p95 ms | p99 ms "
+        "| CPU ms/req: gateways / Weaviate |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in report["search"]:
+        lat, p = r["latency_ms"], r["cpu_ms_per_request"]
+        lines.append(
+            f"| {r['gateways']} | {r['concurrency']} | {r['requests']} | {r['errors']} | "
+            f"{r['rps']} | {r['ratio']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | "
+            f"{p.get('gateways', 0)} / {p.get('weaviate', 0)} |"
+        )
+    lines += ["", "## What it says", ""] + [f"- {s}" for s in interpretation(report)]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--files", type=int, default=200, help="Markdown files to ingest")
+    parser.add_argument("--words", type=int, default=450, help="about this many words per file")
+    parser.add_argument("--jobs", type=int, default=8, help="uploads the files are split into")
+    parser.add_argument("--workers", default="1,2,4", help="worker counts to measure")
+    parser.add_argument("--gateways", default="1,2", help="gateway counts to measure (search)")
+    parser.add_argument("--concurrency", default="8,16", help="search concurrency levels")
+    parser.add_argument("--searches", type=int, default=320, help="searches per gateway count")
+    parser.add_argument("--block", type=int, default=40, help="searches per alternating block")
+    parser.add_argument("--port-base", type=int, default=28600, help="ports from here to +30")
+    parser.add_argument("--home", default="/tmp/hf-scale", help="scratch folder (emptied first)")
+    parser.add_argument("--no-report", action="store_true", help="print only, write no files")
+    args = parser.parse_args()
+
+    from gateway.offline import enforce_offline_env
+
+    enforce_offline_env()
+    started = time.monotonic()
+    report = run(args)
+    report["command"] = "python -m benchmarks.scale_out " + " ".join(sys.argv[1:])
+    report["wall_seconds"] = round(time.monotonic() - started, 1)
+    text = to_markdown(report)
+    print(text)
+    print(f"wall time {report['wall_seconds']} s")
+    if not args.no_report:
+        REPORTS.mkdir(parents=True, exist_ok=True)
+        stem = REPORTS / f"scale-out-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
+        stem.with_suffix(".md").write_text(text)
+        print(f"wrote {stem}.md and .json")
+
+
+if __name__ == "__main__":
+    main()

@@ -59,17 +59,14 @@ def config_schema_tool() -> Any:
 # --- item 5: the ingestion worker -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value_set", ["default", "gpu-production", "cpu-minimal"])
-def test_no_value_set_deploys_the_worker_the_image_lacks(value_set: str) -> None:
+@pytest.mark.parametrize("value_set", ["default", "cpu-minimal"])
+def test_value_sets_without_workers_deploy_none(value_set: str) -> None:
+    """The worker itself (`holdfast worker`, issue 18) is tested in test_helm_workers.py."""
     objects = render(*value_set_args(value_set))
     assert not [o for o in objects if o["metadata"]["name"] == f"{FULLNAME}-ingestion"]
     for obj in (o for o in objects if o["kind"] in ("Deployment", "StatefulSet")):
         for container in containers(obj):
             assert "worker" not in container.get("args", []), obj["metadata"]["name"]
-
-
-def test_turning_the_worker_on_is_refused_until_it_exists() -> None:
-    assert "issue #18" in render_failure("--set", "ingestion.enabled=true")
 
 
 # --- item 7: probes, placement, Weaviate ------------------------------------------------------

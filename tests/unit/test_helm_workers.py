@@ -1,0 +1,201 @@
+"""The chart's ingestion workers (issue 18 item 2, issue 17 item 5): the `ingestion` component runs
+`holdfast worker` from the gateway's image with the gateway's configuration and secrets, as many
+pods as `ingestion.replicas`; the gateways then only enqueue (`ingestion.run_in_gateway: false`);
+and the chart refuses workers, like several gateway pods, without the shared PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import typer
+
+from tests.unit.test_helm_chart import (
+    FULLNAME,
+    RENDER_KUBE_VERSION,
+    config_file,
+    containers,
+    env_of,
+    find,
+    pod_spec,
+    render,
+    render_failure,
+    value_set_args,
+)
+
+pytestmark = pytest.mark.unit
+
+WORKER = f"{FULLNAME}-ingestion"
+GATEWAY = f"{FULLNAME}-gateway"
+WORKERS_ON = ["--set", "ingestion.enabled=true"]
+SINGLE_GATEWAY = ["--set", "gateway.autoscaling.enabled=false", "--set", "gateway.replicas=1"]
+SINGLE_GATEWAY += ["--set", "gateway.podDisruptionBudget.enabled=false"]
+NO_DATABASE = ["--set", "database.existingSecret=", "--set", "database.url="]
+
+
+def worker_and_gateway(objects: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    worker = next(containers(find(objects, "Deployment", WORKER)))
+    gateway = next(containers(find(objects, "Deployment", GATEWAY)))
+    return worker, gateway
+
+
+def test_the_worker_command_exists_in_the_cli_the_image_carries() -> None:
+    """The chart never again runs a command the gateway image lacks (issue 17 item 5)."""
+    from gateway.cli.main import app
+
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    assert "worker" in commands
+    objects = render(*WORKERS_ON)
+    worker, _ = worker_and_gateway(objects)
+    assert worker["command"] == ["holdfast"]
+    assert worker["args"] == ["worker"]
+    options = {p.name for p in commands["worker"].params}
+    flags = [a.removeprefix("--").split("=")[0] for a in worker["args"][1:]]
+    assert set(flags) <= options
+
+
+def test_workers_run_from_the_gateways_image_config_and_secrets() -> None:
+    objects = render(*WORKERS_ON)
+    deployment = find(objects, "Deployment", WORKER)
+    assert deployment["spec"]["replicas"] == 2  # the default worker count when enabled
+    worker, gateway = worker_and_gateway(objects)
+    assert worker["image"] == gateway["image"]
+    worker_env, gateway_env = env_of(worker), env_of(gateway)
+    for shared in (
+        "HOLDFAST_CONFIG",
+        "HOLDFAST_HOME",
+        "HOLDFAST_DATABASE__URL",
+        "HOLDFAST_INGESTION__ID_KEY",  # every gateway and worker of one index shares the id key
+        "HOLDFAST_WEAVIATE__API_KEY",
+        "HF_HUB_OFFLINE",
+    ):
+        assert worker_env[shared] == gateway_env[shared], shared
+    assert worker_env["HOLDFAST_DATABASE__URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "holdfast-database",
+        "key": "url",
+    }
+    assert "HOLDFAST_BOOTSTRAP_ADMIN_KEY" not in worker_env  # workers create no keys
+    volumes = {v["name"]: v for v in pod_spec(find(objects, "Deployment", WORKER))["volumes"]}
+    gateway_volumes = {
+        v["name"]: v for v in pod_spec(find(objects, "Deployment", GATEWAY))["volumes"]
+    }
+    assert volumes["config"] == gateway_volumes["config"]
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert (
+        annotations["checksum/config"] == pod_spec_annotations(objects, GATEWAY)["checksum/config"]
+    )
+    kubernetes_validate.validate(deployment, RENDER_KUBE_VERSION, strict=True)
+
+
+def pod_spec_annotations(objects: list[dict[str, Any]], name: str) -> dict[str, str]:
+    annotations: dict[str, str] = find(objects, "Deployment", name)["spec"]["template"]["metadata"][
+        "annotations"
+    ]
+    return annotations
+
+
+def test_a_worker_serves_no_port_has_no_probe_and_may_finish_its_batch() -> None:
+    """No HTTP port to probe and nothing to restart it for: a stuck job is caught by its lease
+    and bounded attempts. SIGTERM lets the batch in hand finish within the grace period."""
+    objects = render(*WORKERS_ON)
+    worker, _ = worker_and_gateway(objects)
+    assert "ports" not in worker
+    assert not {"livenessProbe", "readinessProbe", "startupProbe"} & worker.keys()
+    assert pod_spec(find(objects, "Deployment", WORKER))["terminationGracePeriodSeconds"] == 360
+    assert not [o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == WORKER]
+    # a probe an operator adds is rendered as given
+    probe = '{"exec": {"command": ["holdfast", "--help"]}, "periodSeconds": 30}'
+    objects = render(*WORKERS_ON, "--set-json", f"ingestion.livenessProbe={probe}")
+    worker, _ = worker_and_gateway(objects)
+    assert worker["livenessProbe"]["exec"]["command"] == ["holdfast", "--help"]
+
+
+@pytest.mark.parametrize("count", [1, 5])
+def test_ingestion_replicas_is_the_worker_count(count: int) -> None:
+    objects = render(*WORKERS_ON, "--set", f"ingestion.replicas={count}")
+    assert find(objects, "Deployment", WORKER)["spec"]["replicas"] == count
+
+
+def test_the_gateway_only_enqueues_when_workers_run() -> None:
+    from gateway.settings import Settings
+
+    objects = render(*WORKERS_ON, "--set", "config.ingestion.max_file_mb=20")
+    config = config_file(objects, "config", "holdfast.yaml")
+    assert config["ingestion"]["run_in_gateway"] is False
+    assert config["ingestion"]["max_file_mb"] == 20  # the operator's own ingestion keys stay
+    assert Settings(**config).ingestion.run_in_gateway is False
+    # an operator cannot switch the gateway's worker thread back on beside the workers
+    objects = render(*WORKERS_ON, "--set", "config.ingestion.run_in_gateway=true")
+    assert config_file(objects, "config", "holdfast.yaml")["ingestion"]["run_in_gateway"] is False
+    # without workers the gateway keeps running its jobs (the setting's default, true)
+    config = config_file(render(), "config", "holdfast.yaml")
+    assert "run_in_gateway" not in config.get("ingestion", {})
+    assert Settings(**config).ingestion.run_in_gateway is True
+
+
+def test_workers_need_the_shared_database() -> None:
+    message = render_failure(*WORKERS_ON, *SINGLE_GATEWAY, *NO_DATABASE)
+    assert "ingestion workers" in message and "database.existingSecret" in message
+    # the same single gateway without workers needs none
+    render(*SINGLE_GATEWAY, *NO_DATABASE)
+    # a plain URL (development) is a database too
+    url = "postgresql://holdfast:dev@postgres:5432/holdfast"
+    objects = render(*WORKERS_ON, *SINGLE_GATEWAY, *NO_DATABASE, "--set", f"database.url={url}")
+    worker, _ = worker_and_gateway(objects)
+    assert env_of(worker)["HOLDFAST_DATABASE__URL"] == {
+        "name": "HOLDFAST_DATABASE__URL",
+        "value": url,
+    }
+
+
+def test_several_gateways_still_need_the_database_with_or_without_workers() -> None:
+    for extra in ([], WORKERS_ON):
+        message = render_failure(*extra, *NO_DATABASE)
+        assert "more than one gateway replica" in message
+
+
+def test_enabled_workers_must_be_at_least_one() -> None:
+    assert "ingestion.replicas" in render_failure(*WORKERS_ON, "--set", "ingestion.replicas=0")
+
+
+def test_workers_reach_weaviate_embeddings_and_their_extra_egress_only() -> None:
+    database = (
+        '[{"to": [{"podSelector": {"matchLabels": {"app": "postgres"}}}],'
+        ' "ports": [{"protocol": "TCP", "port": 5432}]}]'
+    )
+    objects = render(*WORKERS_ON, "--set-json", f"networkPolicy.ingestionExtraEgress={database}")
+    selector = find(objects, "Deployment", WORKER)["spec"]["selector"]
+    policy = find(objects, "NetworkPolicy", WORKER)
+    assert policy["spec"]["podSelector"] == selector
+    assert policy["spec"]["ingress"] == []
+    egress = policy["spec"]["egress"]
+    assert egress[-1]["ports"] == [{"protocol": "TCP", "port": 5432}]
+    for target in ("weaviate", "embeddings"):
+        ingress = find(objects, "NetworkPolicy", f"{FULLNAME}-{target}")["spec"]["ingress"][0]
+        assert {"podSelector": selector} in ingress["from"], target
+    llm = find(objects, "NetworkPolicy", f"{FULLNAME}-llm")["spec"]["ingress"][0]
+    assert {"podSelector": selector} not in llm["from"]
+
+
+def test_the_production_example_runs_four_workers(gpu_objects: list[dict[str, Any]]) -> None:
+    deployment = find(gpu_objects, "Deployment", WORKER)
+    assert deployment["spec"]["replicas"] == 4
+    assert (
+        config_file(gpu_objects, "config", "holdfast.yaml")["ingestion"]["run_in_gateway"] is False
+    )
+    spec = pod_spec(deployment)
+    assert spec["imagePullSecrets"] == [{"name": "customer-registry"}]
+    assert spec["automountServiceAccountToken"] is False
+    # the JWKS the gateway's holdfast.yaml names is there for the worker too
+    config = next(v for v in spec["volumes"] if v["name"] == "config")
+    assert {"key": "jwks.json", "path": "jwks.json"} in [
+        item
+        for s in config["projected"]["sources"]
+        for item in s.get("configMap", {}).get("items", [])
+    ]
+
+
+@pytest.fixture(scope="module")
+def gpu_objects() -> list[dict[str, Any]]:
+    return render(*value_set_args("gpu-production"))

@@ -129,3 +129,17 @@ def test_the_store_constructor_does_no_io_and_search_refuses_an_empty_group_set(
 def test_health_reports_an_unreachable_server_without_raising() -> None:
     status = _store().health()
     assert status.name == "weaviate" and not status.ok
+
+
+def test_searches_bring_back_every_property_but_the_dates() -> None:
+    """A property added to the schema must be added to HIT_PROPERTIES (or left out on purpose
+    here): a search that silently dropped it would hand callers chunks without it."""
+    from weaviate.classes.config import DataType
+
+    from services.weaviate_store import HIT_PROPERTIES
+    from services.weaviate_versions import chunk_properties_schema
+
+    schema = chunk_properties_schema()
+    dates = {p.name for p in schema if p.dataType == DataType.DATE}
+    assert dates == {"modified_at", "ingested_at"}
+    assert set(HIT_PROPERTIES) == {p.name for p in schema} - dates

@@ -14,6 +14,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from services.errors import RedactorUnavailableError
@@ -125,6 +126,11 @@ class PooledRedactor:
             raise RedactorUnavailableError(
                 f"PII analysis took longer than {self._timeout_s:.0f}s"
             ) from exc
+        except BrokenProcessPool:
+            # a process died (out of memory, a native crash): the next batch gets a fresh pool;
+            # this one's job is retried (ingestion.max_attempts), not failed as a backend outage
+            self.close()
+            raise
         return [r for batch in done for r in batch]
 
     def find_many(

@@ -1,10 +1,14 @@
-"""How the redaction pool shares texts among its worker processes (pure logic)."""
+"""How the redaction pool shares texts among its worker processes, and recovers when one dies."""
 
 from __future__ import annotations
 
+import os
+from concurrent.futures.process import BrokenProcessPool
+
 import pytest
 
-from ingestion.redaction_pool import split_even
+from ingestion.redaction_pool import PooledRedactor, split_even
+from services.records import EntitySpan
 
 pytestmark = pytest.mark.unit
 
@@ -24,3 +28,22 @@ def test_no_batch_is_longer_than_the_most_allowed() -> None:
 def test_few_texts_make_few_batches() -> None:
     assert split_even(["a"], 4, 64) == [["a"]]
     assert split_even([], 2, 64) == []
+
+
+class _DiesOnPoison:
+    """A redactor whose process dies on the text "poison" (as an out-of-memory kill would)."""
+
+    def find(self, text: str, **_: object) -> list[EntitySpan]:
+        if text == "poison":
+            os._exit(9)
+        return []
+
+
+def test_a_broken_pool_raises_for_a_retry_and_the_next_batch_gets_a_fresh_pool() -> None:
+    pool = PooledRedactor(_DiesOnPoison, workers=1, timeout_s=60)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(BrokenProcessPool):
+            pool.find_many(["fine", "poison"])
+        assert pool.find_many(["fine"]) == [[]]
+    finally:
+        pool.close()

@@ -79,7 +79,7 @@ class RawSearch:
         from weaviate.classes.query import Filter, MetadataQuery
 
         from gateway.api.routes.query import RetrievalParams, options_for
-        from services.weaviate_store import BM25_PROPERTIES
+        from services.weaviate_store import BM25_PROPERTIES, HIT_PROPERTIES
 
         settings = components.settings
         self._embedder = components.registry.current().embedder
@@ -90,6 +90,7 @@ class RawSearch:
         self._properties = list(BM25_PROPERTIES)
         self._fusion = components.store.fusion  # the gateway's configured fusion
         self._metadata = MetadataQuery(score=True)
+        self._returned = list(HIT_PROPERTIES)  # the properties the gateway asks for
 
     def __call__(self, question: str) -> int:
         vector = self._embedder.embed_query(question)
@@ -102,6 +103,7 @@ class RawSearch:
             fusion_type=self._fusion,
             filters=self._filter,
             return_metadata=self._metadata,
+            return_properties=self._returned,
         )
         return len(response.objects)
 

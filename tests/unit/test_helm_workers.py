@@ -199,3 +199,30 @@ def test_the_production_example_runs_four_workers(gpu_objects: list[dict[str, An
 @pytest.fixture(scope="module")
 def gpu_objects() -> list[dict[str, Any]]:
     return render(*value_set_args("gpu-production"))
+
+
+def test_gateway_and_worker_pods_bring_the_schema_to_head_before_they_start() -> None:
+    """Both refuse an older schema; `holdfast db upgrade` is idempotent and serialised by an
+    advisory lock, so every pod may run it."""
+    from gateway.cli.main import app
+
+    db = typer.main.get_command(app).commands["db"]  # type: ignore[attr-defined]
+    assert "upgrade" in db.commands  # type: ignore[attr-defined]
+    objects = render(*WORKERS_ON)
+    for name in (GATEWAY, WORKER):
+        spec = pod_spec(find(objects, "Deployment", name))
+        (init,) = spec["initContainers"]
+        main = spec["containers"][0]
+        assert init["command"] == ["holdfast", "db", "upgrade"]
+        assert init["image"] == main["image"]
+        assert env_of(init)["HOLDFAST_DATABASE__URL"] == env_of(main)["HOLDFAST_DATABASE__URL"]
+        assert env_of(init)["HOLDFAST_CONFIG"] == env_of(main)["HOLDFAST_CONFIG"]
+        assert init["securityContext"]["readOnlyRootFilesystem"] is True
+        assert init["resources"]["limits"]["memory"] == "512Mi"
+    # no database (one gateway, no workers): nothing to migrate
+    objects = render(*SINGLE_GATEWAY, *NO_DATABASE)
+    assert "initContainers" not in pod_spec(find(objects, "Deployment", GATEWAY))
+    # an operator who migrates by hand turns it off
+    objects = render(*WORKERS_ON, "--set", "database.migrate=false")
+    for name in (GATEWAY, WORKER):
+        assert "initContainers" not in pod_spec(find(objects, "Deployment", name))

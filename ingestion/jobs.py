@@ -324,6 +324,8 @@ class JobStore:
 
     def claim(self, owner: str, *, lease_s: float, max_attempts: int) -> Lease | None:
         with self._db() as db:
+            if self._idle(db):  # an idle poll takes no write lock
+                return None
             db.execute("BEGIN IMMEDIATE")  # one claimer at a time across processes
             try:
                 lease = self._claim(db, owner, lease_s, max_attempts)
@@ -332,6 +334,13 @@ class JobStore:
                 raise
             db.execute("COMMIT")
         return lease
+
+    @staticmethod
+    def _idle(db: sqlite3.Connection) -> bool:
+        found = db.execute(
+            "SELECT 1 FROM jobs WHERE status IN ('queued', 'running') LIMIT 1"
+        ).fetchone()
+        return found is None
 
     def _claim(
         self, db: sqlite3.Connection, owner: str, lease_s: float, max_attempts: int

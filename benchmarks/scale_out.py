@@ -222,7 +222,7 @@ class Stack:
             database={"url": dsn},
         )
         self._weaviate = ProcessSupervisor(home / "weaviate" / "run", home / "weaviate" / "logs")
-        self._gateways: dict[str, tuple[Any, int]] = {}  # name -> (supervisor, pid)
+        self.gateways: dict[str, tuple[Any, int]] = {}  # name -> (supervisor, pid)
         self._workers: dict[str, subprocess.Popen[bytes]] = {}
         self._weaviate_pid = 0
 
@@ -264,7 +264,7 @@ class Stack:
                 startup_timeout_s=240,
             )
         )
-        self._gateways[name] = (supervisor, state.pid or 0)
+        self.gateways[name] = (supervisor, state.pid or 0)
         return settings.gateway.base_url
 
     def start_worker(self, name: str, collection: str) -> None:
@@ -304,13 +304,13 @@ class Stack:
 
     def sessions(self) -> dict[str, list[int]]:
         return {
-            "gateways": [pid for _, pid in self._gateways.values()],
+            "gateways": [pid for _, pid in self.gateways.values()],
             "workers": [p.pid for p in self._workers.values()],
             "weaviate": [self._weaviate_pid] if self._weaviate_pid else [],
         }
 
-    def stop_ingest_side(self) -> None:
-        """Stop every worker (SIGTERM to its session, SIGKILL after 30 s) and every gateway."""
+    def stop_workers(self) -> None:
+        """Stop every worker: SIGTERM to its session, SIGKILL after 30 s."""
         for proc in self._workers.values():
             _signal_group(proc.pid, signal.SIGTERM)
         for proc in self._workers.values():
@@ -320,12 +320,19 @@ class Stack:
                 _signal_group(proc.pid, signal.SIGKILL)
                 proc.wait(10)
         self._workers.clear()
-        for supervisor, _ in self._gateways.values():
-            supervisor.stop("gateway")
-        self._gateways.clear()
+
+    def stop_gateway(self, name: str) -> None:
+        supervisor, _ = self.gateways.pop(name)
+        supervisor.stop("gateway")
+
+    def job_runners(self) -> list[int]:
+        """The pids that run jobs now: the workers, else the gateways."""
+        return [p.pid for p in self._workers.values()] or [pid for _, pid in self.gateways.values()]
 
     def stop_all(self) -> None:
-        self.stop_ingest_side()
+        self.stop_workers()
+        for name in list(self.gateways):
+            self.stop_gateway(name)
         self._weaviate.stop("weaviate")
 
 
@@ -362,55 +369,106 @@ def make_key(url: str) -> str:
 # --- ingestion ----------------------------------------------------------------------------------
 
 
-def ingest(url: str, key: str, files: list[Path], jobs: int, meter: Meter) -> dict[str, Any]:
-    """Upload ``files`` as ``jobs`` jobs, wait for all to end; rates from the first upload to
-    the poll (every 0.5 s) that sees the last job ended."""
-    headers = {"Authorization": f"Bearer {key}"}
-    parts = [files[i::jobs] for i in range(jobs) if files[i::jobs]]
+def upload_and_wait(
+    client: httpx.Client, parts: list[list[Path]]
+) -> tuple[list[dict[str, Any]], float]:
+    """Each part as one job (uploaded one after the other); the ended jobs, and the seconds
+    the uploads took. Polls every 0.5 s: the caller's clock stops at the poll that sees the
+    last job end (a job's finished_at has whole seconds only)."""
     ids: list[str] = []
-    meter.start()
     t0 = time.time()
-    with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
-        for part in parts:
-            with ExitStack() as opened:
-                payload = [
-                    ("files", (p.name, opened.enter_context(p.open("rb")), "text/markdown"))
-                    for p in part
-                ]
-                reply = client.post(
-                    "/v1/documents", files=payload, data={"access_groups": GROUP, "redact": "true"}
-                )
-            reply.raise_for_status()
-            ids.append(reply.json()["job_id"])
-        uploaded = time.time() - t0
-        done: dict[str, dict[str, Any]] = {}
-        while len(done) < len(ids):
-            for job_id in ids:
-                if job_id in done:
-                    continue
+    for part in parts:
+        with ExitStack() as opened:
+            payload = [
+                ("files", (p.name, opened.enter_context(p.open("rb")), "text/markdown"))
+                for p in part
+            ]
+            reply = client.post(
+                "/v1/documents", files=payload, data={"access_groups": GROUP, "redact": "true"}
+            )
+        reply.raise_for_status()
+        ids.append(reply.json()["job_id"])
+    uploaded = time.time() - t0
+    done: dict[str, dict[str, Any]] = {}
+    while len(done) < len(ids):
+        for job_id in ids:
+            if job_id not in done:
                 job = client.get(f"/v1/jobs/{job_id}").json()
                 if job["status"] not in ("queued", "running"):
                     done[job_id] = job
-            if len(done) < len(ids):
-                time.sleep(0.5)
-    seen_end = time.time()
-    meter.stop()
-    seconds = seen_end - t0  # to the poll that saw the last job end (finished_at has whole s)
-    chunks = sum(int(j["chunks_written"]) for j in done.values())
-    indexed = sum(1 for j in done.values() for f in j["files"] if f["status"] == "indexed")
+        if len(done) < len(ids):
+            time.sleep(0.5)
+    return list(done.values()), uploaded
+
+
+def _pool_ready(pid: int, size: int) -> bool:
+    """Whether ``pid`` has started its redaction pool (``size`` spawned processes)."""
+    try:
+        children = psutil.Process(pid).children()
+    except psutil.Error:
+        return False
+    spawned = [c for c in children if "spawn_main" in " ".join(_cmdline(c))]
+    return len(spawned) >= size
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []
+
+
+def warm(client: httpx.Client, folder: Path, runners: list[int], pool_size: int) -> int:
+    """Small jobs until every process that runs jobs has its redaction pool up (a pool starts
+    at its first batch: in a short run that start would be most of the difference between
+    configurations, not a steady rate). Returns the warm-up jobs uploaded."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sent = 0
+    for _ in range(4):
+        cold = [pid for pid in runners if not _pool_ready(pid, pool_size)]
+        if not cold:
+            break
+        parts = []
+        for _ in range(2 * len(cold)):
+            path = folder / f"warm-up-{sent:03d}.md"
+            path.write_text(f"# Warm-up {sent}\n\nMaria Jones checked the nightly build {sent}.\n")
+            parts.append([path])
+            sent += 1
+        upload_and_wait(client, parts)
+    return sent
+
+
+def ingest(
+    url: str, key: str, files: list[Path], jobs: int, meter: Meter, cores: int
+) -> dict[str, Any]:
+    """Upload ``files`` as ``jobs`` jobs and time them from the first upload to the end of
+    the last job."""
+    parts = [files[i::jobs] for i in range(jobs) if files[i::jobs]]
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
+        meter.start()
+        t0 = time.time()
+        done, uploaded = upload_and_wait(client, parts)
+        seconds = time.time() - t0
+        meter.stop()
+    chunks = sum(int(j["chunks_written"]) for j in done)
+    indexed = sum(1 for j in done for f in j["files"] if f["status"] == "indexed")
+    cpu = meter.cpu_s
     return {
-        "jobs": len(ids),
+        "jobs": len(done),
         "files": len(files),
         "files_indexed": indexed,
-        "job_statuses": sorted({j["status"] for j in done.values()}),
+        "job_statuses": sorted({j["status"] for j in done}),
         "chunks": chunks,
         "seconds": round(seconds, 2),
         "upload_seconds": round(uploaded, 2),
         "files_per_s": round(len(files) / seconds, 3),
         "chunks_per_s": round(chunks / seconds, 2),
         "machine_busy": meter.machine_busy,
-        "cpu_s": {k: round(v, 1) for k, v in meter.cpu_s.items()},
-        "cpu_ms_per_chunk": {k: round(v * 1000 / chunks, 1) for k, v in meter.cpu_s.items()}
+        # Holdfast's processes' share of all the machine's CPU time while this ran
+        "holdfast_cpu_share": round(sum(cpu.values()) / (seconds * cores), 3),
+        "cpu_s": {k: round(v, 1) for k, v in cpu.items()},
+        "cpu_ms_per_chunk": {k: round(v * 1000 / chunks, 1) for k, v in cpu.items()}
         if chunks
         else {},
     }
@@ -545,25 +603,37 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stack = Stack(home, dsn, base)
         try:
             stack.start_weaviate()
-            key = ""
+            cores = os.cpu_count() or 1
+            pool_size = stack.settings.ingestion.redaction_workers
             configs = [("baseline", 0)] + [(f"{n} worker(s)", n) for n in worker_counts]
-            collection = ""
+            last = f"ScaleOut{len(configs) - 1}"  # the index the search part reads
+            url, key = "", ""
             for i, (label, n) in enumerate(configs):
                 collection = f"ScaleOut{i}"
                 print(f"ingestion: {label} …", flush=True)
-                url = stack.start_gateway("ingest-gw", base + 10, collection, run_jobs=n == 0)
+                if n == 0:  # the single process: a gateway that runs the jobs itself
+                    url = stack.start_gateway("baseline-gw", base + 10, collection, run_jobs=True)
+                elif "enqueue-gw" not in stack.gateways:  # one enqueue-only gateway for all N
+                    stack.stop_gateway("baseline-gw")
+                    url = stack.start_gateway("enqueue-gw", base + 11, last, run_jobs=False)
                 for w in range(n):
                     stack.start_worker(f"worker-{w}", collection)
                 stack.wait_workers()
                 key = key or make_key(url)
-                row = ingest(url, key, files, args.jobs, Meter(stack))
-                row |= {"config": label, "workers": n}
+                headers = {"Authorization": f"Bearer {key}"}
+                with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
+                    warm_jobs = warm(client, home / f"warm-{i}", stack.job_runners(), pool_size)
+                row = ingest(url, key, files, args.jobs, Meter(stack), cores)
+                row |= {"config": label, "workers": n, "warm_up_jobs": warm_jobs}
                 report["ingestion"].append(row)
                 print(f"  {row['chunks_per_s']} chunks/s, {row['files_per_s']} files/s", flush=True)
-                stack.stop_ingest_side()
-            urls = [
-                stack.start_gateway(f"search-gw-{g}", base + 20 + g, collection, run_jobs=False)
-                for g in range(max(gateway_counts))
+                stack.stop_workers()
+            if "baseline-gw" in stack.gateways:  # no worker counts were asked for
+                stack.stop_gateway("baseline-gw")
+                url = stack.start_gateway("enqueue-gw", base + 11, last, run_jobs=False)
+            urls = [url] + [
+                stack.start_gateway(f"search-gw-{g}", base + 11 + g, last, run_jobs=False)
+                for g in range(1, max(gateway_counts))
             ]
             questions = load_questions(10_000)
             for level in levels:
@@ -592,12 +662,19 @@ def _add_ratios(report: dict[str, Any]) -> None:
             r["ratio"] = _ratio(r["rps"], one["rps"]) if one else None
 
 
+def _per_cpu_s(row: dict[str, Any]) -> float:
+    """Chunks per CPU second of all Holdfast's processes (workers, gateway, Weaviate, PG)."""
+    spent = sum(row["cpu_s"].values())
+    return round(row["chunks"] / spent, 2) if spent else 0.0
+
+
 def interpretation(report: dict[str, Any]) -> list[str]:
     """What the numbers say, in sentences built from them."""
     cores = report["machine"]["cores"]
     lines: list[str] = []
+    base = next((r for r in report["ingestion"] if not r["workers"]), None)
     rows = [r for r in report["ingestion"] if r["workers"]]
-    if rows:
+    if base and rows:
         best = max(rows, key=lambda r: r["chunks_per_s"])
         knee = next(
             (
@@ -607,52 +684,53 @@ def interpretation(report: dict[str, Any]) -> list[str]:
             ),
             None,
         )
-        busy = max(r["machine_busy"] for r in report["ingestion"])
         lines.append(
-            f"Ingestion: the best configuration was {best['config']} at {best['ratio']}x the "
-            f"single process ({best['chunks_per_s']} vs "
-            f"{report['ingestion'][0]['chunks_per_s']} chunks/s). "
+            f"Ingestion: the best was {best['config']}, {best['ratio']}x the single process "
+            f"({best['chunks_per_s']} vs {base['chunks_per_s']} chunks/s). "
             + (
-                f"Adding workers stopped paying at {knee['workers']} workers (under 10% more "
-                "than the count before). "
+                f"Going to {knee['workers']} workers added less than 10%. "
                 if knee
-                else "Every added worker still paid off. "
+                else "Every added worker still added 10% or more. "
             )
-            + f"The machine's {cores} cores were up to {busy:.0%} busy (every process on it, "
-            "other users' included): the embedder, the redaction pools and Weaviate share the "
-            "same cores, so more processes on one machine mostly divide the same CPU."
+            + f"Holdfast's processes had {base['holdfast_cpu_share']:.0%} of the machine's "
+            f"{cores} cores in the baseline and {best['holdfast_cpu_share']:.0%} with "
+            f"{best['workers']} workers; per CPU second they indexed {_per_cpu_s(base)} and "
+            f"{_per_cpu_s(best)} chunks. On this shared machine (busy "
+            f"{max(r['machine_busy'] for r in report['ingestion']):.0%}) part of any gain is "
+            "CPU won from other users' processes by running more of ours, not work done faster: "
+            "on one host the embedder, the redaction pools and Weaviate share the same cores."
         )
         one = next((r for r in rows if r["workers"] == 1), rows[0])
         per = one["cpu_ms_per_chunk"]
-        worker_ms = per.get("workers", 0.0)
-        lines.append(
-            f"Per chunk (1 worker): workers (parse, redact, embed) {worker_ms} ms CPU, Weaviate "
-            f"{per.get('weaviate', 0.0)} ms, PostgreSQL {per.get('postgres', 0.0)} ms, the "
-            f"enqueueing gateway {per.get('gateways', 0.0)} ms. So each worker core adds about "
-            f"{1000 / worker_ms:.1f} chunks/s when it is a core of its own (another node), "
-            "until Weaviate's cores fill: one Weaviate core absorbs about "
-            f"{1000 / max(per.get('weaviate', 0.1), 0.1):.0f} chunks/s of writes."
-            if worker_ms
-            else "Per-chunk CPU could not be read."
-        )
+        worker_ms, weaviate_ms = per.get("workers", 0.0), per.get("weaviate", 0.0)
+        if worker_ms:
+            lines.append(
+                f"Per chunk (1 worker): the worker process and its redaction pool (parse, redact, "
+                f"embed) {worker_ms} ms CPU, Weaviate {weaviate_ms} ms, PostgreSQL "
+                f"{per.get('postgres', 0.0)} ms, the enqueueing gateway {per.get('gateways', 0.0)} "
+                f"ms. A worker core of its own therefore indexes about {1000 / worker_ms:.1f} "
+                "chunks/s, and one Weaviate core keeps up with about "
+                f"{1000 / max(weaviate_ms, 0.1):.0f} chunks/s of writes."
+            )
     for level in sorted({r["concurrency"] for r in report["search"]}):
         same = sorted(
             (r for r in report["search"] if r["concurrency"] == level), key=lambda r: r["gateways"]
         )
-        top = same[-1]
-        cpu = same[0].get("cpu_ms_per_request", {})
+        top, cpu = same[-1], same[0].get("cpu_ms_per_request", {})
         lines.append(
             f"Search at concurrency {level}: {top['gateways']} gateways gave {top['ratio']}x one "
-            f"gateway's {same[0]['rps']} req/s. Per request, gateways used "
-            f"{cpu.get('gateways', 0.0)} ms CPU and Weaviate {cpu.get('weaviate', 0.0)} ms."
+            f"gateway's {same[0]['rps']} req/s (p99 {same[0]['latency_ms']['p99']} -> "
+            f"{top['latency_ms']['p99']} ms). Per request the gateway used "
+            f"{cpu.get('gateways', 0.0)} ms CPU (question redaction, embedding, fusion) and "
+            f"Weaviate {cpu.get('weaviate', 0.0)} ms."
         )
     lines.append(
-        f"Where this {cores}-core machine saturates: at its CPU, with the first extra process. "
-        "On one host extra gateways or workers only help while a core is idle; a customer gets "
-        "throughput per added node from the node's own cores: roughly the per-core figures above "
-        "times its cores for workers (the embedder dominates; a GPU embedding server moves that "
-        "cost off the workers), and for gateways as long as Weaviate keeps headroom (its share "
-        "of CPU per request above), after which Weaviate needs nodes of its own."
+        f"Where this {cores}-core machine saturates: at its CPU, as soon as one process keeps "
+        "the cores busy; further processes on the same host divide the same cores. Throughput "
+        "grows per added node, with the node's own cores: workers at about the per-core rate "
+        "above times the node's cores (the embedder dominates; a GPU embedding server takes "
+        "that cost off the workers), gateways likewise while Weaviate has headroom, after which "
+        "Weaviate needs nodes of its own (issue 18's cluster)."
     )
     return lines
 
@@ -671,13 +749,15 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"Corpus: {c['files']} Markdown files ({c['bytes'] // 1024} KiB) cut from the Python 3.11 "
         f"docs, about {c['words_target']} words each, uploaded as {c['jobs']} jobs, redaction on "
         "(the default strict profile). One PostgreSQL, one Weaviate; each configuration indexes "
-        "into a fresh collection.",
+        "into a fresh collection, after small warm-up jobs that start every job runner's "
+        "redaction pool. Search: blocks of requests alternate between the gateway counts.",
         "",
         "## Ingestion",
         "",
         "| configuration | chunks | seconds | files/s | chunks/s | ratio | machine busy "
+        "| Holdfast's CPU share | chunks per CPU s "
         "| CPU ms/chunk: workers / gateway / Weaviate / PostgreSQL |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in report["ingestion"]:
         p = r["cpu_ms_per_chunk"]
@@ -689,6 +769,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {r['chunks']} | {r['seconds']} | {r['files_per_s']} | "
             f"{r['chunks_per_s']} | {r['ratio']} | {r['machine_busy']:.0%} | "
+            f"{r['holdfast_cpu_share']:.0%} | {_per_cpu_s(r)} | "
             f"{p.get('workers', 0)} / {p.get('gateways', 0)} / {p.get('weaviate', 0)} / "
             f"{p.get('postgres', 0)} |"
         )
@@ -718,12 +799,12 @@ def main() -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--files", type=int, default=200, help="Markdown files to ingest")
-    parser.add_argument("--words", type=int, default=450, help="about this many words per file")
+    parser.add_argument("--words", type=int, default=200, help="about this many words per file")
     parser.add_argument("--jobs", type=int, default=8, help="uploads the files are split into")
     parser.add_argument("--workers", default="1,2,4", help="worker counts to measure")
     parser.add_argument("--gateways", default="1,2", help="gateway counts to measure (search)")
     parser.add_argument("--concurrency", default="8,16", help="search concurrency levels")
-    parser.add_argument("--searches", type=int, default=320, help="searches per gateway count")
+    parser.add_argument("--searches", type=int, default=240, help="searches per gateway count")
     parser.add_argument("--block", type=int, default=40, help="searches per alternating block")
     parser.add_argument("--port-base", type=int, default=28600, help="ports from here to +30")
     parser.add_argument("--home", default="/tmp/hf-scale", help="scratch folder (emptied first)")

@@ -102,9 +102,20 @@ class Host:
         )
 
     def playbook(
-        self, *extra: str, hosts: tuple[str, ...] = ("localhost",), **variables: Any
+        self,
+        *extra: str,
+        hosts: tuple[str, ...] = ("localhost",),
+        roots: dict[str, Path] | None = None,
+        **variables: Any,
     ) -> subprocess.CompletedProcess[str]:
         host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+        per_host = {
+            h: {
+                **host,
+                **({"holdfast_install_root": str(roots[h])} if roots and h in roots else {}),
+            }
+            for h in hosts
+        }
         settings = {
             "holdfast_mode": "host",
             "holdfast_service_manager": "process",
@@ -119,9 +130,7 @@ class Host:
             **variables,
         }
         inventory = self.base / "inventory.yml"
-        inventory.write_text(
-            json.dumps({"holdfast": {"hosts": {h: host for h in hosts}, "vars": settings}})
-        )
+        inventory.write_text(json.dumps({"holdfast": {"hosts": per_host, "vars": settings}}))
         return subprocess.run(
             [str(BIN / "ansible-playbook"), "-i", str(inventory), "site.yml", *ONLY, *SKIP, *extra],
             cwd=ANSIBLE,
@@ -157,7 +166,21 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
         json.dumps({"holdfast_version": "0.1.0", "python_version": python, "artefacts": []})
     )
     made = Host(base, root, bundle)
-    for folder in (made.etc, made.home, made.units, made.run_dir, root / "var/log/holdfast"):
+    second = Host(base, base / "second-root", bundle)
+    for one in (made, second):
+        prepare(one)
+    try:
+        yield made
+    finally:
+        for one in (made, second):
+            for pid_file in one.run_dir.glob("*.pid"):
+                one.runner("stop", pid_file.name.removesuffix(".pid"))
+
+
+def prepare(host: Host) -> None:
+    """The folders the bundle role makes, its unit runner, and a stand-in virtualenv."""
+    root = host.root
+    for folder in (host.etc, host.home, host.units, host.run_dir, root / "var/log/holdfast"):
         folder.mkdir(parents=True)
     sbin = root / "opt/holdfast/sbin"
     sbin.mkdir(parents=True)
@@ -168,11 +191,6 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
         (venv_bin / name).write_text(text)
         (venv_bin / name).chmod(0o755)
     (root / "opt/holdfast/venvs/current").symlink_to(venv_bin.parent)
-    try:
-        yield made
-    finally:
-        for pid_file in made.run_dir.glob("*.pid"):
-            made.runner("stop", pid_file.name.removesuffix(".pid"))
 
 
 def test_workers_without_a_database_are_refused(host: Host) -> None:
@@ -258,3 +276,42 @@ def test_a_whole_url_wins_and_no_database_means_sqlite(host: Host) -> None:
     config = host.config()
     assert "database" not in config and "ingestion" not in config
     assert not (host.home / "secrets/database-url").exists()
+
+
+def test_several_gateway_hosts_share_the_database_and_one_index_id_key(host: Host) -> None:
+    """Two hosts (two install roots on this machine): the schema is migrated once, both get the
+    same database URL and the id key the first host already had."""
+    second = Host(host.base, host.base / "second-root", host.bundle)
+    first_key = (
+        (host.home / "secrets/id-key").read_text()
+        if (host.home / "secrets/id-key").exists()
+        else None
+    )
+    knobs: dict[str, Any] = {
+        "holdfast_worker_count": 1,
+        "holdfast_database_host": "db.internal",
+        "holdfast_database_password": PASSWORD,
+    }
+    hosts = ("localhost", "127.0.0.1")
+    roots = {"localhost": host.root, "127.0.0.1": second.root}
+    done = host.playbook(hosts=hosts, roots=roots, **knobs)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-5000:]
+    keys = {(h.home / "secrets/id-key").read_text() for h in (host, second)}
+    assert len(keys) == 1
+    if first_key is not None:
+        assert keys == {first_key}
+    for one in (host, second):
+        assert (one.home / "secrets/database-url").read_text() == ENCODED_URL + "\n"
+        assert one.running_workers() == {"holdfast-worker@1"}
+    assert PASSWORD not in out and next(iter(keys)).strip() not in out
+    again = host.playbook(hosts=hosts, roots=roots, **knobs)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    changed = re.findall(r"^(\S+)\s*:\s*ok=\d+\s+changed=(\d+)", again.stdout, re.MULTILINE)
+    assert sorted(changed) == [("127.0.0.1", "0"), ("localhost", "0")], again.stdout[-3000:]
+    # a host that already holds another key is refused, not overwritten
+    (second.home / "secrets/id-key").write_text("another-key\n")
+    refused = host.playbook(hosts=hosts, roots=roots, **knobs)
+    assert refused.returncode != 0
+    assert "2 different" in refused.stdout + refused.stderr
+    assert (second.home / "secrets/id-key").read_text() == "another-key\n"

@@ -24,12 +24,15 @@ from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 from weaviate.classes.query import Filter
 from weaviate.exceptions import WeaviateBaseError, WeaviateTimeoutError
 
-from services.errors import BackendTimeoutError, StoreUnavailableError
+from services.errors import BackendTimeoutError, HoldfastError, StoreUnavailableError
 from services.records import Chunk, DocumentInfo, FieldFilter, IndexRecord
 
 SCHEMA_VERSION = 2
 
 log = logging.getLogger("holdfast.store")
+
+# how often the current node's readiness is asked when failover nodes are configured
+WATCH_INTERVAL_S = 0.5
 
 T = TypeVar("T")
 
@@ -122,6 +125,8 @@ class WeaviateClient:
         self._switch_lock = threading.Lock()
         self.failovers = 0  # node switches since start
         self.retries = 0  # calls repeated on another node after a node failure
+        self._stop_watch = threading.Event()
+        self._watcher: threading.Thread | None = None
         replicated = connection.replication_factor > 1
         self._read_level = ConsistencyLevel(connection.read_consistency) if replicated else None
         self._write_level = ConsistencyLevel(connection.write_consistency) if replicated else None
@@ -132,12 +137,25 @@ class WeaviateClient:
         return self._endpoints[self._current]
 
     def open(self) -> None:
+        """Connect to the current node; if it refuses, to the next failover node, and so on."""
         if self._client is not None:
             return
+        for step in range(len(self._endpoints)):
+            index = (self._current + step) % len(self._endpoints)
+            try:
+                self._client = self._connect(self._endpoints[index])
+            except StoreUnavailableError:
+                if step + 1 == len(self._endpoints):
+                    raise
+                continue
+            self._current = index
+            break
+        self._start_watch()
+
+    def _connect(self, node: WeaviateEndpoint) -> weaviate.WeaviateClient:
         conn = self.connection
-        node = self.endpoint
         with translated("connect"):
-            client = weaviate.connect_to_custom(
+            return weaviate.connect_to_custom(
                 http_host=node.host,
                 http_port=node.http_port,
                 http_secure=False,
@@ -154,12 +172,34 @@ class WeaviateClient:
                 ),
                 skip_init_checks=True,  # the init checks call a package index; we are offline
             )
-        self._client = client
 
     def close(self) -> None:
+        self._stop_watch.set()
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    def _start_watch(self) -> None:
+        """With failover nodes: a daemon thread that asks the current node's readiness every
+        ``WATCH_INTERVAL_S`` and switches away from a node that stopped answering. Calls in
+        flight there (the weaviate client waits up to a minute, retrying, on a node that
+        refuses gRPC) then fail at once on the closed client and are repeated on the new node
+        (``failing_over``)."""
+        if len(self._endpoints) < 2 or self._watcher is not None:
+            return
+        self._stop_watch.clear()
+        self._watcher = threading.Thread(target=self._watch, name="weaviate-failover", daemon=True)
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._stop_watch.wait(WATCH_INTERVAL_S):
+            client = self._client
+            if client is not None and not self.node_ready(self.endpoint):
+                try:
+                    self._switch_from(client)
+                except HoldfastError:
+                    log.warning("weaviate failover failed; trying again", exc_info=True)
+        self._watcher = None
 
     @property
     def live(self) -> weaviate.WeaviateClient:
@@ -204,12 +244,18 @@ class WeaviateClient:
         node is up (the failure was the query's own, or the cluster's), the error stands."""
         attempts = len(self._endpoints)
         for attempt in range(attempts):
-            client = self._client
+            client = self.live
             try:
                 return call()
-            except (StoreUnavailableError, BackendTimeoutError):
-                if attempt + 1 >= attempts or not self._switch_from(client):
+            except Exception as exc:
+                if attempt + 1 >= attempts:
                     raise
+                if self._client is client:  # not switched under the call: was it the node?
+                    node_failure = isinstance(exc, (StoreUnavailableError, BackendTimeoutError))
+                    if not node_failure or not self._switch_from(client):
+                        raise
+                # else the watcher closed this client (its node stopped answering): any error
+                # of the call is that, and it is repeated on the new node
                 self.retries += 1
         raise AssertionError("unreachable")  # the loop returns or raises
 

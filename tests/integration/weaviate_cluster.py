@@ -180,7 +180,7 @@ def running_weaviate_cluster(
     raft_join = ",".join(
         f"{name}:{base_port + PORTS_PER_NODE * i + 4}" for i, name in enumerate(names)
     )
-    gossip_seed = f"127.0.0.1:{base_port + 2}"
+    gossip = [f"127.0.0.1:{base_port + PORTS_PER_NODE * i + 2}" for i in range(nodes)]
     members: list[ClusterNode] = []
     for i, name in enumerate(names):
         home = root / name
@@ -194,8 +194,8 @@ def running_weaviate_cluster(
             "CLUSTER_IN_LOCALHOST": "true",
             "RAFT_JOIN": raft_join,
             "RAFT_BOOTSTRAP_EXPECT": str(nodes),
-            # the first node is the gossip seed; it needs no join address of its own
-            **({"CLUSTER_JOIN": gossip_seed} if i else {}),
+            # every other node: any one that answers will do, also when this one restarts
+            "CLUSTER_JOIN": ",".join(g for j, g in enumerate(gossip) if j != i),
             **(env or {}),
         }
         members.append(

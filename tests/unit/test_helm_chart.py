@@ -377,6 +377,9 @@ def test_holdfast_yaml_points_at_the_charts_weaviate(gpu: list[dict[str, Any]]) 
         "grpc_port": ports["grpc"],
         "collection": "HoldfastChunk",
         "query_timeout_s": 30,
+        "write_consistency": "QUORUM",
+        "read_consistency": "QUORUM",
+        "replication_factor": 3,  # the example's three Weaviate nodes, replication 3
     }
     assert config["models_file"] == "/etc/holdfast/models.yaml"
     assert config["ollama"] == {"managed": False}

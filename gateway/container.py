@@ -92,6 +92,7 @@ def weaviate_connection(settings: Settings) -> WeaviateConnection:
         write_consistency=wv.write_consistency,
         read_consistency=wv.read_consistency,
         async_replication=wv.async_replication,
+        async_frequency_s=wv.async_replication_frequency_s,
         deletion_strategy=wv.deletion_strategy,
         shard_count=wv.shard_count,
         failover=tuple(

@@ -128,6 +128,13 @@ class WeaviateSettings(_Section):
         "> 1 only): replicas compare hash trees in the background, so a node that missed writes "
         "while it was down catches up on its own.",
     )
+    async_replication_frequency_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often replicas compare their hash trees (async replication). A node "
+        "back from an outage holds the writes it missed within about this time plus the copy; "
+        "until then a search it serves may miss them. Weaviate's own default is 30 s.",
+    )
     deletion_strategy: DeletionStrategyName = Field(
         "TimeBasedResolution",
         description="How replicas that disagree about a deleted chunk settle it: "

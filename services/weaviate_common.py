@@ -71,6 +71,7 @@ class WeaviateConnection:
     write_consistency: str = "QUORUM"
     read_consistency: str = "QUORUM"
     async_replication: bool = True
+    async_frequency_s: float = 5.0
     deletion_strategy: str = "TimeBasedResolution"
     shard_count: int = 0
     failover: tuple[WeaviateEndpoint, ...] = field(default=())
@@ -89,6 +90,11 @@ class WeaviateConnection:
             options["replication_config"] = Configure.replication(
                 factor=self.replication_factor,
                 async_enabled=self.async_replication,
+                async_config=Configure.Replication.async_config(
+                    frequency=int(self.async_frequency_s * 1000)
+                )
+                if self.async_replication
+                else None,
                 deletion_strategy=ReplicationDeletionStrategy(self.deletion_strategy),
             )
         if self.shard_count > 0:

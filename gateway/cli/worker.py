@@ -62,12 +62,17 @@ def worker_command(
 
     settings = cli_settings()
     configure_logging(settings.logging)
+    stop = threading.Event()  # from the start: a SIGTERM while models load is a clean exit too
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         components = build_components(settings)
         components.warm_up()
     except HoldfastError as exc:
         fail(str(exc))
     try:
+        if stop.is_set():
+            return
         workers = _workers(components, concurrency, poll)
         out.print(
             f"holdfast worker: {concurrency} loop(s) "
@@ -76,9 +81,9 @@ def worker_command(
             highlight=False,
         )
         if once:
-            _drain(workers)
+            _drain(workers, stop)
         else:
-            _serve(workers, lease_s=settings.ingestion.lease_s)
+            _serve(workers, stop, lease_s=settings.ingestion.lease_s)
     finally:
         components.close()
 
@@ -94,11 +99,11 @@ def _workers(components: Components, concurrency: int, poll_s: float) -> list[In
     return made
 
 
-def _drain(workers: list[IngestWorker]) -> None:
-    """Every loop runs batches until none is runnable."""
+def _drain(workers: list[IngestWorker], stop: threading.Event) -> None:
+    """Every loop runs batches until none is runnable (or a signal asks to stop)."""
 
     def drain(worker: IngestWorker) -> None:
-        while worker.run_once() is not None:
+        while not stop.is_set() and worker.run_once() is not None:
             pass
 
     threads = [threading.Thread(target=drain, args=(w,), name="ingest-drain") for w in workers]
@@ -108,11 +113,8 @@ def _drain(workers: list[IngestWorker]) -> None:
         thread.join()
 
 
-def _serve(workers: list[IngestWorker], *, lease_s: float) -> None:
-    """Run the loops until SIGTERM/SIGINT, then let the batches in hand finish."""
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+def _serve(workers: list[IngestWorker], stop: threading.Event, *, lease_s: float) -> None:
+    """Run the loops until ``stop`` (SIGTERM/SIGINT), then let the batches in hand finish."""
     for worker in workers:
         worker.start()
     while not stop.wait(1.0):

@@ -243,14 +243,14 @@ def _store(settings: Settings) -> Any:
 def test_a_worker_killed_mid_job_is_replaced_after_its_lease_and_nothing_is_lost_or_doubled(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    files = text_files(tmp_path / "notes", 12 * BATCH)
+    files = text_files(tmp_path / "notes", 6 * BATCH)
     job_id = cluster.upload("alice", files, "killed")
     deadline = time.monotonic() + 180
     victim = None
     while time.monotonic() < deadline:
         row = _row(cluster.dsn, job_id)
         victim = cluster.holder(job_id)
-        if row["done"] >= 3 * BATCH and victim is not None:
+        if row["done"] >= 2 * BATCH and victim is not None:
             break
         time.sleep(0.02)
     assert victim is not None, cluster.log_tail("w1") + cluster.log_tail("w2")
@@ -296,7 +296,7 @@ def test_a_job_that_keeps_killing_its_worker_fails_after_max_attempts_and_blocks
         encoding="utf-8",
     )
     poison = cluster.upload("carol", [slow], "poison")
-    others = cluster.upload("dave", text_files(tmp_path / "fine", 3 * BATCH), "fine")
+    others = cluster.upload("dave", text_files(tmp_path / "fine", 2 * BATCH), "fine")
     kills: list[str] = []
     deadline = time.monotonic() + 180
     while _row(cluster.dsn, poison)["status"] not in FINAL:

@@ -109,6 +109,7 @@ class Cluster:
             "HOLDFAST_CONFIG": str(config),
             "HOLDFAST_HOME": str(home),
             "HOLDFAST_DATABASE__URL": self.dsn,
+            "PYTHONUNBUFFERED": "1",  # its start line shows in the log at once
         }
         log = (home / "worker.log").open("ab")
         proc = subprocess.Popen(
@@ -116,6 +117,14 @@ class Cluster:
         )
         self.workers[name] = proc
         return proc
+
+    def wait_ready(self, name: str, timeout_s: float = 240.0) -> None:
+        """Until the worker has loaded its models and started its loops."""
+        deadline = time.monotonic() + timeout_s
+        while "holdfast worker: " not in self.log_tail(name):
+            assert self.workers[name].poll() is None, self.log_tail(name)
+            assert time.monotonic() < deadline, self.log_tail(name)
+            time.sleep(0.2)
 
     def log_tail(self, name: str) -> str:
         return (self.root / f"worker-{name}" / "worker.log").read_text()[-3000:]
@@ -220,6 +229,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 built.keys[principal] = made.json()["key"]
             for name in ("w1", "w2"):
                 built.start_worker(name)
+            for name in ("w1", "w2"):
+                built.wait_ready(name)
             yield built
         except StartupError as exc:
             pytest.fail(f"{exc}")
@@ -245,6 +256,7 @@ def test_a_worker_killed_mid_job_is_replaced_after_its_lease_and_nothing_is_lost
 ) -> None:
     files = text_files(tmp_path / "notes", 6 * BATCH)
     job_id = cluster.upload("alice", files, "killed")
+    clean_id = cluster.upload("bob", files, "clean")  # the same files, never interrupted
     deadline = time.monotonic() + 180
     victim = None
     while time.monotonic() < deadline:
@@ -269,8 +281,6 @@ def test_a_worker_killed_mid_job_is_replaced_after_its_lease_and_nothing_is_lost
     cluster.start_worker(victim)
     done = _wait(cluster.dsn, job_id)
     assert done["status"] == "succeeded" and done["done"] == len(files)
-
-    clean_id = cluster.upload("bob", files, "clean")  # the same files, uninterrupted
     assert _wait(cluster.dsn, clean_id)["status"] == "succeeded"
     clean = {f["source"]: f["chunks"] for f in _files(cluster.dsn, clean_id)}
     assert all(f["status"] == "indexed" for f in _files(cluster.dsn, clean_id))

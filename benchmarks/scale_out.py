@@ -22,23 +22,21 @@ Starts everything itself on loopback, from port ``--port-base`` up: a throwaway 
 
 Rate limits are lifted (each gateway keeps its own in-memory counts; a shared limit would cap
 the figures). CPU count, load average and the machine's busy share go in the report, written to
-benchmarks/reports/scale-out-<UTC time>.{md,json}. A report, not a test: nothing is asserted.
-A full default run takes about 10-15 minutes on 2 cores; ``--files 60`` is a quick look.
+benchmarks/reports/scale-out-<UTC time>.{md,json}; ``--render <json>`` writes a report's .md
+again (scale_out_report.py). A report, not a test: nothing is asserted. A full default run took
+15 minutes on 2 cores that other users' tests kept at load 9-11; ``--files 60`` is a quick look.
+The processes and their CPU accounting are in scale_out_stack.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import dataclasses
 import itertools
 import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -52,16 +50,10 @@ import psutil
 
 from benchmarks.gateway_overhead import load_questions
 from benchmarks.load import machine, percentiles
+from benchmarks.scale_out_report import add_ratios, to_markdown
+from benchmarks.scale_out_stack import GROUP, SECRETS_ENV, Meter, Stack, db_upgrade, make_key
 
 REPORTS = Path(__file__).resolve().parent / "reports"
-HOLDFAST = str(Path(sys.executable).with_name("holdfast"))
-ADMIN_KEY = "hf_" + "s" * 43  # the bootstrap admin key every process of the run is given
-SECRETS_ENV = {
-    "HOLDFAST_WEAVIATE__API_KEY": "scale-out-benchmark-weaviate-key",
-    "HOLDFAST_INGESTION__ID_KEY": "scale-out-benchmark-id-key-0123456789abcdef",
-    "HOLDFAST_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
-}
-GROUP = "scale"
 _HEADINGS = {"h1": "#", "h2": "##", "h3": "###", "h4": "####"}
 _SPACE = re.compile(r"\s+")
 
@@ -136,234 +128,6 @@ def markdown_files(root: Path, out: Path, count: int, words: int, per_page: int 
         if len(made) >= count:
             break
     return made
-
-
-# --- processes and their CPU --------------------------------------------------------------------
-
-
-def _sessions_cpu(sids: dict[str, list[int]]) -> dict[str, float]:
-    """CPU seconds so far of every process in each role's sessions (children included)."""
-    role_of = {sid: role for role, ids in sids.items() for sid in ids}
-    spent = dict.fromkeys(sids, 0.0)
-    for proc in psutil.process_iter():
-        try:
-            role = role_of.get(os.getsid(proc.pid))
-            if role is not None:
-                t = proc.cpu_times()
-                spent[role] += t.user + t.system
-        except (psutil.Error, ProcessLookupError, PermissionError):
-            continue
-    return spent
-
-
-def _postgres_cpu(port: int) -> float:
-    """CPU seconds so far of the postmaster listening on ``port`` and its backends."""
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        cmd = proc.info["cmdline"] or []
-        if proc.info["name"] == "postgres" and "-p" in cmd and str(port) in cmd:
-            total = 0.0
-            for p in [proc, *proc.children(recursive=True)]:
-                try:
-                    t = p.cpu_times()
-                    total += t.user + t.system
-                except psutil.Error:
-                    continue
-            return total
-    return 0.0
-
-
-class Meter:
-    """CPU spent by role, and the whole machine's busy share, between ``start`` and ``stop``."""
-
-    def __init__(self, stack: Stack) -> None:
-        self._stack = stack
-        self.cpu_s: dict[str, float] = {}
-        self.machine_busy = 0.0
-        self._t0: Any = None
-
-    def _now(self) -> tuple[dict[str, float], Any]:
-        roles = _sessions_cpu(self._stack.sessions())
-        roles["postgres"] = _postgres_cpu(self._stack.pg_port)
-        return roles, psutil.cpu_times()
-
-    def start(self) -> None:
-        self._t0 = self._now()
-
-    def stop(self) -> None:
-        (before, m0), (after, m1) = self._t0, self._now()
-        for role, value in after.items():
-            self.cpu_s[role] = self.cpu_s.get(role, 0.0) + value - before.get(role, 0.0)
-        idle = (m1.idle + getattr(m1, "iowait", 0)) - (m0.idle + getattr(m0, "iowait", 0))
-        total = sum(m1) - sum(m0)
-        self.machine_busy = round(1 - idle / total, 3) if total else 0.0
-
-
-class Stack:
-    """One PostgreSQL, one Weaviate, and the gateways and workers started on them."""
-
-    def __init__(self, home: Path, dsn: str, port_base: int) -> None:
-        from gateway.local.processes import ProcessSupervisor
-        from gateway.settings import Settings
-
-        self.home, self.dsn, self.pg_port, self.base = home, dsn, port_base, port_base
-        b = port_base
-        self.settings = Settings(
-            home=home / "weaviate",
-            weaviate={
-                "http_port": b + 1,
-                "grpc_port": b + 2,
-                "gossip_port": b + 3,
-                "data_port": b + 4,
-                "raft_port": b + 5,
-                "raft_rpc_port": b + 6,
-            },
-            ollama={"managed": False, "port": b + 7},
-            limits={"rate_per_minute": 1_000_000, "burst": 100_000},
-            database={"url": dsn},
-        )
-        self._weaviate = ProcessSupervisor(home / "weaviate" / "run", home / "weaviate" / "logs")
-        self.gateways: dict[str, tuple[Any, int]] = {}  # name -> (supervisor, pid)
-        self._workers: dict[str, subprocess.Popen[bytes]] = {}
-        self._weaviate_pid = 0
-
-    def start_weaviate(self) -> None:
-        from gateway.local import stack
-
-        self._weaviate_pid = self._weaviate.start(stack.weaviate_spec(self.settings)).pid or 0
-
-    def _role_settings(self, name: str, **update: Any) -> Any:
-        from gateway.models.config import ensure_models_file
-
-        home = self.home / name
-        shutil.rmtree(home, ignore_errors=True)
-        settings = self.settings.model_copy(update={"home": home})
-        for section, values in update.items():
-            block = getattr(settings, section).model_copy(update=values)
-            settings = settings.model_copy(update={section: block})
-        for folder in (settings.state_dir, settings.logs_dir, settings.run_dir):
-            folder.mkdir(parents=True, exist_ok=True)
-        ensure_models_file(settings)
-        return settings
-
-    def start_gateway(self, name: str, port: int, collection: str, run_jobs: bool) -> str:
-        from gateway.local import stack
-        from gateway.local.processes import ProcessSupervisor
-
-        settings = self._role_settings(
-            name,
-            gateway={"port": port},
-            weaviate={"collection": collection},
-            ingestion={"run_in_gateway": run_jobs},
-        )
-        supervisor = ProcessSupervisor(settings.run_dir, settings.logs_dir)
-        spec = stack.gateway_spec(settings)
-        state = supervisor.start(
-            dataclasses.replace(
-                spec,
-                health_url=f"{settings.gateway.base_url}/healthz",  # no model server here
-                startup_timeout_s=240,
-            )
-        )
-        self.gateways[name] = (supervisor, state.pid or 0)
-        return settings.gateway.base_url
-
-    def start_worker(self, name: str, collection: str) -> None:
-        """`holdfast worker` with this run's settings: the gateway's settings snapshot (JSON is
-        YAML) as its holdfast.yaml, secrets from the environment, as a gateway gets them."""
-        from gateway.local import stack
-
-        settings = self._role_settings(name, weaviate={"collection": collection})
-        snapshot = stack.gateway_spec(settings).env["HOLDFAST_EFFECTIVE_SETTINGS"]
-        env = {
-            **os.environ,
-            "HOLDFAST_HOME": str(settings.home),
-            "HOLDFAST_CONFIG": snapshot,
-            "PYTHONUNBUFFERED": "1",
-        }
-        log = (settings.logs_dir / "worker.log").open("ab")
-        self._workers[name] = subprocess.Popen(
-            [HOLDFAST, "worker"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-
-    def wait_workers(self, timeout_s: float = 240) -> None:
-        """Until every worker has printed its start line (its components are warm)."""
-        deadline = time.monotonic() + timeout_s
-        for name, proc in self._workers.items():
-            log = self.home / name / "logs" / "worker.log"
-            while "holdfast worker:" not in log.read_text(errors="replace"):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-                    raise RuntimeError(f"worker {name} did not start (exit {proc.poll()}):\n{tail}")
-                time.sleep(0.5)
-
-    def sessions(self) -> dict[str, list[int]]:
-        return {
-            "gateways": [pid for _, pid in self.gateways.values()],
-            "workers": [p.pid for p in self._workers.values()],
-            "weaviate": [self._weaviate_pid] if self._weaviate_pid else [],
-        }
-
-    def stop_workers(self) -> None:
-        """Stop every worker: SIGTERM to its session, SIGKILL after 30 s."""
-        for proc in self._workers.values():
-            _signal_group(proc.pid, signal.SIGTERM)
-        for proc in self._workers.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                _signal_group(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-        self._workers.clear()
-
-    def stop_gateway(self, name: str) -> None:
-        supervisor, _ = self.gateways.pop(name)
-        supervisor.stop("gateway")
-
-    def job_runners(self) -> list[int]:
-        """The pids that run jobs now: the workers, else the gateways."""
-        return [p.pid for p in self._workers.values()] or [pid for _, pid in self.gateways.values()]
-
-    def stop_all(self) -> None:
-        self.stop_workers()
-        for name in list(self.gateways):
-            self.stop_gateway(name)
-        self._weaviate.stop("weaviate")
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):  # only the session started for that worker
-        os.killpg(pid, sig)
-
-
-def db_upgrade(dsn: str) -> None:
-    done = subprocess.run(
-        [HOLDFAST, "db", "upgrade"],
-        env={**os.environ, "HOLDFAST_DATABASE__URL": dsn},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    if done.returncode:
-        raise RuntimeError(f"holdfast db upgrade failed: {done.stderr}")
-
-
-def make_key(url: str) -> str:
-    """An ingest+query key for the benchmark's group, through the admin API (kept in PG, so
-    every gateway of the run knows it)."""
-    made = httpx.post(
-        f"{url}/admin/keys",
-        json={"name": f"scale-{os.getpid()}", "groups": [GROUP], "roles": ["ingest", "query"]},
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        timeout=60,
-    )
-    made.raise_for_status()
-    return str(made.json()["key"])
 
 
 # --- ingestion ----------------------------------------------------------------------------------
@@ -565,10 +329,6 @@ def search(
 # --- the run ------------------------------------------------------------------------------------
 
 
-def _ratio(a: float, b: float) -> float | None:
-    return round(a / b, 2) if b else None
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from benchmarks.python_docs.corpus import docs_root
     from tests.integration.pg_server import running_postgres
@@ -646,152 +406,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             stack.stop_all()
     report["load_after"] = [round(x, 2) for x in os.getloadavg()]
-    _add_ratios(report)
+    add_ratios(report)
     return report
-
-
-def _add_ratios(report: dict[str, Any]) -> None:
-    rows = report["ingestion"]
-    base = next((r for r in rows if r["workers"] == 0), None)
-    for r in rows:
-        r["ratio"] = _ratio(r["chunks_per_s"], base["chunks_per_s"]) if base else None
-    for level in {r["concurrency"] for r in report["search"]}:
-        same = [r for r in report["search"] if r["concurrency"] == level]
-        one = next((r for r in same if r["gateways"] == 1), None)
-        for r in same:
-            r["ratio"] = _ratio(r["rps"], one["rps"]) if one else None
-
-
-def _per_cpu_s(row: dict[str, Any]) -> float:
-    """Chunks per CPU second of all Holdfast's processes (workers, gateway, Weaviate, PG)."""
-    spent = sum(row["cpu_s"].values())
-    return round(row["chunks"] / spent, 2) if spent else 0.0
-
-
-def interpretation(report: dict[str, Any]) -> list[str]:
-    """What the numbers say, in sentences built from them. The ceilings are CPU arithmetic:
-    cores divided by the CPU one chunk (or search) costs all of Holdfast's processes."""
-    cores = report["machine"]["cores"]
-    lines: list[str] = []
-    base = next((r for r in report["ingestion"] if not r["workers"]), None)
-    rows = [r for r in report["ingestion"] if r["workers"]]
-    if base and rows:
-        best = max(rows, key=lambda r: r["chunks_per_s"])
-        efficiency = [_per_cpu_s(r) for r in report["ingestion"]]
-        ratios = ", ".join(f"{r['workers']} worker(s) {r['ratio']}x" for r in rows)
-        shares = " -> ".join(f"{r['holdfast_cpu_share']:.0%}" for r in report["ingestion"])
-        lines.append(
-            f"Ingestion, measured: {ratios} the single process ({base['chunks_per_s']} "
-            f"chunks/s). The ratios follow Holdfast's share of the machine's CPU "
-            f"({shares}; the machine was {max(r['machine_busy'] for r in report['ingestion']):.0%}"
-            " busy with other users' work too), not faster work: chunks per CPU second of all "
-            f"Holdfast's processes stayed {min(efficiency)}-{max(efficiency)}. On a contended "
-            "host the kernel shares the CPU per runnable thread, so more processes win more of "
-            "it; that is not a gain a dedicated host would show."
-        )
-        ceiling = cores * max(efficiency)
-        lines.append(
-            f"Where this {cores}-core machine saturates (ingestion): at about {ceiling:.0f} "
-            f"chunks/s for the whole stack ({cores} cores x {max(efficiency)} chunks per CPU "
-            "second), whatever the number of workers: on one host the embedder, the redaction "
-            "pools, Weaviate and PostgreSQL share the same cores. The best run here reached "
-            f"{best['chunks_per_s']} chunks/s with {best['holdfast_cpu_share']:.0%} of the CPU."
-        )
-        one = next((r for r in rows if r["workers"] == 1), rows[0])
-        per = one["cpu_ms_per_chunk"]
-        worker_ms = per.get("workers", 0.0)
-        if worker_ms:
-            lines.append(
-                f"Per chunk (1 worker): the worker and its redaction pool (parse, redact, embed) "
-                f"{worker_ms} ms CPU, Weaviate {per.get('weaviate', 0.0)} ms, PostgreSQL "
-                f"{per.get('postgres', 0.0)} ms, the enqueueing gateway "
-                f"{per.get('gateways', 0.0)} ms. Per added worker node: about "
-                f"{1000 / worker_ms:.1f} chunks/s per core of its own (CPU embedding), as long as "
-                f"Weaviate (one core per ~{1000 / max(per.get('weaviate', 0.1), 0.1):.0f} "
-                f"chunks/s) and PostgreSQL (one core per ~"
-                f"{1000 / max(per.get('postgres', 0.1), 0.1):.0f} chunks/s) keep up. "
-                "PostgreSQL's and the gateway's shares include this benchmark's polling of the "
-                "jobs (every 0.5 s), so they fall as a run gets shorter."
-            )
-    for level in sorted({r["concurrency"] for r in report["search"]}):
-        same = sorted(
-            (r for r in report["search"] if r["concurrency"] == level), key=lambda r: r["gateways"]
-        )
-        top, cpu = same[-1], same[0].get("cpu_ms_per_request", {})
-        gateway_ms, weaviate_ms = cpu.get("gateways", 0.0), cpu.get("weaviate", 0.0)
-        per_request = gateway_ms + weaviate_ms
-        lines.append(
-            f"Search at concurrency {level}: {top['gateways']} gateways gave {top['ratio']}x one "
-            f"gateway's {same[0]['rps']} req/s (p99 {same[0]['latency_ms']['p99']} -> "
-            f"{top['latency_ms']['p99']} ms). A search cost the gateway {gateway_ms} ms CPU "
-            f"(auth, question redaction, embedding, fusion) and Weaviate {weaviate_ms} ms: this "
-            f"machine's ceiling is about {cores * 1000 / per_request:.0f} req/s whatever the "
-            f"number of gateways; an added gateway node gives about {1000 / gateway_ms:.0f} "
-            f"req/s per core, with one Weaviate core per ~{1000 / weaviate_ms:.0f} req/s."
-            if gateway_ms and weaviate_ms
-            else f"Search at concurrency {level}: {top['gateways']} gateways gave "
-            f"{top['ratio']}x one gateway's {same[0]['rps']} req/s."
-        )
-    return lines
-
-
-def to_markdown(report: dict[str, Any]) -> str:
-    m, c = report["machine"], report["corpus"]
-    lines = [
-        f"# Scale-out ({report['date']})",
-        "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']}. "
-        f"Load average (1/5/15 min) before {report['load_before']}, after "
-        f"{report['load_after']} (a shared machine: others' tests ran too; ratios compare "
-        "configurations measured in the same run). Command: "
-        f"`{report.get('command', '')}`, {report.get('wall_seconds', '?')} s in all.",
-        "",
-        f"Corpus: {c['files']} Markdown files ({c['bytes'] // 1024} KiB) cut from the Python 3.11 "
-        f"docs, about {c['words_target']} words each, uploaded as {c['jobs']} jobs, redaction on "
-        "(the default strict profile). One PostgreSQL, one Weaviate; each configuration indexes "
-        "into a fresh collection, after small warm-up jobs that start every job runner's "
-        "redaction pool. Search: blocks of requests alternate between the gateway counts.",
-        "",
-        "## Ingestion",
-        "",
-        "| configuration | chunks | seconds | files/s | chunks/s | ratio | machine busy "
-        "| Holdfast's CPU share | chunks per CPU s | ratio per CPU s "
-        "| CPU ms/chunk: workers / gateway / Weaviate / PostgreSQL |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    base = next((r for r in report["ingestion"] if not r["workers"]), None)
-    for r in report["ingestion"]:
-        p = r["cpu_ms_per_chunk"]
-        name = (
-            "1 gateway, jobs in-process (baseline)"
-            if not r["workers"]
-            else (f"1 gateway (enqueue only) + {r['workers']} worker(s)")
-        )
-        lines.append(
-            f"| {name} | {r['chunks']} | {r['seconds']} | {r['files_per_s']} | "
-            f"{r['chunks_per_s']} | {r['ratio']} | {r['machine_busy']:.0%} | "
-            f"{r['holdfast_cpu_share']:.0%} | {_per_cpu_s(r)} | "
-            f"{_ratio(_per_cpu_s(r), _per_cpu_s(base)) if base else ''} | "
-            f"{p.get('workers', 0)} / {p.get('gateways', 0)} / {p.get('weaviate', 0)} / "
-            f"{p.get('postgres', 0)} |"
-        )
-    lines += [
-        "",
-        "## Search (POST /v1/search, client-side round robin)",
-        "",
-        "| gateways | conc. | requests | errors | req/s | ratio | p50 ms | p95 ms | p99 ms "
-        "| CPU ms/req: gateways / Weaviate |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for r in report["search"]:
-        lat, p = r["latency_ms"], r["cpu_ms_per_request"]
-        lines.append(
-            f"| {r['gateways']} | {r['concurrency']} | {r['requests']} | {r['errors']} | "
-            f"{r['rps']} | {r['ratio']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | "
-            f"{p.get('gateways', 0)} / {p.get('weaviate', 0)} |"
-        )
-    lines += ["", "## What it says", ""] + [f"- {s}" for s in interpretation(report)]
-    return "\n".join(lines) + "\n"
 
 
 def main() -> None:

@@ -9,15 +9,10 @@ The test reads job progress straight from PostgreSQL (every 20 ms, below the API
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +22,24 @@ import pytest
 
 from gateway.local import stack
 from gateway.local.processes import ProcessSupervisor, StartupError
-from gateway.models.config import ensure_models_file
 from gateway.settings import Settings
 from tests.corpus_builder.build import text_files
 from tests.integration.conftest import PORT_BASE
 from tests.integration.pg_server import running_postgres
+from tests.integration.shared_stack import (
+    FINAL,
+    WorkerStack,
+    db_upgrade,
+    job_files,
+    job_row,
+    prepare,
+    start_gateway,
+    wait_job,
+)
 
 pytestmark = pytest.mark.integration
 PG_PORT = PORT_BASE + 51
 BASE = PORT_BASE + 60  # weaviate at BASE..BASE+5, the gateway at BASE+7
-HOLDFAST = str(Path(sys.executable).with_name("holdfast"))
 ADMIN_KEY = "hf_" + "w" * 43
 LEASE_S = 4.0
 MAX_ATTEMPTS = 2
@@ -45,7 +48,6 @@ SECRETS = {
     "HOLDFAST_WEAVIATE__API_KEY": "workers-test-weaviate-key",
     "HOLDFAST_INGESTION__ID_KEY": "workers-test-id-key-0123456789abcdef0123",
 }
-FINAL = {"succeeded", "partial", "failed"}
 GROUPS = ["killed", "clean", "poison", "fine", "bulk", "small"]
 
 
@@ -73,150 +75,26 @@ def _settings(home: Path) -> Settings:
     )
 
 
-def _prepare(settings: Settings) -> None:
-    for folder in (settings.state_dir, settings.logs_dir, settings.run_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-    ensure_models_file(settings)
-
-
-@dataclass
-class Cluster:
-    settings: Settings
-    dsn: str
-    root: Path
-    keys: dict[str, str] = field(default_factory=dict)
-    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return self.settings.gateway.base_url
-
-    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
-        """A `holdfast worker` with a home of its own (as on another host): same settings
-        file, the database URL and secrets in its environment."""
-        home = self.root / f"worker-{name}"
-        settings = self.settings.model_copy(update={"home": home})
-        _prepare(settings)
-        config = home / "holdfast.yaml"
-        dumped = settings.model_dump(
-            mode="json",
-            exclude={"weaviate": {"api_key"}, "ingestion": {"id_key"}, "database": {"url"}},
-        )
-        config.write_text(json.dumps(dumped))
-        env = {
-            **os.environ,
-            **SECRETS,
-            "HOLDFAST_CONFIG": str(config),
-            "HOLDFAST_HOME": str(home),
-            "HOLDFAST_DATABASE__URL": self.dsn,
-            "PYTHONUNBUFFERED": "1",  # its start line shows in the log at once
-        }
-        log = (home / "worker.log").open("ab")
-        proc = subprocess.Popen(
-            [HOLDFAST, "worker", "--poll", "0.2"], env=env, stdout=log, stderr=log
-        )
-        self.workers[name] = proc
-        return proc
-
-    def wait_ready(self, name: str, timeout_s: float = 240.0) -> None:
-        """Until the worker has loaded its models and started its loops."""
-        deadline = time.monotonic() + timeout_s
-        while "holdfast worker: " not in self.log_tail(name):
-            assert self.workers[name].poll() is None, self.log_tail(name)
-            assert time.monotonic() < deadline, self.log_tail(name)
-            time.sleep(0.2)
-
-    def log_tail(self, name: str) -> str:
-        return (self.root / f"worker-{name}" / "worker.log").read_text()[-3000:]
-
-    def holder(self, job_id: str) -> str | None:
-        """The name of the worker process whose lease is on the job now."""
-        owner = _row(self.dsn, job_id)["lease_owner"]
-        if not owner:
-            return None
-        pid = int(owner.split("/")[1])
-        return next((n for n, p in self.workers.items() if p.pid == pid), None)
-
-    def upload(self, principal: str, files: list[Path], group: str) -> str:
-        with httpx.Client(timeout=300) as client:
-            response = client.post(
-                f"{self.url}/v1/documents",
-                files=[("files", (p.name, p.read_bytes(), "text/markdown")) for p in files],
-                data={"access_groups": group},
-                headers={"Authorization": f"Bearer {self.keys[principal]}"},
-            )
-        assert response.status_code == 202, response.text
-        return str(response.json()["job_id"])
-
-
-def _row(dsn: str, job_id: str) -> dict[str, Any]:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        cur = conn.execute(
-            "SELECT j.status, j.lease_owner, j.attempts, j.last_error, "
-            "count(*) FILTER (WHERE f.status <> 'pending') AS done, count(f.*) AS files "
-            "FROM jobs j JOIN job_files f USING (job_id) WHERE j.job_id = %s "
-            "GROUP BY j.job_id",
-            (job_id,),
-        )
-        names = [d.name for d in cur.description or []]
-        found = cur.fetchone()
-    assert found is not None, job_id
-    return dict(zip(names, found, strict=True))
-
-
-def _files(dsn: str, job_id: str) -> list[dict[str, Any]]:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        cur = conn.execute(
-            "SELECT source, status, doc_id, chunks, reason FROM job_files "
-            "WHERE job_id = %s ORDER BY idx",
-            (job_id,),
-        )
-        names = [d.name for d in cur.description or []]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
-def _wait(dsn: str, job_id: str, timeout_s: float = 180.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        row = _row(dsn, job_id)
-        if row["status"] in FINAL:
-            return row
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not end in {timeout_s} s: {_row(dsn, job_id)}")
-
-
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerStack]:
     root = tmp_path_factory.mktemp("workers")
     settings = _settings(root / "gateway")
-    _prepare(settings)
+    prepare(settings)
     with running_postgres(PG_PORT) as dsn:
-        upgraded = subprocess.run(
-            [HOLDFAST, "db", "upgrade"],
-            env={**os.environ, "HOLDFAST_DATABASE__URL": dsn},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert upgraded.returncode == 0, upgraded.stderr
+        db_upgrade(dsn)
         weaviate = ProcessSupervisor(settings.run_dir / "wv", settings.logs_dir)
         gateway = ProcessSupervisor(settings.run_dir, settings.logs_dir)
-        built = Cluster(settings, dsn, root)
+        built = WorkerStack(settings, dsn, root, SECRETS)
         try:
             weaviate.start(stack.weaviate_spec(settings))
-            spec = stack.gateway_spec(settings)
-            gateway.start(
-                dataclasses.replace(
-                    spec,
-                    env={
-                        **spec.env,
-                        **SECRETS,
-                        "HOLDFAST_DATABASE__URL": dsn,
-                        "HOLDFAST_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
-                    },
-                    health_url=f"{settings.gateway.base_url}/healthz",
-                    startup_timeout_s=180,
-                )
+            start_gateway(
+                gateway,
+                settings,
+                {
+                    **SECRETS,
+                    "HOLDFAST_DATABASE__URL": dsn,
+                    "HOLDFAST_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+                },
             )
             for principal in ("alice", "bob", "carol", "dave"):
                 made = httpx.post(
@@ -235,10 +113,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         except StartupError as exc:
             pytest.fail(f"{exc}")
         finally:
-            for proc in built.workers.values():
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            built.kill_workers()
             gateway.stop("gateway")
             weaviate.stop("weaviate")
 
@@ -252,7 +127,7 @@ def _store(settings: Settings) -> Any:
 
 
 def test_a_worker_killed_mid_job_is_replaced_after_its_lease_and_nothing_is_lost_or_doubled(
-    cluster: Cluster, tmp_path: Path
+    cluster: WorkerStack, tmp_path: Path
 ) -> None:
     files = text_files(tmp_path / "notes", 6 * BATCH)
     job_id = cluster.upload("alice", files, "killed")
@@ -260,7 +135,7 @@ def test_a_worker_killed_mid_job_is_replaced_after_its_lease_and_nothing_is_lost
     deadline = time.monotonic() + 180
     victim = None
     while time.monotonic() < deadline:
-        row = _row(cluster.dsn, job_id)
+        row = job_row(cluster.dsn, job_id)
         victim = cluster.holder(job_id)
         if row["done"] >= 2 * BATCH and victim is not None:
             break
@@ -271,7 +146,7 @@ def test_a_worker_killed_mid_job_is_replaced_after_its_lease_and_nothing_is_lost
     killed_at = time.monotonic()
     survivor = "w2" if victim == "w1" else "w1"
     while (holder := cluster.holder(job_id)) != survivor:
-        assert _row(cluster.dsn, job_id)["status"] not in FINAL
+        assert job_row(cluster.dsn, job_id)["status"] not in FINAL
         assert time.monotonic() - killed_at < 3 * LEASE_S, "nobody took the job over"
         time.sleep(0.02)
     took_over_after = time.monotonic() - killed_at
@@ -279,14 +154,14 @@ def test_a_worker_killed_mid_job_is_replaced_after_its_lease_and_nothing_is_lost
     assert took_over_after >= LEASE_S * 2 / 3 - 0.3, took_over_after
     assert holder == survivor
     cluster.start_worker(victim)
-    done = _wait(cluster.dsn, job_id)
+    done = wait_job(cluster.dsn, job_id)
     assert done["status"] == "succeeded" and done["done"] == len(files)
-    assert _wait(cluster.dsn, clean_id)["status"] == "succeeded"
-    clean = {f["source"]: f["chunks"] for f in _files(cluster.dsn, clean_id)}
-    assert all(f["status"] == "indexed" for f in _files(cluster.dsn, clean_id))
+    assert wait_job(cluster.dsn, clean_id)["status"] == "succeeded"
+    clean = {f["source"]: f["chunks"] for f in job_files(cluster.dsn, clean_id)}
+    assert all(f["status"] == "indexed" for f in job_files(cluster.dsn, clean_id))
     store = _store(cluster.settings)
     try:
-        killed_docs = {f["source"]: f["doc_id"] for f in _files(cluster.dsn, job_id)}
+        killed_docs = {f["source"]: f["doc_id"] for f in job_files(cluster.dsn, job_id)}
         stored = {source: store.count_document(doc) for source, doc in killed_docs.items()}
         ids = [cid for cid, _, _ in store.chunk_texts()]
     finally:
@@ -297,7 +172,7 @@ def test_a_worker_killed_mid_job_is_replaced_after_its_lease_and_nothing_is_lost
 
 
 def test_a_job_that_keeps_killing_its_worker_fails_after_max_attempts_and_blocks_nothing(
-    cluster: Cluster, tmp_path: Path
+    cluster: WorkerStack, tmp_path: Path
 ) -> None:
     slow = tmp_path / "huge-log.md"
     paragraph = "Entry {n}: the pump station logged pressure readings and valve states. "
@@ -309,8 +184,8 @@ def test_a_job_that_keeps_killing_its_worker_fails_after_max_attempts_and_blocks
     others = cluster.upload("dave", text_files(tmp_path / "fine", 2 * BATCH), "fine")
     kills: list[str] = []
     deadline = time.monotonic() + 180
-    while _row(cluster.dsn, poison)["status"] not in FINAL:
-        assert time.monotonic() < deadline, _row(cluster.dsn, poison)
+    while job_row(cluster.dsn, poison)["status"] not in FINAL:
+        assert time.monotonic() < deadline, job_row(cluster.dsn, poison)
         victim = cluster.holder(poison)
         if victim is not None:  # an OOM kill, as a poison file would cause
             cluster.workers[victim].send_signal(signal.SIGKILL)
@@ -318,20 +193,20 @@ def test_a_job_that_keeps_killing_its_worker_fails_after_max_attempts_and_blocks
             kills.append(victim)
             cluster.start_worker(victim)
         time.sleep(0.02)
-    row = _row(cluster.dsn, poison)
+    row = job_row(cluster.dsn, poison)
     assert row["status"] == "failed" and len(kills) == MAX_ATTEMPTS, (row, kills)
-    [given_up] = _files(cluster.dsn, poison)
+    [given_up] = job_files(cluster.dsn, poison)
     assert given_up["status"] == "failed"
     assert given_up["reason"].startswith(f"gave up after {MAX_ATTEMPTS} attempts: worker ")
     assert "stopped renewing its lease" in given_up["reason"]
-    assert _wait(cluster.dsn, others)["status"] == "succeeded"
+    assert wait_job(cluster.dsn, others)["status"] == "succeeded"
     with psycopg.connect(cluster.dsn, autocommit=True) as conn:
         left = conn.execute("SELECT count(*) FROM job_uploads WHERE job_id = %s", (poison,))
         assert left.fetchone() == (0,), "a given-up job's bytes are dropped"
 
 
 def test_a_one_file_upload_finishes_within_two_batches_of_a_running_500_file_job(
-    cluster: Cluster, tmp_path: Path
+    cluster: WorkerStack, tmp_path: Path
 ) -> None:
     """One worker (the hardest case: no idle worker to pick the small job up at once)."""
     stopped = cluster.workers.pop("w2")
@@ -341,7 +216,7 @@ def test_a_one_file_upload_finishes_within_two_batches_of_a_running_500_file_job
     ends: list[float] = []  # when each of the big job's batches was recorded
     last = 0
     while len(ends) < 5:
-        done = _row(cluster.dsn, big)["done"]
+        done = job_row(cluster.dsn, big)["done"]
         if done // BATCH > last:
             last = done // BATCH
             ends.append(time.monotonic())
@@ -350,10 +225,10 @@ def test_a_one_file_upload_finishes_within_two_batches_of_a_running_500_file_job
     started = time.monotonic()
     small = cluster.upload("bob", text_files(tmp_path / "one", 1), "small")
     uploaded = time.monotonic()
-    while _row(cluster.dsn, small)["status"] not in FINAL:
+    while job_row(cluster.dsn, small)["status"] not in FINAL:
         time.sleep(0.02)
     waited = time.monotonic() - uploaded
-    row = _row(cluster.dsn, big)
+    row = job_row(cluster.dsn, big)
     report = (
         f"batch of {BATCH} files: {batch_s:.2f} s; 1-file job done {waited:.2f} s after its "
         f"upload was accepted (upload took {uploaded - started:.2f} s), "
@@ -363,6 +238,6 @@ def test_a_one_file_upload_finishes_within_two_batches_of_a_running_500_file_job
     (Path(os.environ.get("HOLDFAST_FAIRNESS_REPORT", tmp_path / "fairness.txt"))).write_text(
         report + "\n"
     )
-    assert _row(cluster.dsn, small)["status"] == "succeeded"
+    assert job_row(cluster.dsn, small)["status"] == "succeeded"
     assert row["status"] == "running" and row["done"] < 500, "the big job was still running"
     assert waited <= 2 * batch_s, report

@@ -5,10 +5,8 @@ end, and the audit log holds both gateways' requests."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +19,6 @@ import pytest
 from gateway.container import build_components, database_engine
 from gateway.local import stack
 from gateway.local.processes import ProcessSupervisor, StartupError
-from gateway.models.config import ensure_models_file
 from gateway.settings import Settings
 from gateway.state.jobs import PostgresJobStore
 from gateway.state.keys import PostgresKeyStore
@@ -32,11 +29,11 @@ from ingestion.leases import Lease, LeaseLostError
 from services.redaction_profile import RedactionProfile
 from tests.integration.conftest import PORT_BASE
 from tests.integration.pg_server import running_postgres
+from tests.integration.shared_stack import HOLDFAST, prepare, start_gateway
 
 pytestmark = pytest.mark.integration
 PG_PORT = PORT_BASE + 31
 BASE = PORT_BASE + 40  # weaviate at BASE..BASE+5, gateways at BASE+7 and BASE+8
-HOLDFAST = str(Path(sys.executable).with_name("holdfast"))
 ADMIN_KEY = "hf_" + "a" * 43  # handed to both gateways as the platform's bootstrap admin key
 SHARED_ENV = {
     "HOLDFAST_WEAVIATE__API_KEY": "shared-state-test-weaviate-key",
@@ -208,9 +205,7 @@ def test_two_gateways_share_keys_jobs_and_audit(dsn: str, tmp_path: Path) -> Non
     settings_a = _upgraded(dsn, tmp_path / "a")
     settings_b = _settings(tmp_path / "b", dsn, BASE + 8)
     for settings in (settings_a, settings_b):
-        for folder in (settings.state_dir, settings.logs_dir, settings.run_dir):
-            folder.mkdir(parents=True, exist_ok=True)
-        ensure_models_file(settings)
+        prepare(settings)
     weaviate = ProcessSupervisor(settings_a.run_dir / "wv", settings_a.logs_dir)
     supervisors = {
         "a": ProcessSupervisor(settings_a.run_dir, settings_a.logs_dir),
@@ -220,15 +215,7 @@ def test_two_gateways_share_keys_jobs_and_audit(dsn: str, tmp_path: Path) -> Non
     try:
         weaviate.start(stack.weaviate_spec(settings_a))
         for name, settings in (("a", settings_a), ("b", settings_b)):
-            spec = stack.gateway_spec(settings)
-            supervisors[name].start(
-                dataclasses.replace(
-                    spec,
-                    env={**spec.env, **env},
-                    health_url=f"{settings.gateway.base_url}/healthz",
-                    startup_timeout_s=180,
-                )
-            )
+            start_gateway(supervisors[name], settings, env)
         url_a, url_b = settings_a.gateway.base_url, settings_b.gateway.base_url
         admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
         made = httpx.post(
@@ -281,20 +268,15 @@ def test_a_real_gateway_process_refuses_to_start_behind_the_schema(
 ) -> None:
     _reset(dsn)
     settings = _settings(tmp_path, dsn, BASE + 7)
-    for folder in (settings.state_dir, settings.logs_dir, settings.run_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-    ensure_models_file(settings)
+    prepare(settings)
     supervisor = ProcessSupervisor(settings.run_dir, settings.logs_dir)
-    spec = stack.gateway_spec(settings)
     try:
         with pytest.raises(StartupError) as refused:
-            supervisor.start(
-                dataclasses.replace(
-                    spec,
-                    env={**spec.env, "HOLDFAST_DATABASE__URL": dsn, **SHARED_ENV},
-                    health_url=f"{settings.gateway.base_url}/healthz",
-                    startup_timeout_s=60,
-                )
+            start_gateway(
+                supervisor,
+                settings,
+                {"HOLDFAST_DATABASE__URL": dsn, **SHARED_ENV},
+                startup_timeout_s=60,
             )
         log = (settings.logs_dir / "gateway.log").read_text()
         assert "run `holdfast db upgrade`" in log, refused.value

@@ -66,8 +66,12 @@ def _play(base: Path, hosts: dict[str, str], **variables: Any) -> subprocess.Com
         "holdfast_service_group": "root",
         "holdfast_environment": "development",
         "gateway_python": sys.executable,
-        # several gateway hosts share state (another role's concern, not tested here)
-        **({"holdfast_database_url": DB_URL} if len(hosts) > 1 else {"holdfast_worker_count": 0}),
+        # several gateway hosts share state and rate limits (other roles' concern, tested elsewhere)
+        **(
+            {"holdfast_database_url": DB_URL, "holdfast_limits_per_host": True}
+            if len(hosts) > 1
+            else {"holdfast_worker_count": 0}
+        ),
         **variables,
     }
     inventory = {

@@ -33,6 +33,7 @@ BIN = Path(sys.executable).parent
 UNIT_RUNNER = ANSIBLE / "roles/bundle/files/holdfast-unit-run"
 PASSWORD = "p@ss/w:rd %$x"  # every character that needs encoding in a URL
 ENCODED_URL = "postgresql://holdfast:p%40ss%2Fw%3Ard%20%25%24x@db.internal:5432/holdfast"
+LIMITS_URL = "redis://:r3d1s-s3cret@redis.internal:6379/0"
 ONLY = ("--tags", "preflight,configure,database,workers")
 SKIP = ("--skip-tags", "bundle,weaviate,llm,embeddings,kubernetes")
 
@@ -209,6 +210,19 @@ def test_several_gateway_hosts_without_a_database_are_refused(host: Host) -> Non
     assert "2 hosts run a gateway" in out
 
 
+def test_several_gateway_hosts_without_a_rate_limit_store_are_refused(host: Host) -> None:
+    """Each gateway counts in its own memory without a shared store: N hosts, N times the limit."""
+    knobs: dict[str, Any] = {"holdfast_database_host": "db.internal"}
+    done = host.playbook(hosts=("localhost", "127.0.0.1"), **knobs)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0, out[-3000:]
+    assert "holdfast_limits_storage_url is required: 2 hosts run a gateway" in out
+    assert "holdfast_limits_per_host: true" in out
+    bad = host.playbook(holdfast_limits_storage_url="http://redis.internal:6379/0")
+    assert bad.returncode != 0
+    assert "must start with redis://" in bad.stdout + bad.stderr
+
+
 def test_workers_run_on_the_shared_database_and_the_gateway_only_enqueues(host: Host) -> None:
     from gateway.settings import Settings
 
@@ -291,6 +305,7 @@ def test_several_gateway_hosts_share_the_database_and_one_index_id_key(host: Hos
         "holdfast_worker_count": 1,
         "holdfast_database_host": "db.internal",
         "holdfast_database_password": PASSWORD,
+        "holdfast_limits_storage_url": LIMITS_URL,
     }
     hosts = ("localhost", "127.0.0.1")
     roots = {"localhost": host.root, "127.0.0.1": second.root}
@@ -304,7 +319,14 @@ def test_several_gateway_hosts_share_the_database_and_one_index_id_key(host: Hos
     for one in (host, second):
         assert (one.home / "secrets/database-url").read_text() == ENCODED_URL + "\n"
         assert one.running_workers() == {"holdfast-worker@1"}
+        # the shared rate-limit store reaches every gateway through its 0600 EnvironmentFile
+        env_file = one.etc / "gateway.env"
+        assert f"HOLDFAST_LIMITS__STORAGE_URL={LIMITS_URL}\n" in env_file.read_text()
+        assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+        unit = (one.units / "holdfast-gateway.service").read_text()
+        assert f"EnvironmentFile={env_file}" in unit
     assert PASSWORD not in out and next(iter(keys)).strip() not in out
+    assert "r3d1s-s3cret" not in out  # no_log
     again = host.playbook(hosts=hosts, roots=roots, **knobs)
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     changed = re.findall(r"^(\S+)\s*:\s*ok=\d+\s+changed=(\d+)", again.stdout, re.MULTILINE)

@@ -94,3 +94,30 @@ imagePullSecrets:
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+Gateway pods: "multiple" when more than one can run at once (replicas > 1, or autoscaling with
+maxReplicas > 1), else empty.
+*/}}
+{{- define "holdfast.gatewayMultiple" -}}
+{{- $gw := .Values.gateway }}
+{{- $max := int $gw.replicas }}
+{{- if $gw.autoscaling.enabled }}{{ $max = int $gw.autoscaling.maxReplicas }}{{ end }}
+{{- if gt $max 1 }}multiple{{ end }}
+{{- end }}
+
+{{/*
+The shared rate-limit store (limits.storage_url): "set" when the gateway pods get one, from
+gateway.rateLimitStore, an env HOLDFAST_LIMITS__STORAGE_URL in gateway.extraEnv, or
+config.limits.storage_url (development), else empty.
+*/}}
+{{- define "holdfast.rateLimitStoreSet" -}}
+{{- $set := .Values.gateway.rateLimitStore.existingSecret }}
+{{- range .Values.gateway.extraEnv }}
+{{- if eq (toString .name) "HOLDFAST_LIMITS__STORAGE_URL" }}{{ $set = "extraEnv" }}{{ end }}
+{{- end }}
+{{- with .Values.config.limits }}
+{{- if .storage_url }}{{ $set = "config" }}{{ end }}
+{{- end }}
+{{- if $set }}set{{ end }}
+{{- end }}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -145,9 +146,12 @@ class WorkerStack:
         return proc
 
     def wait_ready(self, name: str, timeout_s: float = 240.0) -> None:
-        """Until the worker has loaded its models and started its loops."""
+        """Until the worker process started last under ``name`` has loaded its models and
+        started its loops: its start line names its pid in each loop's id (host/pid/nonce); an
+        earlier process's line in the same log does not count."""
         deadline = time.monotonic() + timeout_s
-        while "holdfast worker: " not in self.log_tail(name):
+        started = re.compile(rf"holdfast worker: .*/{self.workers[name].pid}/")
+        while not started.search(self.log_tail(name)):
             assert self.workers[name].poll() is None, self.log_tail(name)
             assert time.monotonic() < deadline, self.log_tail(name)
             time.sleep(0.2)

@@ -209,6 +209,7 @@ def test_a_one_file_upload_finishes_within_two_batches_of_a_running_500_file_job
     cluster: WorkerStack, tmp_path: Path
 ) -> None:
     """One worker (the hardest case: no idle worker to pick the small job up at once)."""
+    cluster.wait_ready("w2")  # restarted by the test before: a SIGTERM while it imports is -15
     stopped = cluster.workers.pop("w2")
     stopped.send_signal(signal.SIGTERM)
     assert stopped.wait(60) == 0, cluster.log_tail("w2")

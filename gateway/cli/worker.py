@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gateway.cli.common import cli_settings, fail, out
-from services.errors import HoldfastError
+from services.errors import BackendTimeoutError, HoldfastError, StoreUnavailableError
 
 if TYPE_CHECKING:
     from gateway.components import Components
+    from gateway.settings import Settings
     from ingestion.worker import IngestWorker
 
 log = logging.getLogger("holdfast.ingest")
@@ -57,7 +58,6 @@ def worker_command(
     on the gateway's host. Set ingestion.run_in_gateway: false on the gateways when workers run
     the jobs. SIGTERM or Ctrl-C: the batches in hand finish, their leases are released, exit 0.
     """
-    from gateway.container import build_components
     from gateway.observability.json_logs import configure_logging
 
     settings = cli_settings()
@@ -65,11 +65,7 @@ def worker_command(
     stop = threading.Event()  # from the start: a SIGTERM while models load is a clean exit too
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    try:
-        components = build_components(settings)
-        components.warm_up()
-    except HoldfastError as exc:
-        fail(str(exc))
+    components = _start(settings, stop)
     try:
         if stop.is_set():
             return
@@ -86,6 +82,27 @@ def worker_command(
             _serve(workers, stop, lease_s=settings.ingestion.lease_s)
     finally:
         components.close()
+
+
+def _start(settings: Settings, stop: threading.Event) -> Components:
+    """The components, waiting up to weaviate.startup_timeout_s for a store that is not up
+    yet: workers often start beside a Weaviate that is still starting (a pod, a unit, a test),
+    and exiting there would only make the supervisor restart them."""
+    from gateway.container import build_components
+
+    deadline = time.monotonic() + settings.weaviate.startup_timeout_s
+    while True:
+        try:
+            components = build_components(settings)
+            components.warm_up()
+            return components
+        except (StoreUnavailableError, BackendTimeoutError) as exc:
+            if stop.is_set() or time.monotonic() >= deadline:
+                fail(f"{exc} (waited for it {settings.weaviate.startup_timeout_s:g} s)")
+            out.print(f"waiting for the store: {exc}", highlight=False)
+            stop.wait(2.0)
+        except HoldfastError as exc:
+            fail(str(exc))
 
 
 def _workers(components: Components, concurrency: int, poll_s: float) -> list[IngestWorker]:

@@ -32,6 +32,8 @@ from services.weaviate_common import (
 
 log = logging.getLogger("holdfast.store")
 
+# how long a schema change may take to reach the node this client reads through
+READABLE_WITHIN_S = 30.0
 _EXACT = Tokenization.FIELD  # ids and group names must match whole, never word by word
 _PROSE = Tokenization.WORD
 
@@ -137,6 +139,7 @@ class VersionedCollections:
                     if self.alias_target() is None:  # not a concurrent start that won the race
                         raise
                     client.collections.delete(name)
+                self.await_readable(alias)
                 return
             config = client.collections.use(target).config.get()
             self._check_recorded(config.description or "", embedding_model, dimensions)
@@ -186,6 +189,23 @@ class VersionedCollections:
                 want,
             )
 
+    def await_readable(self, name: str) -> None:
+        """Wait until a read of ``name`` (a collection or the alias) succeeds through this
+        client at the read consistency level. A schema change returns once the cluster's leader
+        has it; the node this client talks to, and the replicas it asks, apply it a moment later
+        (a three-node CI run read "could not find class" right after creating the alias). On
+        one node the first read succeeds."""
+        deadline = time.monotonic() + READABLE_WITHIN_S
+        while True:
+            try:
+                self._client.reading(name).query.fetch_objects(limit=1)
+                return
+            except WeaviateBaseError as exc:
+                if time.monotonic() >= deadline:
+                    with translated(f"read {name} after a schema change"):
+                        raise exc
+            time.sleep(0.1)
+
     def create_physical(self, name: str, description: str) -> None:
         self._client.live.collections.create(
             name,
@@ -211,6 +231,7 @@ class VersionedCollections:
         name = f"{self.alias}_{max(used) + 1}"
         with translated("create collection"):
             self.create_physical(name, schema_description(embedding_model, dimensions))
+        self.await_readable(name)
         return name
 
     def point_alias(self, target: str) -> str | None:
@@ -228,6 +249,7 @@ class VersionedCollections:
             else:
                 client.alias.update(alias_name=alias, new_target_collection=target)
         self.forget_route()
+        self.await_readable(alias)
         return before
 
     def drop_index(self, name: str) -> None:

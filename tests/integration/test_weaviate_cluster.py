@@ -6,8 +6,9 @@ with the packaged embedding model. Then eight threads search through ``WeaviateS
 for ``HOLDFAST_CLUSTER_LOAD_S`` seconds (default 60); about ten seconds in, node 0 is SIGKILLed.
 Half the threads use a store whose client talks to node 0 (it fails over to another node: each
 such switch repeats the read once, counted and bounded), half a store entering at node 2 (for
-it the dead node is one replica of three). While node 0 is down, a document is ingested and
-another deleted, at QUORUM. Node 0 is restarted on the same data; the test measures how long it
+it the dead node is one replica of three); until the writes below, every search must rank
+exactly as before the kill. Fifteen seconds after the kill, with node 0 still down, a document
+is ingested and another deleted, at QUORUM. Node 0 is restarted on the same data; the test measures how long it
 takes until node 0 itself holds the new chunks and has dropped the deleted ones (async
 replication, asked of node 0 alone with ``node_name``), and until every node reports the same
 object count per shard.
@@ -48,6 +49,7 @@ BASE = PORT_BASE + 70  # three nodes, six ports each: +70 .. +87
 REPO = Path(__file__).resolve().parents[2]
 LOAD_S = float(os.environ.get("HOLDFAST_CLUSTER_LOAD_S", "60"))
 KILL_AFTER_S = 10.0
+WRITES_AFTER_KILL_S = 15.0
 CONCURRENCY = 8
 # how long node 0 may take, once ready again, to hold every write it missed (async replication)
 CATCH_UP_BOUND_S = 90.0
@@ -69,6 +71,8 @@ class LoadResult:
     wrong: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     by_store: Counter[str] = field(default_factory=Counter)
+    # (began, ended: seconds into the load; question) of searches ranked unlike before the kill
+    reordered: list[tuple[float, float, str]] = field(default_factory=list)
 
 
 def _settings(home: Path, cluster: WeaviateCluster, entry: int) -> Settings:
@@ -91,7 +95,7 @@ def _ingest(components: Components, paths: list[Path], group: str) -> IngestRepo
         policy=ChunkingPolicy(settings.chunking.max_tokens, settings.chunking.overlap_tokens),
         identity=Identity(id_key(settings)),
     )
-    assert report.indexed == len(paths), [(f.name, f.reason) for f in report.files if not f.ok]
+    assert report.indexed == len(paths), [(f.source, f.reason) for f in report.files if not f.ok]
     return report
 
 
@@ -207,16 +211,19 @@ def test_searches_survive_a_killed_node_and_it_catches_up_on_return(
                     if not hits or Path(hits[0].chunk.source).name != source:
                         result.wrong.append(f"{question}: {hits[:1]}")
                     elif [h.chunk.chunk_id for h in hits] != expected[question]:
-                        result.wrong.append(f"{question}: other chunks than before the kill")
+                        result.reordered.append((began - t0, began + took - t0, question))
 
         outage: dict[str, object] = {}
+        moments: dict[str, float] = {}  # seconds into the load
 
         def chaos() -> None:
             time.sleep(KILL_AFTER_S)
             cluster.node(0).kill()
             outage["killed_at"] = time.monotonic() - t0
+            time.sleep(WRITES_AFTER_KILL_S)  # searches through the failover alone, checked exactly
             # writes while node 0 is down, at QUORUM (2 of 3 replicas answer)
             written = time.monotonic()
+            moments["writes_began"] = written - t0
             outage["added"] = _ingest(components, [CORPUS / "finance-restricted.md"], "finance")
             outage["deleted"] = store_b.delete_documents([f.doc_id for f in doomed.files])
             outage["writes_s"] = time.monotonic() - written
@@ -229,6 +236,18 @@ def test_searches_survive_a_killed_node_and_it_catches_up_on_return(
             for future in [*running, killer]:
                 future.result()
 
+        # The writes change the collection's BM25 statistics (document counts, term lengths,
+        # and deleted objects until compaction), so ranks below the first may legitimately move
+        # once they begin (a CI run saw one question's list move for the rest of the load).
+        # Until then, through the kill and the failover, a search must rank exactly as before
+        # the kill; from then on the top hit is still held fixed.
+        writes_began = moments["writes_began"]
+        misranked = [
+            f"{began:.1f}s {question}"
+            for began, ended, question in result.reordered
+            if ended < writes_began
+        ]
+        moved = len(result.reordered) - len(misranked)
         switches, repeats = store_a.failovers
         latencies = sorted(result.latencies)
         print(
@@ -238,10 +257,13 @@ def test_searches_survive_a_killed_node_and_it_catches_up_on_return(
             f"{len(result.wrong)}; failovers {switches} (reads repeated {repeats}); p50 "
             f"{latencies[len(latencies) // 2] * 1000:.0f} ms, p99 "
             f"{latencies[int(len(latencies) * 0.99)] * 1000:.0f} ms, max {latencies[-1]:.2f}s; "
-            f"writes during the outage {outage['writes_s']:.1f}s; first ingest {ingest_s:.1f}s"
+            f"writes during the outage {outage['writes_s']:.1f}s; first ingest {ingest_s:.1f}s; "
+            f"ranked otherwise than before the kill: {len(misranked)} before the writes, "
+            f"{moved} after them"
         )
         assert result.failures == [], result.failures[:5]
         assert result.wrong == [], result.wrong[:5]
+        assert misranked == [], (len(misranked), misranked[:5])
         assert result.by_store["entry node0"] > 0 and result.by_store["entry node2"] > 0
         # the store entering at node 0 switched once (to a live node), and repeated at most
         # one read per search thread that was inside a call when node 0 died

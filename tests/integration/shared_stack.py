@@ -35,6 +35,13 @@ def prepare(settings: Settings) -> None:
     ensure_models_file(settings)
 
 
+def single_weaviate(base: int, api_key: str) -> dict[str, Any]:
+    """``weaviate`` settings for one node whose six ports start at ``base`` (http, grpc,
+    gossip, data, raft, raft rpc)."""
+    names = ("http_port", "grpc_port", "gossip_port", "data_port", "raft_port", "raft_rpc_port")
+    return {**{name: base + i for i, name in enumerate(names)}, "api_key": api_key}
+
+
 def db_upgrade(dsn: str) -> None:
     upgraded = subprocess.run(
         [HOLDFAST, "db", "upgrade"],

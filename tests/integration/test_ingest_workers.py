@@ -33,6 +33,7 @@ from tests.integration.shared_stack import (
     job_files,
     job_row,
     prepare,
+    single_weaviate,
     start_gateway,
     wait_job,
 )
@@ -54,15 +55,7 @@ GROUPS = ["killed", "clean", "poison", "fine", "bulk", "small"]
 def _settings(home: Path) -> Settings:
     return Settings(
         home=home,
-        weaviate={
-            "http_port": BASE,
-            "grpc_port": BASE + 1,
-            "gossip_port": BASE + 2,
-            "data_port": BASE + 3,
-            "raft_port": BASE + 4,
-            "raft_rpc_port": BASE + 5,
-            "api_key": SECRETS["HOLDFAST_WEAVIATE__API_KEY"],
-        },
+        weaviate=single_weaviate(BASE, SECRETS["HOLDFAST_WEAVIATE__API_KEY"]),
         ollama={"managed": False, "port": BASE + 6},
         gateway={"port": BASE + 7},
         redaction={"enabled": False},

@@ -29,7 +29,7 @@ from ingestion.leases import Lease, LeaseLostError
 from services.redaction_profile import RedactionProfile
 from tests.integration.conftest import PORT_BASE
 from tests.integration.pg_server import running_postgres
-from tests.integration.shared_stack import HOLDFAST, prepare, start_gateway
+from tests.integration.shared_stack import HOLDFAST, prepare, single_weaviate, start_gateway
 
 pytestmark = pytest.mark.integration
 PG_PORT = PORT_BASE + 31
@@ -51,15 +51,7 @@ def dsn() -> Iterator[str]:
 def _settings(home: Path, dsn: str, gateway_port: int) -> Settings:
     return Settings(
         home=home,
-        weaviate={
-            "http_port": BASE,
-            "grpc_port": BASE + 1,
-            "gossip_port": BASE + 2,
-            "data_port": BASE + 3,
-            "raft_port": BASE + 4,
-            "raft_rpc_port": BASE + 5,
-            "api_key": SHARED_ENV["HOLDFAST_WEAVIATE__API_KEY"],
-        },
+        weaviate=single_weaviate(BASE, SHARED_ENV["HOLDFAST_WEAVIATE__API_KEY"]),
         ollama={"managed": False, "port": BASE + 6},
         gateway={"port": gateway_port},
         redaction={"enabled": False},

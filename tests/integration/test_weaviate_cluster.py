@@ -8,10 +8,10 @@ Half the threads use a store whose client talks to node 0 (it fails over to anot
 such switch repeats the read once, counted and bounded), half a store entering at node 2 (for
 it the dead node is one replica of three); until the writes below, every search must rank
 exactly as before the kill. Fifteen seconds after the kill, with node 0 still down, a document
-is ingested and another deleted, at QUORUM. Node 0 is restarted on the same data; the test measures how long it
-takes until node 0 itself holds the new chunks and has dropped the deleted ones (async
-replication, asked of node 0 alone with ``node_name``), and until every node reports the same
-object count per shard.
+is ingested and another deleted, at QUORUM. Node 0 is restarted on the same data; the test
+measures how long it takes until node 0 itself holds the new chunks and has dropped the deleted
+ones (async replication, asked of node 0 alone with ``node_name``), and until every node
+reports the same object count per shard.
 """
 
 from __future__ import annotations

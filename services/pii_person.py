@@ -385,14 +385,40 @@ class PersonJudge:
 
 
 _TITLE_WORD = regex.compile(r"\p{Lu}\p{Ll}+")
+# Words capitalised only because a sentence starts with them, never given names (so neither
+# "Will" nor "May" is here): a question's "How" alone no longer costs a spaCy NER pass.
+_SENTENCE_OPENERS = frozenset(
+    _words(
+        """how what which where when why who whom whose is are was were do does did can could
+    should would shall has have had the a an in on at for to of from by with about if i my our
+    we you your it its this that these those there please list show give explain tell find
+    describe summarize summarise compare and or but not no any all each every some many much"""
+    )
+)
+_OPENING = frozenset(" \t\"'([\u201c\u2018")
+
+
+def _opens_sentence(text: str, start: int) -> bool:
+    i = start
+    while i > 0 and text[i - 1] in _OPENING:
+        i -= 1
+    return i == 0 or text[i - 1] in ".!?:\n"
 
 
 def may_hold_name(text: str, regions: Sequence[Region]) -> bool:
-    """Whether a capitalised word stands outside every protected region: if none does, no name
-    could be kept, and spaCy's NER need not run on the text."""
+    """Whether a capitalised word that could be a kept name stands outside every protected
+    region: if none does, spaCy's NER need not run on the text. A product word (which
+    ``PersonJudge`` never keeps as a name) and a sentence's opening function word do not
+    count."""
     for m in _TITLE_WORD.finditer(text):
-        if not any(r.start <= m.start() < r.end for r in regions):
-            return True
+        if any(r.start <= m.start() < r.end for r in regions):
+            continue
+        word = m.group().lower()
+        if word in TECH_WORDS:
+            continue
+        if word in _SENTENCE_OPENERS and _opens_sentence(text, m.start()):
+            continue
+        return True
     return False
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.pii_person import may_hold_name
 from services.pii_regions import heading_lines, protected_regions
 from services.pii_values import (
     is_documentation_email,
@@ -184,3 +185,30 @@ def test_overlaps_resolve_to_the_longer_structured_value_and_names_lose() -> Non
         EntitySpan(40, 60, "EMAIL_ADDRESS"),
     ]
     assert resolve(spans) == [EntitySpan(0, 33, "IBAN_CODE"), EntitySpan(40, 60, "EMAIL_ADDRESS")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How many days of paid annual leave do full-time employees get?",
+        "Is Python 3.11 supported? What about Windows and Linux?",
+        '"Which class may flights be booked in?" she asked.',
+        "list the settings. Show me the defaults.",
+    ],
+)
+def test_questions_without_a_possible_name_skip_ner(text: str) -> None:
+    assert not may_hold_name(text, protected_regions(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How many days of leave does Alice Meyer have left?",
+        "Will Turner approved the budget.",  # "Will" opens it, but is a given name too
+        "May I ask what June said?",
+        "send it to how Grant wants it",
+        "the report. Anna wrote it",
+    ],
+)
+def test_a_capitalised_word_that_could_be_a_name_keeps_ner(text: str) -> None:
+    assert may_hold_name(text, protected_regions(text))

@@ -16,6 +16,7 @@ from services.errors import BackendTimeoutError, HoldfastError, StoreUnavailable
 
 if TYPE_CHECKING:
     from gateway.components import Components
+    from gateway.observability.metrics import GatewayMetrics
     from gateway.settings import Settings
     from ingestion.worker import IngestWorker
 
@@ -44,6 +45,19 @@ def worker_command(
     poll: Annotated[
         float, typer.Option(min=0.1, help="Seconds between looks at an empty queue.")
     ] = 1.0,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Serve Prometheus metrics at http://HOST:PORT/metrics: files ingested by "
+            "outcome, chunks written, PII redacted while ingesting, and the shared queue's jobs "
+            "by state. 0: no metrics.",
+        ),
+    ] = 0,
+    metrics_host: Annotated[
+        str, typer.Option(help="Address the metrics port listens on (0.0.0.0 in a pod).")
+    ] = "127.0.0.1",
 ) -> None:
     """Run ingestion jobs from the shared job store, in this process.
 
@@ -57,6 +71,7 @@ def worker_command(
     With database.url (PostgreSQL) run as many workers as you like on any host; with SQLite,
     on the gateway's host. Set ingestion.run_in_gateway: false on the gateways when workers run
     the jobs. SIGTERM or Ctrl-C: the batches in hand finish, their leases are released, exit 0.
+    --metrics-port serves the worker's own Prometheus metrics (gateways serve theirs at /metrics).
     """
     from gateway.observability.json_logs import configure_logging
 
@@ -65,15 +80,17 @@ def worker_command(
     stop = threading.Event()  # from the start: a SIGTERM while models load is a clean exit too
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    metrics = _serve_metrics(metrics_host, metrics_port) if metrics_port else None  # fails fast
     components = _start(settings, stop)
     try:
         if stop.is_set():
             return
-        workers = _workers(components, concurrency, poll)
+        workers = _workers(components, concurrency, poll, metrics)
+        served = f", metrics at http://{metrics_host}:{metrics_port}/metrics" if metrics else ""
         out.print(
             f"holdfast worker: {concurrency} loop(s) "
             f"({', '.join(w.worker_id for w in workers)}), lease {settings.ingestion.lease_s:g} s, "
-            f"{settings.ingestion.max_attempts} attempts",
+            f"{settings.ingestion.max_attempts} attempts{served}",
             highlight=False,
         )
         if once:
@@ -105,15 +122,38 @@ def _start(settings: Settings, stop: threading.Event) -> Components:
             fail(str(exc))
 
 
-def _workers(components: Components, concurrency: int, poll_s: float) -> list[IngestWorker]:
+def _workers(
+    components: Components, concurrency: int, poll_s: float, metrics: GatewayMetrics | None
+) -> list[IngestWorker]:
     from gateway.ingest_jobs import build_ingest_service
+    from gateway.observability.metrics import JobQueueCollector
 
-    service = build_ingest_service(components)
+    service = build_ingest_service(components, metrics)
+    if metrics is not None:
+        metrics.registry.register(JobQueueCollector(service.jobs.counts_by_status))
     assert service.new_worker is not None
     made = [service.worker, *(service.new_worker() for _ in range(concurrency - 1))]
     for worker in made:
         worker.poll_s = poll_s
     return made
+
+
+def _serve_metrics(host: str, port: int) -> GatewayMetrics:
+    """A metrics registry served on ``host:port`` by prometheus_client's own server (a daemon
+    thread), bound before the models load so a taken port fails at once."""
+    from prometheus_client import start_http_server
+
+    from gateway.observability.metrics import GatewayMetrics
+
+    metrics = GatewayMetrics()
+    try:
+        start_http_server(port, addr=host, registry=metrics.registry)
+        return metrics
+    except OSError as exc:
+        fail(
+            f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; "
+            "pick another --metrics-port"
+        )
 
 
 def _drain(workers: list[IngestWorker], stop: threading.Event) -> None:

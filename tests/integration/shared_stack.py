@@ -120,6 +120,7 @@ class WorkerStack:
     secrets: dict[str, str]
     keys: dict[str, str] = field(default_factory=dict)
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # a worker's --metrics-port
 
     @property
     def url(self) -> str:
@@ -146,8 +147,10 @@ class WorkerStack:
             "PYTHONUNBUFFERED": "1",  # its start line shows in the log at once
         }
         log = (home / "worker.log").open("ab")
+        metrics = self.metrics_ports.get(name)
+        options = ["--metrics-port", str(metrics)] if metrics else []
         proc = subprocess.Popen(
-            [HOLDFAST, "worker", "--poll", "0.2"], env=env, stdout=log, stderr=log
+            [HOLDFAST, "worker", "--poll", "0.2", *options], env=env, stdout=log, stderr=log
         )
         self.workers[name] = proc
         return proc
@@ -185,6 +188,18 @@ class WorkerStack:
             )
         assert response.status_code == 202, response.text
         return str(response.json()["job_id"])
+
+    def metrics(self, name: str) -> dict[str, float]:
+        """Worker ``name``'s Prometheus samples, ``name{labels}`` to value."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_ports[name]}/metrics", timeout=10).text
+        samples: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+        return samples
 
     def kill_workers(self) -> None:
         for proc in self.workers.values():

@@ -41,6 +41,7 @@ from tests.integration.shared_stack import (
 pytestmark = pytest.mark.integration
 PG_PORT = PORT_BASE + 51
 BASE = PORT_BASE + 60  # weaviate at BASE..BASE+5, the gateway at BASE+7
+METRICS_PORTS = {"w1": BASE + 8, "w2": BASE + 9}  # each worker's --metrics-port
 ADMIN_KEY = "hf_" + "w" * 43
 LEASE_S = 4.0
 MAX_ATTEMPTS = 2
@@ -49,7 +50,7 @@ SECRETS = {
     "HOLDFAST_WEAVIATE__API_KEY": "workers-test-weaviate-key",
     "HOLDFAST_INGESTION__ID_KEY": "workers-test-id-key-0123456789abcdef0123",
 }
-GROUPS = ["killed", "clean", "poison", "fine", "bulk", "small"]
+GROUPS = ["killed", "clean", "poison", "fine", "bulk", "small", "counted"]
 
 
 def _settings(home: Path) -> Settings:
@@ -77,7 +78,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerStack]:
         db_upgrade(dsn)
         weaviate = ProcessSupervisor(settings.run_dir / "wv", settings.logs_dir)
         gateway = ProcessSupervisor(settings.run_dir, settings.logs_dir)
-        built = WorkerStack(settings, dsn, root, SECRETS)
+        built = WorkerStack(settings, dsn, root, SECRETS, metrics_ports=METRICS_PORTS)
         try:
             weaviate.start(stack.weaviate_spec(settings))
             start_gateway(
@@ -117,6 +118,24 @@ def _store(settings: Settings) -> Any:
     store = build_store(settings)
     store.warm_up()
     return store
+
+
+def test_each_worker_serves_metrics_of_the_files_it_ingested(
+    cluster: WorkerStack, tmp_path: Path
+) -> None:
+    """Runs first: both workers are fresh, so their counters hold this job's files only."""
+    files = text_files(tmp_path / "counted", 5)
+    job_id = cluster.upload("carol", files, "counted")
+    done = wait_job(cluster.dsn, job_id)
+    assert done["status"] == "succeeded" and done["done"] == len(files)
+    chunks = sum(f["chunks"] for f in job_files(cluster.dsn, job_id))
+    seen = [cluster.metrics(name) for name in ("w1", "w2")]
+    indexed = 'holdfast_ingest_files_total{status="indexed"}'
+    assert sum(m.get(indexed, 0.0) for m in seen) == len(files), seen
+    assert sum(m["holdfast_ingest_chunks_written_total"] for m in seen) == chunks > 0
+    # the queue gauge reads the shared job store: every worker reports the same counts
+    succeeded = [m['holdfast_ingest_jobs{state="succeeded"}'] for m in seen]
+    assert succeeded[0] == succeeded[1] >= 1
 
 
 def test_a_worker_killed_mid_job_is_replaced_after_its_lease_and_nothing_is_lost_or_doubled(

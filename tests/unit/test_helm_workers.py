@@ -5,6 +5,7 @@ and the chart refuses workers, like several gateway pods, without the shared Pos
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import kubernetes_validate
@@ -49,10 +50,39 @@ def test_the_worker_command_exists_in_the_cli_the_image_carries() -> None:
     objects = render(*WORKERS_ON)
     worker, _ = worker_and_gateway(objects)
     assert worker["command"] == ["holdfast"]
-    assert worker["args"] == ["worker"]
+    assert worker["args"][0] == "worker"
     options = {p.name for p in commands["worker"].params}
-    flags = [a.removeprefix("--").split("=")[0] for a in worker["args"][1:]]
-    assert set(flags) <= options
+    flags = [a.removeprefix("--").replace("-", "_") for a in worker["args"][1:] if a[:2] == "--"]
+    assert flags and set(flags) <= options
+
+
+def test_workers_serve_metrics_that_a_pod_monitor_scrapes_through_the_network_policy() -> None:
+    objects = render(*WORKERS_ON, "--set", "serviceMonitor.enabled=true")
+    worker, _ = worker_and_gateway(objects)
+    assert worker["args"] == ["worker", "--metrics-port", "9090", "--metrics-host", "0.0.0.0"]
+    assert worker["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
+    monitor = find(objects, "PodMonitor", WORKER)
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    deployment = find(objects, "Deployment", WORKER)
+    selected = monitor["spec"]["selector"]["matchLabels"]
+    assert selected.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    policy = find(objects, "NetworkPolicy", WORKER)
+    assert policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 9090}]}]
+    prometheus = [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]
+    narrowed = render(
+        *WORKERS_ON, "--set-json", f"networkPolicy.metricsIngressFrom={json.dumps(prometheus)}"
+    )
+    assert find(narrowed, "NetworkPolicy", WORKER)["spec"]["ingress"][0]["from"] == prometheus
+
+
+def test_metrics_port_zero_serves_and_opens_nothing() -> None:
+    objects = render(
+        *WORKERS_ON, "--set", "serviceMonitor.enabled=true", "--set", "ingestion.metricsPort=0"
+    )
+    worker, _ = worker_and_gateway(objects)
+    assert worker["args"] == ["worker"] and "ports" not in worker
+    assert not [o for o in objects if o["kind"] == "PodMonitor"]
+    assert find(objects, "NetworkPolicy", WORKER)["spec"]["ingress"] == []
 
 
 def test_workers_run_from_the_gateways_image_config_and_secrets() -> None:
@@ -95,12 +125,13 @@ def pod_spec_annotations(objects: list[dict[str, Any]], name: str) -> dict[str, 
     return annotations
 
 
-def test_a_worker_serves_no_port_has_no_probe_and_may_finish_its_batch() -> None:
-    """No HTTP port to probe and nothing to restart it for: a stuck job is caught by its lease
-    and bounded attempts. SIGTERM lets the batch in hand finish within the grace period."""
+def test_a_worker_has_no_service_no_probe_and_may_finish_its_batch() -> None:
+    """Nothing routes to a worker (its one port is metrics) and nothing restarts it: a stuck
+    job is caught by its lease and bounded attempts. SIGTERM lets the batch in hand finish
+    within the grace period."""
     objects = render(*WORKERS_ON)
     worker, _ = worker_and_gateway(objects)
-    assert "ports" not in worker
+    assert [p["name"] for p in worker["ports"]] == ["metrics"]
     assert not {"livenessProbe", "readinessProbe", "startupProbe"} & worker.keys()
     assert pod_spec(find(objects, "Deployment", WORKER))["terminationGracePeriodSeconds"] == 360
     assert not [o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == WORKER]
@@ -168,7 +199,7 @@ def test_workers_reach_weaviate_embeddings_and_their_extra_egress_only() -> None
     selector = find(objects, "Deployment", WORKER)["spec"]["selector"]
     policy = find(objects, "NetworkPolicy", WORKER)
     assert policy["spec"]["podSelector"] == selector
-    assert policy["spec"]["ingress"] == []
+    assert policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 9090}]}]  # metrics
     egress = policy["spec"]["egress"]
     assert egress[-1]["ports"] == [{"protocol": "TCP", "port": 5432}]
     for target in ("weaviate", "embeddings"):

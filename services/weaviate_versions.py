@@ -18,7 +18,7 @@ from typing import Any
 from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
 from weaviate.exceptions import WeaviateBaseError
 
-from services.errors import ConfigError
+from services.errors import ConfigError, HoldfastError
 from services.records import IndexRecord
 from services.weaviate_common import (
     SCHEMA_VERSION,
@@ -73,6 +73,7 @@ class VersionedCollections:
         self._expect: tuple[str, int] = ("", 0)  # the embedding model this process uses
         self._route_lock = threading.RLock()
         self._route_cache: tuple[float, str | None, str | None] | None = None
+        self._refreshing = False  # a background re-read of the route is under way
         self._read_handle: tuple[Any, str, Any] | None = None  # (client, name, handle)
 
     @property
@@ -264,7 +265,7 @@ class VersionedCollections:
     # --- the route reads and writes take -----------------------------------------------------
 
     def _route(self, *, fresh: bool = False) -> tuple[str | None, str | None]:
-        """(collection to read, why writes are refused or None), cached for ``route_ttl_s``
+        """(collection to read, why writes are refused or None), trusted for ``route_ttl_s``
         (``fresh``: read again now).
 
         Normally (the alias, None). If the alias points at a collection built with another
@@ -272,35 +273,61 @@ class VersionedCollections:
         reloaded models.yaml yet, or the model was changed without a reindex), reads go to the
         newest collection still built with this process's model (kept for rollback) and writes
         are refused; with no such collection, reads are refused too.
+
+        A route past its time is re-read in the background while reads keep the last one: on a
+        cluster whose RAFT leader has just died, schema reads hang until a new leader is
+        elected (a CI run saw one block for the client's whole 30 s timeout, and every search
+        behind it), while searches themselves go on. A read that fails keeps the old route.
         """
+        model, dims = self._expect
+        if not model and not dims:
+            return self.alias, None
         with self._route_lock:
-            model, dims = self._expect
-            alias = self.alias
-            if not model and not dims:
-                return alias, None
-            now = time.monotonic()
             cached = self._route_cache
-            if not fresh and cached is not None and now - cached[0] < self._route_ttl_s:
+            if not fresh and cached is not None and self._route_ttl_s > 0:
+                if time.monotonic() - cached[0] >= self._route_ttl_s and not self._refreshing:
+                    self._refreshing = True
+                    threading.Thread(
+                        target=self._refresh_route, name="weaviate-route", daemon=True
+                    ).start()
                 return cached[1], cached[2]
-            records = self.index_records()
-            target = self.alias_target()
-            live = next((r for r in records if r.name == target), None)
-            if live is None or not live.embedding_model or live.built_for(model, dims):
-                route: tuple[str | None, str | None] = (alias, None)
-            else:
-                older = [r for r in records if r.built_for(model, dims) and r.embedding_model]
-                reason = (
-                    f"the index {alias} ({live.name}) was built with embedding model "
-                    f"{live.embedding_model!r} ({live.dimensions} dims) but the configured "
-                    f"embedding alias uses {model!r} ({dims} dims): run `holdfast reindex` to "
-                    "re-embed the chunks with the configured model, or reload models.yaml "
-                    f"with {live.embedding_model!r}"
-                )
-                route = (older[-1].name if older else None, reason)
-                if older:
-                    log.warning("%s; reading from %s meanwhile", reason, older[-1].name)
-            self._route_cache = (now, route[0], route[1])
-            return route
+        return self._read_route(model, dims)
+
+    def _refresh_route(self) -> None:
+        try:
+            model, dims = self._expect
+            self._read_route(model, dims)
+        except HoldfastError as exc:
+            log.warning("could not re-read the index route (%s); reads keep the last one", exc)
+        finally:
+            with self._route_lock:
+                self._refreshing = False
+
+    def _read_route(self, model: str, dims: int) -> tuple[str | None, str | None]:
+        """Read the alias and the index records now, and remember the route they give."""
+        alias = self.alias
+        now = time.monotonic()
+        records = self.index_records()
+        target = self.alias_target()
+        live = next((r for r in records if r.name == target), None)
+        if live is None or not live.embedding_model or live.built_for(model, dims):
+            route: tuple[str | None, str | None] = (alias, None)
+        else:
+            older = [r for r in records if r.built_for(model, dims) and r.embedding_model]
+            reason = (
+                f"the index {alias} ({live.name}) was built with embedding model "
+                f"{live.embedding_model!r} ({live.dimensions} dims) but the configured "
+                f"embedding alias uses {model!r} ({dims} dims): run `holdfast reindex` to "
+                "re-embed the chunks with the configured model, or reload models.yaml "
+                f"with {live.embedding_model!r}"
+            )
+            route = (older[-1].name if older else None, reason)
+            if older:
+                log.warning("%s; reading from %s meanwhile", reason, older[-1].name)
+        with self._route_lock:
+            if self._expect == (model, dims):  # not a read begun before a model reload
+                self._route_cache = (now, route[0], route[1])
+        return route
 
     def forget_route(self) -> bool:
         """Drop a cached route (True if there was one worth re-reading)."""

@@ -10,6 +10,7 @@ reindex (``weaviate_reindex``); ``weaviate_common`` holds what they share.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
@@ -86,6 +87,11 @@ DELETE_ROUNDS = 1000
 DELETE_TIMEOUT_S = 600.0
 
 
+log = logging.getLogger("holdfast.store")
+# how long a failed search waits for the route to be read again before its one repeat
+REROUTE_WAIT_S = 2.0
+
+
 class WeaviateStore:
     """Chunks in versioned Weaviate collections behind one alias, vectors brought by us (no
     vectorizer module). Every limit comes from settings; the constructor does no I/O."""
@@ -105,6 +111,7 @@ class WeaviateStore:
         self._conn = connection
         self._client = WeaviateClient(connection)
         self._versions = VersionedCollections(self._client, route_ttl_s=route_ttl_s)
+        self.search_repeats = 0  # searches repeated once after re-reading the route
         self._raw = RawCollections(self._client)
         self._section_limit = section_fetch_limit
         self._twins_per_hash = twins_per_hash
@@ -470,10 +477,14 @@ class WeaviateStore:
                 return hybrid(self._client.reading(collection))
             try:
                 return hybrid(self._versions.reads())
-            except StoreUnavailableError:
-                if not self._versions.forget_route():
+            except StoreUnavailableError as exc:
+                # the alias may have moved under the route (e.g. to other dimensions), or the
+                # cluster is between leaders: read the route again (waiting a bounded time) and
+                # try once more
+                if not self._versions.reroute(wait_s=REROUTE_WAIT_S):
                     raise
-                # the alias may have moved under a cached route (e.g. to other dimensions)
+                log.warning("search failed (%r); tried once more after re-reading the route", exc)
+                self.search_repeats += 1
                 return hybrid(self._versions.reads())
 
         # a node that died under the call: once more on the next ready node (failover nodes)

@@ -73,7 +73,7 @@ class VersionedCollections:
         self._expect: tuple[str, int] = ("", 0)  # the embedding model this process uses
         self._route_lock = threading.RLock()
         self._route_cache: tuple[float, str | None, str | None] | None = None
-        self._refreshing = False  # a background re-read of the route is under way
+        self._refresh_done: threading.Event | None = None  # set when the re-read under way ends
         self._read_handle: tuple[Any, str, Any] | None = None  # (client, name, handle)
 
     @property
@@ -285,15 +285,40 @@ class VersionedCollections:
         with self._route_lock:
             cached = self._route_cache
             if not fresh and cached is not None and self._route_ttl_s > 0:
-                if time.monotonic() - cached[0] >= self._route_ttl_s and not self._refreshing:
-                    self._refreshing = True
-                    threading.Thread(
-                        target=self._refresh_route, name="weaviate-route", daemon=True
-                    ).start()
+                if time.monotonic() - cached[0] >= self._route_ttl_s:
+                    self._start_refresh()
                 return cached[1], cached[2]
         return self._read_route(model, dims)
 
-    def _refresh_route(self) -> None:
+    @property
+    def refreshing(self) -> bool:
+        """A background re-read of the route is under way."""
+        return self._refresh_done is not None
+
+    def reroute(self, wait_s: float) -> bool:
+        """After a read failed: read the route again, waiting at most ``wait_s`` for it (a
+        schema read can hang while the cluster elects a leader; the last route stays then).
+        False when the route cannot have moved (no embedding model expected: always the
+        alias)."""
+        model, dims = self._expect
+        if not model and not dims:
+            return False
+        with self._route_lock:
+            done = self._start_refresh()
+        done.wait(wait_s)
+        return True
+
+    def _start_refresh(self) -> threading.Event:
+        """The re-read under way, or a new one in the background (call with the lock held)."""
+        if self._refresh_done is None:
+            done = threading.Event()
+            self._refresh_done = done
+            threading.Thread(
+                target=self._refresh_route, args=(done,), name="weaviate-route", daemon=True
+            ).start()
+        return self._refresh_done
+
+    def _refresh_route(self, done: threading.Event) -> None:
         try:
             model, dims = self._expect
             self._read_route(model, dims)
@@ -301,7 +326,8 @@ class VersionedCollections:
             log.warning("could not re-read the index route (%s); reads keep the last one", exc)
         finally:
             with self._route_lock:
-                self._refreshing = False
+                self._refresh_done = None
+            done.set()
 
     def _read_route(self, model: str, dims: int) -> tuple[str | None, str | None]:
         """Read the alias and the index records now, and remember the route they give."""

@@ -254,7 +254,9 @@ def test_searches_survive_a_killed_node_and_it_catches_up_on_return(
             f"\ncluster load: {result.searches} searches in {LOAD_S:.0f}s at concurrency "
             f"{CONCURRENCY} ({dict(result.by_store)}), node0 killed at "
             f"{outage['killed_at']:.1f}s; failed {len(result.failures)}, wrong "
-            f"{len(result.wrong)}; failovers {switches} (reads repeated {repeats}); p50 "
+            f"{len(result.wrong)}; failovers {switches} (reads repeated {repeats}); searches "
+            f"repeated after re-reading the route {store_a.search_repeats + store_b.search_repeats}"
+            f"; p50 "
             f"{latencies[len(latencies) // 2] * 1000:.0f} ms, p99 "
             f"{latencies[int(len(latencies) * 0.99)] * 1000:.0f} ms, max {latencies[-1]:.2f}s; "
             f"writes during the outage {outage['writes_s']:.1f}s; first ingest {ingest_s:.1f}s; "
@@ -265,9 +267,10 @@ def test_searches_survive_a_killed_node_and_it_catches_up_on_return(
         assert result.wrong == [], result.wrong[:5]
         assert misranked == [], (len(misranked), misranked[:5])
         assert result.by_store["entry node0"] > 0 and result.by_store["entry node2"] > 0
-        # the store entering at node 0 switched once (to a live node), and repeated at most
-        # one read per search thread that was inside a call when node 0 died
-        assert switches == 1 and repeats <= CONCURRENCY
+        # the store entering at node 0 switched away from it (twice when the next node was not
+        # ready yet: a node reports itself unready while the cluster elects a new leader), and
+        # repeated at most one read per search thread that was inside a call when node 0 died
+        assert 1 <= switches <= 2 and repeats <= CONCURRENCY
         assert store_b.failovers == (0, 0), "node 2 stayed up: its store never switched"
 
         added = outage["added"]

@@ -63,12 +63,12 @@ def test_an_expired_route_is_served_while_a_hanging_re_read_runs_in_the_backgrou
     for _ in range(20):
         assert versions._route() == ("Chunks", None)
     assert time.monotonic() - started < 0.5, "no read waited for the hanging one"
-    assert versions._refreshing  # one re-read under way, not twenty
+    assert versions.refreshing  # one re-read under way, not twenty
     # meanwhile a reindex repointed the alias at a collection of another model
     versions.records.append(IndexRecord("Chunks_2", "local/other", 768, SCHEMA_VERSION))
     versions.target = "Chunks_2"
     versions.gate.set()
-    _wait_until(lambda: not versions._refreshing)
+    _wait_until(lambda: not versions.refreshing)
     assert versions.schema_reads == 2
     name, reason = versions._route()
     assert name == "Chunks_1" and reason and "holdfast reindex" in reason
@@ -80,9 +80,9 @@ def test_a_failed_re_read_keeps_the_last_route_and_is_tried_again() -> None:
     versions.fail = True
     time.sleep(0.06)
     assert versions._route() == ("Chunks", None)
-    _wait_until(lambda: versions.schema_reads == 2 and not versions._refreshing)
+    _wait_until(lambda: versions.schema_reads == 2 and not versions.refreshing)
     assert versions._route() == ("Chunks", None)  # still the old one, and another try
-    _wait_until(lambda: versions.schema_reads == 3 and not versions._refreshing)
+    _wait_until(lambda: versions.schema_reads == 3 and not versions.refreshing)
 
 
 def test_fresh_reads_and_a_zero_ttl_read_synchronously() -> None:
@@ -95,3 +95,20 @@ def test_fresh_reads_and_a_zero_ttl_read_synchronously() -> None:
     versions.fail = True
     with pytest.raises(StoreUnavailableError):
         versions._route(fresh=True)  # a write must not go by an old route
+
+
+def test_a_reroute_waits_a_bounded_time_for_a_hanging_read() -> None:
+    versions = Reads(ttl_s=60.0)
+    versions._route()
+    versions.gate.clear()
+    started = time.monotonic()
+    assert versions.reroute(wait_s=0.2)
+    assert 0.2 <= time.monotonic() - started < 1.0
+    assert versions._route() == ("Chunks", None)  # the last route, while the read hangs
+    versions.target = "Chunks_9"
+    versions.records.append(IndexRecord("Chunks_9", "local/other", 768, SCHEMA_VERSION))
+    versions.gate.set()
+    assert versions.reroute(wait_s=5.0)  # a read that answers: the moved alias is seen
+    assert versions._route()[0] == "Chunks_1"
+    versions._expect = ("", 0)
+    assert not versions.reroute(wait_s=5.0)  # no model expected: the route is the alias

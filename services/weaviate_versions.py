@@ -67,9 +67,13 @@ def chunk_properties_schema() -> list[Property]:
 class VersionedCollections:
     """The alias, the physical collections behind it, and which of them reads and writes use."""
 
-    def __init__(self, client: WeaviateClient, *, route_ttl_s: float) -> None:
+    def __init__(
+        self, client: WeaviateClient, *, route_ttl_s: float, route_wait_s: float = 1.0
+    ) -> None:
         self._client = client
         self._route_ttl_s = route_ttl_s  # how long a read of the alias target is trusted
+        self._route_wait_s = route_wait_s  # how long reads wait for a re-read of it
+        self._refresh_began = 0.0
         self._expect: tuple[str, int] = ("", 0)  # the embedding model this process uses
         self._route_lock = threading.RLock()
         self._route_cache: tuple[float, str | None, str | None] | None = None
@@ -274,21 +278,32 @@ class VersionedCollections:
         newest collection still built with this process's model (kept for rollback) and writes
         are refused; with no such collection, reads are refused too.
 
-        A route past its time is re-read in the background while reads keep the last one: on a
-        cluster whose RAFT leader has just died, schema reads hang until a new leader is
-        elected (a CI run saw one block for the client's whole 30 s timeout, and every search
-        behind it), while searches themselves go on. A read that fails keeps the old route.
+        A route past its time is read again in a thread of its own, and reads wait for it at
+        most ``route_wait_s`` from when that read began, then keep the last route: on a cluster
+        whose RAFT leader has just died, schema reads hang until a new leader is elected (a CI
+        run saw one block for the client's whole 30 s timeout, and every search behind it),
+        while searches themselves go on. A read that fails keeps the old route.
         """
         model, dims = self._expect
         if not model and not dims:
             return self.alias, None
         with self._route_lock:
             cached = self._route_cache
-            if not fresh and cached is not None and self._route_ttl_s > 0:
-                if time.monotonic() - cached[0] >= self._route_ttl_s:
-                    self._start_refresh()
+            if fresh or cached is None or self._route_ttl_s <= 0:
+                done = None
+            elif time.monotonic() - cached[0] < self._route_ttl_s:
                 return cached[1], cached[2]
-        return self._read_route(model, dims)
+            else:
+                done = self._start_refresh()
+                wait_s = self._refresh_began + self._route_wait_s - time.monotonic()
+        if done is None:
+            return self._read_route(model, dims)
+        done.wait(max(0.0, wait_s))
+        with self._route_lock:
+            cached = self._route_cache
+        if cached is None:  # forgotten meanwhile
+            return self._read_route(model, dims)
+        return cached[1], cached[2]  # the new route if it came in time, else the last one
 
     @property
     def refreshing(self) -> bool:
@@ -313,6 +328,7 @@ class VersionedCollections:
         if self._refresh_done is None:
             done = threading.Event()
             self._refresh_done = done
+            self._refresh_began = time.monotonic()
             threading.Thread(
                 target=self._refresh_route, args=(done,), name="weaviate-route", daemon=True
             ).start()

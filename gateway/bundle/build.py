@@ -6,6 +6,8 @@ Layout of ``<out>/holdfast-bundle-<version>/``::
                  wheel (offline_wheels/local_packages) + the lock files + requirements.bundle.txt
                  (every wheel here pinned to its own digest: what hosts install with)
     bin/         weaviate-server, ollama
+    debs/        OCR for hosts: tesseract-ocr, tesseract-ocr-eng, poppler-utils and every Debian
+                 package they need beyond a minimal host of the target release (see debs.py)
     models/      chat/<gguf>, embeddings/<model folder>   (the spaCy model is a wheel in wheels/)
     helm/        the packaged chart (.tgz)
     ansible/     the playbook and roles
@@ -30,7 +32,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from gateway.bundle import sbom, wheelhouse
+from gateway.bundle import debs, sbom, wheelhouse
 from gateway.bundle.checksums import format_sums, sha256_file
 from gateway.bundle.records import (
     MANIFEST_NAME,
@@ -47,6 +49,7 @@ STEPS = (
     "wheels",
     "holdfast wheel",
     "binaries",
+    "debian packages",
     "models",
     "chart",
     "playbook",
@@ -89,6 +92,11 @@ class BuildOptions:
     # Signs SHA256SUMS and the archive (detached .sig files); None builds an unsigned bundle,
     # which `holdfast bundle verify` and the Ansible bundle role refuse unless told otherwise.
     signer: Signer | None = None
+    # OCR on hosts: the Debian packages of tesseract and poppler-utils with their closure for
+    # deb_target, cached in deb_cache across builds (None: ~/.cache/holdfast/debs/<target>).
+    ocr_packages: bool = True
+    deb_target: debs.DebTarget = field(default_factory=debs.DebTarget)
+    deb_cache: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +257,33 @@ def _binaries(c: _Collector, opts: BuildOptions, say: Progress) -> None:
         (c.root / f"bin/{name}").chmod(0o755)
 
 
+def _debian_packages(c: _Collector, opts: BuildOptions, say: Progress) -> None:
+    if not opts.ocr_packages:
+        say("debian packages", "left out (--no-ocr)")
+        return
+    target = opts.deb_target
+    cache = opts.deb_cache or debs.DEFAULT_CACHE / target.label.replace("/", "-")
+    try:
+        packages = debs.collect(
+            cache,
+            target,
+            download=opts.download,
+            say=lambda detail: say("debian packages", detail),
+        )
+    except debs.DebError as exc:
+        raise BuildError(f"debian packages: {exc}") from exc
+    for package, path in packages:
+        c.add(
+            path,
+            f"debs/{package.filename}",
+            "deb",
+            package.name,
+            package.version,
+            digest=package.sha256,
+            link=True,
+        )
+
+
 def _models(c: _Collector, opts: BuildOptions, say: Progress) -> None:
     from gateway.bundle.minilm_folder import minilm_folder
     from gateway.models.packaged import (
@@ -343,7 +378,8 @@ def build(opts: BuildOptions, on_progress: Progress = lambda _s, _d: None) -> Bu
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     c = _Collector(folder)
-    for step in (_wheels, _holdfast_wheel, _wheel_lock, _binaries, _models, _chart, _playbook):
+    steps = (_wheels, _holdfast_wheel, _wheel_lock, _binaries, _debian_packages, _models)
+    for step in (*steps, _chart, _playbook):
         step(c, opts, on_progress)
     on_progress("sbom", "cyclonedx-py")
     lock = opts.repo_root / "offline_wheels" / "requirements.lock"
@@ -351,7 +387,8 @@ def build(opts: BuildOptions, on_progress: Progress = lambda _s, _d: None) -> Bu
         document = sbom.python_sbom(lock, opts.repo_root / "pyproject.toml")
     except sbom.SbomError as exc:
         raise BuildError(f"sbom: {exc}") from exc
-    (folder / SBOM_NAME).write_text(json.dumps(sbom.add_artefacts(document, c.artefacts), indent=1))
+    document = sbom.add_artefacts(document, c.artefacts, opts.deb_target.label)
+    (folder / SBOM_NAME).write_text(json.dumps(document, indent=1))
     on_progress("index", "manifest.json, SHA256SUMS")
     manifest = Manifest(
         holdfast_version=version,
@@ -359,6 +396,7 @@ def build(opts: BuildOptions, on_progress: Progress = lambda _s, _d: None) -> Bu
         created=datetime.now(UTC).replace(microsecond=0).isoformat(),
         python_version=opts.target.python_version,
         platform=opts.target.platform,
+        deb_target=opts.deb_target.label if opts.ocr_packages else "",
         artefacts=c.artefacts,
     )
     (folder / MANIFEST_NAME).write_text(manifest.model_dump_json(indent=1) + "\n")

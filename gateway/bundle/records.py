@@ -12,7 +12,9 @@ SUMS_NAME = "SHA256SUMS"
 SBOM_NAME = "sbom.cdx.json"
 FORMAT_VERSION = 1
 
-ArtefactKind = Literal["wheel", "binary", "model", "chart", "playbook", "lock", "sample", "sbom"]
+ArtefactKind = Literal[
+    "wheel", "binary", "deb", "model", "chart", "playbook", "lock", "sample", "sbom"
+]
 
 
 class Artefact(BaseModel):
@@ -41,6 +43,11 @@ class Manifest(BaseModel):
     created: str = Field(description="UTC time of the build, ISO 8601.")
     python_version: str = Field(description="Target Python, e.g. 3.11.")
     platform: str = Field(description="Target platform tag, e.g. manylinux_2_28_x86_64.")
+    deb_target: str = Field(
+        "",
+        description="Release the deb artefacts are for, as distribution/codename/architecture "
+        "(e.g. debian/bookworm/amd64); empty: the bundle carries no Debian packages.",
+    )
     artefacts: list[Artefact]
 
     @property

@@ -1,6 +1,7 @@
 """The CycloneDX SBOM: Python packages from the lock (by ``cyclonedx-py``), plus one component
-per non-Python artefact (binaries, models, chart, playbook) and per wheel the lock does not name
-(the en_core_web_sm alias, built from offline_wheels/local_packages), each with its SHA-256."""
+per non-Python artefact (binaries, Debian packages, models, chart, playbook) and per wheel the
+lock does not name (the en_core_web_sm alias, built from offline_wheels/local_packages), each with
+its SHA-256; a Debian package also carries its package URL (pkg:deb/debian/...)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from gateway.bundle.records import Artefact
 
 _COMPONENT_TYPE = {
     "binary": "application",
+    "deb": "library",
     "model": "machine-learning-model",
     "chart": "file",
     "playbook": "file",
@@ -58,7 +60,24 @@ def python_sbom(lock: Path, pyproject: Path) -> dict[str, object]:
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
-def add_artefacts(sbom: dict[str, object], artefacts: Iterable[Artefact]) -> dict[str, object]:
+def deb_purl(artefact: Artefact, deb_target: str) -> str:
+    """``pkg:deb/debian/tesseract-ocr@5.3.0-2?arch=amd64&distro=debian-bookworm`` (purl spec;
+    the epoch's colon percent-encoded); the architecture is the file name's last field."""
+    distribution, _, rest = deb_target.partition("/")
+    codename = rest.partition("/")[0]
+    arch = artefact.path.rsplit("_", 1)[-1].removesuffix(".deb")
+    version = artefact.version.replace(":", "%3A")
+    return (
+        f"pkg:deb/{distribution}/{artefact.name}@{version}"
+        f"?arch={arch}&distro={distribution}-{codename}"
+    )
+
+
+def add_artefacts(
+    sbom: dict[str, object],
+    artefacts: Iterable[Artefact],
+    deb_target: str = "debian/bookworm/amd64",
+) -> dict[str, object]:
     """Append the non-Python artefacts as components, and the wheels the lock does not name (those
     the lock names are already there, from cyclonedx-py; holdfast is the SBOM's own component)."""
     components = sbom.setdefault("components", [])
@@ -70,16 +89,17 @@ def add_artefacts(sbom: dict[str, object], artefacts: Iterable[Artefact]) -> dic
             kind = None if _normal(artefact.name) in listed else "library"
         if kind is None:
             continue
-        components.append(
-            {
-                "type": kind,
-                "bom-ref": f"holdfast-bundle:{artefact.path}",
-                "name": artefact.name,
-                "version": artefact.version,
-                "hashes": [{"alg": "SHA-256", "content": artefact.sha256}],
-                "properties": [{"name": "holdfast:bundle-path", "value": artefact.path}],
-            }
-        )
+        component: dict[str, object] = {
+            "type": kind,
+            "bom-ref": f"holdfast-bundle:{artefact.path}",
+            "name": artefact.name,
+            "version": artefact.version,
+            "hashes": [{"alg": "SHA-256", "content": artefact.sha256}],
+            "properties": [{"name": "holdfast:bundle-path", "value": artefact.path}],
+        }
+        if artefact.kind == "deb":
+            component["purl"] = deb_purl(artefact, deb_target)
+        components.append(component)
     return sbom
 
 

@@ -78,9 +78,21 @@ def build_bundle(
     unsigned: Annotated[
         bool, typer.Option(help="Build without a signature (development only).")
     ] = False,
+    ocr: Annotated[
+        bool,
+        typer.Option(
+            help="Carry tesseract-ocr, tesseract-ocr-eng and poppler-utils with every Debian "
+            "package they need beyond a minimal host (resolved by this machine's apt, which must "
+            "run the target release); --no-ocr leaves them out."
+        ),
+    ] = True,
+    deb_cache: Annotated[
+        Path | None,
+        typer.Option(help="Download cache of the .deb files (default ~/.cache/holdfast/debs)."),
+    ] = None,
 ) -> None:
-    """Build wheelhouse, binaries, models, chart, playbook, manifest, SHA256SUMS, SBOM, archive,
-    and sign SHA256SUMS and the archive."""
+    """Build wheelhouse, binaries, OCR's Debian packages, models, chart, playbook, manifest,
+    SHA256SUMS, SBOM, archive, and sign SHA256SUMS and the archive."""
     from gateway.bundle.build import STEPS, BuildError, BuildOptions, build
     from gateway.bundle.signing import Signer
     from gateway.bundle.wheelhouse import Target
@@ -103,6 +115,8 @@ def build_bundle(
         archive=archive,
         bundle_version=bundle_version,
         signer=signer,
+        ocr_packages=ocr,
+        deb_cache=deb_cache,
     )
     started = time.monotonic()
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())

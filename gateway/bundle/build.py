@@ -95,6 +95,8 @@ class BuildOptions:
     # OCR on hosts: the Debian packages of tesseract and poppler-utils with their closure for
     # deb_target, cached in deb_cache across builds (None: ~/.cache/holdfast/debs/<target>).
     ocr_packages: bool = True
+    # What hosts install from debs/ (apt pulls in the rest of the closure only where missing).
+    deb_packages: tuple[str, ...] = debs.OCR_PACKAGES
     deb_target: debs.DebTarget = field(default_factory=debs.DebTarget)
     deb_cache: Path | None = None
 
@@ -264,24 +266,22 @@ def _debian_packages(c: _Collector, opts: BuildOptions, say: Progress) -> None:
     target = opts.deb_target
     cache = opts.deb_cache or debs.DEFAULT_CACHE / target.label.replace("/", "-")
     try:
-        packages = debs.collect(
+        collected = debs.collect(
             cache,
             target,
+            opts.deb_packages,
             download=opts.download,
             say=lambda detail: say("debian packages", detail),
         )
     except debs.DebError as exc:
         raise BuildError(f"debian packages: {exc}") from exc
-    for package, path in packages:
-        c.add(
-            path,
-            f"debs/{package.filename}",
-            "deb",
-            package.name,
-            package.version,
-            digest=package.sha256,
-            link=True,
-        )
+    for package, path in collected.packages:
+        rel = f"debs/{package.filename}"
+        c.add(path, rel, "deb", package.name, package.version, digest=package.sha256, link=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        index = Path(tmp) / debs.INDEX_NAME
+        index.write_text(collected.index)
+        c.add(index, f"debs/{debs.INDEX_NAME}", "lock", "debian-packages-index", target.label)
 
 
 def _models(c: _Collector, opts: BuildOptions, say: Progress) -> None:
@@ -397,6 +397,7 @@ def build(opts: BuildOptions, on_progress: Progress = lambda _s, _d: None) -> Bu
         python_version=opts.target.python_version,
         platform=opts.target.platform,
         deb_target=opts.deb_target.label if opts.ocr_packages else "",
+        deb_packages=list(opts.deb_packages) if opts.ocr_packages else [],
         artefacts=c.artefacts,
     )
     (folder / MANIFEST_NAME).write_text(manifest.model_dump_json(indent=1) + "\n")

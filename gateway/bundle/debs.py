@@ -6,8 +6,10 @@ apt itself resolves the closure, against a *minimal host*: the packages of ``Pri
 and what they depend on (what ``debootstrap --variant=minbase`` installs), written as a dpkg status
 file. The packages are fetched with ``apt-get download`` into a cache folder reused across builds;
 every file, cached or fresh, must match the SHA-256 of the apt index (which apt verified against
-the release's signature), so the cache only saves time. Last, the closure is proved: ``apt-get
-install --simulate`` of exactly these files onto the minimal host, with no package source at all.
+the release's signature), so the cache only saves time. The bundle carries them as a flat
+repository (``debs/`` and its ``Packages`` index); hosts run ``apt-get install --with-source
+debs/Packages`` with no other package source, so apt installs only what a host lacks. Last, the
+closure is proved the same way: a simulated install onto the minimal host from that index alone.
 
 The build machine must run the target release (its apt lists are where versions and digests come
 from); it needs apt, not root and no network beyond its configured Debian mirror.
@@ -27,6 +29,19 @@ from pathlib import Path
 from gateway.bundle.checksums import sha256_file
 
 OCR_PACKAGES = ("tesseract-ocr", "tesseract-ocr-eng", "poppler-utils")
+INDEX_NAME = "Packages"
+_LANGUAGE = re.compile(r"^[a-z]{3}(?:-[a-z]+)?$")  # tesseract's data packages: eng, deu, chi-sim
+
+
+def ocr_packages(languages: Iterable[str] = ("eng",)) -> tuple[str, ...]:
+    """tesseract, the data package of each language (Debian: tesseract-ocr-<code>), pdftoppm."""
+    codes = list(dict.fromkeys(languages))
+    bad = [code for code in codes if not _LANGUAGE.match(code)]
+    if bad or not codes:
+        raise DebError(f"OCR languages {bad or codes}: use tesseract's codes, e.g. eng, deu")
+    return ("tesseract-ocr", *(f"tesseract-ocr-{code}" for code in codes), "poppler-utils")
+
+
 DEFAULT_CACHE = Path.home() / ".cache" / "holdfast" / "debs"  # + one folder per target
 # apt with no package source and no cache files: only the dpkg status and the .deb files named on
 # the command line count, so a resolution cannot reach a mirror or read the machine's lists.
@@ -231,15 +246,53 @@ def _matches(path: Path, package: DebPackage) -> bool:
     )
 
 
-def prove_closure(files: Iterable[Path], status: Path, names: Iterable[str]) -> None:
-    """``apt-get install --simulate`` of exactly these files onto the minimal host with no
-    package source: passes only when the files hold every dependency the host lacks."""
-    with tempfile.TemporaryDirectory() as lists:
-        local = [str(f if f.is_absolute() else f.resolve()) for f in files]
-        planned = simulate(local, status, *NO_SOURCES, "-o", f"Dir::State::Lists={lists}")
-    missing = set(names) - {name for name, _v, _a in planned}
+def packages_index(records: Iterable[tuple[DebPackage, str]]) -> str:
+    """The ``Packages`` file of a flat repository of these records, each file beside it: what
+    ``apt-get install --with-source debs/Packages`` reads on the host (apt checks every file
+    against its SHA256 here; SHA256SUMS, which the bundle's signature covers, vouches for this)."""
+    paragraphs = []
+    for package, block in sorted(records, key=lambda r: (r[0].name, r[0].architecture)):
+        lines = [
+            f"Filename: ./{package.filename}" if line.startswith("Filename:") else line
+            for line in block.strip().splitlines()
+        ]
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs) + "\n"
+
+
+def install_argv(index: Path, *extra: str) -> list[str]:
+    """``apt-get install`` from the bundle's flat repository alone (what the Ansible role runs)."""
+    return [
+        "apt-get",
+        "install",
+        "--quiet",
+        "--no-install-recommends",
+        *NO_SOURCES,
+        "--with-source",
+        str(index),
+        *extra,
+    ]
+
+
+def prove_closure(index: Path, status: Path, names: Iterable[str]) -> list[str]:
+    """``apt-get install --simulate`` of ``names`` onto the host ``status`` describes, from the
+    flat repository at ``index`` and no other source: passes only when the repository holds every
+    package the host lacks. Returns the names apt would install."""
+    wanted = list(names)
+    argv = install_argv(index, "--simulate", "-o", f"Dir::State::status={status}", *wanted)
+    planned = [m[1] for m in _INST.finditer(_apt("closure", argv))]
+    missing = set(wanted) - set(planned)
     if missing:
         raise DebError(f"closure: {', '.join(sorted(missing))} would not be installed")
+    return planned
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """The packages for the bundle: each record with its verified file, and the index."""
+
+    packages: list[tuple[DebPackage, Path]]
+    index: str  # the flat repository's Packages file
 
 
 def collect(
@@ -249,18 +302,23 @@ def collect(
     *,
     download: bool = True,
     say: Say = lambda _detail: None,
-) -> list[tuple[DebPackage, Path]]:
-    """Resolve, fetch and prove the closure of ``packages``; each record with its cached file."""
+) -> Collected:
+    """Resolve, fetch and prove the closure of ``packages`` for a minimal host of ``target``."""
     wanted = list(packages)
     check_build_machine(target)
     with tempfile.TemporaryDirectory() as tmp:
         status = minimal_status(Path(tmp), say)
         say(f"resolving {' '.join(wanted)} for a minimal {target.label} host")
         plan = simulate(wanted, status)
-        records = [record for record, _block in show(f"{n}:{a}={v}" for n, v, a in plan)]
+        records = show(f"{n}:{a}={v}" for n, v, a in plan)
         if len(records) != len(plan):
             raise DebError("index: apt-cache show returned fewer records than apt planned")
-        files = fetch(records, cache, download, say)
+        files = fetch([record for record, _block in records], cache, download, say)
+        index = packages_index(records)
+        (Path(tmp) / "Packages").write_text(index)
         say(f"proving the closure of {len(records)} packages (no package source)")
-        prove_closure(files.values(), status, [r.name for r in records])
-    return [(record, files[record.filename]) for record in sorted(records, key=lambda r: r.name)]
+        planned = prove_closure(Path(tmp) / "Packages", status, wanted)
+        if sorted(planned) != sorted(r.name for r, _block in records):
+            raise DebError("closure: the proof installed other packages than were resolved")
+    ordered = sorted((record for record, _block in records), key=lambda r: r.name)
+    return Collected([(record, files[record.filename]) for record in ordered], index)

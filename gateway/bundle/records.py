@@ -48,6 +48,11 @@ class Manifest(BaseModel):
         description="Release the deb artefacts are for, as distribution/codename/architecture "
         "(e.g. debian/bookworm/amd64); empty: the bundle carries no Debian packages.",
     )
+    deb_packages: list[str] = Field(
+        default_factory=list,
+        description="What hosts install from debs/ (with debs/Packages as the only package "
+        "source, apt adds the rest of the closure only where a host lacks it).",
+    )
     artefacts: list[Artefact]
 
     @property

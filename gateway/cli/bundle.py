@@ -86,6 +86,13 @@ def build_bundle(
             "run the target release); --no-ocr leaves them out."
         ),
     ] = True,
+    ocr_language: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Tesseract language to carry (Debian tesseract-ocr-<code>), repeatable; "
+            "default eng."
+        ),
+    ] = None,
     deb_cache: Annotated[
         Path | None,
         typer.Option(help="Download cache of the .deb files (default ~/.cache/holdfast/debs)."),
@@ -94,6 +101,7 @@ def build_bundle(
     """Build wheelhouse, binaries, OCR's Debian packages, models, chart, playbook, manifest,
     SHA256SUMS, SBOM, archive, and sign SHA256SUMS and the archive."""
     from gateway.bundle.build import STEPS, BuildError, BuildOptions, build
+    from gateway.bundle.debs import DebError, ocr_packages
     from gateway.bundle.signing import Signer
     from gateway.bundle.wheelhouse import Target
 
@@ -101,6 +109,10 @@ def build_bundle(
         _fail(f"no signing key: pass --sign-key or set {SIGN_KEY_ENV} (or --unsigned)")
     signer = Signer(sign_key.resolve(), sign_passphrase_file) if sign_key and not unsigned else None
 
+    try:
+        deb_packages = ocr_packages(ocr_language or ["eng"])
+    except DebError as exc:
+        _fail(str(exc))
     target = Target(python_version=python_version, platform=platform)
     cache = wheel_cache or DEFAULT_CACHE / f"cp{python_version.replace('.', '')}-{platform}"
     opts = BuildOptions(
@@ -116,6 +128,7 @@ def build_bundle(
         bundle_version=bundle_version,
         signer=signer,
         ocr_packages=ocr,
+        deb_packages=deb_packages,
         deb_cache=deb_cache,
     )
     started = time.monotonic()

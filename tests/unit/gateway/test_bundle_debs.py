@@ -93,3 +93,36 @@ def test_a_build_machine_of_another_release_is_refused(tmp_path: Path) -> None:
     os_release.write_text('ID=ubuntu\nVERSION_CODENAME="noble"\n')
     with pytest.raises(debs.DebError, match=r"runs ubuntu/noble/.*--no-ocr"):
         debs.check_build_machine(debs.DebTarget(), os_release)
+
+
+def test_the_flat_repository_index_points_at_the_files_beside_it() -> None:
+    record = debs.DebPackage("libx", "1.0-1", "amd64", "libx_1.0-1_amd64.deb", "d" * 64, 3)
+    block = "Package: libx\nVersion: 1.0-1\nFilename: pool/main/libx/libx_1.0-1_amd64.deb\nSize: 3"
+    other = debs.DebPackage("liba", "2", "all", "liba_2_all.deb", "e" * 64, 4)
+    index = debs.packages_index(
+        [(record, block), (other, "Package: liba\nFilename: x/liba_2_all.deb")]
+    )
+    assert index == (
+        "Package: liba\nFilename: ./liba_2_all.deb\n\n"
+        "Package: libx\nVersion: 1.0-1\nFilename: ./libx_1.0-1_amd64.deb\nSize: 3\n"
+    )
+
+
+def test_hosts_install_from_the_index_with_no_other_package_source() -> None:
+    argv = debs.install_argv(Path("/b/debs/Packages"), "--simulate")
+    assert argv[:2] == ["apt-get", "install"]
+    assert "Dir::Etc::SourceList=/dev/null" in argv and "Dir::Etc::SourceParts=/dev/null" in argv
+    assert argv[argv.index("--with-source") + 1] == "/b/debs/Packages"
+
+
+def test_ocr_languages_name_their_tesseract_data_packages() -> None:
+    assert debs.ocr_packages() == debs.OCR_PACKAGES
+    assert debs.ocr_packages(["eng", "deu", "eng", "chi-sim"]) == (
+        "tesseract-ocr",
+        "tesseract-ocr-eng",
+        "tesseract-ocr-deu",
+        "tesseract-ocr-chi-sim",
+        "poppler-utils",
+    )
+    with pytest.raises(debs.DebError):
+        debs.ocr_packages(["english; rm"])

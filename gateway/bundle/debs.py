@@ -261,13 +261,16 @@ def packages_index(records: Iterable[tuple[DebPackage, str]]) -> str:
 
 
 def install_argv(index: Path, *extra: str) -> list[str]:
-    """``apt-get install`` from the bundle's flat repository alone (what the Ansible role runs)."""
+    """``apt-get install`` from the bundle's flat repository alone: what the Ansible gateway
+    role runs (its ``gateway_ocr_apt``, held equal to this by a unit test)."""
     return [
         "apt-get",
         "install",
         "--quiet",
         "--no-install-recommends",
         *NO_SOURCES,
+        "-o",
+        "DPkg::Lock::Timeout=300",  # wait for another apt run instead of failing
         "--with-source",
         str(index),
         *extra,

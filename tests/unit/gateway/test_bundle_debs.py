@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from gateway.bundle import debs
 from gateway.bundle.records import Artefact, Manifest
@@ -126,3 +127,10 @@ def test_ocr_languages_name_their_tesseract_data_packages() -> None:
     )
     with pytest.raises(debs.DebError):
         debs.ocr_packages(["english; rm"])
+
+
+def test_the_ansible_role_runs_the_install_command_the_build_proved() -> None:
+    role_vars = Path(__file__).resolve().parents[3] / "ansible/roles/gateway/vars/main.yml"
+    argv = yaml.safe_load(role_vars.read_text())["gateway_ocr_apt"]
+    index = "{{ holdfast_bundle_dir }}/debs/Packages"
+    assert argv == debs.install_argv(Path(index))

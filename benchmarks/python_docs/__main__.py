@@ -41,7 +41,7 @@ from rich.progress import (
 )
 
 from benchmarks.python_docs import report, verify
-from benchmarks.python_docs.answers import run_answers, sample_questions
+from benchmarks.python_docs.answers import packaged_model, run_answers, sample_questions
 from benchmarks.python_docs.product import (
     PRODUCT_ARMS,
     admin_key_of,
@@ -109,7 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise SystemExit("--start-stack needs --home")
         env = stack_env(args.home, args.port_base)
         if chat_models:
-            env["HOLDFAST_OLLAMA__EXTRA_MODELS"] = json.dumps(chat_models)
+            packaged = list(dict.fromkeys(packaged_model(m) for m in chat_models))
+            env["HOLDFAST_OLLAMA__EXTRA_MODELS"] = json.dumps(packaged)
         console.print(f"starting a stack under {args.home} (holdfast up)…")
         subprocess.run([*command, "up"], env=env, check=True, stdout=subprocess.DEVNULL)
         started_stack = True
@@ -194,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         "--chat-models",
         default="",
         help="comma list of packaged chat models to answer with through /v1/query "
-        "(gemma3-270m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b)",
+        "(gemma3-270m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b); a name ending in +rerank "
+        "is that model with the opt-in CPU reranker on",
     )
     r.add_argument(
         "--answers-sample",

@@ -14,6 +14,10 @@ of given answers citing at least one passage (``cited``: a sentence attributed t
 ``[n]`` marker or by content), the share of their sentences that no passage supports
 (``unsupported_sentences``: a number, name or setting in no passage), and p50/p95 latency of the
 whole request.
+
+An arm named ``<model>+rerank`` is that model with the opt-in CPU reranker switched on
+(``rerank-default`` added to ``models.yaml`` as ``RERANK_EXAMPLE`` shows it): the reranker's
+effect on answers, measured on the same questions as the model without it.
 """
 
 from __future__ import annotations
@@ -30,8 +34,24 @@ import httpx
 import yaml
 
 from benchmarks.python_docs.questions import Question, keys_held
+from gateway.models.config import RERANK_ALIAS, RERANK_EXAMPLE
 
 CHAT_ALIAS = "chat-default"
+RERANK_SUFFIX = "+rerank"
+
+
+def packaged_model(arm: str) -> str:
+    """The packaged chat model behind an arm name (``qwen2.5-coder-0.5b+rerank`` → its model)."""
+    return arm.removesuffix(RERANK_SUFFIX)
+
+
+def _rerank_entry() -> dict[str, Any]:
+    """The opt-in reranker entry exactly as a new ``models.yaml`` carries it, uncommented."""
+    lines = RERANK_EXAMPLE.splitlines()
+    head = f"# - model_name: {RERANK_ALIAS}"
+    start = next(i for i, line in enumerate(lines) if line.startswith(head))
+    entry = yaml.safe_load("\n".join(line.removeprefix("# ") for line in lines[start:]))
+    return dict(entry[0])
 
 
 @dataclass
@@ -163,10 +183,13 @@ class ChatSwitch:
         if name == self.current:
             return
         models = yaml.safe_load(self.original)
-        params = _entry_for(models, name)
+        params = _entry_for(models, packaged_model(name))
         for entry in models["model_list"]:
             if entry["model_name"] == CHAT_ALIAS:
                 entry["litellm_params"] = params
+        models["model_list"] = [e for e in models["model_list"] if e["model_name"] != RERANK_ALIAS]
+        if name.endswith(RERANK_SUFFIX):
+            models["model_list"].append(_rerank_entry())
         self.models_file.write_text(yaml.safe_dump(models, sort_keys=False), encoding="utf-8")
         self._reload()
         self.current = name

@@ -3,12 +3,21 @@ seeded sample, and the table in the report."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from benchmarks.python_docs import report
-from benchmarks.python_docs.answers import AnswerArm, AnswerRecord, sample_questions
+from benchmarks.python_docs.answers import (
+    AnswerArm,
+    AnswerRecord,
+    ChatSwitch,
+    packaged_model,
+    sample_questions,
+)
 from benchmarks.python_docs.questions import Question
 from benchmarks.python_docs.runner import RunResult
+from gateway.models.config import RERANK_ALIAS, parse_models
 
 pytestmark = pytest.mark.unit
 
@@ -121,3 +130,58 @@ def test_unsupported_sentences_are_counted_over_the_answers_given() -> None:
         if k not in {"sentences", "unsupported"}
     }
     assert AnswerArm.from_json({"model": "qwen", "records": [old]}).records[0].sentences == 0
+
+
+MODELS_YAML = """\
+model_list:
+- model_name: chat-default
+  litellm_params:
+    model: ollama_chat/holdfast-qwen2.5-coder-0.5b
+    api_base: http://127.0.0.1:11434
+    timeout: 180
+    max_retries: 0
+- model_name: chat-gemma3-270m
+  litellm_params:
+    model: ollama_chat/holdfast-gemma3-270m
+    api_base: http://127.0.0.1:11434
+    timeout: 180
+    max_retries: 0
+- model_name: embed-default
+  litellm_params: {model: local/all-MiniLM-L6-v2, timeout: 30, max_retries: 0}
+  model_info: {mode: embedding}
+"""
+
+
+class _OfflineSwitch(ChatSwitch):
+    """The switch without the stack: reloads are counted, not sent."""
+
+    reloads = 0
+
+    def _reload(self) -> None:
+        self.reloads += 1
+
+
+def test_a_rerank_arm_adds_the_shipped_reranker_entry_and_the_next_arm_drops_it(
+    tmp_path: Path,
+) -> None:
+    models_file = tmp_path / "models.yaml"
+    models_file.write_text(MODELS_YAML, encoding="utf-8")
+    switch = _OfflineSwitch("http://gateway", "key", models_file)
+
+    switch.use("gemma3-270m+rerank")
+    config = parse_models(models_file.read_text(encoding="utf-8"))
+    entries = {e.model_name: e for e in config.model_list}
+    assert entries["chat-default"].litellm_params["model"] == "ollama_chat/holdfast-gemma3-270m"
+    assert entries[RERANK_ALIAS].model_info.mode == "rerank"
+    assert entries[RERANK_ALIAS].litellm_params["model"] == "onnx/bge-small-en-v1.5-q"
+
+    switch.use("qwen2.5-coder-0.5b")
+    config = parse_models(models_file.read_text(encoding="utf-8"))
+    names = [e.model_name for e in config.model_list]
+    assert RERANK_ALIAS not in names
+    assert config.model_list[0].litellm_params["model"].endswith("qwen2.5-coder-0.5b")
+
+    switch.restore()
+    assert models_file.read_text(encoding="utf-8") == MODELS_YAML
+    assert switch.reloads == 3
+    assert packaged_model("qwen2.5-coder-0.5b+rerank") == "qwen2.5-coder-0.5b"

@@ -61,9 +61,13 @@ app.kubernetes.io/part-of: holdfast
 
 {{/*
 Image reference: [global.imageRegistry | image.registry]/repository[:tag][@digest].
-The tag defaults to `defaultTag` (the chart's appVersion for Holdfast's own image); `latest` is refused.
-Usage: include "holdfast.image" (dict "context" $ "image" .Values.gateway.image "defaultTag" .Chart.AppVersion)
-       keys "tag" and "digest", when present, replace the image's own (TEI's CPU variant).
+The tag defaults to `defaultTag` (the chart's appVersion for Holdfast's own images); `latest` is refused.
+In config.environment production the reference must be <global.imageRegistry>/...@sha256:...: an
+empty global.imageRegistry or a missing digest fails, naming the value to set (`key`, the image's
+values path, e.g. "gateway.image").
+Usage: include "holdfast.image" (dict "context" $ "image" .Values.gateway.image "key" "gateway.image" "defaultTag" .Chart.AppVersion)
+       keys "tag" and "digest", when present, replace the image's own (TEI's CPU variant), and
+       "digestKey" the value named for a missing digest.
 */}}
 {{- define "holdfast.image" -}}
 {{- $registry := .context.Values.global.imageRegistry | default .image.registry | trimSuffix "/" }}
@@ -72,11 +76,20 @@ Usage: include "holdfast.image" (dict "context" $ "image" .Values.gateway.image 
 {{- $tag = $tag | default .defaultTag | toString }}
 {{- $digest := .image.digest }}
 {{- if hasKey . "digest" }}{{ $digest = .digest }}{{ end }}
+{{- $key := .key | default .image.repository }}
 {{- if eq $tag "latest" }}
-{{- fail (printf "image %s: the tag `latest` is not allowed; pin a version tag or a digest" .image.repository) }}
+{{- fail (printf "%s.tag: the tag `latest` is not allowed; pin a version tag or a digest" $key) }}
 {{- end }}
 {{- if and (not $tag) (not $digest) }}
-{{- fail (printf "image %s: set a tag or a digest" .image.repository) }}
+{{- fail (printf "%s: set a tag or a digest" $key) }}
+{{- end }}
+{{- if eq (toString .context.Values.config.environment) "production" }}
+{{- if not .context.Values.global.imageRegistry }}
+{{- fail "global.imageRegistry: production pulls every image from your own registry; set it to the registry (host[/path]) the bundle's images were copied into, or set config.environment: development" }}
+{{- end }}
+{{- if not (regexMatch "^sha256:[0-9a-f]{64}$" (toString $digest)) }}
+{{- fail (printf "%s: production pins every image by digest; set it to the image's sha256:... (the bundle's manifest.json lists them), or set config.environment: development" (.digestKey | default (printf "%s.digest" $key))) }}
+{{- end }}
 {{- end }}
 {{- $ref := .image.repository }}
 {{- if $registry }}{{ $ref = printf "%s/%s" $registry $ref }}{{ end }}

@@ -12,7 +12,7 @@ LOCK := offline_wheels/requirements.lock
 ALIASES := offline_wheels/local_packages/en_core_web_sm
 CONSTRAINTS := offline_wheels/constraints.txt
 
-.PHONY: help setup demo up down status test lint unit integration lock clean
+.PHONY: help setup demo up down status test lint unit integration lock clean images
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -68,6 +68,12 @@ integration: setup ## Integration tests (start real Weaviate, Ollama, models)
 
 test: setup lint ## Lint, then every test (unit and integration)
 	$(BIN)/pytest
+
+# OCI images (gateway, Weaviate, Ollama, models) into dist/images/, no Docker daemon: a Debian
+# root filesystem from mmdebstrap, layers and archives with umoci; same commit, same digests.
+images: setup ## Build the OCI images into dist/images/ (IMAGES_ARGS="--only holdfast-gateway")
+	bash scripts/apt-install.sh --for images mmdebstrap umoci
+	$(BIN)/holdfast images build --out dist/images $(IMAGES_ARGS)
 
 lock: | $(UV) ## Re-resolve the lock file after changing pyproject.toml
 	$(UV) pip compile --quiet pyproject.toml --extra dev --python-version 3.11 --generate-hashes \

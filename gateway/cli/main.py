@@ -14,6 +14,7 @@ from gateway.cli.bundle import bundle_app
 from gateway.cli.config import config_app
 from gateway.cli.db import db_app
 from gateway.cli.eval import eval_command
+from gateway.cli.images import images_app
 from gateway.cli.ingest import ingest
 from gateway.cli.keys import keys_app
 from gateway.cli.models import models_app
@@ -48,6 +49,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(bundle_app, name="bundle")
+app.add_typer(images_app, name="images")
 app.add_typer(db_app, name="db")
 
 

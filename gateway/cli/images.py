@@ -1,0 +1,70 @@
+"""``holdfast images``: build the OCI images (gateway, Weaviate, Ollama, models) offline."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from gateway.images import spec
+from gateway.images.build import BuildOptions, ImagesError, build
+
+images_app = typer.Typer(
+    help="Build the container images (OCI archives) from Debian packages, no Docker daemon.",
+    no_args_is_help=True,
+)
+out = Console()
+err = Console(stderr=True)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@images_app.command("build")
+def build_images(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for the archives, SBOMs and images.json.")
+    ] = REPO_ROOT / "dist" / "images",
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help=f"Build only these (repeat): {', '.join(spec.IMAGES)}."),
+    ] = None,
+    download: Annotated[
+        bool, typer.Option(help="Fetch missing wheels; --no-download uses the cache only.")
+    ] = True,
+    revision: Annotated[
+        str, typer.Option(help="The commit to build (git archive of it); labels name it.")
+    ] = "HEAD",
+    keep_layout: Annotated[
+        bool, typer.Option(help="Also keep the shared OCI layout as OUT/oci (for skopeo).")
+    ] = False,
+) -> None:
+    """Build the images from a committed tree (HEAD); same commit, same digests."""
+    started = time.monotonic()
+
+    def say(step: str, detail: str) -> None:
+        elapsed = time.monotonic() - started
+        out.print(f"[{elapsed:6.1f}s] {step}: {detail}", highlight=False, soft_wrap=True)
+
+    opts = BuildOptions(
+        repo_root=REPO_ROOT,
+        out_dir=out_dir,
+        images=tuple(only) if only else spec.IMAGES,
+        download=download,
+        keep_layout=keep_layout,
+        revision=revision,
+    )
+    try:
+        result = build(opts, say)
+    except ImagesError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from exc
+    out.print(f"built {len(result.images)} images in {result.seconds:.0f} s into {out_dir}:")
+    for image in result.images:
+        out.print(
+            f"  {image.name}:{image.tag}  {image.digest}  {image.size_bytes / 1e6:.0f} MB"
+            f"  {image.archive}",
+            highlight=False,
+            soft_wrap=True,
+        )

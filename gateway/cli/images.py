@@ -46,6 +46,7 @@ def build_images(
     def say(step: str, detail: str) -> None:
         elapsed = time.monotonic() - started
         out.print(f"[{elapsed:6.1f}s] {step}: {detail}", highlight=False, soft_wrap=True)
+        out.file.flush()
 
     opts = BuildOptions(
         repo_root=REPO_ROOT,

@@ -106,9 +106,13 @@ def _apt(step: str, argv: list[str], cwd: Path | None = None) -> str:
     except FileNotFoundError as exc:
         raise DebError(f"{step}: {argv[0]} not found (the build machine needs apt)") from exc
     if done.returncode != 0:
-        lines = [ln for ln in (done.stderr + done.stdout).splitlines() if ln.startswith("E:")]
-        last = (lines or (done.stderr or done.stdout).strip().splitlines() or ["(no output)"])[-1]
-        raise DebError(f"{step}: `{' '.join(argv[:2])}` failed: {last}")
+        output = (done.stdout + "\n" + done.stderr).splitlines()
+        errors = [ln for ln in output if ln.startswith("E:")]
+        last = (errors or [ln for ln in output if ln.strip()] or ["(no output)"])[-1]
+        # apt names the first package it cannot satisfy: "tesseract-ocr : Depends: libtesseract5"
+        unmet = [" ".join(ln.split()) for ln in output if re.search(r" : (Pre-)?Depends: ", ln)]
+        reason = f"{unmet[0]} ({last})" if unmet else last
+        raise DebError(f"{step}: `{' '.join(argv[:2])}` failed: {reason}")
     return done.stdout
 
 

@@ -8,8 +8,15 @@ Then a second bundle (same wheelhouse, a new bundle version) is built onto the h
 over the first: data and keys survive, the gateway moves to a new virtualenv, and rollback.yml
 moves it back.
 
-The wheel download cache (~/.cache/holdfast/wheels) is reused across runs; the bundle, the install
-root and every process started here are removed at the end.
+OCR: the bundle carries tesseract (English and, here, German data) and poppler-utils as Debian
+packages with their closure; that closure installs onto a minimal Debian host from the bundle
+alone (simulated), and the playbook installs them for real from the bundle, with no network:
+tesseract-ocr-deu is absent before (this test removes it if an earlier run left it) and present
+at the bundled version after. It is removed again at the end; the system's other packages are
+the build machine's own, already installed, and stay untouched.
+
+The wheel and .deb download caches (~/.cache/holdfast/) are reused across runs; the bundle, the
+install root and every process started here are removed at the end.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.bundle import debs
+from gateway.bundle.checksums import parse_sums, sha256_file
 from tests.integration.conftest import PORT_BASE
 from tests.integration.pii_canaries import canaries
 from tests.integration.signing_keys import KeyPair, make_key_pair
@@ -45,6 +54,9 @@ FIRST = "0.1.0"
 NEXT = "0.1.0-r2"  # the upgrade's bundle version
 TIMINGS: list[tuple[str, float]] = []  # (step, seconds), printed at the end (pytest -s)
 CANARIES = canaries()
+OCR_LANGUAGES = ("eng", "deu")
+OCR_PROBE = "tesseract-ocr-deu"  # absent before the install, so the playbook must install it
+DEB_TARGET = "debian/bookworm/amd64"
 HTML_QUESTION = "Where can employees park, and how do they get a parking permit?"
 HTML_PAGE = """<!doctype html>
 <html><head><title>Parking policy</title></head><body>
@@ -78,7 +90,14 @@ def bundle() -> Iterator[Bundle]:
     keys = make_key_pair(WORK / "vendor")
     started = time.monotonic()
     done = run(
-        [str(BIN / "holdfast"), "bundle", "build", "--out", str(WORK / "out")],
+        [
+            str(BIN / "holdfast"),
+            "bundle",
+            "build",
+            "--out",
+            str(WORK / "out"),
+            *(arg for code in OCR_LANGUAGES for arg in ("--ocr-language", code)),
+        ],
         3600,
         env={
             **os.environ,
@@ -153,6 +172,52 @@ def test_bundle_verifies_and_a_flipped_byte_is_named(bundle: Bundle) -> None:
         line for line in done.stderr.splitlines() if line.startswith(("altered", "missing"))
     ]
     assert problems == [f"altered bin/ollama (binary ollama {_stamp('ollama')})"], done.stderr
+
+
+def _deb_field(path: Path, field: str) -> str:
+    done = run(["dpkg-deb", "--field", str(path), field])
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_bundle_carries_ocr_debs_that_install_onto_a_minimal_host_from_the_bundle_alone(
+    bundle: Bundle,
+) -> None:
+    """Every .deb is in the manifest, SHA256SUMS, the flat repository's index and the SBOM with
+    the file's own digest, is the package and version it claims, and apt resolves tesseract and
+    poppler-utils onto a minimal Debian 12 host (Priority: required and their dependencies) from
+    debs/Packages with no other package source; without one dependency it cannot."""
+    manifest = json.loads((bundle.folder / "manifest.json").read_text())
+    wanted = ["tesseract-ocr", *(f"tesseract-ocr-{c}" for c in OCR_LANGUAGES), "poppler-utils"]
+    assert manifest["deb_target"] == DEB_TARGET
+    assert manifest["deb_packages"] == wanted
+    packaged = [a for a in manifest["artefacts"] if a["kind"] == "deb"]
+    assert set(wanted) <= {a["name"] for a in packaged}
+    sums = parse_sums((bundle.folder / "SHA256SUMS").read_text())
+    index = {p["Filename"]: p for p in debs.stanzas((bundle.folder / "debs/Packages").read_text())}
+    sbom = json.loads((bundle.folder / "sbom.cdx.json").read_text())
+    purls = {c.get("purl") for c in sbom["components"]}
+    for artefact in packaged:
+        path = bundle.folder / artefact["path"]
+        assert sha256_file(path) == artefact["sha256"] == sums[artefact["path"]]
+        assert index[f"./{path.name}"]["SHA256"] == artefact["sha256"]
+        assert _deb_field(path, "Package") == artefact["name"]
+        assert _deb_field(path, "Version") == artefact["version"]
+        assert any(p and p.startswith(f"pkg:deb/debian/{artefact['name']}@") for p in purls)
+    assert len(index) == len(packaged)
+    total = sum(a["size"] for a in packaged)
+    print(f"\nOCR debs: {len(packaged)} packages, {total / 1e6:.1f} MB")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        status = debs.minimal_status(Path(tmp), lambda _detail: None)
+        planned = debs.prove_closure(bundle.folder / "debs/Packages", status, wanted)
+        assert sorted(planned) == sorted(a["name"] for a in packaged)
+        # The proof has teeth: an index without libtesseract5 leaves tesseract uninstallable.
+        cut = Path(tmp) / "Packages"
+        paragraphs = (bundle.folder / "debs/Packages").read_text().split("\n\n")
+        cut.write_text("\n\n".join(p for p in paragraphs if "Package: libtesseract5\n" not in p))
+        with pytest.raises(debs.DebError, match="tesseract-ocr : Depends: libtesseract5"):
+            debs.prove_closure(cut, status, wanted)
 
 
 def _stamp(name: str) -> str:
@@ -284,6 +349,8 @@ def installed(bundle: Bundle) -> Iterator[Install]:
     root = WORK / "root"
     inventory = WORK / "inventory.yml"
     inventory.write_text(_inventory(root, bundle.keys.public))  # JSON is YAML
+    if _dpkg_version(OCR_PROBE):  # left by an interrupted run: the install must bring it back
+        _purge(OCR_PROBE)
     ns = Namespace()
     try:
         no_route = ns.run(["ip", "route", "get", "1.1.1.1"])
@@ -305,6 +372,23 @@ def installed(bundle: Bundle) -> Iterator[Install]:
                     ]
                 )
         ns.close()
+        _purge(OCR_PROBE)
+
+
+def _dpkg_version(package: str) -> str | None:
+    """The installed version of a Debian package, None when it is not installed."""
+    done = run(["dpkg-query", "--show", "--showformat=${db:Status-Status} ${Version}", package])
+    status, _, version = done.stdout.partition(" ")
+    return version if done.returncode == 0 and status == "installed" else None
+
+
+def _purge(package: str) -> None:
+    if _dpkg_version(package):
+        done = run(
+            ["apt-get", "purge", "--yes", "--quiet", "-o", "DPkg::Lock::Timeout=300", package],
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
 
 
 def _recap(output: str) -> dict[str, int]:
@@ -332,6 +416,23 @@ def test_playbook_installs_from_the_bundle_with_no_network(installed: Install) -
             ]
         )
         assert status.stdout.strip() == "running", unit
+
+
+def test_playbook_installs_the_ocr_packages_from_the_bundle(installed: Install) -> None:
+    """With no network, the gateway role installed what the host lacked (the German data, absent
+    before) from the bundle's debs/, at the bundled version; tesseract lists both languages."""
+    out = installed.first.stdout + installed.first.stderr
+    assert installed.first.returncode == 0, out[-5000:]
+    manifest = json.loads((installed.bundle.folder / "manifest.json").read_text())
+    bundled = {a["name"]: a["version"] for a in manifest["artefacts"] if a["kind"] == "deb"}
+    task = r"TASK \[gateway : Install the OCR packages from the bundle[^\n]*\n(\w+): \[localhost\]"
+    ran = re.search(task, out)
+    assert ran and ran[1] == "changed", out[-5000:]
+    assert _dpkg_version(OCR_PROBE) == bundled[OCR_PROBE]
+    for package in manifest["deb_packages"]:
+        assert _dpkg_version(package), package  # the rest was there already, at any version
+    languages = run(["tesseract", "--list-langs"]).stdout.split()
+    assert {"eng", "deu"} <= set(languages), languages
 
 
 def test_rendered_units_pass_systemd_analyze_verify(installed: Install) -> None:

@@ -29,6 +29,9 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "holdfast"
 EXAMPLES = REPO / "helm" / "examples"
 INSTALL_SCRIPT = REPO / "scripts" / "install-helm.sh"
+# Production refuses an empty global.imageRegistry and any image without a digest: every render
+# starts from this example (registry and a digest per image) unless it asks for `pinned=False`.
+PINNED = EXAMPLES / "production-images.yaml"
 RELEASE = "hf"
 NAMESPACE = "holdfast"
 FULLNAME = f"{RELEASE}-holdfast"
@@ -66,8 +69,9 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def template(
-    *args: str, kube_version: str = RENDER_KUBE_VERSION
+    *args: str, kube_version: str = RENDER_KUBE_VERSION, pinned: bool = True
 ) -> subprocess.CompletedProcess[str]:
+    """`helm template` of the chart; with `pinned`, PINNED comes first (later values win)."""
     return helm(
         "template",
         RELEASE,
@@ -76,13 +80,16 @@ def template(
         NAMESPACE,
         "--kube-version",
         f"{kube_version}.0",
+        *(["-f", str(PINNED)] if pinned else []),
         *args,
     )
 
 
-def render(*args: str, kube_version: str = RENDER_KUBE_VERSION) -> list[dict[str, Any]]:
+def render(
+    *args: str, kube_version: str = RENDER_KUBE_VERSION, pinned: bool = True
+) -> list[dict[str, Any]]:
     """Rendered objects; a failed render fails the test with helm's message."""
-    result = template(*args, kube_version=kube_version)
+    result = template(*args, kube_version=kube_version, pinned=pinned)
     if result.returncode != 0:
         pytest.fail(f"helm template {' '.join(args)} failed:\n{result.stderr}")
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
@@ -92,8 +99,8 @@ def value_set_args(name: str) -> list[str]:
     return ["-f", str(EXAMPLES / f"{name}.yaml"), "--set", f"global.imageRegistry={REGISTRY}"]
 
 
-def render_failure(*args: str) -> str:
-    result = template(*args)
+def render_failure(*args: str, pinned: bool = True) -> str:
+    result = template(*args, pinned=pinned)
     assert result.returncode != 0, f"helm template {' '.join(args)} rendered, it should fail"
     return result.stderr
 
@@ -167,11 +174,32 @@ def test_helm_is_the_version_install_script_pins() -> None:
 
 @pytest.mark.parametrize("value_set", [None, *VALUE_SETS])
 def test_helm_lint_strict_passes(value_set: str | None) -> None:
+    """The defaults are production, so they lint with the pinned images (bare, see below)."""
     extra = [] if value_set is None else ["-f", str(EXAMPLES / f"{value_set}.yaml")]
     result = helm(
-        "lint", "--strict", str(CHART), "--kube-version", f"{RENDER_KUBE_VERSION}.0", *extra
+        "lint",
+        "--strict",
+        str(CHART),
+        "--kube-version",
+        f"{RENDER_KUBE_VERSION}.0",
+        "-f",
+        str(PINNED),
+        *extra,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_bare_defaults_refuse_to_render_until_the_registry_is_set() -> None:
+    """Helm's lint mode reports a template `fail` as INFO and goes on, so `helm lint` of the bare
+    production defaults passes while printing the guard rail; `helm template` (and install)
+    stops on it. Development renders the bare defaults."""
+    lint = [helm_binary(), "lint", "--strict", str(CHART), "--kube-version"]
+    lint.append(f"{RENDER_KUBE_VERSION}.0")
+    bare = subprocess.run(lint, capture_output=True, text=True, timeout=120, check=False)
+    assert "Fail: global.imageRegistry: production pulls every image" in bare.stderr
+    stderr = render_failure(pinned=False)
+    assert "global.imageRegistry: production pulls every image" in stderr
+    assert render("--set", "config.environment=development", pinned=False)
 
 
 # --- Kubernetes schemas -----------------------------------------------------------------------
@@ -227,7 +255,7 @@ def test_a_digest_pins_the_image_and_latest_is_refused() -> None:
     digest = "sha256:" + "ab" * 32
     objects = render("--set", f"gateway.image.digest={digest}")
     gateway = next(containers(find(objects, "Deployment", f"{FULLNAME}-gateway")))
-    assert gateway["image"] == f"holdfast/gateway:0.1.0@{digest}"
+    assert gateway["image"] == f"registry.customer.internal/holdfast/holdfast-gateway:0.1.0@{digest}"
     assert "tag" in render_failure("--set", "llm.vllm.image.tag=latest")
 
 
@@ -288,7 +316,7 @@ def test_cpu_value_set_requests_no_gpu_and_uses_the_cpu_images(cpu: list[dict[st
             assert "nvidia.com/gpu" not in container["resources"].get("limits", {})
         assert "tolerations" not in pod_spec(obj), obj["metadata"]["name"]
     embeddings = next(containers(find(cpu, "Deployment", f"{FULLNAME}-embeddings")))
-    assert embeddings["image"].endswith("/huggingface/text-embeddings-inference:cpu-1.8")
+    assert "/huggingface/text-embeddings-inference:cpu-1.8@sha256:" in embeddings["image"]
     llm = next(containers(find(cpu, "Deployment", f"{FULLNAME}-llm")))
     assert llm["name"] == "ollama"
 

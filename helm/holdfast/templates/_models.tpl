@@ -53,7 +53,7 @@ waited=0
 until mkdir "$lock" 2>/dev/null; do
   if have; then echo "models: $MODELS_VERSION copied by another pod"; exit 0; fi
   if [ "$waited" -ge "$LOCK_TIMEOUT_S" ]; then
-    echo "models: taking over $lock (held ${waited}s)"; rmdir "$lock" || true; waited=0
+    echo "models: taking over $lock (held ${waited}s)"; rmdir "$lock" || true; waited=0; continue
   fi
   sleep 5; waited=$((waited + 5))
 done

@@ -491,7 +491,7 @@ class _Build:
         def add(source: Path, rel: str, version: str) -> None:
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            wheelhouse.link_or_copy(source, target)
+            shutil.copyfile(source, target)  # a copy: its mtime is set to the epoch below
             target.chmod(0o644)
             components.append(
                 {

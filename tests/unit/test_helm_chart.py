@@ -255,7 +255,9 @@ def test_a_digest_pins_the_image_and_latest_is_refused() -> None:
     digest = "sha256:" + "ab" * 32
     objects = render("--set", f"gateway.image.digest={digest}")
     gateway = next(containers(find(objects, "Deployment", f"{FULLNAME}-gateway")))
-    assert gateway["image"] == f"registry.customer.internal/holdfast/holdfast-gateway:0.1.0@{digest}"
+    assert (
+        gateway["image"] == f"registry.customer.internal/holdfast/holdfast-gateway:0.1.0@{digest}"
+    )
     assert "tag" in render_failure("--set", "llm.vllm.image.tag=latest")
 
 

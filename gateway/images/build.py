@@ -16,7 +16,6 @@ the same Debian archive state and the same wheels gives the same digests.
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import json
 import os
 import shutil
@@ -28,30 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.bundle import sbom as bundle_sbom
-from gateway.bundle import wheelhouse
-from gateway.bundle.wheelhouse import Target
 from gateway.images import oci, rootfs, spec
+from gateway.images.gateway_image import GatewayInputs, gateway_layer
 from gateway.images.models_image import models_layer
 from gateway.images.spec import ImageConfig, ImagesError
 
 Progress = Callable[[str, str], None]
-ALIAS_FOLDER = Path("offline_wheels") / "local_packages" / "en_core_web_sm"
 REQUIRED_TOOLS = ("mmdebstrap", "umoci")
 WHEEL_TARGET = "cp311-manylinux_2_28_x86_64"  # the cache folder `holdfast bundle build` fills
-# PEP 508 marker variables of the interpreter that runs it (as packaging computes them)
-_MARKER_ENV = (
-    "import json, os, platform, sys; i = sys.implementation; "
-    "v = f'{i.version.major}.{i.version.minor}.{i.version.micro}'; "
-    "print(json.dumps({'implementation_name': i.name, 'implementation_version': v, "
-    "'os_name': os.name, 'platform_machine': platform.machine(), "
-    "'platform_release': platform.release(), 'platform_system': platform.system(), "
-    "'platform_version': platform.version(), "
-    "'python_full_version': platform.python_version(), "
-    "'platform_python_implementation': platform.python_implementation(), "
-    "'python_version': '.'.join(platform.python_version_tuple()[:2]), "
-    "'sys_platform': sys.platform}))"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,16 +93,6 @@ def _git(repo: Path, *args: str) -> str:
     if done.returncode != 0:
         raise ImagesError(f"git {args[0]} failed: {done.stderr.strip()[:200]}")
     return done.stdout.strip()
-
-
-def _run(step: str, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-    with log.open("a") as out:
-        out.write(f"$ {' '.join(argv)}\n")
-        out.flush()
-        done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
-    if done.returncode != 0:
-        tail = log.read_text(errors="replace").strip().splitlines()[-2:]
-        raise ImagesError(f"{step} failed ({' | '.join(tail)}); full log in {log}")
 
 
 class _Build:
@@ -304,6 +277,15 @@ class _Build:
         )
         return self._binary(spec.OLLAMA, "ollama", config, "/var/lib/ollama")
 
+    def gateway(self, base_root: Path) -> ImageResult:
+        layer = self._layer_dir(spec.GATEWAY)
+        inputs = GatewayInputs(
+            self.src, self.work, self.log, self.opts.wheel_cache, self.opts.download, self.epoch
+        )
+        config, sbom = gateway_layer(inputs, base_root, layer, self.debs, self.say)
+        self._data_dir(layer, spec.HOLDFAST_HOME.lstrip("/"))
+        return self._finish(spec.GATEWAY, layer, config, sbom)
+
     def models(self) -> ImageResult:
         from services.onnx_embedder import resolve_models_dir
 
@@ -312,175 +294,6 @@ class _Build:
         lock = self.src / "offline_wheels" / "requirements.lock"
         config, components = models_layer(layer, models_dir, self.opts.wheel_cache, lock, self.say)
         return self._finish(spec.MODELS, layer, config, self._sbom(components))
-
-    # -- the gateway --------------------------------------------------------------------------
-
-    def _wheels(self, dest: Path, environment: dict[str, str]) -> Path:
-        """The runtime wheels (lock subset) + holdfast + the alias in ``dest``, and the
-        requirements file pinning each to its own digest; returns that file."""
-        lock = self.src / "offline_wheels" / "requirements.lock"
-        cache = self.opts.wheel_cache
-        try:
-            try:
-                chosen = wheelhouse.select_wheels(lock.read_text(), cache)
-            except wheelhouse.WheelhouseError:
-                if not self.opts.download:
-                    raise
-                self.say(spec.GATEWAY, f"wheels: pip download into {cache} (kept across builds)")
-                wheelhouse.fill_cache(lock, cache, Target())
-                chosen = wheelhouse.select_wheels(lock.read_text(), cache)
-        except wheelhouse.WheelhouseError as exc:
-            raise ImagesError(f"{spec.GATEWAY}: {exc}") from exc
-        project = tomllib.loads((self.src / "pyproject.toml").read_text())["project"]
-        alias = tomllib.loads((self.src / ALIAS_FOLDER / "pyproject.toml").read_text())
-        roots = [*project["dependencies"], *alias["project"].get("dependencies", [])]
-        needed = spec.runtime_closure(roots, _requires_of, environment)
-        by_name = {spec.normal_name(p.name): (p, found) for p, found in chosen.items()}
-        missing = sorted(needed - set(by_name))
-        if missing:
-            raise ImagesError(f"{spec.GATEWAY}: not in the lock: {', '.join(missing)}")
-        dest.mkdir(parents=True)
-        pins: list[tuple[str, str, str]] = []
-        for name in sorted(needed):
-            package, (path, digest) = by_name[name]
-            wheelhouse.link_or_copy(path, dest / path.name)
-            pins.append((package.name, package.version, digest))
-        self.runtime_pins = pins
-        self.say(spec.GATEWAY, f"wheels: {len(pins)} runtime packages of the lock; holdfast wheel")
-        env = {**os.environ, "SOURCE_DATE_EPOCH": str(self.epoch)}
-        for folder in (self.src, self.src / ALIAS_FOLDER):
-            _run(
-                "pip wheel",
-                [
-                    *wheelhouse.pip_command(),
-                    "wheel",
-                    "--quiet",
-                    "--no-deps",
-                    "-w",
-                    str(dest),
-                    str(folder),
-                ],
-                self.log,
-                env,
-            )
-        for built in sorted(dest.glob("*.whl")):
-            stem = built.name.split("-")
-            if stem[0] in ("holdfast", "en_core_web_sm"):
-                pins.append((stem[0], stem[1], oci.sha256_of(built)))
-        requirements = dest / wheelhouse.BUNDLE_REQUIREMENTS
-        requirements.write_text(wheelhouse.bundle_requirements(pins))
-        return requirements
-
-    def gateway(self, base_root: Path) -> ImageResult:
-        name = spec.GATEWAY
-        chroot = self.work / "gateway-root"
-        self.say(name, "copy of the base to install into")
-        _run("cp", ["cp", "-a", str(base_root), str(chroot)], self.log)
-        venv = spec.VENV
-        chroot_env = {
-            "PATH": "/usr/bin:/bin",
-            "SOURCE_DATE_EPOCH": str(self.epoch),
-            "PYTHONHASHSEED": "0",
-            "LC_ALL": "C.UTF-8",
-            "HOME": "/tmp",
-        }
-        env_args = [f"{k}={v}" for k, v in chroot_env.items()]
-        in_chroot = ["chroot", str(chroot), "/usr/bin/env", "-i", *env_args]
-        _run(
-            "venv",
-            [*in_chroot, "/usr/bin/python3.11", "-m", "venv", "--without-pip", venv],
-            self.log,
-        )
-        # the lock's markers are evaluated for the image's Python (Debian's 3.11.2), not ours
-        marker_env = json.loads(
-            subprocess.run(
-                [*in_chroot, f"{venv}/bin/python", "-c", _MARKER_ENV],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )
-        requirements = self._wheels(chroot / "tmp/wheels", marker_env)
-        pip_pkg = Path(
-            subprocess.run(
-                [
-                    *wheelhouse.pip_command()[:1],
-                    "-c",
-                    "import pip,os;print(os.path.dirname(pip.__file__))",
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-        )
-        shutil.copytree(pip_pkg, chroot / "tmp/pip-src/pip")
-        self.say(name, f"pip install --require-hashes into {venv} (the image's python3.11)")
-        _run(
-            "pip install",
-            [
-                *in_chroot,
-                "PYTHONPATH=/tmp/pip-src",
-                f"{venv}/bin/python",
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--no-index",
-                "--no-cache-dir",
-                "--disable-pip-version-check",
-                "--require-hashes",
-                "--no-compile",
-                "--find-links",
-                "/tmp/wheels",
-                "-r",
-                f"/tmp/wheels/{requirements.name}",
-            ],
-            self.log,
-        )
-        # bytecode on every core (pip compiles on one); hash-checked .pyc files carry no source
-        # mtime. A few packages ship files that are not Python 3 (pip ignores those too).
-        self.say(name, "compileall (checked-hash .pyc)")
-        compileall = ["-m", "compileall", "-q", "-q", "-j", "0"]
-        compileall += ["--invalidation-mode", "checked-hash", f"{venv}/lib"]
-        subprocess.run(
-            [*in_chroot, f"{venv}/bin/python", *compileall], capture_output=True, check=False
-        )
-        layer = self._layer_dir(name)
-        (layer / "opt").mkdir()
-        os.rename(chroot / "opt/holdfast", layer / "opt/holdfast")
-        self._data_dir(layer, spec.HOLDFAST_HOME.lstrip("/"))
-        try:
-            python = bundle_sbom.python_sbom(requirements, self.src / "pyproject.toml")
-        except bundle_sbom.SbomError as exc:
-            raise ImagesError(f"{name}: {exc}") from exc
-        shutil.rmtree(chroot)
-        components = python.get("components", [])
-        assert isinstance(components, list)
-        python["components"] = [*components, *spec.deb_components(self.debs)]
-        config = ImageConfig(
-            entrypoint=(f"{venv}/bin/holdfast",),
-            cmd=("serve",),
-            env=(
-                f"PATH={venv}/bin:/usr/local/bin:/usr/bin:/bin",
-                f"HOLDFAST_HOME={spec.HOLDFAST_HOME}",
-                f"HOLDFAST_MODELS_DIR={spec.MODELS_DIR}",
-                "PYTHONUNBUFFERED=1",
-                "LC_ALL=C.UTF-8",
-            ),
-            workdir=spec.HOLDFAST_HOME,
-            ports=("8000/tcp",),
-            volumes=(spec.HOLDFAST_HOME,),
-            title=name,
-            description="Holdfast gateway and CLI (holdfast serve, holdfast worker)",
-        )
-        return self._finish(name, layer, config, python)
-
-
-def _requires_of(name: str) -> list[str] | None:
-    try:
-        return importlib.metadata.distribution(name).requires or []
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def build(opts: BuildOptions, say: Progress = lambda _s, _d: None) -> BuildResult:

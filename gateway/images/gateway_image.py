@@ -1,0 +1,229 @@
+"""The gateway image's layer: a virtualenv at /opt/holdfast/venv made by the image's own
+python3.11 (Debian's), holding exactly the runtime subset of the lock (its markers evaluated
+for that Python), the holdfast wheel and the en_core_web_sm alias, installed by
+``pip install --require-hashes --no-index`` inside a chroot of a copy of the base."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.bundle import sbom as bundle_sbom
+from gateway.bundle import wheelhouse
+from gateway.bundle.wheelhouse import Target
+from gateway.images import oci, spec
+from gateway.images.spec import ImageConfig, ImagesError
+
+Progress = Callable[[str, str], None]
+ALIAS_FOLDER = Path("offline_wheels") / "local_packages" / "en_core_web_sm"
+# PEP 508 marker variables of the interpreter that runs it (as packaging computes them)
+_MARKER_ENV = (
+    "import json, os, platform, sys; i = sys.implementation; "
+    "v = f'{i.version.major}.{i.version.minor}.{i.version.micro}'; "
+    "print(json.dumps({'implementation_name': i.name, 'implementation_version': v, "
+    "'os_name': os.name, 'platform_machine': platform.machine(), "
+    "'platform_release': platform.release(), 'platform_system': platform.system(), "
+    "'platform_version': platform.version(), "
+    "'python_full_version': platform.python_version(), "
+    "'platform_python_implementation': platform.python_implementation(), "
+    "'python_version': '.'.join(platform.python_version_tuple()[:2]), "
+    "'sys_platform': sys.platform}))"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayInputs:
+    src: Path  # the git archive of the commit
+    work: Path
+    log: Path
+    wheel_cache: Path
+    download: bool
+    epoch: int
+
+
+def _run(step: str, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+    with log.open("a") as out:
+        out.write(f"$ {' '.join(argv)}\n")
+        out.flush()
+        done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
+    if done.returncode != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-2:]
+        raise ImagesError(f"{step} failed ({' | '.join(tail)}); full log in {log}")
+
+
+def _wheels(inp: GatewayInputs, dest: Path, environment: dict[str, str], say: Progress) -> Path:
+    """The runtime wheels (lock subset) + holdfast + the alias in ``dest``, and the
+    requirements file pinning each to its own digest; returns that file."""
+    lock = inp.src / "offline_wheels" / "requirements.lock"
+    cache = inp.wheel_cache
+    try:
+        try:
+            chosen = wheelhouse.select_wheels(lock.read_text(), cache)
+        except wheelhouse.WheelhouseError:
+            if not inp.download:
+                raise
+            say(spec.GATEWAY, f"wheels: pip download into {cache} (kept across builds)")
+            wheelhouse.fill_cache(lock, cache, Target())
+            chosen = wheelhouse.select_wheels(lock.read_text(), cache)
+    except wheelhouse.WheelhouseError as exc:
+        raise ImagesError(f"{spec.GATEWAY}: {exc}") from exc
+    project = tomllib.loads((inp.src / "pyproject.toml").read_text())["project"]
+    alias = tomllib.loads((inp.src / ALIAS_FOLDER / "pyproject.toml").read_text())
+    roots = [*project["dependencies"], *alias["project"].get("dependencies", [])]
+    needed = spec.runtime_closure(roots, _requires_of, environment)
+    by_name = {spec.normal_name(p.name): (p, found) for p, found in chosen.items()}
+    missing = sorted(needed - set(by_name))
+    if missing:
+        raise ImagesError(f"{spec.GATEWAY}: not in the lock: {', '.join(missing)}")
+    dest.mkdir(parents=True)
+    pins: list[tuple[str, str, str]] = []
+    for name in sorted(needed):
+        package, (path, digest) = by_name[name]
+        wheelhouse.link_or_copy(path, dest / path.name)
+        pins.append((package.name, package.version, digest))
+        say(spec.GATEWAY, f"wheels: {len(pins)} runtime packages of the lock; holdfast wheel")
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(inp.epoch)}
+    for folder in (inp.src, inp.src / ALIAS_FOLDER):
+        _run(
+            "pip wheel",
+            [
+                *wheelhouse.pip_command(),
+                "wheel",
+                "--quiet",
+                "--no-deps",
+                "-w",
+                str(dest),
+                str(folder),
+            ],
+            inp.log,
+            env,
+        )
+    for built in sorted(dest.glob("*.whl")):
+        stem = built.name.split("-")
+        if stem[0] in ("holdfast", "en_core_web_sm"):
+            pins.append((stem[0], stem[1], oci.sha256_of(built)))
+    requirements = dest / wheelhouse.BUNDLE_REQUIREMENTS
+    requirements.write_text(wheelhouse.bundle_requirements(pins))
+    return requirements
+
+
+def gateway_layer(
+    inp: GatewayInputs, base_root: Path, layer: Path, debs: list[spec.DebPackage], say: Progress
+) -> tuple[ImageConfig, dict[str, object]]:
+    """Install the gateway into ``layer``/opt/holdfast/venv from a copy of the base root
+    filesystem; returns the image config and the SBOM (the lock's runtime packages by
+    cyclonedx-py, plus the Debian packages)."""
+    name = spec.GATEWAY
+    chroot = inp.work / "gateway-root"
+    say(name, "copy of the base to install into")
+    _run("cp", ["cp", "-a", str(base_root), str(chroot)], inp.log)
+    venv = spec.VENV
+    chroot_env = {
+        "PATH": "/usr/bin:/bin",
+        "SOURCE_DATE_EPOCH": str(inp.epoch),
+        "PYTHONHASHSEED": "0",
+        "LC_ALL": "C.UTF-8",
+        "HOME": "/tmp",
+    }
+    env_args = [f"{k}={v}" for k, v in chroot_env.items()]
+    in_chroot = ["chroot", str(chroot), "/usr/bin/env", "-i", *env_args]
+    _run(
+        "venv",
+        [*in_chroot, "/usr/bin/python3.11", "-m", "venv", "--without-pip", venv],
+        inp.log,
+    )
+    # the lock's markers are evaluated for the image's Python (Debian's 3.11.2), not ours
+    marker_env = json.loads(
+        subprocess.run(
+            [*in_chroot, f"{venv}/bin/python", "-c", _MARKER_ENV],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    requirements = _wheels(inp, chroot / "tmp/wheels", marker_env, say)
+    pip_pkg = Path(
+        subprocess.run(
+            [
+                *wheelhouse.pip_command()[:1],
+                "-c",
+                "import pip,os;print(os.path.dirname(pip.__file__))",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    shutil.copytree(pip_pkg, chroot / "tmp/pip-src/pip")
+    say(name, f"pip install --require-hashes into {venv} (the image's python3.11)")
+    _run(
+        "pip install",
+        [
+            *in_chroot,
+            "PYTHONPATH=/tmp/pip-src",
+            f"{venv}/bin/python",
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--require-hashes",
+            "--no-compile",
+            "--find-links",
+            "/tmp/wheels",
+            "-r",
+            f"/tmp/wheels/{requirements.name}",
+        ],
+        inp.log,
+    )
+    # bytecode on every core (pip compiles on one); hash-checked .pyc files carry no source
+    # mtime. A few packages ship files that are not Python 3 (pip ignores those too).
+    say(name, "compileall (checked-hash .pyc)")
+    compileall = ["-m", "compileall", "-q", "-q", "-j", "0"]
+    compileall += ["--invalidation-mode", "checked-hash", f"{venv}/lib"]
+    subprocess.run(
+        [*in_chroot, f"{venv}/bin/python", *compileall], capture_output=True, check=False
+    )
+    (layer / "opt").mkdir()
+    os.rename(chroot / "opt/holdfast", layer / "opt/holdfast")
+    try:
+        python = bundle_sbom.python_sbom(requirements, inp.src / "pyproject.toml")
+    except bundle_sbom.SbomError as exc:
+        raise ImagesError(f"{name}: {exc}") from exc
+    shutil.rmtree(chroot)
+    components = python.get("components", [])
+    assert isinstance(components, list)
+    python["components"] = [*components, *spec.deb_components(debs)]
+    config = ImageConfig(
+        entrypoint=(f"{venv}/bin/holdfast",),
+        cmd=("serve",),
+        env=(
+            f"PATH={venv}/bin:/usr/local/bin:/usr/bin:/bin",
+            f"HOLDFAST_HOME={spec.HOLDFAST_HOME}",
+            f"HOLDFAST_MODELS_DIR={spec.MODELS_DIR}",
+            "PYTHONUNBUFFERED=1",
+            "LC_ALL=C.UTF-8",
+        ),
+        workdir=spec.HOLDFAST_HOME,
+        ports=("8000/tcp",),
+        volumes=(spec.HOLDFAST_HOME,),
+        title=name,
+        description="Holdfast gateway and CLI (holdfast serve, holdfast worker)",
+    )
+    return config, python
+
+
+def _requires_of(name: str) -> list[str] | None:
+    try:
+        return importlib.metadata.distribution(name).requires or []
+    except importlib.metadata.PackageNotFoundError:
+        return None

@@ -134,3 +134,16 @@ def test_the_ansible_role_runs_the_install_command_the_build_proved() -> None:
     argv = yaml.safe_load(role_vars.read_text())["gateway_ocr_apt"]
     index = "{{ holdfast_bundle_dir }}/debs/Packages"
     assert argv == debs.install_argv(Path(index))
+
+
+def test_an_unsatisfiable_dependency_is_named_in_the_error() -> None:
+    apt_output = (
+        "echo ' tesseract-ocr : Depends: libtesseract5 (= 5.3.0-2) but it is not installable';"
+        "echo 'E: Unable to correct problems, you have held broken packages.' >&2; exit 100"
+    )
+    with pytest.raises(debs.DebError) as raised:
+        debs._apt("closure", ["sh", "-c", apt_output])
+    assert str(raised.value) == (
+        "closure: `sh -c` failed: tesseract-ocr : Depends: libtesseract5 (= 5.3.0-2) but it is "
+        "not installable (E: Unable to correct problems, you have held broken packages.)"
+    )

@@ -129,6 +129,9 @@ def gateway_layer(
         "PATH": "/usr/bin:/bin",
         "SOURCE_DATE_EPOCH": str(inp.epoch),
         "PYTHONHASHSEED": "0",
+        # no import-time .pyc (setuptools' .pth imports _distutils_hack in every interpreter,
+        # which wrote a timestamp .pyc with the install time): compileall below writes them all
+        "PYTHONDONTWRITEBYTECODE": "1",
         "LC_ALL": "C.UTF-8",
         "HOME": "/tmp",
     }
@@ -188,7 +191,7 @@ def gateway_layer(
     # bytecode on every core (pip compiles on one); hash-checked .pyc files carry no source
     # mtime. A few packages ship files that are not Python 3 (pip ignores those too).
     say(name, "compileall (checked-hash .pyc)")
-    compileall = ["-m", "compileall", "-q", "-q", "-j", "0"]
+    compileall = ["-m", "compileall", "-f", "-q", "-q", "-j", "0"]
     compileall += ["--invalidation-mode", "checked-hash", f"{venv}/lib"]
     subprocess.run(
         [*in_chroot, f"{venv}/bin/python", *compileall], capture_output=True, check=False

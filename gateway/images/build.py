@@ -42,7 +42,8 @@ class BuildOptions:
     repo_root: Path
     out_dir: Path
     images: tuple[str, ...] = spec.IMAGES
-    deb_cache: Path = Path.home() / ".cache" / "holdfast" / "debs"
+    # its own folder: the bundle keeps other .debs under ~/.cache/holdfast/debs
+    deb_cache: Path = Path.home() / ".cache" / "holdfast" / "image-debs" / "bookworm-amd64"
     wheel_cache: Path = Path.home() / ".cache" / "holdfast" / "wheels" / WHEEL_TARGET
     bin_dir: Path | None = None
     models_dir: Path | None = None

@@ -95,7 +95,8 @@ def mmdebstrap_command(
         f"--setup-hook=sync-in {cache} /var/cache/apt/archives/",
         f"--customize-hook=sync-out /var/cache/apt/archives {cache}",
         # the .debs stay in the cache folder, not in the image (75 MB)
-        '--customize-hook=rm -f "$1"/var/cache/apt/archives/*.deb',
+        '--customize-hook=find "$1"/var/cache/apt/archives -mindepth 1 -maxdepth 1'
+        " ! -name partial ! -name lock -exec rm -rf {} +",
         *(
             f'--customize-hook=chroot "$1" env {_PATH} dpkg --purge --force-remove-essential'
             f" --force-depends {' '.join(p for p in batch)} >/dev/null 2>&1"

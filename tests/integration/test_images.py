@@ -182,6 +182,7 @@ def test_the_image_has_no_compiler_and_no_shell_tools_it_does_not_need(
         for tool in (*COMPILERS, *SHELL_TOOLS):
             assert f"{folder}/{tool}" not in inspected.names
     assert not [n for n in inspected.names if n.startswith("usr/lib/gcc/")]
+    assert not [n for n in inspected.names if n.endswith(".deb")]  # the cache stays outside
     assert "usr/bin/python3.11" in inspected.names
     assert f"{spec.VENV.lstrip('/')}/bin/holdfast" in inspected.names
 

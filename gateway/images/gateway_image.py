@@ -88,7 +88,7 @@ def _wheels(inp: GatewayInputs, dest: Path, environment: dict[str, str], say: Pr
         package, (path, digest) = by_name[name]
         wheelhouse.link_or_copy(path, dest / path.name)
         pins.append((package.name, package.version, digest))
-        say(spec.GATEWAY, f"wheels: {len(pins)} runtime packages of the lock; holdfast wheel")
+    say(spec.GATEWAY, f"wheels: {len(pins)} runtime packages of the lock; holdfast wheel")
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(inp.epoch)}
     for folder in (inp.src, inp.src / ALIAS_FOLDER):
         _run(

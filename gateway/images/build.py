@@ -199,7 +199,8 @@ class _Build:
         tag = config.version or self.version
         archive = self.out / f"{name}.oci.tar"
         self.say(name, f"archive {archive.name}")
-        oci.write_archive(self.layout, name, tag, archive, self.epoch)
+        # the reference names the image too, so `podman load` / `skopeo copy` keep the name
+        oci.write_archive(self.layout, name, f"{name}:{tag}", archive, self.epoch)
         size, layers = oci.image_size(self.layout, name)
         digest = str(oci.manifest_descriptor(self.layout, name)["digest"])
         self.say(name, f"{digest} ({size / 1e6:.0f} MB compressed)")

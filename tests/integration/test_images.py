@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,7 +194,9 @@ def test_holdfast_help_runs_inside_the_gateway_image_under_podman(
     conf = tmp_path / "containers.conf"
     conf.write_text(CONTAINERS_CONF)
     env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-    podman = ["podman", "--root", str(tmp_path / "storage"), "--runroot", str(tmp_path / "run")]
+    # podman refuses a runroot longer than 50 characters; pytest's tmp_path grows with its run count
+    runroot = Path(tempfile.mkdtemp(prefix="hf-podman-", dir="/tmp"))
+    podman = ["podman", "--root", str(tmp_path / "storage"), "--runroot", str(runroot)]
     podman += ["--runtime", "runc"]
     try:
         pulled = subprocess.run(
@@ -233,3 +236,4 @@ def test_holdfast_help_runs_inside_the_gateway_image_under_podman(
         # this storage's images only (system reset would also drop the machine's networks)
         subprocess.run([*podman, "rmi", "-af"], capture_output=True, env=env, check=False)
         shutil.rmtree(tmp_path / "storage", ignore_errors=True)
+        shutil.rmtree(runroot, ignore_errors=True)

@@ -271,7 +271,11 @@ def test_searches_survive_a_killed_node_and_it_catches_up_on_return(
         # ready yet: a node reports itself unready while the cluster elects a new leader), and
         # repeated at most one read per search thread that was inside a call when node 0 died
         assert 1 <= switches <= 2 and repeats <= CONCURRENCY
-        assert store_b.failovers == (0, 0), "node 2 stayed up: its store never switched"
+        # node 2 stayed up, but it may report itself unready for a moment while the cluster
+        # elects a new leader (a CI run saw its store move once, with every search answered):
+        # at most that one switch, and reads repeated only for the calls it cut short
+        switches_b, repeats_b = store_b.failovers
+        assert switches_b <= 1 and repeats_b <= CONCURRENCY * switches_b, store_b.failovers
 
         added = outage["added"]
         assert isinstance(added, IngestReport)

@@ -9,6 +9,8 @@ Layout of ``<out>/holdfast-bundle-<version>/``::
     debs/        OCR for hosts: tesseract-ocr, tesseract-ocr-eng, poppler-utils and every Debian
                  package they need beyond a minimal host of the target release (see debs.py)
     models/      chat/<gguf>, embeddings/<model folder>   (the spaCy model is a wheel in wheels/)
+    images/      with --images: the oci-archives of `holdfast images build` and their SBOMs; the
+                 manifest records each image's name, tag and manifest digest (see oci_archive.py)
     helm/        the packaged chart (.tgz)
     ansible/     the playbook and roles
     samples/     the sample handbook, to check an install end to end
@@ -32,14 +34,16 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from gateway.bundle import debs, sbom, wheelhouse
+from gateway.bundle import debs, oci_archive, sbom, wheelhouse
 from gateway.bundle.checksums import format_sums, sha256_file
 from gateway.bundle.records import (
+    IMAGES_DIR,
     MANIFEST_NAME,
     SBOM_NAME,
     SUMS_NAME,
     Artefact,
     ArtefactKind,
+    ImageRecord,
     Manifest,
 )
 from gateway.bundle.signing import Signer, SigningError, signature_path
@@ -51,6 +55,7 @@ STEPS = (
     "binaries",
     "debian packages",
     "models",
+    "images",
     "chart",
     "playbook",
     "sbom",
@@ -99,6 +104,9 @@ class BuildOptions:
     deb_packages: tuple[str, ...] = debs.OCR_PACKAGES
     deb_target: debs.DebTarget = field(default_factory=debs.DebTarget)
     deb_cache: Path | None = None
+    # The output folder of `holdfast images build` (images.json and the .oci.tar archives): its
+    # images go into images/. None: the bundle carries no images (hosts mode needs none).
+    images_dir: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +145,7 @@ class _Collector:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.artefacts: list[Artefact] = []
+        self.images: list[ImageRecord] = []
 
     def add(
         self,
@@ -334,6 +343,38 @@ def _models(c: _Collector, opts: BuildOptions, say: Progress) -> None:
         )
 
 
+def _images(c: _Collector, opts: BuildOptions, say: Progress) -> None:
+    if opts.images_dir is None:
+        say("images", "left out (no --images)")
+        return
+    say("images", f"checking the archives in {opts.images_dir}")
+    try:
+        built = oci_archive.collect(opts.images_dir, IMAGES_DIR)
+    except oci_archive.ImageInputError as exc:
+        raise BuildError(f"images: {exc}") from exc
+    for image in built:
+        record = image.record
+        say("images", f"{record.reference} {record.digest}")
+        c.add(
+            image.archive,
+            record.path,
+            "image",
+            record.name,
+            record.tag,
+            digest=image.sha256,
+            link=True,
+        )
+        if image.sbom is not None:
+            c.add(
+                image.sbom,
+                f"{IMAGES_DIR}/{image.sbom.name}",
+                "sbom",
+                f"{record.name}-sbom",
+                record.tag,
+            )
+        c.images.append(record)
+
+
 def _chart(c: _Collector, opts: BuildOptions, say: Progress) -> None:
     if not opts.helm_binary.is_file():
         raise BuildError(f"chart: helm not found at {opts.helm_binary} (run `make setup`)")
@@ -379,7 +420,7 @@ def build(opts: BuildOptions, on_progress: Progress = lambda _s, _d: None) -> Bu
     folder.mkdir(parents=True)
     c = _Collector(folder)
     steps = (_wheels, _holdfast_wheel, _wheel_lock, _binaries, _debian_packages, _models)
-    for step in (*steps, _chart, _playbook):
+    for step in (*steps, _images, _chart, _playbook):
         step(c, opts, on_progress)
     on_progress("sbom", "cyclonedx-py")
     lock = opts.repo_root / "offline_wheels" / "requirements.lock"
@@ -387,7 +428,7 @@ def build(opts: BuildOptions, on_progress: Progress = lambda _s, _d: None) -> Bu
         document = sbom.python_sbom(lock, opts.repo_root / "pyproject.toml")
     except sbom.SbomError as exc:
         raise BuildError(f"sbom: {exc}") from exc
-    document = sbom.add_artefacts(document, c.artefacts, opts.deb_target.label)
+    document = sbom.add_artefacts(document, c.artefacts, opts.deb_target.label, c.images)
     (folder / SBOM_NAME).write_text(json.dumps(document, indent=1))
     on_progress("index", "manifest.json, SHA256SUMS")
     manifest = Manifest(
@@ -399,6 +440,7 @@ def build(opts: BuildOptions, on_progress: Progress = lambda _s, _d: None) -> Bu
         deb_target=opts.deb_target.label if opts.ocr_packages else "",
         deb_packages=list(opts.deb_packages) if opts.ocr_packages else [],
         artefacts=c.artefacts,
+        images=c.images,
     )
     (folder / MANIFEST_NAME).write_text(manifest.model_dump_json(indent=1) + "\n")
     sums = [(a.path, a.sha256) for a in c.artefacts]

@@ -11,9 +11,11 @@ MANIFEST_NAME = "manifest.json"
 SUMS_NAME = "SHA256SUMS"
 SBOM_NAME = "sbom.cdx.json"
 FORMAT_VERSION = 1
+IMAGES_DIR = "images"  # OCI archives of `holdfast images build`, when the bundle carries them
+IMAGE_ARCHIVE_SUFFIX = ".oci.tar"
 
 ArtefactKind = Literal[
-    "wheel", "binary", "deb", "model", "chart", "playbook", "lock", "sample", "sbom"
+    "wheel", "binary", "deb", "model", "chart", "playbook", "lock", "sample", "sbom", "image"
 ]
 
 
@@ -27,6 +29,28 @@ class Artefact(BaseModel):
     version: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(ge=0)
+
+
+class ImageRecord(BaseModel):
+    """One container image in the bundle: the ``oci-archive`` that holds it and the digest of its
+    manifest, which is what the customer's registry serves it by and what Helm pins."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(
+        pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$",
+        description="Repository name under the registry, e.g. holdfast-gateway.",
+    )
+    tag: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", description="e.g. 0.1.0.")
+    digest: str = Field(
+        pattern=r"^sha256:[0-9a-f]{64}$", description="Digest of the image manifest."
+    )
+    path: str = Field(description="The archive, relative to the bundle root (an artefact).")
+    size: int = Field(ge=0, description="Bytes of the manifest, config and layers (compressed).")
+
+    @property
+    def reference(self) -> str:
+        """``name:tag``: the reference the archive's index.json names."""
+        return f"{self.name}:{self.tag}"
 
 
 class Manifest(BaseModel):
@@ -54,6 +78,10 @@ class Manifest(BaseModel):
         "source, apt adds the rest of the closure only where a host lacks it).",
     )
     artefacts: list[Artefact]
+    images: list[ImageRecord] = Field(
+        default_factory=list,
+        description="Container images under images/ (empty: built without --images).",
+    )
 
     @property
     def label(self) -> str:

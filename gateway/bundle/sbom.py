@@ -1,7 +1,9 @@
 """The CycloneDX SBOM: Python packages from the lock (by ``cyclonedx-py``), plus one component
-per non-Python artefact (binaries, Debian packages, models, chart, playbook) and per wheel the
+per non-Python artefact (binaries, Debian packages, models, container images, chart, playbook) and
+per wheel the
 lock does not name (the en_core_web_sm alias, built from offline_wheels/local_packages), each with
-its SHA-256; a Debian package also carries its package URL (pkg:deb/debian/...)."""
+its SHA-256; a Debian package also carries its package URL (pkg:deb/debian/...), a container image
+its manifest digest (pkg:oci/holdfast-gateway@sha256%3A...?tag=0.1.0)."""
 
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from gateway.bundle.records import Artefact
+from gateway.bundle.records import Artefact, ImageRecord
 
 _COMPONENT_TYPE = {
     "binary": "application",
+    "image": "container",
     "deb": "library",
     "model": "machine-learning-model",
     "chart": "file",
@@ -73,32 +76,47 @@ def deb_purl(artefact: Artefact, deb_target: str) -> str:
     )
 
 
+def oci_purl(image: ImageRecord) -> str:
+    """``pkg:oci/holdfast-gateway@sha256%3A<hex>?tag=0.1.0`` (purl spec: the digest is the
+    version, no registry qualifier: the customer's registry is not known at build time)."""
+    return f"pkg:oci/{image.name}@{image.digest.replace(':', '%3A')}?tag={image.tag}"
+
+
 def add_artefacts(
     sbom: dict[str, object],
     artefacts: Iterable[Artefact],
     deb_target: str = "debian/bookworm/amd64",
+    images: Iterable[ImageRecord] = (),
 ) -> dict[str, object]:
     """Append the non-Python artefacts as components, and the wheels the lock does not name (those
     the lock names are already there, from cyclonedx-py; holdfast is the SBOM's own component)."""
     components = sbom.setdefault("components", [])
     assert isinstance(components, list)
     listed = {_normal(str(c.get("name", ""))) for c in components if isinstance(c, dict)}
+    image_at = {image.path: image for image in images}
     for artefact in artefacts:
         kind = _COMPONENT_TYPE.get(artefact.kind)
         if artefact.kind == "wheel" and artefact.name != "holdfast":
             kind = None if _normal(artefact.name) in listed else "library"
         if kind is None:
             continue
+        properties: list[dict[str, str]] = [
+            {"name": "holdfast:bundle-path", "value": artefact.path}
+        ]
         component: dict[str, object] = {
             "type": kind,
             "bom-ref": f"holdfast-bundle:{artefact.path}",
             "name": artefact.name,
             "version": artefact.version,
             "hashes": [{"alg": "SHA-256", "content": artefact.sha256}],
-            "properties": [{"name": "holdfast:bundle-path", "value": artefact.path}],
+            "properties": properties,
         }
         if artefact.kind == "deb":
             component["purl"] = deb_purl(artefact, deb_target)
+        image = image_at.get(artefact.path)
+        if artefact.kind == "image" and image is not None:
+            component["purl"] = oci_purl(image)
+            properties.append({"name": "holdfast:image-digest", "value": image.digest})
         components.append(component)
     return sbom
 

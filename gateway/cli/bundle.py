@@ -97,9 +97,18 @@ def build_bundle(
         Path | None,
         typer.Option(help="Download cache of the .deb files (default ~/.cache/holdfast/debs)."),
     ] = None,
+    images: Annotated[
+        Path | None,
+        typer.Option(
+            "--images",
+            help="Output folder of `holdfast images build` (images.json and the .oci.tar "
+            "archives): carry its images under images/ for a Kubernetes install, each checked "
+            "against its manifest digest. Default: no images.",
+        ),
+    ] = None,
 ) -> None:
-    """Build wheelhouse, binaries, OCR's Debian packages, models, chart, playbook, manifest,
-    SHA256SUMS, SBOM, archive, and sign SHA256SUMS and the archive."""
+    """Build wheelhouse, binaries, OCR's Debian packages, models, images (with --images), chart,
+    playbook, manifest, SHA256SUMS, SBOM, archive, and sign SHA256SUMS and the archive."""
     from gateway.bundle.build import STEPS, BuildError, BuildOptions, build
     from gateway.bundle.debs import DebError, ocr_packages
     from gateway.bundle.signing import Signer
@@ -130,6 +139,7 @@ def build_bundle(
         ocr_packages=ocr,
         deb_packages=deb_packages,
         deb_cache=deb_cache,
+        images_dir=images.resolve() if images else None,
     )
     started = time.monotonic()
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build the pinned Weaviate and Ollama servers from source into a bin directory (default
-# <repo>/.venv/bin, where `holdfast up` looks first). The Go module proxy is the only way in for
+# Build the pinned Weaviate and Ollama servers (and the Distribution registry the image-copy test
+# pushes into) from source into a bin directory (default <repo>/.venv/bin, where `holdfast up`
+# looks first). The Go module proxy is the only way in for
 # them on an offline workstation or CI; Go's build cache makes a re-run take seconds.
 # Usage: scripts/install-services.sh [BIN_DIR]
 # Idempotent: a binary whose version stamp matches its pin is left alone.
@@ -44,6 +45,9 @@ case "${OLLAMA_CPU_BASELINE}" in
     *) echo "install-services.sh: OLLAMA_CPU_BASELINE must be x86-64, x86-64-v2, x86-64-v3 or x86-64-v4" >&2; exit 1 ;;
 esac
 OLLAMA_STAMP="${OLLAMA_VERSION}+${OLLAMA_CPU_BASELINE}"
+# The CNCF Distribution registry (`registry`), for tests only: the image-copy test of the Ansible
+# kubernetes role pushes the bundle's images into it with skopeo, as into a customer's registry.
+REGISTRY_VERSION="v3.1.2"
 MINIAUDIO_SDIST="miniaudio==1.71"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -73,6 +77,8 @@ packages=()
 command -v ip >/dev/null || packages+=(iproute2)
 # `systemd-analyze verify` for the units the Ansible roles render (the offline install test).
 command -v systemd-analyze >/dev/null || packages+=(systemd)
+# skopeo: the Ansible kubernetes role copies the bundle's images into a registry with it
+command -v skopeo >/dev/null || packages+=(skopeo)
 # headers the Ollama build needs (see above)
 stamp_ok ollama "${OLLAMA_STAMP}" || packages+=(libstb-dev nlohmann-json3-dev)
 bash "${repo_root}/scripts/apt-install.sh" --for install-services.sh "${packages[@]}"
@@ -102,4 +108,12 @@ else
         CGO_ENABLED=1 "CGO_CPPFLAGS=-I${include_dir}" \
         "CGO_CFLAGS=-O3 ${ollama_march}" "CGO_CXXFLAGS=-O3 ${ollama_march}"
     echo "${OLLAMA_STAMP}" >"${bin_dir}/.ollama.version"
+fi
+
+if stamp_ok registry "${REGISTRY_VERSION}"; then
+    echo "registry ${REGISTRY_VERSION} already installed"
+else
+    build registry "github.com/distribution/distribution/v3/cmd/registry@${REGISTRY_VERSION}" \
+        CGO_ENABLED=0
+    echo "${REGISTRY_VERSION}" >"${bin_dir}/.registry.version"
 fi

@@ -3,10 +3,11 @@ its Go sources by scripts/install-services.sh) on 127.0.0.1, plain HTTP; four sm
 with umoci by the same code as `holdfast images build` (one small layer each, not the real root
 filesystems: the copy, not the build, is under test here); a bundle folder indexed by the bundle
 build's own images step, checked by `holdfast bundle verify`; then the Ansible kubernetes role,
-run by ansible-playbook with `--tags images`: skopeo copies each archive in, and the role renders
-the values file that pins every image by digest. The registry must serve exactly the digests the
-manifest records, the chart must render with them in production mode, and a second run (and a
-check-mode run) must change nothing."""
+run by ansible-playbook with `--tags images,configure`: skopeo copies each archive in, the role
+renders the values file that pins every image by digest and runs `helm template` of the bundle's
+chart with it (no cluster: the helm install is the run phase). The registry must serve exactly the
+digests the manifest records, the chart must render with them in production mode, a second run
+(and a check-mode run) must change nothing, and verify must name a corrupted layer."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -168,7 +170,14 @@ class Play:
     values_file: Path
 
     def run(self, *extra: str, expect_failure: bool = False) -> subprocess.CompletedProcess[str]:
-        argv = [str(BIN / "ansible-playbook"), "-i", "localhost,", "play.yml", "--tags", "images"]
+        argv = [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            "localhost,",
+            "play.yml",
+            "--tags",
+            "images,configure",
+        ]
         env = {**os.environ, "ANSIBLE_CONFIG": str(self.folder / "ansible.cfg")}
         env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
         started = time.monotonic()
@@ -182,7 +191,9 @@ class Play:
             timeout=300,
         )
         label = " ".join(e for e in extra if "password" not in e)
-        TIMINGS.append((f"ansible-playbook --tags images {label}", time.monotonic() - started))
+        TIMINGS.append(
+            (f"ansible-playbook --tags images,configure {label}", time.monotonic() - started)
+        )
         assert (done.returncode != 0) == expect_failure, done.stdout[-3000:] + done.stderr[-2000:]
         return done
 
@@ -207,6 +218,12 @@ def play(registry: str, tmp_path_factory: pytest.TempPathFactory) -> Play:
         check=False,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    subprocess.run(
+        [str(BIN / "helm"), "package", str(REPO / "helm" / "holdfast"), "-d", str(bundle / "helm")],
+        capture_output=True,
+        check=True,
+    )
+    [chart] = (bundle / "helm").glob("holdfast-*.tgz")
     folder = root / "play"
     folder.mkdir()
     (folder / "ansible.cfg").write_text(
@@ -225,7 +242,13 @@ def play(registry: str, tmp_path_factory: pytest.TempPathFactory) -> Play:
         "holdfast_bundle_dir": str(bundle),
         "holdfast_bundle_version": "0.1.0",
         "holdfast_etc_dir": str(root / "etc"),
-        "kubernetes_chart": "helm/holdfast-0.1.0.tgz",  # not in this bundle: no helm run here
+        "kubernetes_chart": chart.relative_to(bundle).as_posix(),
+        # the admin's own values: production, Ollama; the upstream TEI image is not in the bundle
+        "kubernetes_values": {
+            "config": {"environment": "production"},
+            "llm": {"engine": "ollama"},
+            "embeddings": {"device": "cpu", "image": {"cpuDigest": "sha256:" + "7" * 64}},
+        },
         "kubernetes_kubeconfig": str(root / "kubeconfig"),
         "kubernetes_image_registry": registry,
         "kubernetes_registry_tls_verify": False,
@@ -263,7 +286,10 @@ def test_role_copies_every_bundle_image_and_pins_it_by_digest_idempotently(play:
     ]
     first = play.run(*creds, "-vv")
     assert canary not in first.stdout + first.stderr
-    assert _changed(first.stdout) == 3  # the copies, the values file's folder, the values file
+    # the copies, the folder, the images values file, the values file (then `helm template` of
+    # the bundle's chart with both files, in production mode: registry set, digests everywhere)
+    assert _changed(first.stdout) == 4
+    assert "TASK [kubernetes : Render the chart with these values" in first.stdout
 
     for image in play.manifest.images:
         by_digest = _inspect(f"{REGISTRY}/{image.name}@{image.digest}")
@@ -331,6 +357,44 @@ def test_role_reports_a_registry_it_cannot_reach_in_one_line(play: Play) -> None
     line = next(ln for ln in done.stdout.splitlines() if "skopeo could not copy into" in ln)
     assert "127.0.0.1:9/holdfast: holdfast-gateway: " in line
     assert "connection refused" in line.lower()
+
+
+def test_verify_names_a_corrupted_layer_even_when_the_indexes_were_rewritten(
+    play: Play, tmp_path: Path
+) -> None:
+    bundle = tmp_path / play.bundle.name
+    shutil.copytree(play.bundle, bundle)
+    image = play.manifest.images[0]
+    archive = bundle / image.path
+    with tarfile.open(archive) as tar:
+        blob = tar.extractfile("blobs/" + image.digest.replace(":", "/"))
+        assert blob is not None
+        digest = json.loads(blob.read())["layers"][-1]["digest"]
+        layer = tar.getmember("blobs/" + digest.replace(":", "/"))
+    data = bytearray(archive.read_bytes())
+    data[layer.offset_data + layer.size // 2] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    # what someone with write access but no signing key could do: make the indexes agree again
+    artefacts = [
+        a.model_copy(update={"sha256": sha256_file(bundle / a.path)})
+        for a in play.manifest.artefacts
+    ]
+    manifest = play.manifest.model_copy(update={"artefacts": artefacts})
+    (bundle / MANIFEST_NAME).write_text(manifest.model_dump_json(indent=1))
+    sums = [(a.path, a.sha256) for a in artefacts]
+    sums.append((MANIFEST_NAME, sha256_file(bundle / MANIFEST_NAME)))
+    (bundle / SUMS_NAME).write_text(format_sums(sums))
+    done = subprocess.run(
+        [str(BIN / "holdfast"), "bundle", "verify", "--allow-unsigned", str(bundle)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    assert done.returncode != 0
+    [line] = [ln for ln in done.stderr.splitlines() if ln.startswith("altered ")]
+    assert line.startswith(f"altered {image.path} (image {image.reference}: layer ")
+    assert "is altered (its bytes hash to sha256:" in line
 
 
 def test_zz_report_timings() -> None:

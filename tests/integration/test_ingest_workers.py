@@ -156,14 +156,24 @@ def test_a_worker_killed_mid_job_is_replaced_after_its_lease_and_nothing_is_lost
     cluster.workers[victim].send_signal(signal.SIGKILL)
     cluster.workers[victim].wait()
     killed_at = time.monotonic()
+    # A job is leased batch by batch: the victim may have released it between two batches just
+    # before the kill (a CI run saw the survivor claim it at once). Only a lease that still names
+    # the dead worker must run out before anyone else takes the job.
+    held_by_the_dead = cluster.holder(job_id) == victim
     survivor = "w2" if victim == "w1" else "w1"
     while (holder := cluster.holder(job_id)) != survivor:
         assert job_row(cluster.dsn, job_id)["status"] not in FINAL
         assert time.monotonic() - killed_at < 3 * LEASE_S, "nobody took the job over"
         time.sleep(0.02)
     took_over_after = time.monotonic() - killed_at
-    # the lease was renewed at most lease/3 before the kill: it ran out 2/3 lease later or more
-    assert took_over_after >= LEASE_S * 2 / 3 - 0.3, took_over_after
+    print(
+        f"\nkilled {victim} (lease still its own: {held_by_the_dead}); {survivor} took the job "
+        f"over after {took_over_after:.2f} s"
+    )
+    if held_by_the_dead:
+        # renewed every lease/3, so it ran out 2/3 lease after the kill, or earlier by as much as
+        # a heartbeat was late under load; never while it was fresh
+        assert took_over_after >= LEASE_S / 3, took_over_after
     assert holder == survivor
     cluster.start_worker(victim)
     done = wait_job(cluster.dsn, job_id)

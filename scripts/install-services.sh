@@ -44,7 +44,11 @@ case "${OLLAMA_CPU_BASELINE}" in
     native-arch) ollama_march="" ;;
     *) echo "install-services.sh: OLLAMA_CPU_BASELINE must be x86-64, x86-64-v2, x86-64-v3 or x86-64-v4" >&2; exit 1 ;;
 esac
-OLLAMA_STAMP="${OLLAMA_VERSION}+${OLLAMA_CPU_BASELINE}"
+# "+stamped": builds before the version was linked in (they report 0.0.0) are rebuilt once.
+OLLAMA_STAMP="${OLLAMA_VERSION}+${OLLAMA_CPU_BASELINE}+stamped"
+# The release version and gin's release mode, linked in as upstream's release scripts do; a plain
+# `go install` reports 0.0.0 (`ollama --version`, GET /api/version) and runs gin in debug mode.
+OLLAMA_LDFLAGS="-X=github.com/ollama/ollama/version.Version=${OLLAMA_VERSION#v} -X=github.com/ollama/ollama/server.mode=release"
 # The CNCF Distribution registry (`registry`), for tests only: the image-copy test of the Ansible
 # kubernetes role pushes the bundle's images into it with skopeo, as into a customer's registry.
 REGISTRY_VERSION="v3.1.2"
@@ -106,7 +110,8 @@ else
     fi
     build ollama "github.com/ollama/ollama@${OLLAMA_VERSION}" \
         CGO_ENABLED=1 "CGO_CPPFLAGS=-I${include_dir}" \
-        "CGO_CFLAGS=-O3 ${ollama_march}" "CGO_CXXFLAGS=-O3 ${ollama_march}"
+        "CGO_CFLAGS=-O3 ${ollama_march}" "CGO_CXXFLAGS=-O3 ${ollama_march}" \
+        "GOFLAGS='-ldflags=${OLLAMA_LDFLAGS}'"
     echo "${OLLAMA_STAMP}" >"${bin_dir}/.ollama.version"
 fi
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -401,3 +402,13 @@ def test_models_cli_check_probes_a_file_and_list_shows_health(
     listing = runner.invoke(models_app, ["list"])
     assert listing.exit_code == 0, listing.output
     assert "chat-default" in listing.output and "up" in listing.output
+
+
+def test_the_llm_server_reports_the_release_it_was_built_from(live_stack: LiveStack) -> None:
+    """The build links the pinned tag in as the version (a plain ``go install`` says 0.0.0)."""
+    script = (Path(__file__).parents[2] / "scripts" / "install-services.sh").read_text()
+    pinned = re.search(r'^OLLAMA_VERSION="v(?P<v>[^"]+)"', script, re.M)
+    assert pinned is not None
+    response = httpx.get(f"{live_stack.settings.ollama.base_url}/api/version", timeout=10.0)
+    assert response.status_code == 200
+    assert response.json()["version"] == pinned["v"]

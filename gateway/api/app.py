@@ -38,8 +38,9 @@ from gateway.observability.tracing import (
     instrument,
     tracer_of,
 )
+from gateway.security.keys import KEY_PREFIX
 from gateway.settings import Settings
-from services.errors import AccessDeniedError, AuthenticationError, HoldfastError
+from services.errors import AccessDeniedError, AuthenticationError, ConfigError, HoldfastError
 
 BOOTSTRAP_ADMIN_KEY_ENV = "HOLDFAST_BOOTSTRAP_ADMIN_KEY"
 
@@ -54,8 +55,15 @@ class Wiring:
 
 
 def _bootstrap_admin_key(components: Components) -> None:
-    """Register an admin key handed in by the platform (e.g. a Kubernetes Secret)."""
+    """Register an admin key handed in by the platform (e.g. a Kubernetes Secret). A key
+    without the ``hf_`` prefix would be stored and then refused on every request, so the
+    gateway does not start with one."""
     key = os.environ.get(BOOTSTRAP_ADMIN_KEY_ENV)
+    if key and not key.startswith(KEY_PREFIX):
+        raise ConfigError(
+            f"{BOOTSTRAP_ADMIN_KEY_ENV} must start with {KEY_PREFIX!r}: the gateway accepts no "
+            f"other key; make one with: echo {KEY_PREFIX}$(openssl rand -hex 32)"
+        )
     if key:
         key_id = components.keys.import_key(
             key, "admin", groups=["admin"], roles=["admin", "ingest", "query"]

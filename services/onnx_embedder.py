@@ -212,6 +212,10 @@ class OnnxEmbedder:
                 if self._threads is not None:
                     options.intra_op_num_threads = self._threads
                 options.log_severity_level = 3  # errors only
+                # Idle pool threads sleep instead of spinning: a spinning thread held most of a
+                # core between queries, CPU the gateway's other work (and Weaviate) needed.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                options.add_session_config_entry("session.inter_op.allow_spinning", "0")
                 session = ort.InferenceSession(
                     str(model), sess_options=options, providers=["CPUExecutionProvider"]
                 )

@@ -71,6 +71,15 @@ def test_bge_vectors_have_384_dimensions_and_unit_norm(bge: OnnxEmbedder) -> Non
     assert bge.max_tokens == 512
 
 
+def test_idle_pool_threads_sleep_instead_of_spinning(bge: OnnxEmbedder) -> None:
+    """onnxruntime's pool threads spin between runs by default: under a steady stream of
+    queries one held most of a core (#19 profile), CPU the gateway and Weaviate needed."""
+    bge.embed_query("warm")
+    options = bge._live().get_session_options()  # the session the embedder runs
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+
+
 def test_bge_ranks_the_matching_passage_first_for_each_query(bge: OnnxEmbedder) -> None:
     passages = np.array(bge.embed_documents(PASSAGES))
     for query, expected in QUERIES:

@@ -88,6 +88,12 @@ def model_dir(tmp_path: Path) -> Path:
 class FakeOptions:
     intra_op_num_threads = 0
 
+    def __init__(self) -> None:
+        self.config: dict[str, str] = {}
+
+    def add_session_config_entry(self, key: str, value: str) -> None:
+        self.config[key] = value
+
 
 @pytest.fixture(autouse=True)
 def fake_onnxruntime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -143,6 +149,10 @@ def test_warm_up_loads_once_with_the_configured_thread_count(model_dir: Path) ->
     embedder.warm_up()
     assert len(FakeSession.instances) == 1
     assert FakeSession.instances[0].options.intra_op_num_threads == 3
+    assert FakeSession.instances[0].options.config == {
+        "session.intra_op.allow_spinning": "0",  # idle pool threads sleep (#19 profile)
+        "session.inter_op.allow_spinning": "0",
+    }
     assert embedder.health().ok
     assert embedder.dimensions == DIM
     embedder.close()

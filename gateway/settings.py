@@ -274,6 +274,13 @@ class RetrievalSettings(_Section):
         description="Below this best cosine similarity to the question the gateway refuses "
         "without calling the model (retrieval_status no_results / low_confidence).",
     )
+    refuse_unknown_names: bool = Field(
+        True,
+        description="Refuse without calling the model (retrieval_status unknown_name) when the "
+        "question names a dotted identifier (json.load_yaml, Counter.most_common) that no "
+        "passage of the assembled context names, whole or as its last part in call form "
+        "beside its qualifier: the documents do not describe it.",
+    )
     alpha_min: float = Field(0.0, ge=0.0, le=1.0, description="Lowest alpha a request may set.")
     alpha_max: float = Field(1.0, ge=0.0, le=1.0, description="Highest alpha a request may set.")
     section_fetch_limit: int = Field(

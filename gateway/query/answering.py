@@ -2,7 +2,8 @@
 
     redact the question -> retrieve with the caller's groups (filter inside the store query)
     -> judge retrieval (refuse without calling the model when weak) -> rerank -> group by
-    document -> assemble context -> generate -> redact the answer -> clean and attribute it
+    document -> assemble context (refuse when the question names an API no passage names)
+    -> generate -> redact the answer -> clean and attribute it
     (every sentence to passages; unsupported ones flagged, or the answer refused) -> cite.
 
 Redaction fails closed: a redactor error propagates as 503 and nothing reaches the model.
@@ -23,6 +24,7 @@ from gateway.query.attribution import (
     should_refuse,
 )
 from gateway.query.clock import StageClock
+from gateway.query.named_terms import unmatched_names
 from gateway.query.prompt import REFUSAL_TEXT, build_messages, cite, declined
 from gateway.query.records import Answer, Ports, QueryOptions, Retrieval
 from gateway.query.retrieval import (
@@ -98,6 +100,11 @@ def retrieve_step(
         span.set_attribute("holdfast.context.chars", sum(len(h.chunk.text) for h in context))
         set_ids(span, "holdfast.context.chunk_ids", [h.chunk.chunk_id for h in context])
         set_ids(span, "holdfast.context.doc_ids", [h.chunk.doc_id for h in context])
+        if options.refuse_unknown_names:
+            unknown = unmatched_names(safe_question, [h.chunk for h in context])
+            span.set_attribute("holdfast.question.unknown_names", len(unknown))
+            if unknown:  # the documents do not describe what the question names
+                return safe_question, Retrieval("unknown_name", confidence, [], reranked)
     return safe_question, Retrieval(status, confidence, context, reranked)
 
 

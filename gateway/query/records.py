@@ -12,7 +12,7 @@ from opentelemetry.trace import Tracer
 from services.ports import Embedder, ModelRouter, Redactor, Reranker, Store
 from services.records import FieldFilter, SearchHit
 
-RetrievalStatus = Literal["ok", "low_confidence", "no_results"]
+RetrievalStatus = Literal["ok", "low_confidence", "no_results", "unknown_name"]
 GroupBy = Literal["document", "chunk"]
 UnsupportedPolicy = Literal["flag", "refuse"]
 Event = tuple[str, dict[str, Any]]
@@ -37,6 +37,8 @@ class QueryOptions:
     trace_redacted_text: bool = False  # put the REDACTED question on the redact_in span
     # an answer sentence no passage supports: flag it in the answer, or refuse the answer
     unsupported_policy: UnsupportedPolicy = "flag"
+    # refuse before generation when the question names a dotted identifier no passage names
+    refuse_unknown_names: bool = True
 
 
 @dataclass(frozen=True, slots=True)

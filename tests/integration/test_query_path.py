@@ -73,6 +73,19 @@ def test_unrelated_question_is_refused_without_calling_the_model(live_stack: Liv
     assert body["model"] is None and body["citations"] == []
 
 
+def test_a_question_naming_an_api_no_passage_names_is_refused_before_the_model(
+    live_stack: LiveStack,
+) -> None:
+    """The leave policy is retrieved (the question is about annual leave), but it documents no
+    ``HRPortal.leave_balance()``: the gateway refuses instead of letting the model invent it."""
+    question = "How many days of paid annual leave do I have left per HRPortal.leave_balance()?"
+    body = live_stack.post("/v1/query", {"question": question}, live_stack.handbook_key).json()
+    assert body["refused"] is True
+    assert (body["retrieval_status"], body["refusal_reason"]) == ("unknown_name", "unknown_name")
+    assert body["confidence"] >= live_stack.settings.retrieval.min_score  # retrieval was strong
+    assert body["model"] is None and body["citations"] == []
+
+
 def test_missing_or_unknown_key_gets_problem_json_401(live_stack: LiveStack) -> None:
     for key in (None, "hf_not-a-real-key"):
         response = live_stack.post("/v1/query", {"question": "annual leave"}, key)

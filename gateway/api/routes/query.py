@@ -87,7 +87,10 @@ class CitationOut(BaseModel):
 class QueryResponse(BaseModel):
     answer: str
     citations: list[CitationOut]
-    retrieval_status: str = Field(description="ok | low_confidence | no_results")
+    retrieval_status: str = Field(
+        description="ok | low_confidence | no_results | unknown_name (the question names an "
+        "API or identifier, such as json.load_yaml, that no retrieved passage names)"
+    )
     confidence: float = Field(description="Best cosine similarity of a retrieved chunk.")
     refused: bool
     refusal_reason: str | None
@@ -204,6 +207,7 @@ def options_for(
         filters=tuple(to_field_filters(params.filters)),
         trace_redacted_text=s.telemetry.record_redacted_text,
         unsupported_policy=s.generation.unsupported_policy,
+        refuse_unknown_names=s.retrieval.refuse_unknown_names,
     )
 
 

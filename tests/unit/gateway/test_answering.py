@@ -280,7 +280,7 @@ def test_prompt_numbers_passages_in_context_order() -> None:
     assert first < user.index('<passage id="2" title="Doc 2" section="Sec">\nSecond text.')
     assert user.endswith("Question: When does the office open?\nAnswer:")
     assert messages[0].role == "system"
-    assert [m.role for m in messages[1:-1]] == ["user", "assistant", "user", "assistant"]
+    assert [m.role for m in messages[1:-1]] == ["user", "assistant"]  # one answered example
 
 
 @pytest.mark.parametrize("answer", ["I don't know.", "i don't know [1]", "   "])
@@ -371,6 +371,48 @@ def test_stream_sends_citations_first_then_tokens_then_done_and_never_a_split_em
     assert "<EMAIL_ADDRESS>" in text and text.endswith("[1] says.")
     done = events[-1][1]
     assert done["redactions"] == {"EMAIL_ADDRESS": 1} and done["cited"] == [1]
+
+
+def test_a_question_naming_an_api_no_passage_names_is_refused_before_the_model() -> None:
+    passages = [hit(1, "json.load(fp) reads a JSON document from a file.")]
+    result, _, _, router = ask("json.load_yaml to read YAML files", hits=passages)
+    assert (result.refused, result.refusal_reason) == (True, "unknown_name")
+    assert result.retrieval_status == "unknown_name"
+    assert (result.answer, result.citations) == (REFUSAL_TEXT, [])
+    assert router.calls == []
+
+
+def test_a_named_api_the_passages_document_is_answered() -> None:
+    passages = [hit(1, "json.load(fp) reads a JSON document from a file.")]
+    result, _, _, router = ask("json.load with a file object", hits=passages)
+    assert result.refused is False
+    assert len(router.calls) == 1
+
+
+def test_the_unknown_name_refusal_can_be_switched_off() -> None:
+    passages = [hit(1, "json.load(fp) reads a JSON document from a file.")]
+    options = replace(OPTIONS, refuse_unknown_names=False)
+    result, _, _, router = ask("json.load_yaml", hits=passages, options=options)
+    assert result.refused is False
+    assert len(router.calls) == 1
+
+
+def test_stream_refuses_an_unknown_name_without_the_model() -> None:
+    router = FakeRouter("unused")
+    store = FakeStore([hit(1, "json.load(fp) reads a JSON document from a file.")])
+    events = list(
+        stream_answer(
+            "math.clamp(value, low, high)",
+            PRINCIPAL,
+            ports=Ports(store, FakeEmbedder(), router, None),
+            options=OPTIONS,
+            model_name="fake/model",
+        )
+    )
+    assert [n for n, _ in events] == ["retrieval", "token", "done"]
+    assert events[0][1]["retrieval_status"] == "unknown_name"
+    assert events[1][1]["text"] == REFUSAL_TEXT
+    assert router.calls == []
 
 
 def test_stream_refusal_never_calls_the_model() -> None:

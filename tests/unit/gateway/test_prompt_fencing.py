@@ -88,7 +88,12 @@ def test_ordinary_text_with_angle_brackets_and_colons_is_kept() -> None:
         ("The default maxsize is 128 [1].", False),
         ("Idle threads stop [2].", False),
         ("If the passages do not say, use the default of 128 [1].", False),
+        ("math stuff is not mentioned in the passage.", True),
+        ("os.path.frobnicate is not described in the provided passages", True),
+        ("Threads are not covered in the passages. Processes use fork [1].", False),
     ],
 )
-def test_declined_reads_a_refusal_at_the_start_only(answer: str, refused: bool) -> None:
+def test_declined_reads_a_refusal_at_the_start_or_as_the_only_sentence(
+    answer: str, refused: bool
+) -> None:
     assert declined(answer) is refused

@@ -1,4 +1,5 @@
-"""Helpers for ingestion tests: upload through the real API and wait for the job."""
+"""Helpers for integration tests that go through the real API: upload, follow a job, read the
+audit log."""
 
 from __future__ import annotations
 
@@ -50,6 +51,22 @@ def job(base: str, key: str, job_id: str) -> dict[str, Any]:
     response.raise_for_status()
     body: dict[str, Any] = response.json()
     return body
+
+
+def audit_records(base: str, key: str, **params: Any) -> list[dict[str, Any]]:
+    """Audit records (newest first) matching ``params``; waits out the key's rate limit, since
+    the uploads and job polls before it may have spent the key's burst."""
+    response = within_rate_limit(
+        lambda: httpx.get(
+            f"{base}/admin/audit",
+            params=params,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30.0,
+        )
+    )
+    assert response.status_code == 200, response.text
+    records: list[dict[str, Any]] = response.json()["records"]
+    return records
 
 
 def wait_for_job(base: str, key: str, job_id: str, timeout_s: float = 600.0) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import pytest
 
 from gateway.local import stack
 from tests.integration.conftest import LiveStack
+from tests.integration.ingest_api import audit_records
 
 pytestmark = pytest.mark.integration
 
@@ -276,13 +277,6 @@ def test_two_abandoned_answers_free_both_slots_for_the_next_caller(
 
 def test_a_cancelled_answer_is_audited_as_cancelled(live_stack: LiveStack) -> None:
     """Runs after the scenarios above: their requests are in the audit log as cancelled."""
-    response = httpx.get(
-        f"{live_stack.url}/admin/audit",
-        params={"decision": "cancelled", "limit": 50},
-        headers={"Authorization": f"Bearer {live_stack.admin_key}"},
-        timeout=30.0,
-    )
-    assert response.status_code == 200, response.text
-    records = response.json()["records"]
+    records = audit_records(live_stack.url, live_stack.admin_key, decision="cancelled", limit=50)
     assert {f"POST {QUERY}", f"POST {CHAT}"} <= {r["endpoint"] for r in records}
     assert all(r["reason"] == "client_disconnected" for r in records)

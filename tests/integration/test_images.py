@@ -12,28 +12,29 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 import subprocess
-import sys
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from gateway.bundle import wheelhouse
-from gateway.bundle.wheelhouse import Target
 from gateway.images import spec
-from gateway.images.build import BuildOptions
+from tests.integration.podman_support import (
+    BUILD_TOOLS,
+    REPO,
+    RUN_TOOLS,
+    apt_install,
+    build_command,
+    ensure_wheel_cache,
+    head_revision,
+    podman_store,
+)
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 IMAGE = spec.GATEWAY
 ARCHIVE = f"{IMAGE}.oci.tar"
-TOOLS = ("mmdebstrap", "umoci", "podman", "runc")
-CONTAINERS_CONF = '[containers]\ndefault_ulimits = []\n\n[engine]\ncgroup_manager = "cgroupfs"\n'
 COMPILERS = ("gcc", "cc", "c++", "g++", "cpp", "clang", "x86_64-linux-gnu-gcc", "cc1")
 SHELL_TOOLS = ("bash", "perl", "apt", "apt-get", "sed", "grep", "gzip", "su", "login", "mount")
 
@@ -56,27 +57,14 @@ class Inspected:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     if os.geteuid() != 0:
         pytest.fail("the image build needs root (mmdebstrap, chroot)")
-    subprocess.run(
-        ["bash", str(REPO / "scripts/apt-install.sh"), "--for", "test_images", *TOOLS],
-        check=True,
-    )
-    revision = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    # Fill the wheel cache once, so the two builds below only read it.
-    cache = BuildOptions(REPO, REPO).wheel_cache
-    lock = REPO / "offline_wheels" / "requirements.lock"
-    try:
-        wheelhouse.select_wheels(lock.read_text(), cache)
-    except wheelhouse.WheelhouseError:
-        wheelhouse.fill_cache(lock, cache, Target())
+    apt_install("test_images", *BUILD_TOOLS, *RUN_TOOLS)
+    revision = head_revision()
+    ensure_wheel_cache()  # once, so the two builds below only read it
     root = tmp_path_factory.mktemp("images")
     outs = [root / "first", root / "second"]
-    cmd = [sys.executable, "-m", "gateway.cli.main", "images", "build", "--only", IMAGE]
-    cmd += ["--revision", revision, "--no-download"]
     procs = [
         subprocess.Popen(
-            [*cmd, "--out", str(out)],
+            build_command(out, revision, only=[IMAGE]),
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -191,49 +179,20 @@ def test_the_image_has_no_compiler_and_no_shell_tools_it_does_not_need(
 def test_holdfast_help_runs_inside_the_gateway_image_under_podman(
     built: Built, tmp_path: Path
 ) -> None:
-    conf = tmp_path / "containers.conf"
-    conf.write_text(CONTAINERS_CONF)
-    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-    # podman refuses a runroot longer than 50 characters; pytest's tmp_path grows with its run count
-    runroot = Path(tempfile.mkdtemp(prefix="hf-podman-", dir="/tmp"))
-    podman = ["podman", "--root", str(tmp_path / "storage"), "--runroot", str(runroot)]
-    podman += ["--runtime", "runc"]
-    try:
-        pulled = subprocess.run(
-            [*podman, "pull", "-q", f"oci-archive:{built.first / ARCHIVE}"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=600,
-            check=False,
-        )
-        assert pulled.returncode == 0, pulled.stderr[-2000:]
-        image = pulled.stdout.strip().splitlines()[-1]
-        run = [*podman, "run", "--rm", "--network", "none"]
-        helped = subprocess.run(
-            [*run, image, "--help"], capture_output=True, text=True, env=env, timeout=300
-        )
+    with podman_store(tmp_path) as podman:
+        image = podman.load(built.first / ARCHIVE)
+        run = ["run", "--rm", "--network", "none"]
+        helped = podman.run(*run, image, "--help", check=False)
         assert helped.returncode == 0, helped.stderr[-2000:]
         assert "worker" in helped.stdout and "serve" in helped.stdout
-        who = subprocess.run(
-            [
-                *run,
-                "--entrypoint",
-                f"{spec.VENV}/bin/python",
-                image,
-                "-c",
-                "import os;"
-                "print(os.getuid(), os.environ['HOLDFAST_HOME'], os.access('.', os.W_OK))",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
+        who = podman.run(
+            *run,
+            "--entrypoint",
+            f"{spec.VENV}/bin/python",
+            image,
+            "-c",
+            "import os;print(os.getuid(), os.environ['HOLDFAST_HOME'], os.access('.', os.W_OK))",
+            check=False,
         )
         assert who.returncode == 0, who.stderr[-2000:]
         assert who.stdout.split() == [str(spec.UID), spec.HOLDFAST_HOME, "True"]
-    finally:
-        # this storage's images only (system reset would also drop the machine's networks)
-        subprocess.run([*podman, "rmi", "-af"], capture_output=True, env=env, check=False)
-        shutil.rmtree(tmp_path / "storage", ignore_errors=True)
-        shutil.rmtree(runroot, ignore_errors=True)

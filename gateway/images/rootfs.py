@@ -11,6 +11,7 @@ signed package lists, so a stale or damaged cache costs a download, never a wron
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -114,8 +115,23 @@ def mmdebstrap_command(
     return cmd
 
 
-def build_rootfs(target: Path, cache: Path, epoch: int, log: Path) -> None:
-    """Run mmdebstrap into ``target`` (created); SOURCE_DATE_EPOCH fixes every timestamp it sets."""
+GENERIC_FAILURE = "E: mmdebstrap failed to run"
+
+
+def failure_reason(log_text: str) -> str | None:
+    """What mmdebstrap said went wrong: its error and warning lines other than the closing
+    generic one, or None when it named nothing (its worker died without a word)."""
+    lines = [line.strip() for line in log_text.splitlines()]
+    said = [line for line in lines if line.startswith(("E: ", "W: ")) and line != GENERIC_FAILURE]
+    return " | ".join(said[-3:]) if said else None
+
+
+def build_rootfs(target: Path, cache: Path, epoch: int, log: Path, *, attempts: int = 2) -> None:
+    """Run mmdebstrap into ``target`` (created); SOURCE_DATE_EPOCH fixes every timestamp it sets.
+
+    A run that fails without naming a reason is tried once more from scratch: a CI run saw
+    mmdebstrap's worker die silently during its final apt cleanup, once, not reproduced since;
+    a named error (a missing package, a bad source) fails at once."""
     sources = machine_sources()
     if not sources:
         raise RootfsError(
@@ -124,14 +140,25 @@ def build_rootfs(target: Path, cache: Path, epoch: int, log: Path) -> None:
         )
     cache.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), "LC_ALL": "C.UTF-8"}
-    with log.open("w") as out:
-        done = subprocess.run(
-            mmdebstrap_command(target, sources, cache),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            check=False,
-        )
-    if done.returncode != 0:
-        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-        raise RootfsError(f"mmdebstrap failed ({' | '.join(tail)}); full log in {log}")
+    for attempt in range(1, attempts + 1):
+        attempt_log = log if attempt == 1 else log.with_suffix(f".{attempt}.log")
+        with attempt_log.open("w") as out:
+            done = subprocess.run(
+                mmdebstrap_command(target, sources, cache),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                check=False,
+            )
+        if done.returncode == 0:
+            return
+        text = attempt_log.read_text(errors="replace")
+        reason = failure_reason(text)
+        if reason is not None or attempt == attempts:
+            tail = " | ".join(text.strip().splitlines()[-3:])
+            raise RootfsError(
+                f"mmdebstrap failed with exit code {done.returncode}"
+                f" ({reason or 'no reason given'}; last lines: {tail}); full log in {attempt_log}"
+            )
+        unmount_under(target)
+        shutil.rmtree(target, ignore_errors=True)

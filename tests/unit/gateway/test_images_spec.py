@@ -141,3 +141,72 @@ def test_an_archive_holds_one_image_sorted_and_dated_the_same_every_time(tmp_pat
         assert f"blobs/sha256/{layer.split(':')[1]}" in names
         archived = json.loads(tar.extractfile("index.json").read())  # type: ignore[union-attr]
     assert archived["manifests"][0]["annotations"] == {ref: "0.1.0"}
+
+
+@pytest.mark.parametrize(
+    ("log", "reason"),
+    [
+        # the CI run that died in its final cleanup: nothing but the closing line
+        (
+            "I: cleaning package lists and apt cache...\nE: mmdebstrap failed to run\n",
+            None,
+        ),
+        (
+            "E: Unable to locate package python3.12\nE: apt-get install failed\n"
+            "E: mmdebstrap failed to run\n",
+            "E: Unable to locate package python3.12 | E: apt-get install failed",
+        ),
+        ("W: Some index files failed to download\nE: mmdebstrap failed to run\n",
+         "W: Some index files failed to download"),
+    ],
+)  # fmt: skip
+def test_a_failed_mmdebstrap_run_is_told_by_what_it_said(log: str, reason: str | None) -> None:
+    assert rootfs.failure_reason(log) == reason
+
+
+FAKE_MMDEBSTRAP = """#!/bin/sh
+# a stand-in that fails its first run as scripted in $FAKE_FIRST_RUN, then succeeds
+target=""
+for arg; do case "$arg" in "$FAKE_TARGET") target="$arg" ;; esac; done
+echo run >>"$FAKE_COUNT"
+if [ "$(wc -l <"$FAKE_COUNT")" -eq 1 ]; then
+    mkdir -p "$target/var" && printf '%b' "$FAKE_FIRST_RUN"
+    exit 1
+fi
+[ -e "$target" ] && { echo "E: $target exists"; exit 1; }
+mkdir -p "$target"
+"""
+
+
+def fake_mmdebstrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first_run: str) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "mmdebstrap").write_text(FAKE_MMDEBSTRAP)
+    (bin_dir / "mmdebstrap").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("HOLDFAST_APT_SOURCES", "deb http://mirror.invalid/debian bookworm main")
+    monkeypatch.setenv("FAKE_TARGET", str(tmp_path / "rootfs"))
+    monkeypatch.setenv("FAKE_COUNT", str(tmp_path / "count"))
+    monkeypatch.setenv("FAKE_FIRST_RUN", first_run)
+    return tmp_path / "count"
+
+
+def test_a_silent_mmdebstrap_failure_is_tried_once_more_from_an_empty_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count = fake_mmdebstrap(
+        tmp_path, monkeypatch, "I: cleaning...\\nE: mmdebstrap failed to run\\n"
+    )
+    rootfs.build_rootfs(tmp_path / "rootfs", tmp_path / "cache", 0, tmp_path / "rootfs.log")
+    assert len(count.read_text().splitlines()) == 2
+    assert (tmp_path / "rootfs").is_dir() and not (tmp_path / "rootfs" / "var").exists()
+
+
+def test_a_named_mmdebstrap_error_fails_at_once_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    said = "E: Unable to locate package python3.12\\nE: mmdebstrap failed to run\\n"
+    count = fake_mmdebstrap(tmp_path, monkeypatch, said)
+    with pytest.raises(rootfs.RootfsError, match=r"Unable to locate package python3\.12"):
+        rootfs.build_rootfs(tmp_path / "rootfs", tmp_path / "cache", 0, tmp_path / "rootfs.log")
+    assert len(count.read_text().splitlines()) == 1

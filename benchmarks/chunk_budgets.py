@@ -10,9 +10,12 @@ the corpus. ``--no-heading`` runs add the same budget with the body alone embedd
 
     .venv/bin/python -m benchmarks.chunk_budgets --model bge-small-en-v1.5-q --budgets 256,384,510
     .venv/bin/python -m benchmarks.chunk_budgets --model all-minilm-l6-v2-q --budgets 128,200,254
+    .venv/bin/python -m benchmarks.chunk_budgets \
+        --model all-minilm-l6-v2-q,bge-small-en-v1.5-q --budgets 200,256   # one table, one run
 
 The corpus is the eval's fast subset (56 pages) unless ``--all`` (497 pages). Parsed pages are
-cached under /tmp between runs. Writes benchmarks/reports/chunk-budgets-<model>-<UTC>.md.
+cached under /tmp between runs. Writes benchmarks/reports/chunk-budgets-<model>-<UTC>.md
+(``chunk-budgets-<UTC>.md`` for several models, measured one after the other in the one run).
 """
 
 from __future__ import annotations
@@ -80,9 +83,38 @@ def chunk_texts(
     return pages, texts
 
 
+def measure(
+    embedder, model: str, docs, questions, query_vectors, budget: int, heading: bool, overlap: int
+) -> str:
+    """One table row: chunk at ``budget``, embed every chunk, rank pages by best chunk."""
+    limit = window_budget(budget, embedder.max_tokens)
+    pages, texts = chunk_texts(
+        docs, limit, min(overlap, limit // 4), embedder.count_tokens, heading=heading
+    )
+    t0 = time.perf_counter()
+    vectors = np.asarray(embedder.embed_documents(texts))
+    embed_s = time.perf_counter() - t0
+    scores = query_vectors @ vectors.T
+    per_q: dict[str, list[float]] = {}
+    for qi, question in enumerate(questions):
+        best: dict[str, float] = {}
+        for ci in np.argsort(-scores[qi]):
+            best.setdefault(pages[ci], float(scores[qi, ci]))
+            if len(best) >= 10:
+                break
+        for name, value in retrieval_metrics(list(best), set(question.gold_pages)).items():
+            per_q.setdefault(name, []).append(value)
+    m = {name: mean(values) for name, values in per_q.items()}
+    return (
+        f"| {model} | {budget} | {limit} | {'yes' if heading else 'no'} | {len(texts):,} "
+        f"| {m['ndcg@10']:.3f} | {m['mrr@10']:.3f} | {m['hit@1']:.3f} "
+        f"| {m['hit@5']:.3f} | {m['recall@10']:.3f} | {embed_s:.0f} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="bge-small-en-v1.5-q")
+    parser.add_argument("--model", default="bge-small-en-v1.5-q", help="one or a comma list")
     parser.add_argument("--budgets", default="256,384,510")
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--no-heading", default="", help="budgets also run without the heading")
@@ -98,59 +130,43 @@ def main() -> None:
     docs = parsed_pages(sorted(ids))
     parse_s = time.perf_counter() - started
 
-    embedder = onnx_embedder(args.model, resolve_models_dir(os.environ))
-    embedder.warm_up()
-    window = embedder.max_tokens
-    query_vectors = np.asarray([embedder.embed_query(q.question) for q in questions])
-
+    models = [m for m in args.model.split(",") if m]
     runs = [(int(b), True) for b in args.budgets.split(",")]
     runs += [(int(b), False) for b in args.no_heading.split(",") if b]
-    rows = []
-    for budget, heading in runs:
-        limit = window_budget(budget, window)
-        pages, texts = chunk_texts(
-            docs, limit, min(args.overlap, limit // 4), embedder.count_tokens, heading=heading
-        )
-        t0 = time.perf_counter()
-        vectors = np.asarray(embedder.embed_documents(texts))
-        embed_s = time.perf_counter() - t0
-        scores = query_vectors @ vectors.T
-        per_q: dict[str, list[float]] = {}
-        for qi, question in enumerate(questions):
-            best: dict[str, float] = {}
-            for ci in np.argsort(-scores[qi]):
-                best.setdefault(pages[ci], float(scores[qi, ci]))
-                if len(best) >= 10:
-                    break
-            ranking = list(best)
-            for name, value in retrieval_metrics(ranking, set(question.gold_pages)).items():
-                per_q.setdefault(name, []).append(value)
-        metrics = {name: mean(values) for name, values in per_q.items()}
-        rows.append(
-            f"| {budget} | {limit} | {'yes' if heading else 'no'} | {len(texts):,} "
-            f"| {metrics['ndcg@10']:.3f} | {metrics['mrr@10']:.3f} | {metrics['hit@1']:.3f} "
-            f"| {metrics['hit@5']:.3f} | {metrics['recall@10']:.3f} | {embed_s:.0f} |"
-        )
-        print(rows[-1], flush=True)
+    rows, windows = [], []
+    for model in models:
+        embedder = onnx_embedder(model, resolve_models_dir(os.environ))
+        embedder.warm_up()
+        windows.append(f"{model} {embedder.max_tokens}")
+        query_vectors = np.asarray([embedder.embed_query(q.question) for q in questions])
+        for budget, heading in runs:
+            rows.append(
+                measure(
+                    embedder, model, docs, questions, query_vectors, budget, heading, args.overlap
+                )
+            )
+            print(rows[-1], flush=True)
 
     now = datetime.now(UTC)
     lines = [
-        f"# Chunk budgets, dense retrieval only — {args.model} — {now:%Y-%m-%d %H:%M} UTC",
+        f"# Chunk budgets, dense retrieval only — {', '.join(models)} — {now:%Y-%m-%d %H:%M} UTC",
         "",
         f"Corpus: {len(ids)} pages ({'all corpus pages' if args.all else 'the fast subset'}); "
         f"{len(questions)} answerable questions whose gold pages are all in it. Model window "
-        f"{window} word-pieces. Overlap {args.overlap} (at most a quarter of the budget). Parse "
+        f"(word-pieces): {', '.join(windows)}. Overlap {args.overlap} (at most a quarter of the "
+        f"budget). Parse "
         f"{parse_s:.0f} s (cached after the first run). Page score: best chunk's cosine. "
         f"{os.cpu_count()} cores, shared, load average "
         f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())} at the end.",
         "",
-        "| budget | effective | heading embedded | chunks | nDCG@10 | MRR@10 | hit@1 | hit@5 "
-        "| recall@10 | embed s |",
-        "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| model | budget | effective | heading embedded | chunks | nDCG@10 | MRR@10 | hit@1 "
+        "| hit@5 | recall@10 | embed s |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *rows,
     ]
     REPORTS.mkdir(exist_ok=True)
-    out = REPORTS / f"chunk-budgets-{args.model}-{now:%Y%m%dT%H%M%SZ}.md"
+    name = models[0] if len(models) == 1 else None
+    out = REPORTS / f"chunk-budgets-{name + '-' if name else ''}{now:%Y%m%dT%H%M%SZ}.md"
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
 

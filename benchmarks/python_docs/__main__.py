@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from rich.console import Console
@@ -41,7 +42,12 @@ from rich.progress import (
 )
 
 from benchmarks.python_docs import report, verify
-from benchmarks.python_docs.answers import packaged_model, run_answers, sample_questions
+from benchmarks.python_docs.answers import (
+    packaged_model,
+    reranker_on,
+    run_answers,
+    sample_questions,
+)
 from benchmarks.python_docs.product import (
     PRODUCT_ARMS,
     admin_key_of,
@@ -131,7 +137,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                     tasks[name] = bars.add_task(name, total=total)
                 bars.update(tasks[name], completed=done, total=total)
 
-            result = run(arms=arms, fast=args.fast, access=access, progress=progress)
+            reranked = any(PRODUCT_ARMS[a].rerank for a in arms if a in PRODUCT_ARMS)
+            with (
+                reranker_on(access.url, admin_key_of(args.home), args.home / "models.yaml")
+                if reranked and access is not None and args.home
+                else nullcontext()
+            ):
+                result = run(arms=arms, fast=args.fast, access=access, progress=progress)
             if chat_models and access is not None:
                 run_questions, _ = select(args.fast)
                 questions = sample_questions(

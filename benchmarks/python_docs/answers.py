@@ -25,7 +25,8 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,24 @@ class ChatSwitch:
         )
         if response.status_code != 200:
             raise RuntimeError(f"reload failed: HTTP {response.status_code} {response.text[:300]}")
+
+
+@contextmanager
+def reranker_on(url: str, admin_key: str, models_file: Path) -> Iterator[None]:
+    """The opt-in CPU reranker in ``models.yaml`` for the retrieval ladder's ``product-rerank``
+    arm, so that every rung comes from one stack and one run; the file is restored after."""
+    switch = ChatSwitch(url, admin_key, models_file)
+    models = yaml.safe_load(switch.original)
+    if any(e["model_name"] == RERANK_ALIAS for e in models["model_list"]):
+        yield  # the stack has a reranker of its own: measure that one
+        return
+    models["model_list"].append(_rerank_entry())
+    models_file.write_text(yaml.safe_dump(models, sort_keys=False), encoding="utf-8")
+    switch._reload()
+    try:
+        yield
+    finally:
+        switch.restore()
 
 
 def ask(client: httpx.Client, url: str, key: str, q: Question) -> AnswerRecord:

@@ -9,9 +9,9 @@ hit@1, hit@5 over the answerable questions of ``evals/python_docs`` whose gold p
 the corpus. ``--no-heading`` runs add the same budget with the body alone embedded.
 
     .venv/bin/python -m benchmarks.chunk_budgets --model bge-small-en-v1.5-q --budgets 256,384,510
-    .venv/bin/python -m benchmarks.chunk_budgets --model all-minilm-l6-v2-q --budgets 128,200,254
+    .venv/bin/python -m benchmarks.chunk_budgets --model all-minilm-l6-v2 --budgets 128,200,254
     .venv/bin/python -m benchmarks.chunk_budgets \
-        --model all-minilm-l6-v2-q,bge-small-en-v1.5-q --budgets 200,256   # one table, one run
+        --model all-minilm-l6-v2,bge-small-en-v1.5-q --budgets 200,256   # one table, one run
 
 The corpus is the eval's fast subset (56 pages) unless ``--all`` (497 pages). Parsed pages are
 cached under /tmp between runs. Writes benchmarks/reports/chunk-budgets-<model>-<UTC>.md

@@ -79,10 +79,11 @@ class Components:
         entry = self.models.entry(self.settings.generation.embedding_alias)
         return str(entry.litellm_params.get("model", entry.model_name))
 
-    def warm_up(self) -> None:
+    def warm_up(self, *, wait_for_store: bool = False) -> None:
         """Open clients and load models (constructors do no I/O). A redactor that cannot load
-        does not stop the gateway: it reports not ready and every request fails closed (503)."""
-        self.store.warm_up()
+        does not stop the gateway: it reports not ready and every request fails closed (503).
+        ``wait_for_store``: a service starting beside Weaviate waits for it (``connect_wait_s``)."""
+        self.store.warm_up(wait=wait_for_store)
         models = self.registry.current()
         self.registry.builder.warm_up(models)
         self.store.ensure_schema(

@@ -87,6 +87,7 @@ def weaviate_connection(settings: Settings) -> WeaviateConnection:
         query_timeout_s=wv.query_timeout_s,
         insert_timeout_s=wv.insert_timeout_s,
         init_timeout_s=wv.init_timeout_s,
+        connect_wait_s=wv.connect_wait_s,
         health_timeout_s=wv.health_timeout_s,
         replication_factor=wv.replication_factor,
         write_consistency=wv.write_consistency,

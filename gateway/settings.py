@@ -90,6 +90,12 @@ class WeaviateSettings(_Section):
         5.0, gt=0, description="Timeout of the client's connection set-up at start."
     )
     health_timeout_s: float = Field(1.0, description="Timeout of one readiness probe.")
+    connect_wait_s: float = Field(
+        120.0,
+        ge=0,
+        description="How long a starting gateway or worker waits for Weaviate to accept its "
+        "connection before it gives up (pods start in any order on a cluster).",
+    )
     alias_cache_s: float = Field(
         2.0,
         ge=0,

@@ -172,6 +172,10 @@ class ManagedStore(DocumentStore, IndexCatalog, Lifecycle, Protocol):
     """The store a gateway process holds: chunk writes, search and documents, the alias reads,
     and its lifecycle."""
 
+    def warm_up(self, *, wait: bool = False) -> None:
+        """Connect; with ``wait``, keep trying for a while when the store is still starting."""
+        ...
+
     def ensure_schema(self, *, embedding_model: str = "", dimensions: int = 0) -> None:
         """Create the first collection behind the alias if there is none; from now on, reads
         and writes expect vectors of ``embedding_model`` with ``dimensions`` (empty: any)."""

@@ -75,6 +75,7 @@ class WeaviateConnection:
     deletion_strategy: str = "TimeBasedResolution"
     shard_count: int = 0
     failover: tuple[WeaviateEndpoint, ...] = field(default=())
+    connect_wait_s: float = 0.0  # how long start-up waits for a Weaviate still starting
 
     @property
     def endpoints(self) -> tuple[WeaviateEndpoint, ...]:

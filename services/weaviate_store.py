@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 import httpx
@@ -88,6 +88,7 @@ DELETE_TIMEOUT_S = 600.0
 
 
 log = logging.getLogger("holdfast.store")
+CONNECT_RETRY_S = 2.0  # between connection attempts while Weaviate starts
 # how long a failed search waits for the route to be read again before its one repeat
 REROUTE_WAIT_S = 2.0
 
@@ -122,8 +123,32 @@ class WeaviateStore:
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    def warm_up(self) -> None:
-        self._client.open()
+    def warm_up(self, *, wait: bool = False, sleep: Callable[[float], None] = time.sleep) -> None:
+        """Connect. A long-running process (``wait``: the gateway, a worker) waits up to
+        ``connect_wait_s`` for a Weaviate that is not up yet: on a cluster the pods start in any
+        order, and a gateway that exits instead restarts only after the kubelet's growing
+        back-off (seen: the chart run under podman, Weaviate ready 13 s after the gateway first
+        tried). A one-off command fails at once."""
+        deadline = time.monotonic() + (self._conn.connect_wait_s if wait else 0.0)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self._client.open()
+                return
+            except (StoreUnavailableError, BackendTimeoutError) as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                log.warning(
+                    "weaviate at %s:%d not reachable yet (%s, attempt %d); retrying %.0f s more",
+                    self._client.endpoint.host,
+                    self._client.endpoint.http_port,
+                    exc,
+                    attempt,
+                    left,
+                )
+                sleep(min(CONNECT_RETRY_S, left))
 
     def close(self) -> None:
         self._client.close()

@@ -11,6 +11,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
@@ -141,7 +142,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         built = components or wiring.build_components(settings)
-        await run_in_threadpool(built.warm_up)
+        await run_in_threadpool(partial(built.warm_up, wait_for_store=True))
         _bootstrap_admin_key(built)
         buffered = BufferedAuditLog(built.audit_log, on_failure=metrics.audit_failures.inc)
         built.audit_log = buffered  # requests only enqueue their record

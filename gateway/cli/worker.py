@@ -111,7 +111,7 @@ def _start(settings: Settings, stop: threading.Event) -> Components:
     while True:
         try:
             components = build_components(settings)
-            components.warm_up()
+            components.warm_up(wait_for_store=True)
             return components
         except (StoreUnavailableError, BackendTimeoutError) as exc:
             if stop.is_set() or time.monotonic() >= deadline:

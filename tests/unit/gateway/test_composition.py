@@ -29,6 +29,7 @@ def settings(isolated_env: Path) -> Settings:
             "insert_timeout_s": 12.0,
             "init_timeout_s": 13.0,
             "health_timeout_s": 0.5,
+            "connect_wait_s": 14.0,
             "alias_cache_s": 7.0,
             "max_query_results": 500,
         },
@@ -49,6 +50,7 @@ def test_the_store_gets_every_weaviate_knob_from_settings(settings: Settings) ->
         insert_timeout_s=12.0,
         init_timeout_s=13.0,
         health_timeout_s=0.5,
+        connect_wait_s=14.0,
     )
     assert (store._section_limit, store._twins_per_hash, store._max_results) == (33, 9, 500)
     assert store._versions._route_ttl_s == 7.0

@@ -3,12 +3,14 @@ chunk <-> properties mapping, and a constructor that does no I/O (no Weaviate he
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
 from datetime import UTC, datetime
 
 import pytest
 
-from services.errors import AccessDeniedError
+from services.errors import AccessDeniedError, BackendTimeoutError, StoreUnavailableError
 from services.records import Chunk, IndexRecord
 from services.weaviate_common import (
     SCHEMA_VERSION,
@@ -19,7 +21,7 @@ from services.weaviate_common import (
     record_from,
     schema_description,
 )
-from services.weaviate_store import WeaviateStore
+from services.weaviate_store import CONNECT_RETRY_S, WeaviateStore
 
 pytestmark = pytest.mark.unit
 
@@ -143,3 +145,49 @@ def test_searches_bring_back_every_property_but_the_dates() -> None:
     dates = {p.name for p in schema if p.dataType == DataType.DATE}
     assert dates == {"modified_at", "ingested_at"}
     assert set(HIT_PROPERTIES) == {p.name for p in schema} - dates
+
+
+def _waiting_store(wait_s: float) -> WeaviateStore:
+    """Ports 9 and 10 on loopback: nothing listens, so every connection is refused at once."""
+    connection = dataclasses.replace(_store()._conn, grpc_port=10, connect_wait_s=wait_s)
+    return WeaviateStore(
+        connection, section_fetch_limit=10, twins_per_hash=5, max_query_results=100, route_ttl_s=1
+    )
+
+
+def test_start_up_waits_for_a_weaviate_that_is_still_starting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a cluster the gateway's pod may start before Weaviate's: it retries instead of
+    exiting into the kubelet's back-off."""
+    store = _waiting_store(60.0)
+    outcomes = [StoreUnavailableError("refused"), BackendTimeoutError("init"), None]
+
+    def open_once() -> None:
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+    monkeypatch.setattr(store._client, "open", open_once)
+    slept: list[float] = []
+    store.warm_up(wait=True, sleep=slept.append)
+    assert outcomes == [] and slept == [CONNECT_RETRY_S, CONNECT_RETRY_S]
+
+
+def test_start_up_gives_up_on_an_unreachable_weaviate_after_its_wait() -> None:
+    store = _waiting_store(0.3)
+    slept: list[float] = []
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError, match="connect"):
+        store.warm_up(wait=True, sleep=lambda s: (slept.append(s), time.sleep(min(s, 0.05))))
+    assert len(slept) >= 1 and all(0 < s <= CONNECT_RETRY_S for s in slept)
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize(("wait", "wait_s"), [(True, 0.0), (False, 60.0)])
+def test_a_one_off_command_or_no_wait_fails_at_once(wait: bool, wait_s: float) -> None:
+    """``holdfast reindex`` with the stack down says so at once instead of waiting."""
+    slept: list[float] = []
+    with pytest.raises(StoreUnavailableError):
+        _waiting_store(wait_s).warm_up(wait=wait, sleep=slept.append)
+    assert slept == []

@@ -53,120 +53,40 @@ import httpx
 import pytest
 import yaml
 
-from gateway.cli.stack import DEMO_QUESTION, SAMPLE_CORPUS
+from tests.integration.chart_support import (
+    HELM,
+    NAMESPACE,
+    RELEASE,
+    Built,
+    ask_cited,
+    chart_of,
+    head_images,
+    ingest_document,
+    ingest_key,
+    new_secrets,
+    single_node_values,
+)
 from tests.integration.podman_support import (
     BUILD_TOOLS,
-    REPO,
     RUN_TOOLS,
     Podman,
     apt_install,
-    build_command,
-    ensure_wheel_cache,
     head_revision,
     podman_store,
 )
 
 pytestmark = pytest.mark.integration
 
-HELM = REPO / ".venv" / "bin" / "helm"
-CHART = "helm/holdfast"  # rendered from the commit the images are built from
-RELEASE = "holdfast"
-NAMESPACE = "holdfast"
 REGISTRY = "registry.holdfast.test/holdfast"  # a name only: nothing is pulled (--pull never)
 GATEWAY_PORT = 29000  # 127.0.0.1:29000 -> the gateway pod's 8080 (this test's range: 29000-29019)
-GROUP = "handbook"
-DOCUMENT = SAMPLE_CORPUS / "leave-policy.md"
 # Wall-clock budget for every pod to be ready; a startup probe may allow more, this test doesn't.
 READY_BUDGET_S = 420.0
-# The Secrets the chart references, made as its README makes them (`kubectl create secret`, the
-# values `openssl rand -hex 32`; an API key carries the `hf_` prefix).
-SECRET_KEYS = {
-    "holdfast-api-keys": {"admin-key": "hf_", "id-key": ""},
-    "holdfast-weaviate-auth": {"api-key": ""},
-}
 # Every kind the single-node render holds. A kind not listed fails the test: decide how it runs.
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Pod"}
 CONFIG_KINDS = {"ConfigMap", "Secret", "Service", "ServiceAccount"}
 # Rendered workloads this test does not run, with the reason; none at present (the helm test Pod
 # runs last, after the install is ready, as `helm test` would run it).
 SKIPPED: dict[str, str] = {}
-
-
-def single_node_values(images: dict[str, Image]) -> dict[str, Any]:
-    """One gateway, one Weaviate, Ollama on CPU as the LLM, embeddings in-process in the gateway
-    (the packaged MiniLM from the model store; no TEI pod), production guard rails on."""
-    return {
-        "global": {"imageRegistry": REGISTRY},
-        # one gateway: its state in SQLite under HOLDFAST_HOME, no shared rate-limit store
-        "database": {"existingSecret": ""},
-        "gateway": {
-            "replicas": 1,
-            "image": {"digest": images["holdfast-gateway"].digest},
-            "autoscaling": {"enabled": False},
-            "podDisruptionBudget": {"enabled": False},
-            "rateLimitStore": {"existingSecret": ""},
-            "resources": resources("250m", "2", "768Mi", "3Gi"),
-        },
-        "weaviate": {
-            "replicas": 1,
-            "image": {"digest": images["holdfast-weaviate"].digest},
-            "resources": resources("250m", "2", "512Mi", "2Gi"),
-        },
-        "models": {
-            "image": {"digest": images["holdfast-models"].digest},
-            "modelList": [
-                {
-                    "model_name": "chat-default",
-                    "litellm_params": {
-                        "model": "ollama_chat/holdfast-qwen2.5-coder-0.5b",
-                        "api_base": f"http://{RELEASE}-llm:11434",
-                        "timeout": 180,
-                        "max_retries": 0,
-                        "max_tokens": 256,
-                        "temperature": 0.1,
-                    },
-                },
-                {
-                    "model_name": "embed-default",
-                    "litellm_params": {
-                        "model": "local/all-MiniLM-L6-v2",
-                        "timeout": 30,
-                        "max_retries": 0,
-                    },
-                    "model_info": {"mode": "embedding"},
-                },
-            ],
-        },
-        "embeddings": {"enabled": False},
-        "llm": {
-            "engine": "ollama",
-            "ollama": {"image": {"digest": images["holdfast-ollama"].digest}, "gpuCount": 0},
-            "resources": resources("1", "2", "1Gi", "4Gi"),
-        },
-        "networkPolicy": {"enabled": False},  # no CNI policy engine under podman
-    }
-
-
-def resources(cpu: str, cpu_limit: str, memory: str, memory_limit: str) -> dict[str, Any]:
-    """Requests that fit one 2-core node (the chart's defaults ask for 3.75 cores, 21 GiB)."""
-    return {
-        "requests": {"cpu": cpu, "memory": memory},
-        "limits": {"cpu": cpu_limit, "memory": memory_limit},
-    }
-
-
-@dataclass(frozen=True)
-class Image:
-    name: str
-    tag: str
-    digest: str
-    archive: Path
-
-
-@dataclass(frozen=True)
-class Built:
-    revision: str
-    images: dict[str, Image]
 
 
 @dataclass
@@ -238,50 +158,20 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     if os.geteuid() != 0:
         pytest.fail("the image build and podman's bridge network need root")
     apt_install("test_chart_podman", *BUILD_TOOLS, *RUN_TOOLS)
-    reuse = os.environ.get("HOLDFAST_TEST_IMAGES_DIR")
-    if reuse:
-        out = Path(reuse)
-    else:
-        ensure_wheel_cache()
-        out = tmp_path_factory.mktemp("images")
-        started = time.monotonic()
-        built = subprocess.run(
-            build_command(out, head_revision()),
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=1500,
-            check=False,
-        )
-        assert built.returncode == 0, (built.stdout + built.stderr)[-3000:]
-        print(f"images built in {time.monotonic() - started:.0f} s")
-    summary = json.loads((out / "images.json").read_text())
-    print(f"images of revision {summary['revision']} in {out}")
-    return Built(
-        summary["revision"],
-        {
-            i["name"]: Image(i["name"], i["tag"], i["digest"], out / i["archive"])
-            for i in summary["images"]
-        },
-    )
+    return head_images(tmp_path_factory.mktemp("images"), head_revision())
 
 
 @pytest.fixture(scope="module")
 def rendered(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Rendered:
-    """The chart of the images' own commit (as the images come from `git archive` of it, so an
-    uncommitted chart change never meets images without the code it needs)."""
+    """The chart of the images' own commit, rendered for one node."""
     root = tmp_path_factory.mktemp("chart")
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", built.revision, CHART],
-        capture_output=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, timeout=60, check=True)
+    chart = chart_of(built.revision, root)
+    values = single_node_values(built.images, REGISTRY)
+    values["networkPolicy"] = {"enabled": False}  # no CNI policy engine under podman
     path = root / "single-node.yaml"
-    path.write_text(yaml.safe_dump(single_node_values(built.images), sort_keys=False))
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
     template = subprocess.run(
-        [str(HELM), "template", RELEASE, str(root / CHART), "-n", NAMESPACE, "-f", str(path)],
+        [str(HELM), "template", RELEASE, str(chart), "-n", NAMESPACE, "-f", str(path)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -434,10 +324,7 @@ def plan_cluster(
             published[backend.name] = f"127.0.0.1:{GATEWAY_PORT}:{spec['ports'][0]['port']}"
     for plan in plans:  # a StatefulSet pod's own name resolves, as in its /etc/hosts
         hosts.setdefault(plan.name, plan.ip)
-    cluster_secrets = {
-        name: {key: prefix + secrets.token_hex(32) for key, prefix in keys.items()}
-        for name, keys in SECRET_KEYS.items()
-    }
+    cluster_secrets = new_secrets()
     for obj in rendered.of_kind("Secret"):
         data = {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
         data.update(obj.get("stringData") or {})
@@ -883,43 +770,7 @@ def test_a_document_ingested_and_a_cited_answer_through_the_gateway_port(
     running: Cluster,
 ) -> None:
     admin = running.secrets["holdfast-api-keys"]["admin-key"]
-    created = httpx.post(
-        f"{running.url}/admin/keys",
-        json={"name": "podman-floor", "groups": [GROUP], "roles": ["ingest", "query"]},
-        headers={"Authorization": f"Bearer {admin}"},
-        timeout=30.0,
-    )
-    assert created.status_code == 201, created.text
-    key = created.json()["key"]
-    auth = {"Authorization": f"Bearer {key}"}
-    with DOCUMENT.open("rb") as handle:
-        uploaded = httpx.post(
-            f"{running.url}/v1/documents",
-            files=[("files", (DOCUMENT.name, handle, "text/markdown"))],
-            data={"access_groups": GROUP},
-            headers=auth,
-            timeout=120.0,
-        )
-    assert uploaded.status_code == 202, uploaded.text
-    job_id = uploaded.json()["job_id"]
-    deadline = time.monotonic() + 240
-    job: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{running.url}/v1/jobs/{job_id}", headers=auth, timeout=30.0).json()
-        if job.get("status") in {"succeeded", "partial", "failed"}:
-            break
-        time.sleep(1)
-    assert job.get("status") == "succeeded", job
-    started = time.monotonic()
-    answered = httpx.post(
-        f"{running.url}/v1/query", json={"question": DEMO_QUESTION}, headers=auth, timeout=240.0
-    )
-    running.note(f"answered in {time.monotonic() - started:.1f} s")
-    assert answered.status_code == 200, answered.text
-    body = answered.json()
-    assert not body["refused"], body
-    assert body["answer"].strip(), body
-    cited = [c for c in body["citations"] if c["cited"]]
-    assert cited, body
-    assert all(DOCUMENT.name in c["source"] for c in cited), body["citations"]
-    print(f"answer: {body['answer']!r}; cited: {[c['source'] for c in cited]}")
+    auth = ingest_key(running.url, admin, "podman-floor")
+    ingest_document(running.url, auth)
+    body = ask_cited(running.url, auth)
+    running.note(f"answered in {body['_seconds']:.1f} s")

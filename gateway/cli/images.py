@@ -29,7 +29,11 @@ def build_images(
     ] = REPO_ROOT / "dist" / "images",
     only: Annotated[
         list[str] | None,
-        typer.Option("--only", help=f"Build only these (repeat): {', '.join(spec.IMAGES)}."),
+        typer.Option(
+            "--only",
+            help=f"Build only these (repeat): {', '.join(spec.ALL_IMAGES)}. Default: every"
+            f" image but {', '.join(spec.GPU_IMAGES)} (GPU nodes, about 9 GB).",
+        ),
     ] = None,
     download: Annotated[
         bool, typer.Option(help="Fetch missing wheels; --no-download uses the cache only.")

@@ -1,4 +1,4 @@
-"""Build the four images from the committed tree (``git archive HEAD``), offline-capable:
+"""Build the images from the committed tree (``git archive HEAD``), offline-capable:
 
     base layer   Debian root filesystem (rootfs.py), shared by every image
     gateway      /opt/holdfast/venv: the runtime subset of the lock + holdfast + the spaCy alias,
@@ -6,6 +6,8 @@
     weaviate     /usr/local/bin/weaviate-server (the pinned source build in .venv/bin)
     ollama       /usr/local/bin/ollama (same)
     models       /models: the shipped ONNX embedders, the default GGUF, the spaCy model wheel
+    vllm         /opt/vllm/venv: vLLM and its CUDA wheels (offline_wheels/vllm), for GPU nodes;
+                 built only when named (--only holdfast-vllm)
 
 Each image: a second layer on the shared base, OCI labels, a CycloneDX SBOM inside
 (/usr/share/holdfast/sbom.cdx.json) and beside the archive, one ``oci-archive`` tar per image.
@@ -31,6 +33,7 @@ from gateway.images import oci, rootfs, spec
 from gateway.images.gateway_image import GatewayInputs, gateway_layer
 from gateway.images.models_image import models_layer
 from gateway.images.spec import ImageConfig, ImagesError
+from gateway.images.vllm_image import VllmInputs, vllm_layer
 
 Progress = Callable[[str, str], None]
 REQUIRED_TOOLS = ("mmdebstrap", "umoci")
@@ -82,9 +85,10 @@ def preflight(images: tuple[str, ...]) -> None:
         )
     if os.geteuid() != 0:
         raise ImagesError("building images needs root (mmdebstrap, chroot); run it as root")
-    unknown = [i for i in images if i not in spec.IMAGES]
+    unknown = [i for i in images if i not in spec.ALL_IMAGES]
     if unknown:
-        raise ImagesError(f"unknown image {', '.join(unknown)}; known: {', '.join(spec.IMAGES)}")
+        known = ", ".join(spec.ALL_IMAGES)
+        raise ImagesError(f"unknown image {', '.join(unknown)}; known: {known}")
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -288,6 +292,14 @@ class _Build:
         self._data_dir(layer, spec.HOLDFAST_HOME.lstrip("/"))
         return self._finish(spec.GATEWAY, layer, config, sbom)
 
+    def vllm(self, base_root: Path) -> ImageResult:
+        layer = self._layer_dir(spec.VLLM)
+        inputs = VllmInputs(
+            self.src, self.work, self.log, self.opts.wheel_cache, self.opts.download, self.epoch
+        )
+        config, sbom = vllm_layer(inputs, base_root, layer, self.debs, self.say)
+        return self._finish(spec.VLLM, layer, config, sbom)
+
     def models(self) -> ImageResult:
         from services.onnx_embedder import resolve_models_dir
 
@@ -317,6 +329,8 @@ def build(opts: BuildOptions, say: Progress = lambda _s, _d: None) -> BuildResul
             results.append(b.models())
         if spec.GATEWAY in opts.images:
             results.append(b.gateway(base_root))
+        if spec.VLLM in opts.images:
+            results.append(b.vllm(base_root))
     except oci.OciError as exc:
         raise ImagesError(str(exc)) from exc
     result = BuildResult(b.revision, b.epoch, round(time.monotonic() - started, 1), results)

@@ -6,10 +6,8 @@ for that Python), the holdfast wheel and the en_core_web_sm alias, installed by
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import shutil
-import subprocess
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,23 +17,11 @@ from gateway.bundle import sbom as bundle_sbom
 from gateway.bundle import wheelhouse
 from gateway.bundle.wheelhouse import Target
 from gateway.images import oci, spec
+from gateway.images.chroot_python import ChrootPython, run_logged
 from gateway.images.spec import ImageConfig, ImagesError
 
 Progress = Callable[[str, str], None]
 ALIAS_FOLDER = Path("offline_wheels") / "local_packages" / "en_core_web_sm"
-# PEP 508 marker variables of the interpreter that runs it (as packaging computes them)
-_MARKER_ENV = (
-    "import json, os, platform, sys; i = sys.implementation; "
-    "v = f'{i.version.major}.{i.version.minor}.{i.version.micro}'; "
-    "print(json.dumps({'implementation_name': i.name, 'implementation_version': v, "
-    "'os_name': os.name, 'platform_machine': platform.machine(), "
-    "'platform_release': platform.release(), 'platform_system': platform.system(), "
-    "'platform_version': platform.version(), "
-    "'python_full_version': platform.python_version(), "
-    "'platform_python_implementation': platform.python_implementation(), "
-    "'python_version': '.'.join(platform.python_version_tuple()[:2]), "
-    "'sys_platform': sys.platform}))"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,16 +32,6 @@ class GatewayInputs:
     wheel_cache: Path
     download: bool
     epoch: int
-
-
-def _run(step: str, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-    with log.open("a") as out:
-        out.write(f"$ {' '.join(argv)}\n")
-        out.flush()
-        done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
-    if done.returncode != 0:
-        tail = log.read_text(errors="replace").strip().splitlines()[-2:]
-        raise ImagesError(f"{step} failed ({' | '.join(tail)}); full log in {log}")
 
 
 def _wheels(inp: GatewayInputs, dest: Path, environment: dict[str, str], say: Progress) -> Path:
@@ -91,7 +67,7 @@ def _wheels(inp: GatewayInputs, dest: Path, environment: dict[str, str], say: Pr
     say(spec.GATEWAY, f"wheels: {len(pins)} runtime packages of the lock; holdfast wheel")
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(inp.epoch)}
     for folder in (inp.src, inp.src / ALIAS_FOLDER):
-        _run(
+        run_logged(
             "pip wheel",
             [
                 *wheelhouse.pip_command(),
@@ -121,88 +97,21 @@ def gateway_layer(
     filesystem; returns the image config and the SBOM (the lock's runtime packages by
     cyclonedx-py, plus the Debian packages)."""
     name = spec.GATEWAY
-    chroot = inp.work / "gateway-root"
     say(name, "copy of the base to install into")
-    _run("cp", ["cp", "-a", str(base_root), str(chroot)], inp.log)
     venv = spec.VENV
-    chroot_env = {
-        "PATH": "/usr/bin:/bin",
-        "SOURCE_DATE_EPOCH": str(inp.epoch),
-        "PYTHONHASHSEED": "0",
-        # no import-time .pyc (setuptools' .pth imports _distutils_hack in every interpreter,
-        # which wrote a timestamp .pyc with the install time): compileall below writes them all
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "LC_ALL": "C.UTF-8",
-        "HOME": "/tmp",
-    }
-    env_args = [f"{k}={v}" for k, v in chroot_env.items()]
-    in_chroot = ["chroot", str(chroot), "/usr/bin/env", "-i", *env_args]
-    _run(
-        "venv",
-        [*in_chroot, "/usr/bin/python3.11", "-m", "venv", "--without-pip", venv],
-        inp.log,
-    )
-    # the lock's markers are evaluated for the image's Python (Debian's 3.11.2), not ours
-    marker_env = json.loads(
-        subprocess.run(
-            [*in_chroot, f"{venv}/bin/python", "-c", _MARKER_ENV],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
-    requirements = _wheels(inp, chroot / "tmp/wheels", marker_env, say)
-    pip_pkg = Path(
-        subprocess.run(
-            [
-                *wheelhouse.pip_command()[:1],
-                "-c",
-                "import pip,os;print(os.path.dirname(pip.__file__))",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    )
-    shutil.copytree(pip_pkg, chroot / "tmp/pip-src/pip")
+    chroot = ChrootPython.create(base_root, inp.work / "gateway-root", venv, inp.epoch, inp.log)
+    requirements = _wheels(inp, chroot.wheels, chroot.marker_env(), say)
     say(name, f"pip install --require-hashes into {venv} (the image's python3.11)")
-    _run(
-        "pip install",
-        [
-            *in_chroot,
-            "PYTHONPATH=/tmp/pip-src",
-            f"{venv}/bin/python",
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-index",
-            "--no-cache-dir",
-            "--disable-pip-version-check",
-            "--require-hashes",
-            "--no-compile",
-            "--find-links",
-            "/tmp/wheels",
-            "-r",
-            f"/tmp/wheels/{requirements.name}",
-        ],
-        inp.log,
-    )
-    # bytecode on every core (pip compiles on one); hash-checked .pyc files carry no source
-    # mtime. A few packages ship files that are not Python 3 (pip ignores those too).
+    chroot.pip_install(requirements.name)
     say(name, "compileall (checked-hash .pyc)")
-    compileall = ["-m", "compileall", "-f", "-q", "-q", "-j", "0"]
-    compileall += ["--invalidation-mode", "checked-hash", f"{venv}/lib"]
-    subprocess.run(
-        [*in_chroot, f"{venv}/bin/python", *compileall], capture_output=True, check=False
-    )
+    chroot.compile()
     (layer / "opt").mkdir()
-    os.rename(chroot / "opt/holdfast", layer / "opt/holdfast")
+    os.rename(chroot.root / "opt/holdfast", layer / "opt/holdfast")
     try:
         python = bundle_sbom.python_sbom(requirements, inp.src / "pyproject.toml")
     except bundle_sbom.SbomError as exc:
         raise ImagesError(f"{name}: {exc}") from exc
-    shutil.rmtree(chroot)
+    shutil.rmtree(chroot.root)
     components = python.get("components", [])
     assert isinstance(components, list)
     python["components"] = [*components, *spec.deb_components(debs)]

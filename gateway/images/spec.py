@@ -17,7 +17,12 @@ GATEWAY = "holdfast-gateway"
 WEAVIATE = "holdfast-weaviate"
 OLLAMA = "holdfast-ollama"
 MODELS = "holdfast-models"
+VLLM = "holdfast-vllm"
+# What `holdfast images build` builds unless told otherwise.
 IMAGES = (GATEWAY, WEAVIATE, OLLAMA, MODELS)
+# For GPU nodes only, built when named (`--only holdfast-vllm`): about 9 GB of CUDA wheels.
+GPU_IMAGES = (VLLM,)
+ALL_IMAGES = IMAGES + GPU_IMAGES
 
 # The unprivileged account every image runs as (created in the base root filesystem).
 UID = 10001

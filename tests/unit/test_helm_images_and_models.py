@@ -67,7 +67,7 @@ def models_volume(obj: dict[str, Any]) -> dict[str, Any]:
     [
         [],
         [*WORKERS_ON, "--set", "otelCollector.enabled=true"],
-        [*OLLAMA, "--set", "embeddings.device=cpu"],
+        [*OLLAMA, "--set", "embeddings.engine=tei,embeddings.device=cpu"],
     ],
     ids=["defaults", "workers-otel", "ollama-cpu"],
 )
@@ -103,8 +103,8 @@ def test_production_refuses_an_empty_registry_in_one_line_naming_the_value() -> 
         ("weaviate.image.digest", []),
         ("llm.vllm.image.digest", []),
         ("llm.ollama.image.digest", OLLAMA),
-        ("embeddings.image.digest", []),
-        ("embeddings.image.cpuDigest", ["--set", "embeddings.device=cpu"]),
+        ("embeddings.image.digest", ["--set", "embeddings.engine=tei"]),
+        ("embeddings.image.cpuDigest", ["--set", "embeddings.engine=tei,embeddings.device=cpu"]),
         ("otelCollector.image.digest", ["--set", "otelCollector.enabled=true"]),
     ],
 )

@@ -12,7 +12,7 @@ LOCK := offline_wheels/requirements.lock
 ALIASES := offline_wheels/local_packages/en_core_web_sm
 CONSTRAINTS := offline_wheels/constraints.txt
 
-.PHONY: help setup demo up down status test lint unit integration lock clean images
+.PHONY: help setup demo up down status test lint unit integration lock lock-vllm clean images
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -78,6 +78,10 @@ images: setup ## Build the OCI images into dist/images/ (IMAGES_ARGS="--only hol
 lock: | $(UV) ## Re-resolve the lock file after changing pyproject.toml
 	$(UV) pip compile --quiet pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
 	  -c $(CONSTRAINTS) -o $(LOCK)
+
+lock-vllm: | $(UV) ## Re-resolve the GPU model server's lock (offline_wheels/vllm) after changing its requirements.in
+	$(UV) pip compile --quiet offline_wheels/vllm/requirements.in --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --generate-hashes -o offline_wheels/vllm/requirements.lock
 
 clean: ## Remove the virtualenv and build tools (not $$HOLDFAST_HOME)
 	rm -rf $(VENV) .tools

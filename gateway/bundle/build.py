@@ -5,6 +5,9 @@ Layout of ``<out>/holdfast-bundle-<version>/``::
     wheels/      every locked wheel for the target + the holdfast wheel + the en_core_web_sm alias
                  wheel (offline_wheels/local_packages) + the lock files + requirements.bundle.txt
                  (every wheel here pinned to its own digest: what hosts install with)
+    vllm/        with --with-vllm: the GPU model server's CUDA wheels (offline_wheels/vllm, ~5 GB),
+                 its lock and its own requirements.bundle.txt; the Ansible llm and embeddings roles
+                 install them into their own virtualenv (manifest.json: vllm_version)
     bin/         weaviate-server, ollama
     debs/        OCR for hosts: tesseract-ocr, tesseract-ocr-eng, poppler-utils and every Debian
                  package they need beyond a minimal host of the target release (see debs.py)
@@ -34,13 +37,14 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from gateway.bundle import debs, oci_archive, sbom, wheelhouse
+from gateway.bundle import debs, oci_archive, sbom, vllm_wheels, wheelhouse
 from gateway.bundle.checksums import format_sums, sha256_file
 from gateway.bundle.records import (
     IMAGES_DIR,
     MANIFEST_NAME,
     SBOM_NAME,
     SUMS_NAME,
+    VLLM_DIR,
     Artefact,
     ArtefactKind,
     ImageRecord,
@@ -52,6 +56,7 @@ from gateway.bundle.wheelhouse import Target
 STEPS = (
     "wheels",
     "holdfast wheel",
+    "vllm wheels",
     "binaries",
     "debian packages",
     "models",
@@ -107,6 +112,10 @@ class BuildOptions:
     # The output folder of `holdfast images build` (images.json and the .oci.tar archives): its
     # images go into images/. None: the bundle carries no images (hosts mode needs none).
     images_dir: Path | None = None
+    # The GPU model server's wheels (offline_wheels/vllm/requirements.lock: vLLM with torch and the
+    # nvidia-* CUDA wheels, about 5 GB) under vllm/, for hosts with llm_backend or
+    # embeddings_backend vllm. Off by default: CPU hosts need none of it.
+    vllm: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +155,7 @@ class _Collector:
         self.root = root
         self.artefacts: list[Artefact] = []
         self.images: list[ImageRecord] = []
+        self.vllm_version = ""
 
     def add(
         self,
@@ -251,12 +261,46 @@ def _holdfast_wheel(c: _Collector, opts: BuildOptions, say: Progress) -> None:
 
 def _wheel_lock(c: _Collector, opts: BuildOptions, say: Progress) -> None:
     say("holdfast wheel", wheelhouse.BUNDLE_REQUIREMENTS)
-    wheels = [(a.name, a.version, a.sha256) for a in c.artefacts if a.path.endswith(".whl")]
+    _write_bundle_requirements(c, "wheels", wheelhouse.BUNDLE_REQUIREMENTS, _version())
+
+
+def _write_bundle_requirements(c: _Collector, folder: str, name: str, version: str) -> None:
+    """``<folder>/requirements.bundle.txt``: every wheel already collected under ``folder``."""
+    wheels = [
+        (a.name, a.version, a.sha256)
+        for a in c.artefacts
+        if a.path.startswith(f"{folder}/") and a.path.endswith(".whl")
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         lock = Path(tmp) / wheelhouse.BUNDLE_REQUIREMENTS
         lock.write_text(wheelhouse.bundle_requirements(wheels))
-        rel = f"wheels/{wheelhouse.BUNDLE_REQUIREMENTS}"
-        c.add(lock, rel, "lock", wheelhouse.BUNDLE_REQUIREMENTS, _version())
+        rel = f"{folder}/{wheelhouse.BUNDLE_REQUIREMENTS}"
+        c.add(lock, rel, "lock", name, version)
+
+
+def _vllm_wheels(c: _Collector, opts: BuildOptions, say: Progress) -> None:
+    if not opts.vllm:
+        say("vllm wheels", "left out (no --with-vllm)")
+        return
+    try:
+        found = vllm_wheels.collect(
+            opts.repo_root,
+            opts.wheel_cache,
+            opts.target,
+            download=opts.download,
+            say=lambda detail: say("vllm wheels", detail),
+        )
+    except wheelhouse.WheelhouseError as exc:
+        raise BuildError(f"vllm wheels: {exc}") from exc
+    for package, path, digest in found.wheels:
+        rel = f"{VLLM_DIR}/wheels/{path.name}"
+        c.add(path, rel, "wheel", package.name, package.version, digest=digest, link=True)
+    rel = f"{VLLM_DIR}/requirements.lock"
+    c.add(found.lock, rel, "lock", rel, found.version)
+    _write_bundle_requirements(
+        c, VLLM_DIR, f"{VLLM_DIR}/{wheelhouse.BUNDLE_REQUIREMENTS}", found.version
+    )
+    c.vllm_version = found.version
 
 
 def _binaries(c: _Collector, opts: BuildOptions, say: Progress) -> None:
@@ -419,8 +463,8 @@ def build(opts: BuildOptions, on_progress: Progress = lambda _s, _d: None) -> Bu
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     c = _Collector(folder)
-    steps = (_wheels, _holdfast_wheel, _wheel_lock, _binaries, _debian_packages, _models)
-    for step in (*steps, _images, _chart, _playbook):
+    steps = (_wheels, _holdfast_wheel, _wheel_lock, _vllm_wheels, _binaries, _debian_packages)
+    for step in (*steps, _models, _images, _chart, _playbook):
         step(c, opts, on_progress)
     on_progress("sbom", "cyclonedx-py")
     lock = opts.repo_root / "offline_wheels" / "requirements.lock"
@@ -441,6 +485,7 @@ def build(opts: BuildOptions, on_progress: Progress = lambda _s, _d: None) -> Bu
         deb_packages=list(opts.deb_packages) if opts.ocr_packages else [],
         artefacts=c.artefacts,
         images=c.images,
+        vllm_version=c.vllm_version,
     )
     (folder / MANIFEST_NAME).write_text(manifest.model_dump_json(indent=1) + "\n")
     sums = [(a.path, a.sha256) for a in c.artefacts]

@@ -13,6 +13,7 @@ SBOM_NAME = "sbom.cdx.json"
 FORMAT_VERSION = 1
 IMAGES_DIR = "images"  # OCI archives of `holdfast images build`, when the bundle carries them
 IMAGE_ARCHIVE_SUFFIX = ".oci.tar"
+VLLM_DIR = "vllm"  # the GPU model server's wheels, lock and requirements.bundle.txt (--with-vllm)
 
 ArtefactKind = Literal[
     "wheel", "binary", "deb", "model", "chart", "playbook", "lock", "sample", "sbom", "image"
@@ -81,6 +82,12 @@ class Manifest(BaseModel):
     images: list[ImageRecord] = Field(
         default_factory=list,
         description="Container images under images/ (empty: built without --images).",
+    )
+    vllm_version: str = Field(
+        "",
+        description="vLLM version whose wheels are under vllm/ (its own lock and "
+        "requirements.bundle.txt, for the virtualenv of the GPU model server); empty: built "
+        "without --with-vllm.",
     )
 
     @property

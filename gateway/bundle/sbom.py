@@ -92,12 +92,17 @@ def add_artefacts(
     the lock names are already there, from cyclonedx-py; holdfast is the SBOM's own component)."""
     components = sbom.setdefault("components", [])
     assert isinstance(components, list)
-    listed = {_normal(str(c.get("name", ""))) for c in components if isinstance(c, dict)}
+    # by name and version: the vLLM wheelhouse (vllm/) pins some projects at other versions
+    listed = {
+        (_normal(str(c.get("name", ""))), str(c.get("version", "")))
+        for c in components
+        if isinstance(c, dict)
+    }
     image_at = {image.path: image for image in images}
     for artefact in artefacts:
         kind = _COMPONENT_TYPE.get(artefact.kind)
         if artefact.kind == "wheel" and artefact.name != "holdfast":
-            kind = None if _normal(artefact.name) in listed else "library"
+            kind = None if (_normal(artefact.name), artefact.version) in listed else "library"
         if kind is None:
             continue
         properties: list[dict[str, str]] = [

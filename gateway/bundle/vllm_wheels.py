@@ -36,15 +36,18 @@ def collect(
     download: bool,
     say: Callable[[str], None] = lambda _detail: None,
 ) -> VllmWheels:
-    """Every wheel of the lock, by its locked hash, from ``cache`` (downloaded first if asked)."""
+    """Every wheel of the lock, by its locked hash, from ``cache`` (the missing ones downloaded
+    first when ``download`` allows it)."""
     lock = lock_path(repo_root)
     if not lock.is_file():
         raise WheelhouseError(f"{lock} not found")
-    if download:
-        say(f"pip download into {cache} (about 5 GB the first time)")
-        wheelhouse.fill_cache(lock, cache, target)
-    say("selecting the locked wheels")
-    chosen = wheelhouse.select_wheels(lock.read_text(), cache)
+    chosen = wheelhouse.locked_wheels(
+        lock,
+        cache,
+        target,
+        download=download,
+        on_download=lambda: say(f"pip download into {cache} (about 5 GB the first time)"),
+    )
     versions = [package.version for package in chosen if package.name == "vllm"]
     if not versions:
         raise WheelhouseError(f"{lock} pins no vllm")

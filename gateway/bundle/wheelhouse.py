@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,6 +210,26 @@ def select_wheels(lock_text: str, cache: Path) -> dict[LockedPackage, tuple[Path
     if missing:
         raise WheelhouseError(f"no wheel with a locked hash in {cache} for: {', '.join(missing)}")
     return chosen
+
+
+def locked_wheels(
+    lock: Path,
+    cache: Path,
+    target: Target,
+    *,
+    download: bool,
+    on_download: Callable[[], None] = lambda: None,
+) -> dict[LockedPackage, tuple[Path, str]]:
+    """:func:`select_wheels` for ``lock``; when the cache lacks some and ``download`` allows it,
+    fills the cache first (``on_download`` says so) and selects again."""
+    try:
+        return select_wheels(lock.read_text(), cache)
+    except WheelhouseError:
+        if not download:
+            raise
+    on_download()
+    fill_cache(lock, cache, target)
+    return select_wheels(lock.read_text(), cache)
 
 
 def link_or_copy(source: Path, dest: Path) -> None:

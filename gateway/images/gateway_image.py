@@ -40,14 +40,15 @@ def _wheels(inp: GatewayInputs, dest: Path, environment: dict[str, str], say: Pr
     lock = inp.src / "offline_wheels" / "requirements.lock"
     cache = inp.wheel_cache
     try:
-        try:
-            chosen = wheelhouse.select_wheels(lock.read_text(), cache)
-        except wheelhouse.WheelhouseError:
-            if not inp.download:
-                raise
-            say(spec.GATEWAY, f"wheels: pip download into {cache} (kept across builds)")
-            wheelhouse.fill_cache(lock, cache, Target())
-            chosen = wheelhouse.select_wheels(lock.read_text(), cache)
+        chosen = wheelhouse.locked_wheels(
+            lock,
+            cache,
+            Target(),
+            download=inp.download,
+            on_download=lambda: say(
+                spec.GATEWAY, f"wheels: pip download into {cache} (kept across builds)"
+            ),
+        )
     except wheelhouse.WheelhouseError as exc:
         raise ImagesError(f"{spec.GATEWAY}: {exc}") from exc
     project = tomllib.loads((inp.src / "pyproject.toml").read_text())["project"]

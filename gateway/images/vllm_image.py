@@ -51,14 +51,15 @@ def _requirements(inp: VllmInputs, dest: Path, say: Progress) -> Path:
     lock = inp.src / LOCK
     cache = inp.wheel_cache
     try:
-        try:
-            chosen = wheelhouse.select_wheels(lock.read_text(), cache)
-        except wheelhouse.WheelhouseError:
-            if not inp.download:
-                raise
-            say(spec.VLLM, f"wheels: pip download into {cache} (about 5 GB the first time)")
-            wheelhouse.fill_cache(lock, cache, Target())
-            chosen = wheelhouse.select_wheels(lock.read_text(), cache)
+        chosen = wheelhouse.locked_wheels(
+            lock,
+            cache,
+            Target(),
+            download=inp.download,
+            on_download=lambda: say(
+                spec.VLLM, f"wheels: pip download into {cache} (about 5 GB the first time)"
+            ),
+        )
     except wheelhouse.WheelhouseError as exc:
         raise ImagesError(f"{spec.VLLM}: {exc}") from exc
     dest.mkdir(parents=True)

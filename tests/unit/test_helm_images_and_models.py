@@ -137,6 +137,38 @@ def test_default_tags_of_weaviate_and_ollama_are_the_versions_the_stack_pins() -
         assert image["tag"] == pinned[1], variable
 
 
+def test_vllm_image_tag_is_the_version_its_lock_pins() -> None:
+    values = yaml.safe_load((REPO / "helm" / "holdfast" / "values.yaml").read_text())
+    lock = (REPO / "offline_wheels" / "vllm" / "requirements.lock").read_text()
+    pinned = re.search(r"^vllm==([0-9.]+) ", lock, re.MULTILINE)
+    assert pinned
+    assert values["llm"]["vllm"]["image"] == {**values["llm"]["vllm"]["image"], "tag": pinned[1]}
+    assert values["llm"]["vllm"]["image"]["repository"] == "holdfast-vllm"
+
+
+def test_gpu_embeddings_run_vllms_pooling_server_from_the_holdfast_vllm_image() -> None:
+    objects = render()
+    server = next(containers(find(objects, "Deployment", EMBEDDINGS)))
+    llm = next(containers(find(objects, "Deployment", LLM)))
+    assert server["image"] == llm["image"]
+    assert server["image"].startswith(f"{PINNED_REGISTRY}/holdfast-vllm:")
+    assert server["command"] == ["python3", "-m", "vllm.entrypoints.openai.api_server"]
+    args = server["args"]
+    assert args[args.index("--runner") + 1] == "pooling"
+    assert args[args.index("--model") + 1] == "/models/all-MiniLM-L6-v2"
+    assert args[args.index("--port") + 1] == "8080"
+    env = env_of(server)
+    assert env["HF_HUB_OFFLINE"]["value"] == "1" and env["VLLM_NO_USAGE_STATS"]["value"] == "1"
+
+
+def test_vllm_embeddings_on_cpu_are_refused_with_the_way_out() -> None:
+    message = render_failure("--set", "embeddings.device=cpu")
+    assert "embeddings.engine: vllm" in message and "set embeddings.engine: tei" in message
+    tei = render("--set", "embeddings.engine=tei,embeddings.device=cpu")
+    server = next(containers(find(tei, "Deployment", EMBEDDINGS)))
+    assert "/huggingface/text-embeddings-inference:" in server["image"]
+
+
 def test_no_default_names_an_image_registry_host() -> None:
     values = yaml.safe_load((REPO / "helm" / "holdfast" / "values.yaml").read_text())
 

@@ -1,4 +1,5 @@
-"""``holdfast images``: build the OCI images (gateway, Weaviate, Ollama, models) offline."""
+"""``holdfast images``: build the OCI images (gateway, Weaviate, Ollama, models; vLLM for GPU
+nodes with --gpu) offline."""
 
 from __future__ import annotations
 
@@ -32,9 +33,18 @@ def build_images(
         typer.Option(
             "--only",
             help=f"Build only these (repeat): {', '.join(spec.ALL_IMAGES)}. Default: every"
-            f" image but {', '.join(spec.GPU_IMAGES)} (GPU nodes, about 9 GB).",
+            f" image but {', '.join(spec.GPU_IMAGES)} (GPU nodes: add --gpu).",
         ),
     ] = None,
+    gpu: Annotated[
+        bool,
+        typer.Option(
+            "--gpu",
+            help=f"Also build the GPU images ({', '.join(spec.GPU_IMAGES)}: vLLM with its CUDA"
+            " wheels, about 4.4 GB compressed), for clusters with llm.engine or"
+            " embeddings.engine vllm.",
+        ),
+    ] = False,
     download: Annotated[
         bool, typer.Option(help="Fetch missing wheels; --no-download uses the cache only.")
     ] = True,
@@ -56,7 +66,7 @@ def build_images(
     opts = BuildOptions(
         repo_root=REPO_ROOT,
         out_dir=out_dir,
-        images=tuple(only) if only else spec.IMAGES,
+        images=(*(only or spec.IMAGES), *(spec.GPU_IMAGES if gpu else ())),
         download=download,
         keep_layout=keep_layout,
         revision=revision,

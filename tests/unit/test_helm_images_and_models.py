@@ -162,11 +162,16 @@ def test_gpu_embeddings_run_vllms_pooling_server_from_the_holdfast_vllm_image() 
 
 
 def test_vllm_embeddings_on_cpu_are_refused_with_the_way_out() -> None:
-    message = render_failure("--set", "embeddings.device=cpu")
+    message = render_failure("--set", "embeddings.engine=vllm,embeddings.device=cpu")
     assert "embeddings.engine: vllm" in message and "set embeddings.engine: tei" in message
-    tei = render("--set", "embeddings.engine=tei,embeddings.device=cpu")
-    server = next(containers(find(tei, "Deployment", EMBEDDINGS)))
-    assert "/huggingface/text-embeddings-inference:" in server["image"]
+
+
+@pytest.mark.parametrize("engine", ["", "tei"])
+def test_cpu_embeddings_run_teis_cpu_image_unless_told_otherwise(engine: str) -> None:
+    objects = render("--set", f"embeddings.engine={engine},embeddings.device=cpu")
+    server = next(containers(find(objects, "Deployment", EMBEDDINGS)))
+    assert "/huggingface/text-embeddings-inference:cpu-" in server["image"]
+    assert "command" not in server and server["args"][0] == "--model-id"
 
 
 def test_no_default_names_an_image_registry_host() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,23 @@ _MARKER_ENV = (
 )
 # The folder inside the root that pip installs from.
 WHEELS = "/tmp/wheels"
+
+
+def cached_wheels(
+    image: str, lock: Path, cache: Path, *, download: bool, say: Callable[[str, str], None]
+) -> dict[wheelhouse.LockedPackage, tuple[Path, str]]:
+    """The wheels ``lock`` pins, from the download cache (the missing ones fetched into it when
+    ``download`` allows); a wheelhouse problem becomes an ImagesError naming ``image``."""
+    try:
+        return wheelhouse.locked_wheels(
+            lock,
+            cache,
+            wheelhouse.Target(),
+            download=download,
+            on_download=lambda: say(image, f"wheels: pip download into {cache} (kept)"),
+        )
+    except wheelhouse.WheelhouseError as exc:
+        raise ImagesError(f"{image}: {exc}") from exc
 
 
 def run_logged(step: str, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:

@@ -15,9 +15,8 @@ from pathlib import Path
 
 from gateway.bundle import sbom as bundle_sbom
 from gateway.bundle import wheelhouse
-from gateway.bundle.wheelhouse import Target
 from gateway.images import oci, spec
-from gateway.images.chroot_python import ChrootPython, run_logged
+from gateway.images.chroot_python import ChrootPython, cached_wheels, run_logged
 from gateway.images.spec import ImageConfig, ImagesError
 
 Progress = Callable[[str, str], None]
@@ -38,19 +37,7 @@ def _wheels(inp: GatewayInputs, dest: Path, environment: dict[str, str], say: Pr
     """The runtime wheels (lock subset) + holdfast + the alias in ``dest``, and the
     requirements file pinning each to its own digest; returns that file."""
     lock = inp.src / "offline_wheels" / "requirements.lock"
-    cache = inp.wheel_cache
-    try:
-        chosen = wheelhouse.locked_wheels(
-            lock,
-            cache,
-            Target(),
-            download=inp.download,
-            on_download=lambda: say(
-                spec.GATEWAY, f"wheels: pip download into {cache} (kept across builds)"
-            ),
-        )
-    except wheelhouse.WheelhouseError as exc:
-        raise ImagesError(f"{spec.GATEWAY}: {exc}") from exc
+    chosen = cached_wheels(spec.GATEWAY, lock, inp.wheel_cache, download=inp.download, say=say)
     project = tomllib.loads((inp.src / "pyproject.toml").read_text())["project"]
     alias = tomllib.loads((inp.src / ALIAS_FOLDER / "pyproject.toml").read_text())
     roots = [*project["dependencies"], *alias["project"].get("dependencies", [])]

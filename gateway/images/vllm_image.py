@@ -17,9 +17,8 @@ from pathlib import Path
 
 from gateway.bundle import sbom as bundle_sbom
 from gateway.bundle import wheelhouse
-from gateway.bundle.wheelhouse import Target
 from gateway.images import spec
-from gateway.images.chroot_python import ChrootPython
+from gateway.images.chroot_python import ChrootPython, cached_wheels
 from gateway.images.spec import ImageConfig, ImagesError
 
 Progress = Callable[[str, str], None]
@@ -48,20 +47,9 @@ def locked_version(lock_text: str, name: str = "vllm") -> str:
 def _requirements(inp: VllmInputs, dest: Path, say: Progress) -> Path:
     """Every wheel of the lock (matched by hash in the cache, downloaded into it if allowed) in
     ``dest``, and the requirements file pinning each to its digest; returns that file."""
-    lock = inp.src / LOCK
-    cache = inp.wheel_cache
-    try:
-        chosen = wheelhouse.locked_wheels(
-            lock,
-            cache,
-            Target(),
-            download=inp.download,
-            on_download=lambda: say(
-                spec.VLLM, f"wheels: pip download into {cache} (about 5 GB the first time)"
-            ),
-        )
-    except wheelhouse.WheelhouseError as exc:
-        raise ImagesError(f"{spec.VLLM}: {exc}") from exc
+    chosen = cached_wheels(
+        spec.VLLM, inp.src / LOCK, inp.wheel_cache, download=inp.download, say=say
+    )
     dest.mkdir(parents=True)
     pins = []
     for package, (path, digest) in sorted(chosen.items(), key=lambda item: item[0].name):

@@ -173,6 +173,15 @@ def find_markers(
     return found
 
 
+def excerpt(body: str, value: str, width: int = 80) -> str:
+    """The text around the first ``value`` in ``body``, so that a finding shows what was said."""
+    text = _SPACE.sub(" ", readable(body))
+    at = text.casefold().rfind(value.casefold())  # the unescaped copy comes last
+    if at < 0:
+        return ""
+    return text[max(0, at - width) : at + len(value) + width]
+
+
 def foreign_ids(body: str, visible: Iterable[str]) -> set[str]:
     """Doc ids in the response that the caller may not read (known to us or not)."""
     return returned_doc_ids(body) - set(visible)

@@ -17,7 +17,13 @@ from typing import Any
 
 from gateway.probes import plan
 from gateway.probes.client import ProbeClient, RefusedKeyError, Reply
-from gateway.probes.detect import find_markers, foreign_ids, foreign_markers, returned_texts
+from gateway.probes.detect import (
+    excerpt,
+    find_markers,
+    foreign_ids,
+    foreign_markers,
+    returned_texts,
+)
 from gateway.probes.records import (
     Caller,
     Canary,
@@ -177,7 +183,10 @@ def _check(ctx: _Context, view: View, probe: Probe, reply: Reply) -> None:
         ctx.report.leaks.append(Leak(probe, "doc_id", doc_id, doc_id, "foreign doc_id returned"))
     own_texts = returned_texts(reply.body, visible)
     for m in find_markers(reply.body, view.markers, asked=probe.payload, own_texts=own_texts):
-        ctx.report.leaks.append(Leak(probe, m.kind, m.value, m.doc_id, f"HTTP {reply.status}"))
+        seen = excerpt(reply.body, m.value)
+        ctx.report.leaks.append(
+            Leak(probe, m.kind, m.value, m.doc_id, f"HTTP {reply.status} in …{seen}…")
+        )
     failed = reply.status >= 400 and reply.status not in {405, 429}
     if failed and "application/problem+json" not in reply.content_type:
         ctx.report.notes.append(f"{probe.method} {probe.path}: HTTP {reply.status} not problem")

@@ -54,15 +54,19 @@ class Planted:
     reference: Caller | None = None  # the admin key: sees everything
 
 
-def _document(topic: str, group: str, marker: str, week: int) -> str:
+def _document(rng: random.Random, topic: str, group: str, marker: str, week: int) -> str:
+    """A canary in words drawn for it alone: no sentence follows a pattern the other canaries
+    share, so a model that was never shown this document cannot write its title or a passage
+    from the topic named in a question plus the caller's own canaries (seen: "<topic>
+    programme" rebuilt from the template the documents once shared)."""
+    code, a, b, c, d = (word(rng, 2 + n % 2) for n in range(5))
     return (
-        f"# {topic.title()} programme\n\n"
-        f"## Overview\n\nThe {topic} programme is run by the {group} team. Its reference word "
-        f"is {marker}, and every report about the {topic} programme quotes it.\n\n"
+        f"# {topic.title()} {code.title()}\n\n"
+        f"## Overview\n\nthe {a} {topic} {b} {code} {c}; the {group} reference word is "
+        f"{marker}.\n\n"
         f"## Schedule\n\n| step | team | week |\n| --- | --- | --- |\n"
-        f"| {topic} calibration | {group} | {week} |\n| {topic} review | {group} | {week + 2} |\n\n"
-        f"The {topic} calibration starts in week {week}; the archive of the {topic} programme is "
-        f"filed under {marker}.\n"
+        f"| {topic} {c} | {group} | {week} |\n| {topic} {d} | {group} | {week + 2} |\n\n"
+        f"then {d} {topic} {a} {code} in week {week}, {b} {c} under {marker}.\n"
     )
 
 
@@ -96,7 +100,7 @@ def plant(live_stack: LiveStack, folder: Path) -> Planted:
     uploads.append(("alpha+bravo", ("alpha", "bravo"), "shared/joint-plan.md", topic, word(rng, 5)))
     for n, (uploader, groups, name, topic, marker) in enumerate(uploads):
         path = folder / f"doc-{n:02d}.md"
-        path.write_text(_document(topic, " and ".join(groups), marker, 3 + n % 40))
+        path.write_text(_document(rng, topic, " and ".join(groups), marker, 3 + n % 40))
         caller = planted.uploaders[uploader]
         job = ingest(live_stack.url, caller.key, [path], groups=",".join(groups), names=[name])
         planted.jobs.setdefault(caller.label, []).append(job["job_id"])

@@ -12,6 +12,7 @@ import pytest
 from gateway.probes import plan
 from gateway.probes.client import ProbeClient, RefusedKeyError
 from gateway.probes.detect import (
+    excerpt,
     find_markers,
     foreign_ids,
     foreign_markers,
@@ -178,6 +179,14 @@ def test_the_engine_reports_a_document_served_across_groups() -> None:
     assert ("eng", "doc_id") in leaked and ("eng", "text") in leaked
     assert not any(leak.probe.caller == "hr" for leak in report.leaks)
     assert "seed 11" in report.failure_text()
+    text_leak = next(leak for leak in report.leaks if leak.kind == "text")
+    assert text_leak.value in text_leak.detail  # the finding shows the words around it
+
+
+def test_excerpt_shows_the_words_around_a_marker_in_sse_frames_too() -> None:
+    body = 'data: {"delta": "the \\u00e9t\\u00e9 rota changes every Monday"}\n'
+    assert excerpt(body, "Rota Changes", width=6) == "e été rota changes every"
+    assert excerpt(body, "absent") == ""
 
 
 def test_a_refused_key_is_named() -> None:

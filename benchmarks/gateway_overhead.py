@@ -14,6 +14,10 @@
   messages streamed straight from the model server). The gateway's share of time to first
   token is what remains after the in-process retrieval and the model server's own first token.
   A nonce after the system prompt keeps the model server's prompt cache from favouring either.
+* **CPU per request.** Each block reads the CPU time (user + system, from /proc) of the
+  gateway, Weaviate and this process (the raw path's embedder and weaviate-client, or the
+  gateway path's HTTP client), so the report shows where each path's work runs. On a machine
+  whose cores all three share, throughput is bounded by the sum.
 * **Profile** (``--profile``): py-spy samples the gateway process during the concurrency-8
   search block; the flame graph is written next to the report.
 * **Soak** (``--soak-minutes``): mixed load at concurrency 8 (searches, streamed answers, small
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -45,17 +50,25 @@ import httpx
 
 from benchmarks.load import machine, percentiles
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
 REPORTS = Path(__file__).resolve().parent / "reports"
 QUESTIONS = Path(__file__).resolve().parents[1] / "evals" / "python_docs" / "questions.jsonl"
 
 
+class RateLimitedBenchmarkError(RuntimeError):
+    """The gateway answered 429: its per-key limit, not its speed, would be measured."""
+
+
 @dataclass
 class PathRun:
-    """One path (raw or gateway) at one concurrency: every latency, errors, busy seconds."""
+    """One path (raw or gateway) at one concurrency: every latency, errors, busy seconds, and the
+    CPU seconds each measured process spent meanwhile."""
 
     latency_ms: list[float] = field(default_factory=list)
     errors: int = 0
     seconds: float = 0.0
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         n = len(self.latency_ms) + self.errors
@@ -64,7 +77,46 @@ class PathRun:
             "error_rate": round(self.errors / n, 4) if n else 0.0,
             "throughput_rps": round(len(self.latency_ms) / self.seconds, 2) if self.seconds else 0,
             "latency_ms": percentiles(self.latency_ms),
+            "cpu_ms_per_request": {
+                name: round(seconds * 1000 / n, 2) if n else 0.0
+                for name, seconds in self.cpu_s.items()
+            },
         }
+
+
+@dataclass(frozen=True)
+class CpuMeter:
+    """CPU seconds (user + system) of named processes, read from /proc/<pid>/stat."""
+
+    pids: dict[str, int]
+
+    def read(self) -> dict[str, float]:
+        out = {}
+        for name, pid in self.pids.items():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # a process that is gone (or external) is left out, not guessed
+            out[name] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return out
+
+    def charge(self, run: PathRun, step: Callable[[], None]) -> None:
+        """Run ``step`` and add each process's CPU time meanwhile to ``run``."""
+        before = self.read()
+        step()
+        after = self.read()
+        for name, seconds in after.items():
+            if name in before:
+                run.cpu_s[name] = run.cpu_s.get(name, 0.0) + seconds - before[name]
+
+
+def stack_pids(run_dir: Path, gateway_pid: int) -> dict[str, int]:
+    """The gateway, the stack's Weaviate (when ``holdfast up`` runs it) and this process."""
+    pids = {"gateway": gateway_pid, "client": os.getpid()}
+    weaviate = run_dir / "weaviate.pid"
+    if weaviate.is_file():
+        pids["weaviate"] = int(json.loads(weaviate.read_text())["pid"])
+    return pids
 
 
 def load_questions(limit: int) -> list[str]:
@@ -194,6 +246,11 @@ async def _gateway_block(
                 continue
             if response.status_code == 200:
                 run.latency_ms.append((time.perf_counter() - start) * 1000)
+            elif response.status_code == 429:
+                raise RateLimitedBenchmarkError(
+                    "the gateway rate-limits the benchmark's key (HTTP 429): start the stack "
+                    "with HOLDFAST_LIMITS__RATE_PER_MINUTE=1000000 HOLDFAST_LIMITS__BURST=100000"
+                )
             else:
                 run.errors += 1
 
@@ -215,20 +272,27 @@ def search_level(
     questions: list[str],
     concurrency: int,
     block: int,
+    meter: CpuMeter,
     on_gateway_block: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Alternate raw and gateway blocks of ``block`` questions; the order flips every block."""
     raw_run, gateway_run = PathRun(), PathRun()
+
+    def raw_block(chunk: list[str]) -> None:
+        meter.charge(raw_run, lambda: run_raw(raw, chunk, concurrency, raw_run))
+
+    def gateway_block(chunk: list[str]) -> None:
+        meter.charge(
+            gateway_run,
+            lambda: asyncio.run(_gateway_block(url, key, chunk, concurrency, gateway_run)),
+        )
+
     for i, start in enumerate(range(0, len(questions), block)):
-        chunk = questions[start : start + block]
-        steps = [
-            lambda c=chunk: run_raw(raw, c, concurrency, raw_run),
-            lambda c=chunk: asyncio.run(_gateway_block(url, key, c, concurrency, gateway_run)),
-        ]
+        steps: list[Callable[[list[str]], None]] = [raw_block, gateway_block]
         if i % 2:
             steps.reverse()
         for step in steps:
-            step()
+            step(questions[start : start + block])
         if on_gateway_block:
             on_gateway_block(i)
     r, g = raw_run.summary(), gateway_run.summary()
@@ -524,6 +588,7 @@ def main() -> None:
     components.warm_up()
     questions = load_questions(args.questions)
     raw = RawSearch(components, args.group)
+    meter = CpuMeter(stack_pids(settings.home / "run", pid))
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     report: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -545,9 +610,13 @@ def main() -> None:
                     spy.append(profile_gateway(pid, 20, flame))
 
             report["flame_graph"] = flame.name
-        report["search"].append(
-            search_level(raw, url, key, questions, level, args.block, on_gateway_block=hook)
-        )
+        try:
+            measured = search_level(
+                raw, url, key, questions, level, args.block, meter, on_gateway_block=hook
+            )
+        except RateLimitedBenchmarkError as exc:
+            sys.exit(f"gateway_overhead: {exc}")
+        report["search"].append(measured)
         if args.profile and level == 8:
             for proc in spy:
                 proc.wait(timeout=120)
@@ -606,6 +675,37 @@ STREAM_MEASURES = {
 }
 
 
+def cpu_table(levels: list[dict[str, Any]]) -> list[str]:
+    """CPU milliseconds per request of each process, per path: where each path's work runs."""
+    names = sorted(
+        {
+            n
+            for lv in levels
+            for p in ("raw", "gateway")
+            for n in lv[p].get("cpu_ms_per_request", {})
+        }
+    )
+    if not names:
+        return []
+    lines = [
+        "",
+        "CPU ms per request (user + system; `client` is this process: the raw path's embedder "
+        "and weaviate-client, or the gateway path's HTTP client):",
+        "",
+        f"| conc. | path | {' | '.join(names)} | total |",
+        f"| --- | --- | {' | '.join('---' for _ in names)} | --- |",
+    ]
+    for level in levels:
+        for path in ("raw", "gateway"):
+            cpu = level[path].get("cpu_ms_per_request", {})
+            cells = [str(cpu.get(n, "-")) for n in names]
+            lines.append(
+                f"| {level['concurrency']} | {path} | {' | '.join(cells)} "
+                f"| {round(sum(cpu.values()), 2)} |"
+            )
+    return lines
+
+
 def to_markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
@@ -641,6 +741,7 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"| {level['concurrency']} | {level['ratio_p50']} | {level['ratio_p99']} "
             f"| {level['throughput_ratio']} |"
         )
+    lines += cpu_table(report["search"])
     if report.get("flame_graph"):
         lines += ["", f"Flame graph of the gateway at concurrency 8: `{report['flame_graph']}`"]
     s = report.get("streaming")

@@ -1,0 +1,49 @@
+"""The overhead benchmark's CPU accounting: /proc readings charged to the path that ran."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.gateway_overhead import CpuMeter, PathRun, cpu_table, stack_pids
+
+pytestmark = pytest.mark.unit
+
+
+def _spin(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_a_step_is_charged_the_cpu_its_process_spent_and_a_gone_process_is_left_out() -> None:
+    meter = CpuMeter({"client": os.getpid(), "gone": 2**22 + 7})
+    run = PathRun(latency_ms=[1.0] * 10)
+    meter.charge(run, lambda: _spin(0.2))
+    assert set(run.cpu_s) == {"client"}
+    assert 0.15 <= run.cpu_s["client"] <= 1.0
+    per_request = run.summary()["cpu_ms_per_request"]["client"]
+    assert 15 <= per_request <= 100  # 0.2 s over 10 requests, in ms
+
+
+def test_the_stack_pids_name_weaviate_only_when_the_stack_runs_it(tmp_path: Path) -> None:
+    assert stack_pids(tmp_path, 11) == {"gateway": 11, "client": os.getpid()}
+    (tmp_path / "weaviate.pid").write_text(json.dumps({"pid": 12, "argv": []}))
+    assert stack_pids(tmp_path, 11)["weaviate"] == 12
+
+
+def test_the_cpu_table_has_a_row_per_path_and_level_with_its_total() -> None:
+    level = {
+        "concurrency": 8,
+        "raw": {"cpu_ms_per_request": {"client": 5.5, "weaviate": 4.5}},
+        "gateway": {"cpu_ms_per_request": {"client": 1.5, "gateway": 9.5, "weaviate": 6.0}},
+    }
+    lines = cpu_table([level])
+    assert "| conc. | path | client | gateway | weaviate | total |" in lines
+    assert "| 8 | raw | 5.5 | - | 4.5 | 10.0 |" in lines
+    assert "| 8 | gateway | 1.5 | 9.5 | 6.0 | 17.0 |" in lines
+    assert cpu_table([{"concurrency": 1, "raw": {}, "gateway": {}}]) == []

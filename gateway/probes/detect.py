@@ -174,7 +174,8 @@ def find_markers(
 
 
 def excerpt(body: str, value: str, width: int = 80) -> str:
-    """The text around the first ``value`` in ``body``, so that a finding shows what was said."""
+    """The text around ``value`` in ``body`` (in its unescaped copy where the body is JSON), so
+    that a finding shows what was said."""
     text = _SPACE.sub(" ", readable(body))
     at = text.casefold().rfind(value.casefold())  # the unescaped copy comes last
     if at < 0:

@@ -49,6 +49,7 @@ from typing import Any
 import httpx
 
 from benchmarks.load import machine, percentiles
+from gateway.local.processes import ProcessSupervisor
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -110,12 +111,14 @@ class CpuMeter:
                 run.cpu_s[name] = run.cpu_s.get(name, 0.0) + seconds - before[name]
 
 
-def stack_pids(run_dir: Path, gateway_pid: int) -> dict[str, int]:
-    """The gateway, the stack's Weaviate (when ``holdfast up`` runs it) and this process."""
-    pids = {"gateway": gateway_pid, "client": os.getpid()}
-    weaviate = run_dir / "weaviate.pid"
-    if weaviate.is_file():
-        pids["weaviate"] = int(json.loads(weaviate.read_text())["pid"])
+def stack_pids(supervisor: ProcessSupervisor) -> dict[str, int]:
+    """This process, and the gateway and Weaviate that ``holdfast up`` runs (as its supervisor
+    records them; one that is not running, or runs elsewhere, is left out)."""
+    pids = {"client": os.getpid()}
+    for name in ("gateway", "weaviate"):
+        state = supervisor.state(name)
+        if state.running and state.pid:
+            pids[name] = state.pid
     return pids
 
 
@@ -581,14 +584,17 @@ def main() -> None:
     enforce_offline_env()
     settings = Settings()
     url = settings.gateway.base_url
-    pid = int(json.loads((settings.home / "run" / "gateway.pid").read_text())["pid"])
+    pids = stack_pids(ProcessSupervisor(settings.run_dir, settings.logs_dir))
+    if "gateway" not in pids:
+        sys.exit(f"gateway_overhead: no gateway running under {settings.home}: run holdfast up")
+    pid = pids["gateway"]
     key = _query_key(settings, args.group)
     index = replicate(settings, args.group, args.min_chunks)
     components = build_components(settings)
     components.warm_up()
     questions = load_questions(args.questions)
     raw = RawSearch(components, args.group)
-    meter = CpuMeter(stack_pids(settings.home / "run", pid))
+    meter = CpuMeter(pids)
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     report: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.gateway_overhead import CpuMeter, PathRun, cpu_table, stack_pids
+from gateway.local.processes import ProcessSupervisor
 
 pytestmark = pytest.mark.unit
 
@@ -30,10 +31,13 @@ def test_a_step_is_charged_the_cpu_its_process_spent_and_a_gone_process_is_left_
     assert 15 <= per_request <= 100  # 0.2 s over 10 requests, in ms
 
 
-def test_the_stack_pids_name_weaviate_only_when_the_stack_runs_it(tmp_path: Path) -> None:
-    assert stack_pids(tmp_path, 11) == {"gateway": 11, "client": os.getpid()}
-    (tmp_path / "weaviate.pid").write_text(json.dumps({"pid": 12, "argv": []}))
-    assert stack_pids(tmp_path, 11)["weaviate"] == 12
+def test_the_stack_pids_are_the_running_processes_the_supervisor_recorded(tmp_path: Path) -> None:
+    supervisor = ProcessSupervisor(tmp_path, tmp_path)
+    assert stack_pids(supervisor) == {"client": os.getpid()}
+    argv = Path(f"/proc/{os.getpid()}/cmdline").read_bytes().decode().split("\0")[:-1]
+    (tmp_path / "gateway.pid").write_text(json.dumps({"pid": os.getpid(), "argv": argv}))
+    (tmp_path / "weaviate.pid").write_text(json.dumps({"pid": 2**22 + 7, "argv": ["weaviate"]}))
+    assert stack_pids(supervisor) == {"client": os.getpid(), "gateway": os.getpid()}
 
 
 def test_the_cpu_table_has_a_row_per_path_and_level_with_its_total() -> None:

@@ -7,7 +7,8 @@ describes the ones that script knows: file names, pooling, window and instructio
 
 Each text is tokenised (truncated at the model's window, special tokens added), run through the
 encoder in batches of similar length, pooled (the [CLS] vector or the mask-weighted mean of the
-token vectors) and L2-normalised, so a dot product is the cosine similarity.
+token vectors) and L2-normalised, so a dot product is the cosine similarity. Questions asked at
+the same time from several threads share one run (``services/coalescer.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from services.coalescer import Coalescer
 from services.errors import ConfigError, EmbedderUnavailableError, HoldfastError
 from services.records import HealthStatus
 
@@ -176,6 +178,8 @@ class OnnxEmbedder:
         self._dimensions = 0
         self._encoder: Any = None  # truncating + padding tokenizer for model inputs
         self._counter: Any = None  # plain tokenizer for count_tokens (no truncation)
+        # concurrent searches' questions share one model run (services/coalescer.py says why)
+        self._queries: Coalescer[str, list[float]] = Coalescer(self._embed, batch_size)
 
     @property
     def spec(self) -> OnnxModelSpec:
@@ -248,7 +252,17 @@ class OnnxEmbedder:
         return self._embed([self._spec.document_prefix + t for t in texts])
 
     def embed_query(self, text: str) -> list[float]:
-        return self._embed([self._spec.query_prefix + text])[0]
+        """One question; questions asked at the same time from other threads join its run."""
+        return self._queries(self._spec.query_prefix + text)
+
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        """Several questions in this call's own runs (no joining)."""
+        return self._embed([self._spec.query_prefix + t for t in texts])
+
+    @property
+    def query_batches(self) -> tuple[int, int]:
+        """Model runs for ``embed_query`` so far, and the questions they embedded."""
+        return self._queries.batches, self._queries.items
 
     def count_tokens(self, text: str) -> int:
         """Word-pieces the model sees for ``text`` (without special tokens or prefix)."""

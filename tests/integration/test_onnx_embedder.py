@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,17 @@ def test_minilm_onnx_gives_the_same_vectors_as_sentence_transformers() -> None:
     assert onnx.max_tokens == reference["max_tokens"] == 256
     counts = reference["token_counts"]
     assert [onnx.count_tokens(c["text"]) for c in counts] == [c["count"] for c in counts]
+
+
+def test_questions_asked_at_once_share_model_runs_and_get_their_own_vectors() -> None:
+    """Searches running at the same time embed their questions in shared runs (padded to the
+    longest): each still gets the vector it gets alone, and fewer runs than questions happen."""
+    minilm = installed("all-minilm-l6-v2")
+    questions = [q for q, _ in QUERIES] * 8
+    alone = np.array(minilm.embed_queries(questions))
+    with ThreadPoolExecutor(8) as pool:
+        together = np.array(list(pool.map(minilm.embed_query, questions)))
+    runs, embedded = minilm.query_batches
+    assert embedded == len(questions)
+    assert runs < len(questions), "no question joined another's run"
+    assert (alone * together).sum(axis=1).min() >= 0.99999

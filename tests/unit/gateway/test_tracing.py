@@ -97,3 +97,14 @@ def test_request_spans_carry_the_route_template_never_the_callers_path() -> None
         for k in URL_ATTRIBUTES
         if k in (server[0].attributes or {})
     )
+
+
+def test_with_tracing_off_a_stage_is_still_timed_and_failures_still_propagate() -> None:
+    clock = StageClock()  # no tracer: tracing is off
+    with clock.stage("retrieve") as span, clock.span("embed") as inner:
+        span.set_attribute("holdfast.search.hits", 3)  # accepted, recorded nowhere
+        assert not span.is_recording() and not inner.is_recording()
+    with pytest.raises(ValueError, match="boom"), clock.stage("generate"):
+        raise ValueError("boom")
+    assert set(clock.ms) == {"retrieve", "generate"}
+    assert all(ms >= 0 for ms in clock.ms.values())

@@ -92,6 +92,15 @@ def _job_counts(app: FastAPI) -> dict[str, int]:
     return ingest.jobs.counts_by_status() if ingest is not None else {}
 
 
+def _query_embedding_runs(app: FastAPI) -> tuple[int, int] | None:
+    """Runs and questions of the loaded embedder, if it shares runs between questions."""
+    components: Components | None = getattr(app.state, "components", None)
+    if components is None:
+        return None
+    counts = getattr(components.embedder, "query_batches", None)
+    return counts if isinstance(counts, tuple) else None
+
+
 def _count_upstream_errors(app: FastAPI, metrics: GatewayMetrics) -> None:
     """Count failures of backing services on their way to the problem+json handler, and note
     the error's code for the audit record."""
@@ -181,7 +190,10 @@ def create_app(
     )
     app.state.tracer = tracer
     install_problem_handlers(app)
-    metrics = GatewayMetrics(job_counts=lambda: _job_counts(app))
+    metrics = GatewayMetrics(
+        job_counts=lambda: _job_counts(app),
+        query_embedding_runs=lambda: _query_embedding_runs(app),
+    )
     app.state.metrics = metrics
     _count_upstream_errors(app, metrics)
     if settings.metrics.enabled:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -93,8 +93,39 @@ class JobQueueCollector(Collector):
         yield family
 
 
+class QueryEmbeddingCollector(Collector):
+    """Model runs that embedded search questions, and the questions they embedded, read from
+    the loaded embedder at scrape time: concurrent questions share runs, and the ratio of the
+    two is the mean run size. Nothing is reported for an embedder that does not share runs (a
+    remote server batches on its side). A model reload loads a new embedder whose counts start
+    at 0 again, which ``rate()`` reads as a counter reset."""
+
+    def __init__(self, runs: Callable[[], tuple[int, int] | None]) -> None:
+        self._runs = runs
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        found = self._runs()
+        if found is None:
+            return
+        runs, questions = found
+        yield CounterMetricFamily(
+            "holdfast_query_embedding_runs",
+            "In-process model runs that embedded search questions.",
+            value=runs,
+        )
+        yield CounterMetricFamily(
+            "holdfast_query_embeddings",
+            "Search questions embedded in-process (divided by the runs: the mean run size).",
+            value=questions,
+        )
+
+
 class GatewayMetrics:
-    def __init__(self, job_counts: Callable[[], Mapping[str, int]] | None = None) -> None:
+    def __init__(
+        self,
+        job_counts: Callable[[], Mapping[str, int]] | None = None,
+        query_embedding_runs: Callable[[], tuple[int, int] | None] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Histogram(
@@ -159,6 +190,8 @@ class GatewayMetrics:
         )
         if job_counts is not None:
             r.register(JobQueueCollector(job_counts))
+        if query_embedding_runs is not None:
+            r.register(QueryEmbeddingCollector(query_embedding_runs))
 
     # --- feeding ------------------------------------------------------------------------------
 

@@ -241,6 +241,13 @@ def test_query_and_ingestion_are_traced_and_no_planted_pii_leaks(
     assert chunks >= 1
     assert 'holdfast_ingest_jobs{state="succeeded"} 1.0' in text
     assert 'holdfast_redactions_total{entity="PERSON",where="query"}' in text
+    embedding = {
+        line.split()[0]: float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("holdfast_query_embedding")
+    }  # the question was embedded in-process, in a run of its own or a shared one
+    runs = embedding["holdfast_query_embedding_runs_total"]
+    assert 1 <= runs <= embedding["holdfast_query_embeddings_total"]
 
 
 def test_a_streamed_answer_is_traced_audited_and_counted(traced: Any) -> None:

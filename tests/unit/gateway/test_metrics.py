@@ -73,6 +73,16 @@ def test_a_job_store_that_cannot_answer_reports_zeros_instead_of_failing_the_scr
     assert m.registry.get_sample_value("holdfast_ingest_jobs", {"state": "queued"}) == 0.0
 
 
+def test_query_embedding_runs_are_read_from_the_loaded_embedder() -> None:
+    counts: list[tuple[int, int] | None] = [(3, 8)]
+    m = GatewayMetrics(query_embedding_runs=lambda: counts[0])
+    get = m.registry.get_sample_value
+    assert get("holdfast_query_embedding_runs_total") == 3.0
+    assert get("holdfast_query_embeddings_total") == 8.0
+    counts[0] = None  # an embedder that does not share runs (a remote server batches itself)
+    assert b"holdfast_query_embedding" not in generate_latest(m.registry)
+
+
 def test_middleware_labels_route_templates_and_query_outcomes() -> None:
     m = GatewayMetrics()
     app = FastAPI()

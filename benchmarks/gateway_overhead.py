@@ -286,6 +286,35 @@ async def _gateway_block(
         run.seconds += time.perf_counter() - start
 
 
+def embedding_runs(url: str, admin_key: str) -> tuple[float, float] | None:
+    """The gateway's in-process query-embedding runs and questions so far, from /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(
+        f"{url}/metrics", headers={"Authorization": f"Bearer {admin_key}"}, timeout=10
+    )
+    if response.status_code != 200:
+        return None
+    found = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+    runs = found.get("holdfast_query_embedding_runs_total")
+    questions = found.get("holdfast_query_embeddings_total")
+    return None if runs is None or questions is None else (runs, questions)
+
+
+def mean_run_size(
+    before: tuple[float, float] | None, after: tuple[float, float] | None
+) -> float | None:
+    """Questions per model run between two readings (None if a reading is missing or the
+    embedder was reloaded in between)."""
+    if before is None or after is None or after[0] <= before[0] or after[1] < before[1]:
+        return None
+    return round((after[1] - before[1]) / (after[0] - before[0]), 2)
+
+
 def search_level(
     raw: RawSearch,
     url: str,
@@ -295,9 +324,12 @@ def search_level(
     block: int,
     meter: CpuMeter,
     on_gateway_block: Callable[[int], None] | None = None,
+    runs: Callable[[], tuple[float, float] | None] = lambda: None,
 ) -> dict[str, Any]:
-    """Alternate raw and gateway blocks of ``block`` questions; the order flips every block."""
+    """Alternate raw and gateway blocks of ``block`` questions; the order flips every block.
+    ``runs`` reads the gateway's embedding runs (only its blocks embed in the gateway)."""
     raw_run, gateway_run = PathRun(), PathRun()
+    runs_before = runs()
 
     def raw_block(chunk: list[str]) -> None:
         meter.charge(raw_run, lambda: run_raw(raw, chunk, concurrency, raw_run))
@@ -324,6 +356,7 @@ def search_level(
         "ratio_p50": _ratio(g["latency_ms"]["p50"], r["latency_ms"]["p50"]),
         "ratio_p99": _ratio(g["latency_ms"]["p99"], r["latency_ms"]["p99"]),
         "throughput_ratio": _ratio(g["throughput_rps"], r["throughput_rps"]),
+        "gateway_questions_per_embedding_run": mean_run_size(runs_before, runs()),
     }
 
 
@@ -614,6 +647,7 @@ def main() -> None:
         sys.exit(f"gateway_overhead: no gateway running under {settings.home}: run holdfast up")
     pid = pids["gateway"]
     key = _query_key(settings, args.group)
+    admin_key = settings.admin_key_file.read_text().strip()  # /metrics may need it
     index = replicate(settings, args.group, args.min_chunks)
     components = build_components(settings)
     components.warm_up()
@@ -644,7 +678,15 @@ def main() -> None:
             report["flame_graph"] = flame.name
         try:
             measured = search_level(
-                raw, url, key, questions, level, args.block, meter, on_gateway_block=hook
+                raw,
+                url,
+                key,
+                questions,
+                level,
+                args.block,
+                meter,
+                on_gateway_block=hook,
+                runs=lambda: embedding_runs(url, admin_key),
             )
         except RateLimitedBenchmarkError as exc:
             sys.exit(f"gateway_overhead: {exc}")
@@ -660,7 +702,6 @@ def main() -> None:
         )
     if args.soak_minutes:
         print(f"soak for {args.soak_minutes} min …", flush=True)
-        admin_key = settings.admin_key_file.read_text().strip()  # uploads need the ingest role
         report["soak"] = soak(url, key, admin_key, pid, questions, args.soak_minutes)
     components.close()
     REPORTS.mkdir(parents=True, exist_ok=True)
@@ -774,13 +815,15 @@ def to_markdown(report: dict[str, Any]) -> str:
             )
     lines += [
         "",
-        "| conc. | p50 gateway/raw | p99 gateway/raw | throughput gateway/raw |",
-        "| --- | --- | --- | --- |",
+        "| conc. | p50 gateway/raw | p99 gateway/raw | throughput gateway/raw "
+        "| questions per embedding run in the gateway |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for level in report["search"]:
         lines.append(
             f"| {level['concurrency']} | {level['ratio_p50']} | {level['ratio_p99']} "
-            f"| {level['throughput_ratio']} |"
+            f"| {level['throughput_ratio']} "
+            f"| {level.get('gateway_questions_per_embedding_run') or '-'} |"
         )
     lines += cpu_table(report["search"])
     if report.get("flame_graph"):

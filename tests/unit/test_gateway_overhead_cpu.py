@@ -1,4 +1,5 @@
-"""The overhead benchmark's CPU accounting: /proc readings charged to the path that ran."""
+"""The overhead benchmark's accounting: /proc CPU readings charged to the path that ran, and
+the gateway's questions per embedding run between two /metrics readings."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.gateway_overhead import CpuMeter, PathRun, cpu_table, stack_pids
+from benchmarks.gateway_overhead import CpuMeter, PathRun, cpu_table, mean_run_size, stack_pids
 from gateway.local.processes import ProcessSupervisor
 
 pytestmark = pytest.mark.unit
@@ -51,3 +52,10 @@ def test_the_cpu_table_has_a_row_per_path_and_level_with_its_total() -> None:
     assert "| 8 | raw | 5.5 | - | 4.5 | 10.0 |" in lines
     assert "| 8 | gateway | 1.5 | 9.5 | 6.0 | 17.0 |" in lines
     assert cpu_table([{"concurrency": 1, "raw": {}, "gateway": {}}]) == []
+
+
+def test_questions_per_embedding_run_between_two_readings() -> None:
+    assert mean_run_size((10, 12), (40, 102)) == 3.0
+    assert mean_run_size(None, (40, 102)) is None  # /metrics did not answer
+    assert mean_run_size((10, 12), (10, 12)) is None  # no run in between
+    assert mean_run_size((40, 102), (5, 9)) is None  # the embedder was reloaded in between

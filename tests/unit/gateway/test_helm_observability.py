@@ -97,5 +97,7 @@ def test_dashboard_ships_and_queries_only_gateway_metrics(
         "holdfast_ingest_chunks_written_total",
         "holdfast_ingest_jobs",
         "holdfast_upstream_errors_total",
+        "holdfast_query_embedding_runs_total",
+        "holdfast_query_embeddings_total",
     ):
         assert any(metric in e for e in exprs), metric

@@ -587,6 +587,9 @@ def soak(
         },
         "growth_after_warm_up_pct": round((end - after_warm) / after_warm * 100, 2),
         "median_after_warm_up": round(statistics.median(warm), 1) if warm else None,
+        # every 5 s: a plateau (allocator arenas reaching their peak shapes) and a leak look
+        # alike in two numbers, not in the series
+        "rss_series_mib": [[round(t, 1), round(rss, 1)] for t, rss in samples],
     }
 
 

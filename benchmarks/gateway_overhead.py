@@ -2,13 +2,16 @@
 
     source the stack's environment (HOLDFAST_HOME and ports), then
     .venv/bin/python -m benchmarks.gateway_overhead --group docs [--levels 1,8,32]
-        [--profile] [--stream 20] [--soak-minutes 10]
+        [--requests 600] [--profile] [--stream 20] [--soak-minutes 10]
 
 * **Search.** Per question, the raw path (this process: the gateway's own embedder, then the
   same Weaviate hybrid query with the same access filter, candidates, alpha and fusion, through
   weaviate-client) and ``POST /v1/search`` through the gateway, interleaved in blocks that
-  alternate which path goes first, at each concurrency level. p50/p95/p99, throughput, error
-  rate and the gateway/raw ratios.
+  alternate which path goes first, at each concurrency level. Each path keeps what a long-lived
+  client keeps for the whole level (the raw path its threads and gRPC channel, the gateway path
+  its keep-alive connections, opened before timing), and one untimed block per path warms
+  both. A block is at least four requests per worker, so that a level reaches its concurrency.
+  p50/p95/p99, throughput, error rate and the gateway/raw ratios.
 * **Streaming.** ``POST /v1/query`` with ``stream: true``: time to the ``retrieval`` event and to
   the first token, against the same steps done here (retrieval in-process, then the same
   messages streamed straight from the model server). The gateway's share of time to first
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import random
@@ -225,7 +229,10 @@ def replicate(settings: Any, group: str, min_chunks: int) -> dict[str, int]:
     return {"readable_by_group": len(originals), "total": total}
 
 
-def run_raw(raw: RawSearch, questions: list[str], concurrency: int, run: PathRun) -> None:
+def run_raw(raw: RawSearch, questions: list[str], pool: ThreadPoolExecutor, run: PathRun) -> None:
+    """The raw path for ``questions`` on ``pool``: its threads are the concurrency, and it lives
+    for the whole level, as the gateway path's connections do."""
+
     def once(question: str) -> None:
         start = time.perf_counter()
         try:
@@ -236,23 +243,40 @@ def run_raw(raw: RawSearch, questions: list[str], concurrency: int, run: PathRun
         run.latency_ms.append((time.perf_counter() - start) * 1000)
 
     start = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(once, questions))
+    list(pool.map(once, questions))
     run.seconds += time.perf_counter() - start
 
 
-async def _gateway_block(
-    url: str, key: str, questions: list[str], concurrency: int, run: PathRun
-) -> None:
-    """``POST /v1/search`` for each question from ``concurrency`` keep-alive connections.
+async def open_session(url: str, key: str, concurrency: int) -> aiohttp.ClientSession:
+    """A keep-alive session with ``concurrency`` connections already open: no timed request
+    pays for a TCP connect, as no raw request does (weaviate-client's channel stays open).
 
     The client is aiohttp (C parser): it shares the gateway's cores here, and httpx cost 2.3 ms
     of CPU a request against aiohttp's well under one, CPU the gateway path was charged for."""
+    session = aiohttp.ClientSession(
+        base_url=url,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=aiohttp.ClientTimeout(total=60),
+        connector=aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=60),
+    )
+
+    async def warm() -> None:
+        async with session.get("/healthz") as response:
+            await response.read()
+
+    await asyncio.gather(*(warm() for _ in range(concurrency)))
+    return session
+
+
+async def _gateway_block(
+    session: aiohttp.ClientSession, questions: list[str], concurrency: int, run: PathRun
+) -> None:
+    """``POST /v1/search`` for each question, from ``concurrency`` workers on ``session``."""
     queue: asyncio.Queue[str] = asyncio.Queue()
     for q in questions:
         queue.put_nowait(q)
 
-    async def worker(session: aiohttp.ClientSession) -> None:
+    async def worker() -> None:
         while not queue.empty():
             question = queue.get_nowait()
             start = time.perf_counter()
@@ -273,17 +297,9 @@ async def _gateway_block(
             else:
                 run.errors += 1
 
-    async with aiohttp.ClientSession(
-        base_url=url,
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=aiohttp.ClientTimeout(total=60),
-        connector=aiohttp.TCPConnector(limit=concurrency),
-    ) as session:
-        async with session.get("/healthz") as warm:  # the connection pool warm, not counted
-            await warm.read()
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-        run.seconds += time.perf_counter() - start
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    run.seconds += time.perf_counter() - start
 
 
 def embedding_runs(url: str, admin_key: str) -> tuple[float, float] | None:
@@ -315,48 +331,74 @@ def mean_run_size(
     return round((after[1] - before[1]) / (after[0] - before[0]), 2)
 
 
+BLOCK_ROUNDS = 4  # a block keeps every worker busy for this many requests, at least
+
+
+def level_blocks(
+    questions: list[str], requests: int, block: int, concurrency: int
+) -> list[list[str]]:
+    """``requests`` questions (the list cycled) in blocks of ``block``, or of
+    ``BLOCK_ROUNDS * concurrency`` when that is more: a block smaller than the concurrency
+    would never reach it, and one of a few rounds spends much of its time filling and draining."""
+    if not questions or requests < 1:
+        return []
+    size = max(block, BLOCK_ROUNDS * concurrency)
+    cycled = [questions[i % len(questions)] for i in range(requests)]
+    return [cycled[i : i + size] for i in range(0, len(cycled), size)]
+
+
 def search_level(
     raw: RawSearch,
     url: str,
     key: str,
-    questions: list[str],
+    blocks: list[list[str]],
     concurrency: int,
-    block: int,
     meter: CpuMeter,
     on_gateway_block: Callable[[int], None] | None = None,
     runs: Callable[[], tuple[float, float] | None] = lambda: None,
 ) -> dict[str, Any]:
-    """Alternate raw and gateway blocks of ``block`` questions; the order flips every block.
-    ``runs`` reads the gateway's embedding runs (only its blocks embed in the gateway)."""
+    """Alternate raw and gateway blocks; the order flips every block. Before the timed blocks,
+    one untimed block per path warms both (threads, connections, caches). ``runs`` reads the
+    gateway's embedding runs (only its blocks embed in the gateway)."""
     raw_run, gateway_run = PathRun(), PathRun()
-    runs_before = runs()
+    loop = asyncio.new_event_loop()
+    pool = ThreadPoolExecutor(concurrency)
+    session = loop.run_until_complete(open_session(url, key, concurrency))
+    try:
 
-    def raw_block(chunk: list[str]) -> None:
-        meter.charge(raw_run, lambda: run_raw(raw, chunk, concurrency, raw_run))
+        def raw_block(chunk: list[str], run: PathRun) -> None:
+            run_raw(raw, chunk, pool, run)
 
-    def gateway_block(chunk: list[str]) -> None:
-        meter.charge(
-            gateway_run,
-            lambda: asyncio.run(_gateway_block(url, key, chunk, concurrency, gateway_run)),
-        )
+        def gateway_block(chunk: list[str], run: PathRun) -> None:
+            loop.run_until_complete(_gateway_block(session, chunk, concurrency, run))
 
-    for i, start in enumerate(range(0, len(questions), block)):
-        steps: list[Callable[[list[str]], None]] = [raw_block, gateway_block]
-        if i % 2:
-            steps.reverse()
-        for step in steps:
-            step(questions[start : start + block])
-        if on_gateway_block:
-            on_gateway_block(i)
+        if blocks:
+            raw_block(blocks[0], PathRun())
+            gateway_block(blocks[0], PathRun())
+        runs_before = runs()
+        for i, chunk in enumerate(blocks):
+            steps = [(raw_block, raw_run), (gateway_block, gateway_run)]
+            if i % 2:
+                steps.reverse()
+            for step, run in steps:
+                meter.charge(run, functools.partial(step, chunk, run))
+            if on_gateway_block:
+                on_gateway_block(i)
+        runs_after = runs()
+    finally:
+        loop.run_until_complete(session.close())
+        loop.close()
+        pool.shutdown()
     r, g = raw_run.summary(), gateway_run.summary()
     return {
         "concurrency": concurrency,
+        "block": len(blocks[0]) if blocks else 0,
         "raw": r,
         "gateway": g,
         "ratio_p50": _ratio(g["latency_ms"]["p50"], r["latency_ms"]["p50"]),
         "ratio_p99": _ratio(g["latency_ms"]["p99"], r["latency_ms"]["p99"]),
         "throughput_ratio": _ratio(g["throughput_rps"], r["throughput_rps"]),
-        "gateway_questions_per_embedding_run": mean_run_size(runs_before, runs()),
+        "gateway_questions_per_embedding_run": mean_run_size(runs_before, runs_after),
     }
 
 
@@ -620,8 +662,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--group", required=True, help="the access group the index was loaded with")
     parser.add_argument("--levels", default="1,8,32", help="concurrency levels ('' for none)")
-    parser.add_argument("--questions", type=int, default=120, help="questions per level")
-    parser.add_argument("--block", type=int, default=20, help="questions per interleaved block")
+    parser.add_argument(
+        "--questions", type=int, default=120, help="distinct questions (the eval set's first)"
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=600,
+        help="timed searches per path and level (the questions cycled)",
+    )
+    parser.add_argument(
+        "--block",
+        type=int,
+        default=40,
+        help="questions per interleaved block (at least 4 x the concurrency)",
+    )
     parser.add_argument("--stream", type=int, default=20, help="streamed answers to compare")
     parser.add_argument("--profile", action="store_true", help="py-spy flame graph at conc. 8")
     parser.add_argument("--soak-minutes", type=float, default=0.0, help="mixed-load soak")
@@ -684,9 +739,8 @@ def main() -> None:
                 raw,
                 url,
                 key,
-                questions,
+                level_blocks(questions, args.requests, args.block, level),
                 level,
-                args.block,
                 meter,
                 on_gateway_block=hook,
                 runs=lambda: embedding_runs(url, admin_key),
@@ -801,7 +855,14 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"{report['readable_chunks']} of them readable by the benchmark key's group. "
         "Raw = the gateway's embedder in this process + the same Weaviate hybrid query (filter, "
         "candidates, alpha, fusion) through weaviate-client; interleaved with the gateway in "
-        "alternating blocks. Raw embedding: "
+        "alternating blocks"
+        + (
+            f" of {', '.join(str(lv['block']) for lv in report['search'])} questions"
+            if all("block" in lv for lv in report["search"])
+            else ""
+        )
+        + " (each path with its threads or keep-alive connections open for the whole level, "
+        "after one untimed block each). Raw embedding: "
         + RAW_EMBEDDING.get(report.get("raw_embedding", "per-call"), "?")
         + ".",
         "",

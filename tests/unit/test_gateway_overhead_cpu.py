@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.gateway_overhead import CpuMeter, PathRun, cpu_table, mean_run_size, stack_pids
+from benchmarks.gateway_overhead import (
+    CpuMeter,
+    PathRun,
+    cpu_table,
+    level_blocks,
+    mean_run_size,
+    stack_pids,
+)
 from gateway.local.processes import ProcessSupervisor
 
 pytestmark = pytest.mark.unit
@@ -59,3 +66,14 @@ def test_questions_per_embedding_run_between_two_readings() -> None:
     assert mean_run_size(None, (40, 102)) is None  # /metrics did not answer
     assert mean_run_size((10, 12), (10, 12)) is None  # no run in between
     assert mean_run_size((40, 102), (5, 9)) is None  # the embedder was reloaded in between
+
+
+def test_a_level_cycles_the_questions_in_blocks_that_reach_its_concurrency() -> None:
+    questions = [f"q{n}" for n in range(5)]
+    blocks = level_blocks(questions, requests=23, block=4, concurrency=1)
+    assert [len(b) for b in blocks] == [4] * 5 + [3]  # the asked block: 4 x 1 is not more
+    assert [q for b in blocks for q in b] == [questions[n % 5] for n in range(23)]
+    wide = level_blocks(questions, requests=300, block=40, concurrency=32)
+    assert [len(b) for b in wide] == [128, 128, 44]  # 4 requests per worker at least
+    assert level_blocks([], requests=10, block=4, concurrency=1) == []
+    assert level_blocks(questions, requests=0, block=4, concurrency=1) == []

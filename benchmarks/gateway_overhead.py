@@ -764,8 +764,9 @@ def main() -> None:
     REPORTS.mkdir(parents=True, exist_ok=True)
     stem = REPORTS / f"gateway-overhead-{stamp}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
-    stem.with_suffix(".md").write_text(to_markdown(report))
-    print(to_markdown(report))
+    markdown = to_markdown(report)
+    stem.with_suffix(".md").write_text(markdown)
+    print(markdown)
 
 
 def _query_key(settings: Any, group: str) -> str:
@@ -845,6 +846,8 @@ RAW_EMBEDDING = {
 
 def to_markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
+    sizes = ", ".join(str(level["block"]) for level in report["search"])
+    blocks = f" of {sizes} questions" if sizes else ""
     lines = [
         f"# Gateway overhead ({report['date']})",
         "",
@@ -855,14 +858,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"{report['readable_chunks']} of them readable by the benchmark key's group. "
         "Raw = the gateway's embedder in this process + the same Weaviate hybrid query (filter, "
         "candidates, alpha, fusion) through weaviate-client; interleaved with the gateway in "
-        "alternating blocks"
-        + (
-            f" of {', '.join(str(lv['block']) for lv in report['search'])} questions"
-            if all("block" in lv for lv in report["search"])
-            else ""
-        )
-        + " (each path with its threads or keep-alive connections open for the whole level, "
-        "after one untimed block each). Raw embedding: "
+        f"alternating blocks{blocks} (each path with its threads or keep-alive connections "
+        "open for the whole level, after one untimed block each). Raw embedding: "
         + RAW_EMBEDDING.get(report.get("raw_embedding", "per-call"), "?")
         + ".",
         "",

@@ -18,8 +18,9 @@
   token is what remains after the in-process retrieval and the model server's own first token.
   A nonce after the system prompt keeps the model server's prompt cache from favouring either.
 * **CPU per request.** Each block reads the CPU time (user + system, from /proc) of the
-  gateway, Weaviate and this process (the raw path's embedder and weaviate-client, or the
-  gateway path's HTTP client), so the report shows where each path's work runs. On a machine
+  gateway, Weaviate and this process, each with its live child processes (the raw path's
+  embedder and weaviate-client, or the gateway path's HTTP client; uvicorn's workers when the
+  gateway runs several), so the report shows where each path's work runs. On a machine
   whose cores all three share, throughput is bounded by the sum.
 * **Profile** (``--profile``): py-spy samples the gateway process during the concurrency-8
   search block; the flame graph is written next to the report.
@@ -90,20 +91,46 @@ class PathRun:
         }
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (uvicorn's worker processes, a process pool), from
+    /proc/<pid>/task/<tid>/children."""
+    tree, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        tree.append(current)
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                pending.extend(int(child) for child in children.read_text().split())
+            except OSError:
+                continue  # a thread or process that ended meanwhile
+    return tree
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 @dataclass(frozen=True)
 class CpuMeter:
-    """CPU seconds (user + system) of named processes, read from /proc/<pid>/stat."""
+    """CPU seconds (user + system) of named processes and their descendants, from /proc, so a
+    gateway run with several uvicorn workers is charged for all of them."""
 
     pids: dict[str, int]
 
     def read(self) -> dict[str, float]:
         out = {}
         for name, pid in self.pids.items():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
+            if not Path(f"/proc/{pid}").exists():
                 continue  # a process that is gone (or external) is left out, not guessed
-            out[name] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            total = 0.0
+            for member in process_tree(pid):
+                try:
+                    total += cpu_seconds(member)
+                except OSError:
+                    continue  # a child that ended between listing and reading
+            out[name] = total
         return out
 
     def charge(self, run: PathRun, step: Callable[[], None]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -37,6 +39,39 @@ def test_a_step_is_charged_the_cpu_its_process_spent_and_a_gone_process_is_left_
     assert 0.15 <= run.cpu_s["client"] <= 1.0
     per_request = run.summary()["cpu_ms_per_request"]["client"]
     assert 15 <= per_request <= 100  # 0.2 s over 10 requests, in ms
+
+
+CHILD_SPINS = (
+    "import sys, time\n"
+    "end = time.process_time() + 0.3\n"
+    "while time.process_time() < end: pass\n"
+    "print('spun', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+def test_a_process_is_charged_the_cpu_its_live_children_spent() -> None:
+    """A gateway with several uvicorn workers does its work in children of the recorded pid."""
+    meter = CpuMeter({"client": os.getpid()})
+    run = PathRun(latency_ms=[1.0])
+    children: list[subprocess.Popen[str]] = []
+
+    def start_a_child_that_spins() -> None:
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD_SPINS],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        children.append(child)
+        assert child.stdout is not None and child.stdout.readline() == "spun\n"
+
+    try:
+        meter.charge(run, start_a_child_that_spins)
+    finally:
+        for child in children:
+            child.communicate(timeout=10)
+    assert run.cpu_s["client"] >= 0.25  # the child's 0.3 s, though this process mostly waited
 
 
 def test_the_stack_pids_are_the_running_processes_the_supervisor_recorded(tmp_path: Path) -> None:

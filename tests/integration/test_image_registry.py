@@ -50,6 +50,14 @@ IMAGES = {
 TIMINGS: list[tuple[str, float]] = []
 
 
+@pytest.fixture(scope="module", autouse=True)
+def report_timings() -> Iterator[None]:
+    """The slow steps' seconds, printed once the module's tests are done (``pytest -s``)."""
+    yield
+    for label, seconds in TIMINGS:
+        print(f"{label}: {seconds:.1f} s")
+
+
 def _tools() -> None:
     """skopeo and umoci from Debian, the registry from its Go sources (cached: seconds)."""
     apt = REPO / "scripts" / "apt-install.sh"
@@ -395,8 +403,3 @@ def test_verify_names_a_corrupted_layer_even_when_the_indexes_were_rewritten(
     [line] = [ln for ln in done.stderr.splitlines() if ln.startswith("altered ")]
     assert line.startswith(f"altered {image.path} (image {image.reference}: layer ")
     assert "is altered (its bytes hash to sha256:" in line
-
-
-def test_zz_report_timings() -> None:
-    for label, seconds in TIMINGS:
-        print(f"{label}: {seconds:.1f} s")

@@ -51,6 +51,8 @@ def test_collector_and_dashboard_are_off_by_default() -> None:
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
 def test_collector_objects_validate(kube_version: str) -> None:
     objects = render(*value_set_args("gpu-production"), *ON, kube_version=kube_version)
+    names = {o["metadata"]["name"] for o in objects}
+    assert COLLECTOR in names and f"{FULLNAME}-dashboard" in names  # the objects under test
     for obj in objects:
         kubernetes_validate.validate(obj, kube_version, strict=True)
 

@@ -127,7 +127,8 @@ def test_a_planted_number_or_name_in_no_passage_is_unsupported_on_the_real_passa
     assert any("leave" in s.lower() for s in cited), cited
 
 
-def test_the_streamed_answer_ends_with_the_same_attribution(live_stack: LiveStack) -> None:
+def streamed(live_stack: LiveStack, question: str) -> tuple[str, dict[str, Any]]:
+    """A streamed answer: the text of its tokens and its ``done`` event."""
     headers = {"Authorization": f"Bearer {live_stack.handbook_key}"}
     with (
         httpx.Client(timeout=300.0) as client,
@@ -135,19 +136,32 @@ def test_the_streamed_answer_ends_with_the_same_attribution(live_stack: LiveStac
             client,
             "POST",
             f"{live_stack.url}/v1/query",
-            json={"question": QUESTIONS[0], "stream": True},
+            json={"question": question, "stream": True},
             headers=headers,
         ) as source,
     ):
         events = [(e.event, e.json()) for e in source.iter_sse()]
     assert events[0][0] == "retrieval" and events[-1][0] == "done"
     text = "".join(d["text"] for name, d in events if name == "token")
-    done = events[-1][1]
     assert not NAV_OR_MARKUP.search(text)
-    if done["refused"]:
+    return text, events[-1][1]
+
+
+def test_the_streamed_answer_ends_with_the_same_attribution(live_stack: LiveStack) -> None:
+    """The ``done`` event attributes the streamed text as the check on the real passages does
+    (the small model sometimes declines; another question then)."""
+    done: dict[str, Any] = {}
+    for question in QUESTIONS * 2:
+        text, done = streamed(live_stack, question)
+        if not done["refused"]:
+            break
         assert done["refusal_reason"] == "model_declined" and done["attribution"] == []
-        return
+    else:
+        pytest.fail(f"the model declined every streamed question: {done!r}")
     assert [s["sentence"] for s in done["attribution"]]
+    retrieval, ports = context_of(live_stack, question)
+    again = attribute(text, retrieval.context, ports.embedder)
+    assert attribution_dicts(again) == done["attribution"]
     assert done["cited"] == sorted({n for s in done["attribution"] for n in s["passages"]})
     assert done["unsupported_sentences"] == [
         s["sentence"] for s in done["attribution"] if not s["supported"]
@@ -173,6 +187,10 @@ def test_under_refuse_no_unsupported_sentence_is_ever_returned(
     live_stack: LiveStack, refusing: Any
 ) -> None:
     client, reader = refusing
+    # the app under test runs the policy (the model rarely writes an unsupported sentence, so
+    # the refusal itself is shown on planted answers in tests/unit/gateway/test_attribution.py)
+    options = options_for(client.app.state.components, RetrievalParams(), QUESTIONS[0])
+    assert options.unsupported_policy == "refuse"
     for question in QUESTIONS:
         response = client.post(
             "/v1/query", json={"question": question}, headers={"Authorization": f"Bearer {reader}"}

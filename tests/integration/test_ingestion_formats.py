@@ -101,7 +101,9 @@ def test_docx_html_csv_keep_headings_and_tables(live_stack: LiveStack, corpus_jo
 def test_chunks_carry_every_field_the_gateway_needs(
     live_stack: LiveStack, corpus_job: dict
 ) -> None:
-    for chunk in chunks_of(live_stack, corpus_job["by_role"]["docx"]["doc_id"]):
+    chunks = chunks_of(live_stack, corpus_job["by_role"]["docx"]["doc_id"])
+    assert chunks, "the field manual has no chunks: nothing below would be checked"
+    for chunk in chunks:
         assert chunk.chunk_id and chunk.parent_id and chunk.content_hash and chunk.file_hash
         assert chunk.source.endswith("field-manual.docx")
         assert chunk.modified_at is not None and chunk.ingested_at is not None

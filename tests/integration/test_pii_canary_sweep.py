@@ -205,6 +205,11 @@ def swept(
         "problems": "\n".join(problems),
         "metrics": httpx.get(f"{live_stack.url}/metrics", timeout=30.0).text,
     }
+    # positive controls: a sink read from the wrong place would hold nothing, and pass
+    for name in ("weaviate", "weaviate-files", "logs", "audit", "jobs", "state", "metrics"):
+        assert sinks[name].strip(), f"the {name} sink captured nothing: it would prove nothing"
+    for name in ("weaviate", "weaviate-files"):
+        assert "larkmoor" in sinks[name].lower(), f"the {name} sink holds none of the documents"
     yield values, sinks
 
 

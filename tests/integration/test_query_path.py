@@ -30,9 +30,7 @@ def test_answer_comes_from_ollama_and_cites_chunks_from_weaviate(live_stack: Liv
     citations = body["citations"]
     assert citations, "a grounded answer carries its citations"
     assert any(c["section"].startswith("Annual leave") for c in citations)
-    assert all(
-        c["source"].endswith("leave-policy.md") or c["source"].endswith(".md") for c in citations
-    )
+    assert any(c["source"].endswith("leave-policy.md") for c in citations)
     # every cited chunk is a real object in Weaviate, readable by the caller's group
     collection = live_stack.components.store._live.collections.use(
         live_stack.settings.weaviate.collection
@@ -60,6 +58,7 @@ def test_question_about_documents_the_caller_cannot_read_is_refused(live_stack: 
     )
     body = response.json()
     assert response.status_code == 200
+    assert body["refused"] is True, body
     assert not any("finance-restricted" in c["source"] for c in body["citations"])
     assert "2.4 million" not in body["answer"]
 

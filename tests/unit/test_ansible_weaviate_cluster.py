@@ -103,7 +103,7 @@ def _play(base: Path, hosts: dict[str, str], **variables: Any) -> subprocess.Com
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if os.getuid() != 0:
-        pytest.skip("the roles write root-owned files; run as root (CI does)")
+        pytest.fail("the roles write root-owned files; run as root (CI does)")
     base = tmp_path_factory.mktemp("weaviate-cluster")
     done = _play(base, NODES)
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
@@ -141,7 +141,7 @@ def test_the_gateway_replicates_at_quorum_and_fails_over_to_the_other_nodes(
 
 def test_a_cluster_without_replication_or_on_loopback_is_refused(tmp_path: Path) -> None:
     if os.getuid() != 0:
-        pytest.skip("the roles write root-owned files; run as root (CI does)")
+        pytest.fail("the roles write root-owned files; run as root (CI does)")
     single = _play(tmp_path / "factor", NODES, holdfast_weaviate_replication_factor=1)
     assert single.returncode != 0 and "holdfast_weaviate_replication_factor" in single.stdout
     loopback = _play(tmp_path / "loop", {"wv-a": "127.0.0.1", "wv-b": "10.0.0.12"})
@@ -150,7 +150,7 @@ def test_a_cluster_without_replication_or_on_loopback_is_refused(tmp_path: Path)
 
 def test_one_host_renders_a_single_node_as_before(tmp_path: Path) -> None:
     if os.getuid() != 0:
-        pytest.skip("the roles write root-owned files; run as root (CI does)")
+        pytest.fail("the roles write root-owned files; run as root (CI does)")
     done = _play(tmp_path, {"rag-01": "127.0.0.1"})
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
     env = _env(tmp_path / "rag-01/etc/holdfast/weaviate.env")

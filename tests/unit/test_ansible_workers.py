@@ -158,7 +158,7 @@ def ok(done: subprocess.CompletedProcess[str]) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
     if os.getuid() != 0:
-        pytest.skip("the gateway role writes root-owned files; run as root (CI does)")
+        pytest.fail("the gateway role writes root-owned files; run as root (CI does)")
     base = tmp_path_factory.mktemp("workers")
     root, bundle = base / "root", base / "holdfast-bundle-0.1.0"
     bundle.mkdir()

@@ -247,7 +247,9 @@ def test_every_image_comes_from_the_configured_registry_pinned(
 
 
 def test_every_pod_uses_the_global_pull_secrets(gpu: list[dict[str, Any]]) -> None:
-    for obj in (o for o in gpu if o["kind"] in POD_KINDS):
+    pods = [o for o in gpu if o["kind"] in POD_KINDS]
+    assert pods, "the value set renders no workloads"
+    for obj in pods:
         assert pod_spec(obj)["imagePullSecrets"] == [{"name": "customer-registry"}], obj["metadata"]
 
 

@@ -83,7 +83,9 @@ def test_in_production_every_rendered_image_is_the_registrys_pinned_by_digest(
 
 @pytest.mark.parametrize("value_set", VALUE_SETS)
 def test_example_value_sets_render_only_registry_images_pinned_by_digest(value_set: str) -> None:
-    for image in images(render(*value_set_args(value_set))):
+    found = images(render(*value_set_args(value_set)))
+    assert found, f"{value_set} renders no images"
+    for image in found:
         assert re.search(rf"^registry\.customer\.internal/.+@{SHA256}$", image), image
 
 

@@ -45,6 +45,8 @@ def test_a_failing_stage_records_the_type_never_the_message(
         raise ValueError("Jane Roe's salary is 90,000")
     (span,) = exporter.get_finished_spans()
     assert span.status.status_code == StatusCode.ERROR
+    assert span.status.description == "ValueError"
+    assert (span.attributes or {}).get("error.type") == "ValueError"
     assert "Jane" not in repr(span.to_json()) and not span.events
 
 

@@ -127,6 +127,7 @@ def test_zero_overlap_repeats_nothing() -> None:
 def test_overlap_never_pushes_a_chunk_over_budget_when_units_fit() -> None:
     s = [sentence("a", 10), sentence("b", 4), sentence("c", 12)]
     chunks = chunk_sections([paragraph_section(*s)], max_tokens=14, overlap_tokens=4, count=words)
+    assert len(chunks) >= 2, "three sentences over a 14-word budget make several chunks"
     assert all(words(c.text) <= 14 for c in chunks)
 
 

@@ -169,12 +169,20 @@ def test_two_worker_threads_never_run_the_same_batch(tmp_path: Path) -> None:
     store = JobStore(tmp_path / "jobs.db")
     jobs = [_job(store, owner, 9) for owner in ("alice", "bob", "carol")]
     ran: list[tuple[str, int]] = []
+    running: set[int] = set()
+    overlapped = threading.Event()
     lock = threading.Lock()
 
     def run_batch(job: Job, batch: Sequence[JobFile]) -> list[FileResult]:
         with lock:
             ran.extend((job.job_id, f.idx) for f in batch)
-        time.sleep(0.01)
+            running.add(threading.get_ident())
+            if len(running) > 1:
+                overlapped.set()
+        # hold the batch until a second thread runs one too (bounded): the claims raced
+        overlapped.wait(timeout=2.0)
+        with lock:
+            running.discard(threading.get_ident())
         return _indexed(job, batch)
 
     workers = [_worker(store, tmp_path, run_batch) for _ in range(3)]
@@ -188,5 +196,6 @@ def test_two_worker_threads_never_run_the_same_batch(tmp_path: Path) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+    assert overlapped.is_set(), "no two threads ever ran batches at the same time"
     assert sorted(ran) == sorted((j, i) for j in jobs for i in range(9)), "each file once"
     assert all(store.get(j).status == "succeeded" for j in jobs)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import httpx
@@ -88,6 +90,51 @@ DELETE_TIMEOUT_S = 600.0
 
 
 log = logging.getLogger("holdfast.store")
+# how far a version's parse time may lie ahead of this host's clock and still count as newer
+# (hosts' clocks differ a little; a version dated beyond that was written under a wrong clock)
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Version:
+    """One document's version just written: its file hash, when its file was parsed (the
+    chunks' ``ingested_at``; None for chunks written without one) and its chunk ids."""
+
+    file_hash: str
+    parsed_at: datetime | None
+    chunk_ids: set[str]
+
+    def itself(self, doc_id: str) -> Any:
+        return Filter.by_property("doc_id").equal(doc_id) & Filter.by_property("file_hash").equal(
+            self.file_hash
+        )
+
+    def others_older(self, doc_id: str, horizon: datetime) -> Any:
+        """Every other version of the document, but none parsed after this one (a version
+        dated past ``horizon`` was written under a wrong clock and counts as older)."""
+        where = Filter.by_property("doc_id").equal(doc_id) & Filter.by_property(
+            "file_hash"
+        ).not_equal(self.file_hash)
+        if self.parsed_at is None:
+            return where
+        return where & (
+            Filter.by_property("ingested_at").less_than(self.parsed_at)
+            | Filter.by_property("ingested_at").greater_than(horizon)
+        )
+
+    def complete_newer(self, doc_id: str, horizon: datetime) -> Any:
+        """The first chunk (written last, so: complete) of a version parsed after this one,
+        and not past ``horizon``."""
+        assert self.parsed_at is not None
+        return (
+            Filter.by_property("doc_id").equal(doc_id)
+            & Filter.by_property("file_hash").not_equal(self.file_hash)
+            & Filter.by_property("ingested_at").greater_than(self.parsed_at)
+            & Filter.by_property("ingested_at").less_or_equal(horizon)
+            & Filter.by_property("position").equal(0)
+        )
+
+
 CONNECT_RETRY_S = 2.0  # between connection attempts while Weaviate starts
 # how long a failed search waits for the route to be read again before its one repeat
 REROUTE_WAIT_S = 2.0
@@ -290,40 +337,64 @@ class WeaviateStore:
 
     def delete_stale(self, current: Sequence[Chunk]) -> dict[str, int]:
         """``current`` are the chunks just written: each document's new version, whole. Delete
-        every other chunk of those documents; doc_id -> chunks deleted.
+        every other chunk of those documents that is older; doc_id -> chunks deleted.
 
         A new version's chunk ids never equal an older one's (the file hash is part of them), so
-        this is what an older version left: chunks of another file hash (one filter for the
-        whole batch) and, rarely, chunks of this very file hash chunked otherwise (an
-        interrupted earlier write under other settings), found by counting."""
-        versions: dict[str, tuple[str, set[str]]] = {}
+        this is what an older version left: chunks of another file hash parsed earlier (one
+        filter for the whole batch) and, rarely, chunks of this very file hash chunked
+        otherwise (an interrupted earlier write under other settings), found by counting.
+
+        Two replaces of one document may run at once (two workers): the version parsed last
+        wins. A writer never deletes a version parsed after its own, and it takes its own back
+        if such a version is already complete (its first chunk is written last), so the
+        document keeps exactly one whole version however the two interleave, never none."""
+        versions: dict[str, Version] = {}
         for chunk in current:
-            versions.setdefault(chunk.doc_id, (chunk.file_hash, set()))[1].add(chunk.chunk_id)
+            versions.setdefault(
+                chunk.doc_id, Version(chunk.file_hash, chunk.ingested_at, set())
+            ).chunk_ids.add(chunk.chunk_id)
         if not versions:
             return {}
         collection = self._versions.writes()
-        older = Filter.any_of(
-            [
-                Filter.by_property("doc_id").equal(doc_id)
-                & Filter.by_property("file_hash").not_equal(version)
-                for doc_id, (version, _) in versions.items()
-            ]
-        )
-        docs = Filter.by_property("doc_id").contains_any(sorted(versions))
+        horizon = datetime.now(UTC) + CLOCK_SKEW
+        older = Filter.any_of([v.others_older(doc_id, horizon) for doc_id, v in versions.items()])
         with translated("delete_stale"):
             found = self._counts_by_doc(collection, older, len(versions))
         self._delete_matching(collection, older, "delete_stale")
+        same = Filter.any_of([v.itself(doc_id) for doc_id, v in versions.items()])
         with translated("delete_stale"):
-            left = self._counts_by_doc(collection, docs, len(versions))
-        for doc_id, (_, keep) in versions.items():
-            if left.get(doc_id, 0) > len(keep):
-                where = Filter.by_property("doc_id").equal(doc_id) & Filter.by_property(
-                    "chunk_id"
-                ).contains_none(sorted(keep))
+            left = self._counts_by_doc(collection, same, len(versions))
+        for doc_id, version in versions.items():
+            if left.get(doc_id, 0) > len(version.chunk_ids):
+                where = version.itself(doc_id) & Filter.by_property("chunk_id").contains_none(
+                    sorted(version.chunk_ids)
+                )
                 found[doc_id] = found.get(doc_id, 0) + self._delete_matching(
                     collection, where, "delete_stale"
                 )
+        self._take_back_superseded(collection, versions, horizon)
         return {doc_id: found.get(doc_id, 0) for doc_id in versions}
+
+    def _take_back_superseded(
+        self, collection: Any, versions: dict[str, Version], horizon: datetime
+    ) -> None:
+        """Delete the versions just written that a complete, later-parsed version of the same
+        document already replaced (a concurrent replace that finished first)."""
+        dated = {doc_id: v for doc_id, v in versions.items() if v.parsed_at is not None}
+        if not dated:
+            return
+        newer = Filter.any_of([v.complete_newer(doc_id, horizon) for doc_id, v in dated.items()])
+        with translated("delete_stale"):
+            superseded = self._counts_by_doc(collection, newer, len(dated))
+        for doc_id in superseded:
+            version = dated[doc_id]
+            log.warning(
+                "a version of %s parsed later was written meanwhile; this one (file %s) is "
+                "taken back (two replaces of one document ran at once: the last parsed wins)",
+                doc_id,
+                version.file_hash,
+            )
+            self._delete_matching(collection, version.itself(doc_id), "delete_stale")
 
     def delete_chunks(self, chunk_ids: Sequence[str]) -> int:
         """Delete chunks by chunk id (what a failed write got in before it failed)."""

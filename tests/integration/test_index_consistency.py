@@ -18,6 +18,8 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +152,54 @@ def test_a_replace_deletes_an_old_version_larger_than_one_delete_and_its_namesak
     assert store.count_document(namesake) == 0
     assert store.delete_documents([doc_id]) == {doc_id: 5}
     assert store.count_document(doc_id) == 0
+
+
+def _parsed_at(chunks: list[Chunk], when: datetime) -> list[Chunk]:
+    return [replace(chunk, ingested_at=when) for chunk in chunks]
+
+
+@pytest.mark.parametrize("order", ["both-write-then-delete", "one-whole-replace-then-the-other"])
+def test_two_replaces_of_one_document_at_once_leave_the_last_parsed_version_whole(
+    live_stack: LiveStack, order: str
+) -> None:
+    """Two workers replacing one document at once: each deleted the other's version, and the
+    document was left with none. Now the version parsed last stays, whole, however the writes
+    and deletes interleave."""
+    c = live_stack.components
+    store = c.store
+    assert isinstance(store, WeaviateStore)
+    dims = c.embedder.dimensions
+    doc_id = f"turbine-manual-raced-{order}"
+    write_chunks(store, _synthetic(doc_id, "turbines", 6, "v1"), _vectors(6, dims, 11))
+    now = datetime.now(UTC)
+    first = _parsed_at(_synthetic(doc_id, "turbines", 4, "v2"), now)
+    second = _parsed_at(_synthetic(doc_id, "turbines", 5, "v3"), now + timedelta(seconds=1))
+    if order == "both-write-then-delete":
+        write_chunks(store, first, _vectors(4, dims, 12))
+        write_chunks(store, second, _vectors(5, dims, 13))
+        store.delete_stale(first)
+        store.delete_stale(second)
+    else:  # the later parse finishes first; the earlier one writes and deletes after it
+        replace_documents(store, second, _vectors(5, dims, 13), namesakes={})
+        replace_documents(store, first, _vectors(4, dims, 12), namesakes={})
+    assert _versions(store, doc_id) == {"v3": 5}
+    assert store.delete_documents([doc_id]) == {doc_id: 5}
+
+
+def test_a_version_dated_by_a_wrong_clock_is_still_replaced(live_stack: LiveStack) -> None:
+    c = live_stack.components
+    store = c.store
+    assert isinstance(store, WeaviateStore)
+    dims = c.embedder.dimensions
+    doc_id = "turbine-manual-future-dated"
+    ahead = _parsed_at(
+        _synthetic(doc_id, "turbines", 3, "v1"), datetime.now(UTC) + timedelta(days=1)
+    )
+    write_chunks(store, ahead, _vectors(3, dims, 14))
+    new = _parsed_at(_synthetic(doc_id, "turbines", 2, "v2"), datetime.now(UTC))
+    assert replace_documents(store, new, _vectors(2, dims, 15), namesakes={}) == {doc_id: 3}
+    assert _versions(store, doc_id) == {"v2": 2}
+    assert store.delete_documents([doc_id]) == {doc_id: 2}
 
 
 def _free_port() -> int:

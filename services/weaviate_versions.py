@@ -18,7 +18,7 @@ from typing import Any
 from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
 from weaviate.exceptions import WeaviateBaseError
 
-from services.errors import ConfigError, HoldfastError
+from services.errors import ConfigError, HoldfastError, StoreUnavailableError
 from services.records import IndexRecord
 from services.weaviate_common import (
     SCHEMA_VERSION,
@@ -36,6 +36,19 @@ log = logging.getLogger("holdfast.store")
 READABLE_WITHIN_S = 30.0
 _EXACT = Tokenization.FIELD  # ids and group names must match whole, never word by word
 _PROSE = Tokenization.WORD
+
+
+class AliasNotCreatedError(StoreUnavailableError):
+    """The pre-alias collection was deleted but the alias could not be created: its chunks are
+    only in the new collection, which the message names."""
+
+
+def _point_by_hand(alias: str, name: str) -> str:
+    """How an operator points the alias at ``name`` when holdfast could not."""
+    return (
+        f"point the alias at it by hand (Weaviate: POST /v1/aliases "
+        f'{{"alias": "{alias}", "class": "{name}"}}), then start the gateway'
+    )
 
 
 def chunk_properties_schema() -> list[Property]:
@@ -137,6 +150,7 @@ class VersionedCollections:
                         "`holdfast reindex` once to copy it into a versioned collection behind "
                         f"the alias {alias} (the old collection is deleted after the copy)"
                     )
+                self._refuse_unaliased_chunks()
                 name = self.create_index(embedding_model=embedding_model, dimensions=dimensions)
                 try:
                     client.alias.create(alias_name=alias, target_collection=name)
@@ -154,6 +168,21 @@ class VersionedCollections:
                 if prop.name not in have:
                     client.collections.use(target).config.add_property(prop)
                     log.info("collection %s: added property %s", target, prop.name)
+
+    def _refuse_unaliased_chunks(self) -> None:
+        """With no alias, a versioned collection that holds chunks is one a pre-alias migration
+        copied into before the alias could be created: a new empty collection behind the alias
+        would hide them (and a rollback to them would delete them all). A concurrent first start
+        leaves only an empty one, which is no reason to refuse."""
+        for record in self.index_records():
+            with translated("read collection"):
+                found = self._client.reading(record.name).query.fetch_objects(limit=1)
+            if found.objects:
+                raise ConfigError(
+                    f"the alias {self.alias} points nowhere but {record.name} holds chunks (a "
+                    f"migration of the pre-alias collection stopped before creating the alias): "
+                    + _point_by_hand(self.alias, record.name)
+                )
 
     def _check_recorded(self, description: str, embedding_model: str, dimensions: int) -> None:
         found = recorded(description)
@@ -241,21 +270,33 @@ class VersionedCollections:
 
     def point_alias(self, target: str) -> str | None:
         """Repoint the alias at ``target`` in one step (Weaviate swaps it atomically); returns
-        the collection it pointed at before. A pre-alias collection of the same name is deleted
-        first, since an alias cannot shadow a collection (that move has a short gap)."""
+        the collection it pointed at before (None: it is created, see ``_create_alias``)."""
         client = self._client.live
-        alias = self.alias
         with translated("point alias"):
             before = self.alias_target()
             if before is None:
-                if client.collections.exists(alias):
-                    client.collections.delete(alias)
-                client.alias.create(alias_name=alias, target_collection=target)
+                self._create_alias(target)
             else:
-                client.alias.update(alias_name=alias, new_target_collection=target)
+                client.alias.update(alias_name=self.alias, new_target_collection=target)
         self.forget_route()
-        self.await_readable(alias)
+        self.await_readable(self.alias)
         return before
+
+    def _create_alias(self, target: str) -> None:
+        """Create the alias, deleting a pre-alias collection of its name first: an alias cannot
+        shadow a collection (a short gap). Once that is deleted its chunks are only in
+        ``target``, so a failure here must say where they are (``AliasNotCreatedError``)."""
+        client = self._client.live
+        if client.collections.exists(self.alias):
+            client.collections.delete(self.alias)
+        try:
+            with translated("create alias"):
+                client.alias.create(alias_name=self.alias, target_collection=target)
+        except HoldfastError as exc:
+            raise AliasNotCreatedError(
+                f"{exc}; the chunks of the pre-alias collection {self.alias} are now only in "
+                f"{target}: " + _point_by_hand(self.alias, target)
+            ) from exc
 
     def drop_index(self, name: str) -> None:
         """Delete a physical collection that the alias does not point at."""

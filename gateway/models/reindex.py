@@ -11,7 +11,8 @@ chunk is copied with its id and all its properties, only the vector is new. Befo
 - the last re-sync and the alias switch run behind the write fence (``write_fence``): no ingest
   write or DELETE runs from the last re-sync to the switch (the ones running are waited for, new
   ones wait or are refused as retryable), and a job queued or running then refuses the switch;
-- after the switch, one more re-sync copies anything that still reached the old collection.
+- after the switch, one more re-sync copies anything that still reached the old collection
+  (not from a pre-alias collection: the switch deletes it to make way for the alias).
 
 The previous physical collection stays, so a rollback is one alias switch; older generations
 (and shadows a gate refused) are deleted after a successful switch. A rollback first brings the
@@ -268,8 +269,11 @@ def reindex(
             hold.check()
         store.point_alias(shadow)
         result.switched = True
-    # a write that reached the old collection all the same (a writer outside the fence)
-    result.resynced += copier.resync(source.name)
+    # a write that reached the old collection all the same (a writer outside the fence); not for
+    # a pre-alias collection: the switch deleted it and its name now reads the new collection,
+    # where every chunk moved to a keyed id would look deleted and be deleted
+    if source.name != store.alias:
+        result.resynced += copier.resync(source.name)
     for record in store.index_records():  # one generation back is kept for a rollback
         if record.name not in (shadow, source.name):
             store.drop_index(record.name)

@@ -113,6 +113,39 @@ class LengthEmbedder:
         return HealthStatus("embedder", True)
 
 
+class PreAliasIndex(MemoryIndex):
+    """An install from before aliases: a plain collection named like the alias. As in Weaviate,
+    making the alias deletes that collection first, and from then on the alias's name resolves to
+    its target wherever a collection name is taken."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.collections[ALIAS] = {}
+        self.records[ALIAS] = IndexRecord(ALIAS, "", 0, None)
+
+    def point_alias(self, target: str) -> str | None:
+        if self.target is None:
+            del self.collections[ALIAS], self.records[ALIAS]
+        return super().point_alias(target)
+
+    def _resolved(self, name: str) -> str:
+        return self.target if name == ALIAS and self.target is not None else name
+
+    def count_in(self, name: str) -> int:
+        return super().count_in(self._resolved(name))
+
+    def scan(self, name: str, *, page_size: int) -> Iterator[StoredChunk]:
+        return super().scan(self._resolved(name), page_size=page_size)
+
+    def insert_raw(
+        self, name: str, rows: Sequence[tuple[str, dict[str, Any], Sequence[float]]]
+    ) -> int:
+        return super().insert_raw(self._resolved(name), rows)
+
+    def delete_ids(self, name: str, uuids: Sequence[str]) -> int:
+        return super().delete_ids(self._resolved(name), uuids)
+
+
 def _vector(props: dict[str, Any]) -> list[float]:
     """The vector ingestion would have written for these properties, with the new model."""
     return LengthEmbedder().embed_query(embedding_input(chunk_from(props)))
@@ -240,3 +273,27 @@ def test_chunks_with_unkeyed_ids_move_to_keyed_ids_and_others_keep_theirs() -> N
     assert props["file_hash"] == KEY.file_hash(raw_sha)  # what a re-upload of the file computes
     again = run(index, embedding_model="same", jobs_busy=_idle)
     assert again.rekeyed == 0  # idempotent: keyed ids are never keyed twice
+
+
+def _unkeyed(source: str, position: int, text: str) -> dict[str, Any]:
+    """A chunk as releases before keyed ids stored it."""
+    return {
+        "chunk_id": f"{legacy_doc_id(source)}-{position}",
+        "doc_id": legacy_doc_id(source),
+        "source": source,
+        "text": text,
+        "position": position,
+        "access_groups": ["staff"],
+    }
+
+
+def test_migrating_a_pre_alias_collection_keeps_every_chunk_moved_to_keyed_ids() -> None:
+    """The old collection has the alias's name: after the switch that name reads the new
+    collection, so a re-sync from it would take every rekeyed chunk for deleted."""
+    index = PreAliasIndex()
+    for i in range(3):
+        index.collections[ALIAS][f"old-{i}"] = (_unkeyed("/docs/a.md", i, f"text {i}"), [0.0])
+    result = run(index, embedding_model="new", jobs_busy=_idle)
+    assert result.switched and result.source == ALIAS and result.rekeyed == 3
+    assert index.target == result.shadow and ALIAS not in index.collections
+    assert index.count_in(ALIAS) == 3 and result.resynced == 0

@@ -89,17 +89,33 @@ class AuditPage:
 
 
 def iso(at: datetime) -> str:
-    """A fixed-width UTC timestamp: string order is time order (SQLite compares strings)."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A fixed-width UTC timestamp: string order is time order (SQLite compares strings).
+    ``isoformat`` pads years before 1000 to four digits; ``strftime("%Y")`` does not."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def parse_time(raw: str, name: str) -> datetime:
-    """An ISO 8601 time from a caller; naive times are taken as UTC."""
+    """An ISO 8601 time from a caller, in UTC; naive times are taken as UTC. A time that UTC
+    cannot hold (year 1 at +05:00) is refused here, not left to overflow in a query."""
     try:
         value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
     except ValueError as exc:
-        raise InvalidRequestError(f"{name}: not an ISO 8601 date or time") from exc
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        raise InvalidRequestError(
+            f"{name}: not an ISO 8601 date or time; send e.g. 2026-01-31T09:00:00Z"
+        ) from exc
+    return as_utc(value, name)
+
+
+def as_utc(value: datetime, name: str) -> datetime:
+    """``value`` in UTC (naive is taken as UTC), or a 400 when UTC cannot hold it."""
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        return aware.astimezone(UTC)
+    except OverflowError as exc:
+        raise InvalidRequestError(
+            f"{name}: {value.isoformat()} falls outside the years 1 to 9999 in UTC; "
+            "send a time within them"
+        ) from exc
 
 
 def encode_cursor(last_id: int) -> str:

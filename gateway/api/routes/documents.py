@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -29,6 +30,7 @@ from services.redaction_profile import RedactionProfile, profile_for_groups
 router = APIRouter(prefix="/v1", tags=["ingestion"])
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _CHUNK = 1 << 20
+MAX_UPLOAD_JSON_DEPTH = 32  # lists and objects in an upload field (metadata is a few tags)
 
 
 def require_ingest(principal: PrincipalDep) -> Principal:
@@ -69,13 +71,63 @@ def _service(request: Request) -> IngestService:
     return request.app.state.ingest  # type: ignore[no-any-return]
 
 
+class _NonFiniteNumberError(ValueError):
+    """NaN, Infinity or a number past float range (1e999): Python's JSON reader takes them as
+    floats no JSON response can carry."""
+
+
+def _refuse_non_finite(text: str) -> Any:
+    raise _NonFiniteNumberError(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NonFiniteNumberError(text)
+    return value
+
+
+def _nesting_depth(value: Any) -> int:
+    """How deep lists and objects nest in ``value``; iterative, so any depth is safe to measure."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _too_deep(field: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"{field}: nested deeper than {MAX_UPLOAD_JSON_DEPTH} levels; send a flatter value"
+    )
+
+
+def _load_upload_json(raw: str, field: str) -> Any:
+    """An upload field as strict, shallow JSON, refused with a 400 up front: NaN would be kept
+    and read back as null, and a value nested past what the job response can serialize would
+    leave the job unreadable."""
+    try:
+        value = json.loads(raw, parse_constant=_refuse_non_finite, parse_float=_finite_float)
+    except _NonFiniteNumberError as exc:
+        raise InvalidRequestError(
+            f"{field}: {exc} is not a finite number; send a finite number, a string or null"
+        ) from exc
+    except RecursionError as exc:
+        raise _too_deep(field) from exc
+    except ValueError as exc:
+        raise InvalidRequestError(f"{field}: not valid JSON") from exc
+    if _nesting_depth(value) > MAX_UPLOAD_JSON_DEPTH:
+        raise _too_deep(field)
+    return value
+
+
 def _parse_groups(raw: str) -> list[str]:
     raw = raw.strip()
     if raw.startswith("["):
-        try:
-            values = json.loads(raw)
-        except ValueError as exc:
-            raise InvalidRequestError("access_groups: not a JSON list") from exc
+        values = _load_upload_json(raw, "access_groups")
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise InvalidRequestError("access_groups: a list of strings is expected")
     else:
@@ -86,10 +138,7 @@ def _parse_groups(raw: str) -> list[str]:
 def _parse_metadata(raw: str | None) -> dict[str, Any]:
     if not raw:
         return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidRequestError("metadata: not valid JSON") from exc
+    value = _load_upload_json(raw, "metadata")
     if not isinstance(value, dict):
         raise InvalidRequestError("metadata: a JSON object is expected")
     return value

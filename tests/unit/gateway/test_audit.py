@@ -71,6 +71,25 @@ def test_naive_times_are_utc_and_filters_carry_through() -> None:
     assert (flt.principal, flt.decision, flt.limit) == ("alice", "denied", 50)
 
 
+@pytest.mark.parametrize(
+    "params",
+    [{"since": "0001-01-01T00:00:00+05:00"}, {"until": "9999-12-31T23:59:59-05:00"}],
+)
+def test_times_utc_cannot_hold_are_invalid_requests_not_overflows(
+    params: dict[str, str],
+) -> None:
+    with pytest.raises(InvalidRequestError, match="outside the years 1 to 9999"):
+        build_filter(**params)
+
+
+def test_a_year_before_1000_still_compares_as_an_earlier_time(tmp_path: Path) -> None:
+    """SQLite compares the strings: an unpadded year 999 would sort after 2026."""
+    log = SqliteAuditLog(tmp_path / "audit.db")
+    log.append(_record(1))
+    assert [r.id for r in log.query(build_filter(since="0999-01-01")).records] == [1]
+    assert log.query(build_filter(until="0999-01-01")).records == []
+
+
 def test_where_clause_uses_placeholders_never_values() -> None:
     flt = AuditFilter(principal="x'; DROP TABLE audit_log; --", before_id=7)
     sql, params = where_clause(flt, "%s")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 
@@ -24,7 +24,7 @@ def test_valid_clauses_become_typed_field_filters() -> None:
         FieldFilter("doc_type", "eq", "pdf"),
         FieldFilter("page", "gte", 3),
         FieldFilter("source", "in", ("a.md", "b.md")),
-        FieldFilter("modified_at", "lt", datetime(2026, 1, 1)),
+        FieldFilter("modified_at", "lt", datetime(2026, 1, 1, tzinfo=UTC)),  # naive is UTC
     ]
 
 
@@ -42,3 +42,39 @@ def test_valid_clauses_become_typed_field_filters() -> None:
 def test_invalid_clauses_are_rejected_with_a_reason(clause: FilterClause) -> None:
     with pytest.raises(InvalidRequestError):
         to_field_filters([clause])
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('{"field": "doc_id", "value": 5}', "doc_id takes a string"),
+        ('{"field": "title", "value": true}', "title takes a string"),
+        ('{"field": "page", "value": 1.5}', "page takes an integer"),
+        ('{"field": "position", "value": true}', "position takes an integer"),
+        ('{"field": "page", "value": "3"}', "page takes an integer"),
+        ('{"field": "ingested_at", "value": 20260101}', "ingested_at takes an ISO 8601"),
+        ('{"field": "page", "op": "in", "value": ["1", "2"]}', "text fields only"),
+        ('{"field": "modified_at", "op": "in", "value": ["2026-01-01"]}', "text fields only"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_refused_naming_the_field(body: str, expected: str) -> None:
+    """The store would refuse it too, but as a 503 counted against the store."""
+    with pytest.raises(InvalidRequestError, match=expected):
+        to_field_filters([FilterClause.model_validate_json(body)])
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["2026-01-31T09:00:00Z", "2026-01-31T09:00:00", "2026-01-31T10:00:00+01:00"],
+)
+def test_a_date_string_from_json_becomes_a_utc_datetime(raw: str) -> None:
+    body = f'{{"field": "modified_at", "op": "gte", "value": "{raw}"}}'
+    [condition] = to_field_filters([FilterClause.model_validate_json(body)])
+    assert condition == FieldFilter("modified_at", "gte", datetime(2026, 1, 31, 9, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("raw", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"])
+def test_a_date_utc_cannot_hold_is_refused(raw: str) -> None:
+    body = f'{{"field": "ingested_at", "op": "lt", "value": "{raw}"}}'
+    with pytest.raises(InvalidRequestError, match=r"ingested_at: .* outside the years 1 to 9999"):
+        to_field_filters([FilterClause.model_validate_json(body)])

@@ -67,6 +67,12 @@ class BackendUnavailableError(HoldfastError):
     status, code, title = 503, "backend_unavailable", "A backing service is unavailable"
 
 
+class StateUnavailableError(BackendUnavailableError):
+    """The gateway's own state (keys, jobs, shared state database) cannot be read or written."""
+
+    code, title = "state_unavailable", "The shared state database is unavailable"
+
+
 class StoreUnavailableError(BackendUnavailableError):
     code, title = "store_unavailable", "The vector store is unavailable"
 

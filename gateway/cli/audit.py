@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.audit.records import AuditRecord, build_filter
-from gateway.settings import Settings, load_settings
+from gateway.cli.common import cli_settings, gateway_base, warn
+from gateway.settings import Settings
 from services.errors import HoldfastError
 
 out = Console()
@@ -49,6 +50,15 @@ def record_key_action(settings: Settings, action: str, **detail: str) -> None:
             detail=detail,
         )
     )
+
+
+def record_key_action_or_warn(settings: Settings, action: str, **detail: str) -> None:
+    """``record_key_action`` once the key action is done and shown: the key exists whatever
+    happens to the audit log, so a failure to log it is a warning, never a lost key."""
+    try:
+        record_key_action(settings, action, **detail)
+    except (HoldfastError, OSError) as exc:
+        warn(f"{action} not audit-logged ({exc}); the key action itself took effect")
 
 
 def render_table(records: list[dict[str, Any]]) -> Table:
@@ -127,34 +137,30 @@ def audit_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the page as JSON.")] = False,
 ) -> None:
     """Print the audit log: who asked what, the decision, which documents; admin actions."""
-    from gateway.offline import enforce_offline_env
-
-    enforce_offline_env()
+    settings = cli_settings()
+    params: dict[str, Any] = {
+        "limit": limit,
+        "cursor": cursor,
+        "principal": principal,
+        "decision": decision,
+        "endpoint": endpoint,
+        "kind": kind,
+        "since": since,
+        "until": until,
+    }
     try:
-        settings = load_settings()
-        params: dict[str, Any] = {
-            "limit": limit,
-            "cursor": cursor,
-            "principal": principal,
-            "decision": decision,
-            "endpoint": endpoint,
-            "kind": kind,
-            "since": since,
-            "until": until,
-        }
         build_filter(**params)  # the same validation as the API, before any I/O
         if local:
             body = _from_store(settings, params)
         else:
+            base = gateway_base(url, settings)
             if key is None:
                 if not settings.admin_key_file.exists():
                     _fail("no --key given and no admin key file; use --key or --local")
                 key = settings.admin_key_file.read_text().strip()
-            body = _from_api(url or settings.gateway.base_url, key, params)
+            body = _from_api(base, key, params)
     except HoldfastError as exc:
         _fail(str(exc))
-    except ValueError as exc:  # invalid settings
-        _fail(f"invalid settings: {exc}".splitlines()[0])
     if as_json:
         print(json.dumps(body, indent=2))
         return

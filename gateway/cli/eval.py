@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from gateway.cli.common import cli_settings, fail, gateway_base
 from gateway.evaluation.gate import GateThresholds, check_gate
 from gateway.evaluation.golden import load_golden
 from gateway.evaluation.judge import judge_faithful
@@ -92,6 +94,20 @@ def _judged(run: EvalRun, alias: str) -> tuple[str, list]:  # type: ignore[type-
     return model, judged
 
 
+def _gate_thresholds(path: Path) -> GateThresholds:
+    """The gate, read before the run: a broken file would otherwise fail only after minutes of
+    questions, and without writing the reports."""
+    try:
+        return GateThresholds.from_file(path)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the top level"
+        fail(f"--gate {path}: {where}: {first['msg']}; fix the thresholds file", code=2)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc).splitlines()[0]
+        fail(f"--gate {path}: cannot read it as JSON ({reason}); fix the thresholds file", code=2)
+
+
 def eval_command(
     golden: Annotated[Path, typer.Option(help="Golden set, one JSON object a line.", exists=True)],
     url: Annotated[str | None, typer.Option(help="Gateway URL (default: from settings).")] = None,
@@ -109,11 +125,16 @@ def eval_command(
     answers: Annotated[int, typer.Option(help="Questions to ask for answers (-1: all).")] = -1,
     hybrid_alpha: Annotated[float | None, typer.Option(help="Override the hybrid alpha.")] = None,
     judge_alias: Annotated[str | None, typer.Option(help="Alias judging faithfulness.")] = None,
-    gate: Annotated[Path | None, typer.Option(help="Thresholds JSON; fail if unmet.")] = None,
+    gate: Annotated[
+        Path | None,
+        typer.Option(help="Thresholds JSON; fail if unmet.", exists=True, dir_okay=False),
+    ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Report folder.")] = Path("eval-report"),
 ) -> None:
     """Measure retrieval and answer quality on a golden set; optionally gate on thresholds."""
-    settings = load_settings()
+    settings = cli_settings()
+    base = gateway_base(url, settings)
+    thresholds = _gate_thresholds(gate) if gate else None  # a bad file fails now, not after the run
     if key is None:
         if not settings.admin_key_file.exists():
             err.print("[red]error:[/] no --key and no admin key file; run `holdfast up` first")
@@ -126,7 +147,7 @@ def eval_command(
     try:
         run = run_eval(
             golden,
-            url=url or settings.gateway.base_url,
+            url=base,
             key=key,
             modes=modes,
             answers=answers,
@@ -137,7 +158,7 @@ def eval_command(
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
     summary = run.summary()
-    failures = check_gate(summary, GateThresholds.from_file(gate)) if gate else None
+    failures = check_gate(summary, thresholds) if thresholds is not None else None
     paths = write_reports(run, out_dir, failures)
     table = Table("mode", "hit@1", "hit@5", "recall@10", "MRR@10", "nDCG@10")
     for name, m in summary["retrieval"].items():

@@ -7,13 +7,13 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import httpx
 import typer
 from rich.table import Table
 
-from gateway.cli.common import cli_settings, fail, out, problem_text, split_csv
+from gateway.cli.common import cli_settings, fail, gateway_base, out, problem_text, split_csv
 from gateway.settings import Settings
 
 FINISHED = frozenset({"succeeded", "partial", "failed"})
@@ -60,6 +60,15 @@ def _form(groups: list[str], redact: bool, profile: str | None) -> dict[str, str
     return form
 
 
+def _opened(stack: ExitStack, path: Path) -> BinaryIO:
+    """``path`` opened for the upload (closed with ``stack``); an unreadable one exits naming
+    it rather than with a traceback (files of earlier jobs are in already: re-runs skip them)."""
+    try:
+        return stack.enter_context(path.open("rb"))
+    except OSError as exc:
+        fail(f"cannot read {path} ({exc.strerror}); fix its permissions or leave it out")
+
+
 def ingest_via_api(
     files: list[Path],
     *,
@@ -77,8 +86,7 @@ def ingest_via_api(
     try:
         with ExitStack() as stack:
             parts = [
-                ("files", (str(p), stack.enter_context(p.open("rb")), "application/octet-stream"))
-                for p in files
+                ("files", (str(p), _opened(stack, p), "application/octet-stream")) for p in files
             ]
             handles = [handle for _field, (_name, handle, _type) in parts]
 
@@ -169,6 +177,7 @@ def ingest(
 ) -> None:
     """Send documents to the running gateway for indexing; exits 1 if any file failed."""
     settings = cli_settings()
+    base = gateway_base(url, settings)
     group_list = split_csv(groups)
     if not group_list:
         fail("--groups needs at least one access group")
@@ -186,7 +195,7 @@ def ingest(
             groups=group_list,
             redact=redact,
             profile=profile,
-            base=url or settings.gateway.base_url,
+            base=base,
             key=api_key(settings, key),
         )
         failed += print_job(job)

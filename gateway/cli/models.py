@@ -6,13 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from gateway.cli.common import cli_settings
 from gateway.models.config import ModelEntry, ModelsConfig, load_models, resolve_models
-from gateway.offline import enforce_offline_env
-from gateway.settings import Settings, load_settings
 from services.errors import HoldfastError
 from services.records import HealthStatus
 
@@ -27,16 +25,6 @@ err = Console(stderr=True)
 def _fail(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(1)
-
-
-def _settings() -> Settings:
-    enforce_offline_env()
-    try:
-        return load_settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        _fail(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}")
-    raise AssertionError("unreachable")
 
 
 def entry_health(config: ModelsConfig, entry: ModelEntry) -> HealthStatus:
@@ -60,7 +48,7 @@ def entry_health(config: ModelsConfig, entry: ModelEntry) -> HealthStatus:
 @models_app.command("list")
 def list_models() -> None:
     """Aliases, the provider model behind each, timeouts, fallbacks and health."""
-    settings = _settings()
+    settings = cli_settings()
     try:
         config = resolve_models(settings)
     except HoldfastError as exc:
@@ -101,7 +89,7 @@ def check_models(
     from gateway.container import AdapterModels
     from gateway.models.reload import prepare
 
-    settings = _settings()
+    settings = cli_settings()
     path = file or settings.models_path
     try:
         config = load_models(path)

@@ -12,7 +12,7 @@ import typer
 from httpx_sse import connect_sse
 from rich.table import Table
 
-from gateway.cli.common import cli_settings, fail, out, problem_text
+from gateway.cli.common import cli_settings, fail, gateway_base, out, problem_text
 
 
 def citations_table(citations: list[dict[str, Any]]) -> Table:
@@ -92,11 +92,11 @@ def query_command(
 ) -> None:
     """Ask the running gateway a question; print the answer and a citations table."""
     settings = cli_settings()
+    base = gateway_base(url, settings)
     if key is None:
         if not settings.admin_key_file.exists():
             fail("no --key given and no admin key file; run `holdfast up` first")
         key = settings.admin_key_file.read_text().strip()
-    base = url or settings.gateway.base_url
     try:
         if stream:
             stream_answer(base, key, question)

@@ -14,16 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gateway.cli.common import cli_settings
 from gateway.models.audit import ModelAudit
 from gateway.models.config import PACKAGED_EMBEDDER, ModelEntry, ModelInfo, ModelsConfig
-from gateway.offline import enforce_offline_env
 from gateway.security.secrets import id_key
-from gateway.settings import Settings, load_settings
+from gateway.settings import Settings
 from ingestion.identity import Identity
 from services.errors import HoldfastError
 
@@ -114,12 +113,7 @@ def reindex_command(
 ) -> None:
     """Re-embed every chunk into a new collection and switch to it without downtime (chunks
     stored with the unkeyed ids of releases before keyed ids move to keyed ones on the way)."""
-    enforce_offline_env()
-    try:
-        settings = load_settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        _fail(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}")
+    settings = cli_settings()
     try:
         code = _run(settings, alias, golden, force, rollback_, drop_old_, show)
     except HoldfastError as exc:

@@ -9,7 +9,7 @@ import httpx
 import typer
 from rich.table import Table
 
-from gateway.cli.audit import record_key_action
+from gateway.cli.audit import record_key_action_or_warn
 from gateway.cli.common import cli_settings, err, out
 from gateway.cli.ingest import ingest
 from gateway.cli.query import ask
@@ -49,11 +49,11 @@ def run_up(settings: Settings) -> None:
     url = settings.gateway.base_url
     out.print(f"\nHoldfast is up at [bold]{url}[/]  (state in {settings.home})")
     if result.admin_key:
-        record_key_action(settings, "key.created", name="admin", via="holdfast up")
         out.print(
             f"\nAdmin API key (shown once; also saved to {settings.admin_key_file}, mode 0600):\n"
             f"  [bold]{result.admin_key}[/]"
         )
+        record_key_action_or_warn(settings, "key.created", name="admin", via="holdfast up")
     out.print(
         "\nTry it:\n"
         f'  curl -s {url}/v1/query -H "Authorization: Bearer $(cat {settings.admin_key_file})" \\\n'

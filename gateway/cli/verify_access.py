@@ -51,8 +51,14 @@ def callers_of(keys: Sequence[str]) -> list[Caller]:
 
 
 def checked_url(url: str) -> str:
+    """``url`` without its trailing slash; httpx would raise ``InvalidURL`` (no ``HTTPError``)
+    for a malformed one only once the probes start."""
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"--url must start with http:// or https:// (got {url[:40]!r})")
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"--url {url[:40]!r} is not a valid URL ({exc})") from exc
     return url.rstrip("/")
 
 

@@ -24,7 +24,7 @@ from gateway.models.packaged import (
     verify_model_file,
 )
 from gateway.offline import OFFLINE_ENV
-from gateway.security.keys import KeyStore
+from gateway.security.keys import KeyStore, new_key
 from gateway.security.secrets import weaviate_api_key, write_secret
 from gateway.settings import EFFECTIVE_SETTINGS_ENV, Settings
 
@@ -290,12 +290,16 @@ def ensure_chat_model(settings: Settings) -> bool:
 
 
 def ensure_admin_key(settings: Settings) -> str | None:
-    """Create the first admin key; return it (to print once) or None if one exists already."""
+    """Create the first admin key; return it (to print once) or None if one exists already.
+
+    The secret file is written before the key is stored: were it the other way round, a failed
+    write would leave an admin key nobody holds, and every later ``up`` would keep it so."""
     keys = KeyStore(settings.keys_db)
     if keys.has_active_role("admin"):
         return None
-    _, key = keys.create("admin", groups=["admin"], roles=list(ADMIN_ROLES))
+    _, key = new_key()
     write_secret(settings.admin_key_file, key)
+    keys.import_key(key, "admin", groups=["admin"], roles=list(ADMIN_ROLES))
     return key
 
 

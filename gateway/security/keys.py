@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from services.errors import InvalidRequestError, NotFoundError
+from services.errors import InvalidRequestError, NotFoundError, StateUnavailableError
 
 KEY_PREFIX = "hf_"
 ROLES = frozenset({"query", "ingest", "admin"})
@@ -119,20 +119,31 @@ def _clean_roles(roles: Sequence[str]) -> list[str]:
     return cleaned
 
 
+def _reason(exc: sqlite3.Error | OSError) -> str:
+    """SQLite's first line ("database is locked") or the OS's reason, never a file path."""
+    text = exc.strerror if isinstance(exc, OSError) else str(exc).strip()
+    return (text or type(exc).__name__).splitlines()[0]
+
+
 class KeyStore:
     def __init__(self, db_path: Path) -> None:
         self._db_path = db_path
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        self._db_path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._db_path, timeout=10)
+        """One transaction. A locked, unreadable or broken file is ``StateUnavailableError``:
+        a 503 problem for the request and one line in the CLI, not a 500 and a traceback."""
         try:
-            conn.execute(_SCHEMA)
-            with conn:
-                yield conn
-        finally:
-            conn.close()
+            self._db_path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self._db_path, timeout=10)
+            try:
+                conn.execute(_SCHEMA)
+                with conn:
+                    yield conn
+            finally:
+                conn.close()
+        except (sqlite3.Error, OSError) as exc:
+            raise StateUnavailableError(f"key database: {_reason(exc)}") from exc
 
     def create(self, name: str, *, groups: Sequence[str], roles: Sequence[str]) -> tuple[str, str]:
         """Create a key; returns ``(key_id, key)``. Only its hash is kept, never the key."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.errors import BackendUnavailableError, ConfigError
+from services.errors import ConfigError, StateUnavailableError
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -105,10 +105,6 @@ def engine_for(settings: Settings) -> Engine | None:
             pool_timeout_s=db.pool_timeout_s,
         ),
     )
-
-
-class StateUnavailableError(BackendUnavailableError):
-    code, title = "state_unavailable", "The shared state database is unavailable"
 
 
 def guarded(method: Callable[P, R]) -> Callable[P, R]:

@@ -1,12 +1,20 @@
-"""KeyStore: keys are shown once, stored only as hashes, and revocable."""
+"""KeyStore: keys are shown once, stored only as hashes, and revocable; a database it cannot
+use is a 503 (``StateUnavailableError``), never a 500."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
+from gateway.api.problems import install_problem_handlers
+from gateway.security import keys as keys_module
 from gateway.security.keys import KeyStore, Principal
+from gateway.state.engine import StateUnavailableError
 from services.errors import InvalidRequestError, NotFoundError
 
 pytestmark = pytest.mark.unit
@@ -131,3 +139,66 @@ def test_has_active_role_ignores_revoked_keys(store: KeyStore) -> None:
     assert store.has_active_role("admin")
     store.revoke(key_id)
     assert not store.has_active_role("admin")
+
+
+def _corrupt(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    db_path.write_bytes(b"not an SQLite database " * 200)
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda s: s.create("alice", groups=["hr"], roles=["query"]),
+        lambda s: s.import_key("hf_x-0123456789", "admin", groups=["all"], roles=["admin"]),
+        lambda s: s.authenticate("hf_anything"),
+        lambda s: s.list(),
+        lambda s: s.has_active_role("admin"),
+        lambda s: s.revoke("alice"),
+    ],
+    ids=["create", "import_key", "authenticate", "list", "has_active_role", "revoke"],
+)
+def test_a_broken_database_is_state_unavailable_naming_no_path(
+    store: KeyStore, db_path: Path, use: Callable[[KeyStore], object]
+) -> None:
+    _corrupt(db_path)
+    with pytest.raises(StateUnavailableError, match="key database: file is not a database") as e:
+        use(store)
+    assert e.value.status == 503 and str(db_path) not in str(e.value)
+
+
+def test_a_locked_database_is_state_unavailable(
+    store: KeyStore, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.create("alice", groups=["hr"], roles=["query"])
+    connect = sqlite3.connect
+    monkeypatch.setattr(  # the store waits 10 s for a lock; the test need not
+        keys_module.sqlite3, "connect", lambda path, timeout: connect(path, timeout=0.05)
+    )
+    holder = connect(db_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StateUnavailableError, match="database is locked"):
+            store.create("bob", groups=["hr"], roles=["query"])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert [k.name for k in store.list()] == ["alice"], "nothing stored is lost"
+
+
+def test_an_unreadable_key_database_answers_a_request_with_a_503_problem(
+    store: KeyStore, db_path: Path
+) -> None:
+    _corrupt(db_path)
+    api = FastAPI()
+    install_problem_handlers(api)
+
+    @api.get("/whoami")
+    def whoami() -> dict[str, str]:
+        principal = store.authenticate("hf_some-key")
+        return {"name": principal.name if principal else ""}
+
+    response = TestClient(api).get("/whoami")
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "state_unavailable"

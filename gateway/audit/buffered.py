@@ -5,7 +5,9 @@ of the gateway's largest costs per search. Here the request only enqueues; one w
 takes whatever has queued (up to ``batch`` records) and appends it to the real log. A query
 first waits for everything queued before it, so a caller reads its own writes. When the log is
 down the writer keeps the records and retries with backoff; the queue is bounded, so a log that
-stays down slows requests (back-pressure) instead of losing records. ``close`` flushes; records
+stays down slows requests (back-pressure) instead of losing records. A record the log refuses by
+its content (``AuditRecordRefusedError``) is found by halving its batch, then counted and logged
+as lost: retrying it would stall the queue, and with it every request. ``close`` flushes; records
 that still cannot be written at shutdown are counted and logged as lost.
 """
 
@@ -18,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from gateway.audit.records import AuditFilter, AuditPage, AuditRecord
-from gateway.audit.store import AuditLog
+from gateway.audit.store import AuditLog, AuditRecordRefusedError
 from services.errors import HoldfastError
 
 log = logging.getLogger("holdfast.audit")
@@ -129,12 +131,36 @@ class BufferedAuditLog:
             try:
                 self._inner.append_many(batch)
                 break
+            except AuditRecordRefusedError as exc:
+                self._without_refused(batch, exc)
+                return
             except HoldfastError:
                 if self._stopping and time.monotonic() >= self._stopping_at:
                     return  # counted as lost by close()
                 log.warning("audit log unavailable; %d record(s) wait, retrying", len(batch))
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
+        self._count_done(len(batch))
+
+    def _without_refused(self, batch: list[AuditRecord], exc: AuditRecordRefusedError) -> None:
+        """Write the batch in halves until the refused records are alone, and drop those."""
+        if len(batch) > 1:
+            middle = len(batch) // 2
+            self._write(batch[:middle])
+            self._write(batch[middle:])
+            return
+        (record,) = batch
+        self._on_failure()
+        log.error(
+            "audit record refused by the log and lost (%s): %s %s, request %s",
+            exc,
+            record.kind,
+            record.endpoint,
+            record.request_id,
+        )
+        self._count_done(1)
+
+    def _count_done(self, records: int) -> None:
         with self._written:
-            self._done += len(batch)
+            self._done += records
             self._written.notify_all()

@@ -70,6 +70,11 @@ class AuditUnavailableError(BackendUnavailableError):
     code, title = "audit_unavailable", "The audit log is unavailable"
 
 
+class AuditRecordRefusedError(AuditUnavailableError):
+    """The log is up but refuses a record by its content (a value its column cannot hold):
+    retrying cannot help, unlike every other ``AuditUnavailableError``."""
+
+
 def _row_values(r: AuditRecord) -> tuple[Any, ...]:
     return (
         iso(r.at),
@@ -89,6 +94,13 @@ def _row_values(r: AuditRecord) -> tuple[Any, ...]:
         r.reason,
         json.dumps(dict(sorted(r.detail.items()))),
     )
+
+
+def _postgres_values(r: AuditRecord) -> tuple[Any, ...]:
+    """The row for PostgreSQL, whose text columns cannot hold NUL (a key name or a token's
+    username may carry one): it is written as U+FFFD, so the record lands instead of being
+    refused."""
+    return tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in _row_values(r))
 
 
 def _record(row: Sequence[Any]) -> AuditRecord:
@@ -241,6 +253,8 @@ class PostgresAuditLog:
                     conn.execute(_POSTGRES_SCHEMA)
                     self._ready = True
                 yield conn
+        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+            raise AuditRecordRefusedError(f"audit database: {type(exc).__name__}") from exc
         except psycopg.Error as exc:
             raise AuditUnavailableError(f"audit database: {type(exc).__name__}") from exc
 
@@ -249,7 +263,7 @@ class PostgresAuditLog:
             row = conn.execute(
                 f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({', '.join(['%s'] * 16)})"
                 " RETURNING id",
-                _row_values(record),
+                _postgres_values(record),
             ).fetchone()
         return _with_id(record, int(row[0]))
 
@@ -258,7 +272,7 @@ class PostgresAuditLog:
         with self._db() as conn, conn.cursor() as cursor:
             cursor.executemany(
                 f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({', '.join(['%s'] * 16)})",
-                [_row_values(r) for r in records],
+                [_postgres_values(r) for r in records],
             )
         return len(records)
 

@@ -104,6 +104,23 @@ def test_a_batch_lands_in_one_call_behind_the_buffered_writer(audit_log: AuditLo
     assert [r.id for r in page.records] == sorted((r.id for r in page.records), reverse=True)
 
 
+def test_a_nul_in_a_name_is_written_not_refused_and_the_log_goes_on(
+    audit_log: AuditLog,
+) -> None:
+    """A key named with a NUL (PostgreSQL text cannot hold one) used to be refused over and
+    over, stalling the buffered writer and every request behind it."""
+    from gateway.audit.buffered import BufferedAuditLog
+
+    buffered = BufferedAuditLog(audit_log)
+    for n, principal in enumerate(["before", "a\x00b", "after"]):
+        assert buffered.offer(_record(n, principal=principal))
+    assert buffered.flush(timeout_s=10.0)
+    buffered.close()
+    names = [r.principal for r in audit_log.query(AuditFilter()).records]
+    assert names[0] == "after" and names[2] == "before"
+    assert names[1] in {"a\x00b", "a\ufffdb"}  # SQLite keeps it; PostgreSQL stores U+FFFD
+
+
 def test_model_audit_writes_admin_actions_into_it(audit_log: AuditLog) -> None:
     audit = ModelAudit(audit_log)
     audit.record(actor="ops", trigger="reindex", outcome="forced", changes={}, digest="d1")

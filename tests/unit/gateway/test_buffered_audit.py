@@ -11,7 +11,7 @@ import pytest
 
 from gateway.audit.buffered import BufferedAuditLog
 from gateway.audit.records import AuditFilter, AuditPage, AuditRecord
-from gateway.audit.store import AuditUnavailableError, SqliteAuditLog
+from gateway.audit.store import AuditRecordRefusedError, AuditUnavailableError, SqliteAuditLog
 
 pytestmark = pytest.mark.unit
 
@@ -92,3 +92,39 @@ def test_records_that_cannot_be_written_by_shutdown_are_counted_as_lost(tmp_path
         log.append(record(n))
     log.close(timeout_s=0.3)
     assert len(lost) == 3
+
+
+class RefusesOne:
+    """The real SQLite log, refusing (as PostgreSQL refuses a value its column cannot hold) any
+    batch that holds one poisoned record."""
+
+    def __init__(self, inner: SqliteAuditLog, poisoned: str) -> None:
+        self.inner, self.poisoned = inner, poisoned
+
+    def append(self, r: AuditRecord) -> AuditRecord:
+        return self.inner.append(r)
+
+    def append_many(self, records: Sequence[AuditRecord]) -> int:
+        if any(r.principal == self.poisoned for r in records):
+            raise AuditRecordRefusedError("audit database: DataError")
+        return self.inner.append_many(records)
+
+    def query(self, flt: AuditFilter) -> AuditPage:
+        return self.inner.query(flt)
+
+
+def test_a_record_the_log_refuses_is_counted_lost_and_the_rest_of_its_batch_lands(
+    tmp_path: Path,
+) -> None:
+    refusing = RefusesOne(SqliteAuditLog(tmp_path / "audit.db"), poisoned="p7")
+    lost: list[int] = []
+    log = BufferedAuditLog(refusing, retry_s=0.01, on_failure=lambda: lost.append(1))
+    for n in range(20):
+        assert log.offer(record(n))
+    assert log.flush(timeout_s=5.0), "one refused record stalled the queue"
+    written = {r.principal for r in refusing.query(AuditFilter(limit=50)).records}
+    assert written == {f"p{n}" for n in range(20)} - {"p7"}
+    assert lost == [1] and log.pending == 0
+    log.append(record(99))  # and the log goes on
+    assert log.flush(timeout_s=5.0)
+    log.close()

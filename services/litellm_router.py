@@ -319,7 +319,13 @@ class LiteLLMRouter:
         max_tokens: int | None,
         cancel: Cancellation | None = None,
     ) -> Generator[str, None, None]:
-        for chunk in self._chunks(alias, messages, max_tokens=max_tokens, cancel=cancel):
+        """The text pieces of one streamed call, which ends within the alias's ``timeout`` as
+        a whole answer does (each read alone would otherwise bound only the gaps)."""
+        deadline = time.monotonic() + float(self._params(alias)["timeout"])
+        chunks = self._chunks(
+            alias, messages, max_tokens=max_tokens, cancel=cancel, deadline=deadline
+        )
+        for chunk in chunks:
             text = _delta_text(chunk)
             if text:
                 yield text

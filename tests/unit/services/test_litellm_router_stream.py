@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -83,3 +86,39 @@ def test_an_empty_answer_is_an_answer_not_a_failure() -> None:
     stream = router.stream("primary", ASK)
     assert list(stream) == [] and stream.alias == "primary"
     assert router.called == ["primary"]
+
+
+class EndlessRouter(LiteLLMRouter):
+    """A model that never stops sending tokens, one every 50 ms (each read is quick, so only
+    a bound on the whole answer ends it)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        entry = {
+            "model_name": "primary",
+            "litellm_params": {"model": "openai/endless", "timeout": timeout_s, "max_retries": 0},
+        }
+        super().__init__([entry])
+
+    def _call(self, alias: str, messages: Sequence[ChatMessage], **_: object) -> tuple[Any, Any]:
+        def tokens() -> Iterator[Any]:
+            while True:
+                time.sleep(0.05)
+                yield SimpleNamespace(choices=[SimpleNamespace(delta=SimpleNamespace(content="a"))])
+
+        return tokens(), {}
+
+
+def test_a_streamed_answer_ends_within_the_alias_timeout_as_a_whole_answer_does() -> None:
+    import litellm  # noqa: F401  (its first import takes seconds: not inside the timing)
+
+    stream = EndlessRouter(timeout_s=0.5).stream("primary", ASK)
+    started = time.monotonic()
+    pieces = 0
+    with pytest.raises(BackendTimeoutError, match="timed out"):
+        for _ in stream:
+            pieces += 1
+            if pieces > 100:  # 5 s of tokens: unbounded (fails as "did not raise")
+                stream.close()
+                break
+    assert pieces >= 3  # it streamed, then the bound on the whole answer ended it
+    assert time.monotonic() - started < 5.0

@@ -27,7 +27,7 @@ from gateway.models.config import PACKAGED_EMBEDDER
 from gateway.models.reindex import ReindexRefusedError, reindex
 from gateway.security.keys import KeyStore
 from gateway.security.secrets import id_key
-from ingestion.identity import Identity
+from ingestion.identity import Identity, legacy_doc_id
 from ingestion.pipeline import ChunkingPolicy, IngestReport, ingest_files
 from services.errors import ConfigError
 from services.onnx_embedder import ONNX_MODELS, resolve_models_dir
@@ -385,6 +385,19 @@ def test_a_pre_alias_collection_is_refused_at_start_and_migrated_by_reindex(
             )
             for i, t in enumerate(texts)
         ]
+        # and a chunk with the unkeyed ids of releases before keyed ids: the copy moves it to
+        # keyed ones (the post-switch re-sync once deleted every chunk so moved)
+        parking = "Parking permits are renewed in March."
+        unkeyed = {
+            "chunk_id": "unkeyed-0",
+            "doc_id": legacy_doc_id("parking.md"),
+            "source": "parking.md",
+            "section": "Permits",
+            "position": 0,
+            "text": parking,
+            "access_groups": ["legacy"],
+        }
+        rows.append((generate_uuid5("unkeyed-0"), unkeyed, embedder.embed_query(parking)))
         store.insert_raw(name, rows)
         with pytest.raises(ConfigError, match="holdfast reindex"):
             store.ensure_schema(embedding_model=PACKAGED_EMBEDDER, dimensions=embedder.dimensions)
@@ -396,8 +409,19 @@ def test_a_pre_alias_collection_is_refused_at_start_and_migrated_by_reindex(
             identity=Identity(id_key(live_stack.settings)),
             batch_size=64,
         )
-        assert result.source == name and result.chunks == 2 and result.switched
+        assert result.source == name and result.chunks == 3 and result.switched
+        assert result.rekeyed == 1
         assert store.alias_target() == f"{name}_1"
+        assert store.count() == 3, "a chunk moved to keyed ids was lost in the migration"
+        moved = store.search(
+            groups=["legacy"],
+            query="parking permits",
+            vector=embedder.embed_query("parking permits"),
+            limit=1,
+            alpha=0.5,
+        )
+        assert moved and moved[0].chunk.text == parking
+        assert moved[0].chunk.chunk_id != "unkeyed-0"
         store.ensure_schema(embedding_model=PACKAGED_EMBEDDER, dimensions=embedder.dimensions)
         hits = store.search(
             groups=["legacy"],

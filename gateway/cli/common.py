@@ -103,18 +103,30 @@ def _check_database_url_file(settings: Settings) -> None:
         )
 
 
-def gateway_base(url: str | None, settings: Settings) -> str:
-    """``--url`` or the configured gateway URL, checked before any request is sent: httpx
-    raises ``InvalidURL`` (no ``HTTPError``) for a malformed one, mid-command."""
-    base = url or settings.gateway.base_url
-    source = "--url" if url else "gateway.host/port"
+def checked_url(url: str, source: str = "--url") -> str:
+    """``url`` without its trailing slash, or ``ValueError`` naming ``source``: httpx raises
+    ``InvalidURL`` (no ``HTTPError``) for a malformed one only once a request is sent."""
     try:
-        parsed = httpx.URL(base)
+        parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
-        fail(f"{source} {base!r} is not a valid URL ({exc}); e.g. http://127.0.0.1:8080")
+        raise ValueError(
+            f"{source} {url!r} is not a valid URL ({exc}); e.g. http://127.0.0.1:8080"
+        ) from exc
     if parsed.scheme not in {"http", "https"} or not parsed.host:
-        fail(f"{source} {base!r} needs http:// or https:// and a host; e.g. http://127.0.0.1:8080")
-    return base.rstrip("/")
+        raise ValueError(
+            f"{source} {url!r} needs http:// or https:// and a host; e.g. http://127.0.0.1:8080"
+        )
+    return url.rstrip("/")
+
+
+def gateway_base(url: str | None, settings: Settings) -> str:
+    """``--url`` or the configured gateway URL, checked before any request is sent."""
+    try:
+        return checked_url(
+            url or settings.gateway.base_url, "--url" if url else "gateway.host/port"
+        )
+    except ValueError as exc:
+        fail(str(exc))
 
 
 def split_csv(values: str) -> list[str]:

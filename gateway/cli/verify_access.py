@@ -11,7 +11,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from gateway.cli.common import cli_settings, err, fail, out
+from gateway.cli.common import checked_url, cli_settings, err, fail, out
 from gateway.probes.client import ProbeClient, RefusedKeyError
 from gateway.probes.engine import run_probes
 from gateway.probes.records import Caller, ProbeReport
@@ -48,18 +48,6 @@ def callers_of(keys: Sequence[str]) -> list[Caller]:
         first = next(i for i, k in enumerate(cleaned, 1) if cleaned.count(k) > 1)
         raise ValueError(f"--key #{first} is given twice; give keys of different principals")
     return [Caller(f"#{i}", key) for i, key in enumerate(cleaned, 1)]
-
-
-def checked_url(url: str) -> str:
-    """``url`` without its trailing slash; httpx would raise ``InvalidURL`` (no ``HTTPError``)
-    for a malformed one only once the probes start."""
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"--url must start with http:// or https:// (got {url[:40]!r})")
-    try:
-        httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        raise ValueError(f"--url {url[:40]!r} is not a valid URL ({exc})") from exc
-    return url.rstrip("/")
 
 
 def exit_code(report: ProbeReport) -> int:

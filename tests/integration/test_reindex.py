@@ -31,6 +31,7 @@ from ingestion.identity import Identity, legacy_doc_id
 from ingestion.pipeline import ChunkingPolicy, IngestReport, ingest_files
 from services.errors import ConfigError
 from services.onnx_embedder import ONNX_MODELS, resolve_models_dir
+from services.records import SearchHit
 from services.weaviate_common import IndexModelMismatchError
 from services.weaviate_common import schema_description as _schema_description
 from tests.integration.conftest import LiveStack
@@ -413,23 +414,18 @@ def test_a_pre_alias_collection_is_refused_at_start_and_migrated_by_reindex(
         assert result.rekeyed == 1
         assert store.alias_target() == f"{name}_1"
         assert store.count() == 3, "a chunk moved to keyed ids was lost in the migration"
-        moved = store.search(
-            groups=["legacy"],
-            query="parking permits",
-            vector=embedder.embed_query("parking permits"),
-            limit=1,
-            alpha=0.5,
-        )
+
+        def legacy_hits(question: str) -> list[SearchHit]:
+            vector = embedder.embed_query(question)
+            return store.search(
+                groups=["legacy"], query=question, vector=vector, limit=2, alpha=0.5
+            )
+
+        moved = legacy_hits("parking permits")
         assert moved and moved[0].chunk.text == parking
         assert moved[0].chunk.chunk_id != "unkeyed-0"
         store.ensure_schema(embedding_model=PACKAGED_EMBEDDER, dimensions=embedder.dimensions)
-        hits = store.search(
-            groups=["legacy"],
-            query="badge renewal",
-            vector=embedder.embed_query("badge renewal"),
-            limit=2,
-            alpha=0.5,
-        )
+        hits = legacy_hits("badge renewal")
         assert hits and hits[0].chunk.chunk_id == "c0"
     finally:
         client = store._live

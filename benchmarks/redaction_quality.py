@@ -306,8 +306,16 @@ def render(results: Sequence[Result], snippets: Sequence[Snippet], examples: int
     return "\n".join(lines) + "\n"
 
 
+#: Parts of the set scored on their own after each engine's whole-set result: text the rules
+#: were never tuned on, and PII written with look-alike or invisible characters.
+SUBSETS: dict[str, Callable[[Snippet], bool]] = {
+    "holdout only": lambda s: s.split == "holdout",
+    "look-alike characters only": lambda s: s.source == "unicode",
+}
+
+
 def run(baseline: bool = True) -> tuple[list[Result], list[Snippet]]:
-    """Every engine on the whole set; each result is followed by its holdout-only score."""
+    """Every engine on the whole set; each result is followed by its scores on ``SUBSETS``."""
     snippets = load_set()
     texts = [s.text for s in snippets]
     finders: list[tuple[str, Callable[[], Finder], frozenset[str]]] = [
@@ -318,22 +326,26 @@ def run(baseline: bool = True) -> tuple[list[Result], list[Snippet]]:
         finders.append(
             ("previous engine (Presidio defaults)", baseline_finder, frozenset(BASELINE_ENTITIES))
         )
-    holdout = [i for i, s in enumerate(snippets) if s.split == "holdout"]
+    subsets = {
+        label: [i for i, s in enumerate(snippets) if keep(s)] for label, keep in SUBSETS.items()
+    }
     results = []
     for name, make, entities in finders:
         preds, speed = timed(make(), texts)
         r = score(name, snippets, preds, entities)
         r.chunks_per_s = speed
         results.append(r)
-        if holdout:
-            h = score(
-                f"{name} — holdout only",
-                [snippets[i] for i in holdout],
-                [preds[i] for i in holdout],
+        for label, ids in subsets.items():
+            if not ids:
+                continue
+            part = score(
+                f"{name} — {label}",
+                [snippets[i] for i in ids],
+                [preds[i] for i in ids],
                 entities,
             )
-            h.chunks_per_s = float("nan")
-            results.append(h)
+            part.chunks_per_s = float("nan")
+            results.append(part)
     return results, snippets
 
 

@@ -16,6 +16,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from services.errors import RedactorUnavailableError
+from services.pii_fold import FoldedText, fold
 from services.records import EntitySpan, Redaction
 from services.redaction_placeholders import Placeholders, anonymize, apply_spans
 from services.redaction_profile import PERSON, SUPPORTED_ENTITIES, RedactionProfile
@@ -132,14 +133,18 @@ class PresidioRedactor:
         wanted = [i for i, t in enumerate(texts) if t.strip()]
         if not entities or not wanted:
             return out
-        regions = {i: protected_regions(texts[i]) for i in wanted}
+        # the recognizers read a folded copy (look-alike digits, dashes, invisible characters)
+        folded = {i: fold(texts[i]) for i in wanted}
+        read = {i: folded[i].text for i in wanted}
+        regions = {i: protected_regions(read[i]) for i in wanted}
         # NER only where a name could be kept: a capitalised word outside code and identifiers
-        ner = [i for i in wanted if PERSON in entities and may_hold_name(texts[i], regions[i])]
+        ner = [i for i in wanted if PERSON in entities and may_hold_name(read[i], regions[i])]
         plain = sorted(set(wanted) - set(ner))
         for ids, with_ner in ((ner, True), (plain, False)):
-            docs = self._docs([texts[i] for i in ids], with_ner, batch_size)
+            docs = self._docs([read[i] for i in ids], with_ner, batch_size)
             for i, doc in zip(ids, docs, strict=True):
-                out[i] = self._engine.spans(texts[i], self._artifacts(doc), entities, regions[i])
+                found = self._engine.spans(read[i], self._artifacts(doc), entities, regions[i])
+                out[i] = [_in_original(span, folded[i]) for span in found]
         return out
 
     def find(self, text: str, *, profile: RedactionProfile | None = None) -> list[EntitySpan]:
@@ -170,3 +175,8 @@ class PresidioRedactor:
         if not spans:
             return Redaction(text=text)
         return anonymize(text, spans, placeholders if placeholders is not None else Placeholders())
+
+
+def _in_original(span: EntitySpan, folded: FoldedText) -> EntitySpan:
+    start, end = folded.original_span(span.start, span.end)
+    return EntitySpan(start, end, span.entity_type)

@@ -20,6 +20,7 @@ from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import InvalidParamError, OperatorConfig, RecognizerResult
 from presidio_anonymizer.operators import Operator, OperatorType
 
+from services.pii_fold import fold
 from services.records import EntitySpan, Redaction
 
 OPERATOR_NAME = "holdfast_placeholder"
@@ -27,6 +28,7 @@ _COMPACT = frozenset({"PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_
 
 
 def _normalise(entity_type: str, value: str) -> str:
+    value = fold(value).text  # a value written with look-alike characters is the same value
     if entity_type in _COMPACT:  # "+1 415 555 0187" and "+1-415-555-0187" are one number
         return re.sub(r"[^0-9A-Za-z:]", "", value).upper()
     return " ".join(value.split()).casefold()

@@ -15,6 +15,16 @@ PII = {
     "iban": "DE89 3704 0044 0532 0130 00",
 }
 
+#: PII as Word documents and pasted text carry it: a card grouped with no-break spaces, an SSN
+#: typed with non-breaking hyphens, a zero-width space inside an e-mail address (pasted from a
+#: chat), a phone number in fullwidth digits (typed with a CJK input method).
+LOOKALIKE_PII = {
+    "card": "5191\u00a02304\u00a08857\u00a01127",
+    "ssn": "287\u201141\u20119063",
+    "email": "r.okafor\u200b@brightwater-legal.com",
+    "phone": "\uff0b\uff11 \uff14\uff11\uff15 \uff15\uff15\uff15 \uff10\uff11\uff19\uff18",
+}
+
 
 def two_column_pdf(path: Path) -> None:
     """Page 1: a title, two columns of prose under headings, then a table. Page 2: a heading."""
@@ -84,6 +94,20 @@ def docx_file(path: Path) -> None:
     table = document.add_table(rows=3, cols=2)
     for r, (a, b) in enumerate([("Item", "Count"), ("Ladder", "2"), ("Helmet", "6")]):
         table.cell(r, 0).text, table.cell(r, 1).text = a, b
+    document.save(str(path))
+
+
+def lookalike_pii_docx(path: Path) -> None:
+    """A new-starter form whose PII is written with look-alike and invisible characters."""
+    import docx
+
+    document = docx.Document()
+    document.add_heading("New starter form", level=1)
+    document.add_paragraph(
+        f"Payroll sets up the new starter with social security number {LOOKALIKE_PII['ssn']} "
+        f"and the corporate card {LOOKALIKE_PII['card']}. Questions about the contract go to "
+        f"{LOOKALIKE_PII['email']}; the desk phone is {LOOKALIKE_PII['phone']}."
+    )
     document.save(str(path))
 
 

@@ -4,6 +4,7 @@ validation, PII, incremental updates, dedup, delete, permissions."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 import httpx
@@ -12,7 +13,14 @@ import pytest
 from gateway.cli.ingest import within_rate_limit
 from gateway.security.keys import KeyStore
 from services.records import Chunk
-from tests.corpus_builder.build import PII, build_corpus, pii_file, text_files
+from tests.corpus_builder.build import (
+    LOOKALIKE_PII,
+    PII,
+    build_corpus,
+    lookalike_pii_docx,
+    pii_file,
+    text_files,
+)
 from tests.integration.conftest import LiveStack
 from tests.integration.ingest_api import audit_records, ingest, upload
 
@@ -126,6 +134,33 @@ def test_planted_pii_never_reaches_weaviate(live_stack: LiveStack, tmp_path: Pat
     for value in (PII["phone"], PII["ssn"], PII["card"], PII["iban"]):
         only_digits = re.sub(r"\D", "", value)
         assert not any(only_digits in re.sub(r"\D", "", obj) for obj in objects)
+
+
+def _as_read(text: str) -> str:
+    """What a reader (or a model) takes from ``text``: compatibility forms, no invisible marks."""
+    folded = unicodedata.normalize("NFKC", text)
+    return "".join(c for c in folded if unicodedata.category(c) != "Cf")
+
+
+def test_pii_written_with_look_alike_characters_never_reaches_weaviate(
+    live_stack: LiveStack, tmp_path: Path
+) -> None:
+    path = tmp_path / "new-starter.docx"
+    lookalike_pii_docx(path)
+    body = ingest(live_stack.url, live_stack.admin_key, [path], groups="ops", redact=True)
+    (result,) = body["files"]
+    assert result["status"] == "indexed"
+    assert {"EMAIL_ADDRESS", "US_SSN", "CREDIT_CARD", "PHONE_NUMBER"} <= set(
+        result["redactions"]
+    ), result["redactions"]
+    objects = [
+        _as_read(f"{title} {text}") for _, title, text in live_stack.components.store.chunk_texts()
+    ]
+    assert any("payroll sets up the new starter" in o.lower() for o in objects)
+    for value in (LOOKALIKE_PII["ssn"], LOOKALIKE_PII["card"], LOOKALIKE_PII["phone"]):
+        digits = re.sub(r"\D", "", _as_read(value))
+        assert not any(digits in re.sub(r"\D", "", obj) for obj in objects), digits
+    assert not any("okafor" in obj or "brightwater" in obj for obj in objects)
 
 
 def test_structured_profile_keeps_names_and_replaces_shaped_values(

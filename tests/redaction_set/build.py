@@ -11,6 +11,11 @@ Each ``src/<kind>.txt`` holds snippets separated by a line ``%%%``. Inside a sni
 others, and never used to tune them; they go to ``holdout.jsonl`` (ids ``holdout-<kind>-NNN``,
 ``"split": "holdout"``) so that the report can show how the rules fare on text they have not seen.
 
+``src/unicode.txt`` writes PII as office documents, PDF text layers and pasted text carry it
+(no-break spaces and hyphens, soft hyphens, zero-width characters, fullwidth and Arabic-Indic
+digits), beside ordinary text with typographic dashes and no-break spaces that holds none. Its
+characters are literal: read it with ``python -c 'print(ascii(open(...).read()))'``.
+
 Run ``python tests/redaction_set/build.py`` after editing a source, then ``validate.py``.
 """
 
@@ -21,7 +26,18 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-KINDS = ("manual", "code", "config", "table", "heading", "hr", "finance", "email", "ticket")
+KINDS = (
+    "manual",
+    "code",
+    "config",
+    "table",
+    "heading",
+    "hr",
+    "finance",
+    "email",
+    "ticket",
+    "unicode",
+)
 OPEN = {"⟦": "gold", "⟪": "protected"}
 CLOSE = {"⟧": "gold", "⟫": "protected"}
 

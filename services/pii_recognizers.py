@@ -56,6 +56,9 @@ _SECRET_PATTERNS: list[tuple[str, str, bool]] = [
         True,
     ),
     ("bearer token", r"(?i)\bBearer[ \t]+\K[A-Za-z0-9\-._~+/]{20,}=*", True),
+    # the password of "scheme://user:password@host": whatever its shape, the position says what
+    # it is (hunter2 is no less a password for looking like a word)
+    ("url password", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@]*:\K[^\s:/@]{3,}(?=@)", False),
 ]
 _COMPILED: list[tuple[str, Any, bool]] = [
     (label, regex.compile(p), check) for label, p, check in _SECRET_PATTERNS
@@ -63,6 +66,7 @@ _COMPILED: list[tuple[str, Any, bool]] = [
 
 _PLACEHOLDER = regex.compile(
     r"(?i)example|changeme|change-me|password|placeholder|your[_\-]|xxxx|\*\*\*|<|\$\{|%\("
+    r"|^(?:pass|passwd|pwd|pw|secret|pass(?:wd|word)?\d{0,3}|user|username|\.+|x+)$"
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from services.pii_person import may_hold_name
+from services.pii_recognizers import SecretRecognizer
 from services.pii_regions import heading_lines, protected_regions
 from services.pii_values import (
     is_documentation_email,
@@ -19,7 +20,7 @@ from services.presidio_redactor import apply_spans
 from services.records import EntitySpan
 from services.redaction_engine import resolve
 from services.redaction_placeholders import Placeholders, anonymize
-from services.redaction_profile import SUPPORTED_ENTITIES, RedactionProfile
+from services.redaction_profile import SECRET, SUPPORTED_ENTITIES, RedactionProfile
 
 pytestmark = pytest.mark.unit
 
@@ -212,3 +213,31 @@ def test_questions_without_a_possible_name_skip_ner(text: str) -> None:
 )
 def test_a_capitalised_word_that_could_be_a_name_keeps_ner(text: str) -> None:
     assert may_hold_name(text, protected_regions(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "password"),
+    [
+        ("DATABASE_URL=postgres://billing:q7Rv2LmX9tKp@db01:5432/billing", "q7Rv2LmX9tKp"),
+        ("git clone https://deploy:hunter2hunter2@git.corp.local/ops.git", "hunter2hunter2"),
+        ("broker redis://:Zk8pQ2mV9xL4@cache:6379/0", "Zk8pQ2mV9xL4"),
+    ],
+)
+def test_the_password_of_a_url_is_a_secret_whatever_its_shape(text: str, password: str) -> None:
+    found = SecretRecognizer().analyze(text, [SECRET])
+    assert [text[r.start : r.end] for r in found] == [password]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "postgresql://user:password@localhost/mydb",
+        "mysql://root:${MYSQL_ROOT_PASSWORD}@db/app",
+        "http://username:pass@proxy:3128",
+        "https://user:<token>@git.corp.local/x.git",
+        "https://example.com:8443/path@v2",
+        "ssh://git@github.invalid:22/org/repo.git",
+    ],
+)
+def test_url_placeholders_ports_and_users_without_a_password_are_not_secrets(text: str) -> None:
+    assert SecretRecognizer().analyze(text, [SECRET]) == []

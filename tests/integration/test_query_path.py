@@ -118,6 +118,21 @@ def test_pii_in_the_question_is_redacted_before_search(live_stack: LiveStack) ->
     assert "john.doe@holdfast.io" not in body["answer"]
 
 
+def test_pii_written_with_look_alike_characters_in_the_question_is_redacted(
+    live_stack: LiveStack,
+) -> None:
+    ssn = "287\u201141\u20119063"  # non-breaking hyphens
+    mail = "john.doe\u200b@holdfast.io"  # a zero-width space before the @
+    body = live_stack.post(
+        "/v1/query",
+        {"question": f"My SSN is {ssn} and I am {mail}: how many days of annual leave do I get?"},
+        live_stack.handbook_key,
+    ).json()
+    assert body["redactions"].get("US_SSN") == 1, body
+    assert body["redactions"].get("EMAIL_ADDRESS") == 1, body
+    assert "9063" not in body["answer"] and "john.doe" not in body["answer"]
+
+
 def test_search_asked_to_rerank_without_a_reranker_says_how_to_add_one(
     live_stack: LiveStack,
 ) -> None:

@@ -8,17 +8,21 @@ from the HTML tree before partitioning, in this order:
 1. the page's main element when it names one (``role="main"``, ``<main>``, a single
    ``<article>``), otherwise the body;
 2. inside it, minus what HTML semantics call chrome (``nav``, forms and scripts, the
-   landmark roles navigation, banner, contentinfo, search, complementary; hidden elements; a
-   ``footer``; a ``header`` that holds no heading; an ``aside`` outside a main element, where it
-   is a sidebar; inside one it is a footnote, a note or a sidebar directive and stays, whatever
-   its class);
+   landmark roles navigation, banner, contentinfo, search, complementary; a ``footer``; a
+   ``header`` that holds no heading; an ``aside`` outside a main element, where it is a sidebar;
+   inside one it is a footnote, a note or a sidebar directive and stays, whatever its class),
+   and minus hidden elements: the ``hidden`` attribute, ``aria-hidden``, an inline style
+   ``display: none`` or ``visibility: hidden``. A reader never sees that text, and it is the
+   classic place to hide instructions for a model that will read the page;
 3. minus the markup of documentation generators and sites that is navigation by name: a class or
    id token such as ``navheader``, ``breadcrumb``, ``sidebar``, ``toctree-wrapper``, ``toc``, a
    table whose summary says "Navigation" (DocBook, gtk-doc), "Skip to content" links;
 4. minus permalink anchors (``¶``, ``#``, ``§``) next to headings and definitions.
 
 Everything else stays as HTML, so headings, code blocks and tables keep their structure for the
-partitioner. Only lxml is used: it is already a dependency of unstructured.
+partitioner. Disclosure widgets (``details``/``summary``, the FAQ accordion) and figure captions
+become plain blocks first: the partitioner drops them, and their text is what the reader opens
+or reads under the figure. Only lxml is used: it is already a dependency of unstructured.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from dataclasses import dataclass
 from lxml import etree
 from lxml import html as lxml_html
 
-# Tags that are never content. ``label`` and ``img`` stay: images keep their alt text.
+# Tags that are never content.
 _DROP_TAGS = frozenset(
     {
         "script",
@@ -125,6 +129,12 @@ _PERMALINK_NAMES = frozenset(
 _PERMALINK_TEXT = frozenset({"", "¶", "#", "§", "🔗", "⚓", "link", "permalink"})
 _SKIP_TEXT = re.compile(r"^\s*(skip to (main )?content|skip navigation|back to top|jump to)", re.I)
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_HIDING_STYLE = re.compile(
+    r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*hidden)\s*(?:!\s*important\s*)?(?:;|$)",
+    re.I,
+)
+# Read as plain blocks: what the partitioner would drop although a reader sees it.
+_AS_BLOCKS = {"details": "div", "summary": "p", "figure": "div", "figcaption": "p"}
 _PILCROW_END = re.compile(r"\s*¶\s*$")
 
 
@@ -143,6 +153,13 @@ def _tokens(element: etree._Element) -> set[str]:
     return {n.lower() for n in names}
 
 
+def is_hidden(hidden: str | None, aria_hidden: str | None, style: str | None) -> bool:
+    """Whether an element with these attributes is invisible to a reader."""
+    if hidden is not None or (aria_hidden or "").strip().lower() == "true":
+        return True
+    return bool(style and _HIDING_STYLE.search(style))
+
+
 def _has_heading(element: etree._Element) -> bool:
     return element.tag in _HEADINGS or any(True for _ in element.iter(*_HEADINGS))
 
@@ -153,7 +170,7 @@ def _is_chrome(element: etree._Element, *, inside_main: bool) -> bool:
         return True
     if tag in _DROP_TAGS:
         return True
-    if element.get("hidden") is not None or element.get("aria-hidden") == "true":
+    if is_hidden(element.get("hidden"), element.get("aria-hidden"), element.get("style")):
         return True
     role = (element.get("role") or "").lower()
     if role in _DROP_ROLES:
@@ -250,6 +267,29 @@ def _parse(raw: bytes | str) -> etree._Element:
     return lxml_html.document_fromstring(data, parser=parser)
 
 
+def visible_fragment(fragment: str) -> str:
+    """An HTML fragment (a Markdown file's HTML block) without its comments and hidden
+    elements; what a reader of the rendered file sees of it."""
+    parser = lxml_html.HTMLParser(remove_comments=True, remove_pis=True)
+    try:
+        root = lxml_html.fragment_fromstring(fragment, create_parent="div", parser=parser)
+    except etree.ParserError:
+        return ""  # nothing but comments
+    hidden = [
+        e
+        for e in root.iter()
+        if e is not root
+        and isinstance(e.tag, str)
+        and is_hidden(e.get("hidden"), e.get("aria-hidden"), e.get("style"))
+    ]
+    for element in hidden:
+        _drop(element)
+    inner = (root.text or "") + "".join(
+        etree.tostring(child, encoding="unicode", method="html") for child in root
+    )
+    return inner.strip()
+
+
 def extract_main(raw: bytes | str) -> MainContent:
     """The main content of an HTML document, as HTML, with the page's <title>."""
     document = _parse(raw)
@@ -261,6 +301,8 @@ def extract_main(raw: bytes | str) -> MainContent:
     main, selector = _main_element(body)
     _strip_chrome(main, inside_main=selector != "body")
     _strip_pilcrows(main)
+    for element in main.iter(*_AS_BLOCKS):
+        element.tag = _AS_BLOCKS[element.tag]
     wrapper = lxml_html.Element("html")
     wrapper_body = etree.SubElement(wrapper, "body")
     if main.tag == "body":

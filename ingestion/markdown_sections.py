@@ -1,7 +1,8 @@
 """Markdown to sections: headings give the section path, block elements stay whole.
 
 Blocks are cut from the source text by markdown-it's line maps, so a table or a list keeps its
-Markdown form instead of being flattened.
+Markdown form instead of being flattened. What the rendered file does not show is not kept: HTML
+comments (drafting notes, "TODO: ask legal") and hidden HTML elements.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+from ingestion.boilerplate import visible_fragment
 
 _BLOCK_OPENERS = {
     "paragraph_open",
@@ -57,6 +61,15 @@ def _kind(token_type: str) -> str:
     }.get(token_type, "paragraph")
 
 
+def _without_comments(text: str, inline: Token) -> str:
+    """A paragraph's source without the HTML comments markdown-it found in it (a comment
+    written inside a code span is code, not a comment, and stays)."""
+    for child in inline.children or []:
+        if child.type == "html_inline" and child.content.startswith("<!--"):
+            text = text.replace(child.content, "", 1)
+    return text
+
+
 def parse_markdown(text: str, *, fallback_title: str) -> ParsedDocument:
     """Split Markdown into sections by heading; the first H1 (else the fallback) is the title."""
     lines = text.splitlines()
@@ -84,7 +97,9 @@ def parse_markdown(text: str, *, fallback_title: str) -> ParsedDocument:
             start, end = token.map
             block_text = "\n".join(lines[start:end]).strip()
             if token.type == "paragraph_open":  # reflow: hard line breaks carry no meaning
-                block_text = " ".join(block_text.split())
+                block_text = " ".join(_without_comments(block_text, tokens[i + 1]).split())
+            elif token.type == "html_block":
+                block_text = visible_fragment(block_text)
             if block_text:
                 sections[-1].blocks.append(Block(text=block_text, kind=_kind(token.type)))
         i += 1

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from ingestion.markdown_sections import Block, ParsedDocument, Section, parse_markdown
 from ingestion.ocr import ocr_image
 from ingestion.pdf_parser import parse_pdf
+from ingestion.text_decoding import DecodedText, read_text
 from ingestion.unstructured_parser import parse_with_unstructured
 from ingestion.validation import Limits
 from services.errors import InvalidRequestError
@@ -19,12 +23,30 @@ class Parsed:
     ocr_pages: int = 0
 
 
-def _decode(path: Path) -> str:
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidRequestError("not UTF-8 text") from exc
+def _needs_utf8_copy(decoded: DecodedText, doc_type: str) -> bool:
+    """unstructured reads cp1252 text as cp1250 and its CSV reader fails on UTF-16, so text and
+    CSV go to it as UTF-8. An email's parts declare their own charsets: it is copied only when
+    its headers are not ASCII bytes (UTF-16/32) or a BOM precedes them. An HTML page goes to the
+    HTML parser as it is, which honours the page's meta charset."""
+    if doc_type == "html":
+        return False
+    if doc_type == "email":
+        return decoded.bom or not decoded.ascii_compatible
+    return not decoded.is_plain_utf8
+
+
+@contextmanager
+def _readable_copy(path: Path, doc_type: str) -> Iterator[Path]:
+    """The file, or a UTF-8 copy of it that lives as long as the context. Decoding first also
+    refuses binary junk with a clear reason before a partitioner fails on it."""
+    decoded = read_text(path)
+    if not _needs_utf8_copy(decoded, doc_type):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="holdfast-utf8-") as folder:
+        copy = Path(folder) / f"utf8{path.suffix}"
+        copy.write_bytes(decoded.text.encode("utf-8"))
+        yield copy
 
 
 def _parse_image(path: Path, *, fallback_title: str, max_pixels: int) -> Parsed:
@@ -46,7 +68,7 @@ def parse_file(path: Path, doc_type: str, *, name: str, limits: Limits) -> Parse
     """Sections of one file; ``InvalidRequestError`` when the content cannot be read."""
     fallback_title = Path(name).stem
     if doc_type == "markdown":
-        return Parsed(parse_markdown(_decode(path), fallback_title=fallback_title))
+        return Parsed(parse_markdown(read_text(path).text, fallback_title=fallback_title))
     if doc_type == "pdf":
         document, ocr_pages = parse_pdf(
             path, fallback_title=fallback_title, max_pages=limits.max_pages
@@ -55,7 +77,12 @@ def parse_file(path: Path, doc_type: str, *, name: str, limits: Limits) -> Parse
     if doc_type == "image":
         return _parse_image(path, fallback_title=fallback_title, max_pixels=50_000_000)
     if doc_type in {"text", "csv", "html", "email"}:
-        _decode(path)  # refuse binary junk with a clear reason before the partitioner does
+        with _readable_copy(path, doc_type) as readable:
+            return _parse_with_unstructured(readable, doc_type, fallback_title=fallback_title)
+    return _parse_with_unstructured(path, doc_type, fallback_title=fallback_title)
+
+
+def _parse_with_unstructured(path: Path, doc_type: str, *, fallback_title: str) -> Parsed:
     try:
         return Parsed(parse_with_unstructured(path, doc_type, fallback_title=fallback_title))
     except InvalidRequestError:

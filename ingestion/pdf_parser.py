@@ -1,6 +1,7 @@
 """PDF to sections with pdfplumber: text in reading order (two columns read as two columns),
 tables as Markdown tables, headings from font size, pages kept. A page with no text layer is
-rendered and read by tesseract.
+rendered and read by tesseract. Text no reader sees (white on the page, under a point high, off
+the page) is not read.
 
 unstructured's ``fast`` PDF strategy finds no tables and imports unstructured-inference (whose
 dependencies replace the CPU torch), so PDFs take this path; other formats go through unstructured.
@@ -8,6 +9,8 @@ dependencies replace the CPU torch), so PDFs take this path; other formats go th
 
 from __future__ import annotations
 
+import itertools
+import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +18,15 @@ from typing import Any
 
 from ingestion.markdown_sections import Block, ParsedDocument, Section
 from ingestion.ocr import ocr_image
+from ingestion.pdf_visibility import visible_objects
 from ingestion.tables import rows_to_markdown
 from services.errors import InvalidRequestError
+
+_SOFT_HYPHEN = "\u00ad"
+_HYPHEN = re.compile("[-\u2010]")  # hyphen-minus, hyphen; a dash (U+2013, U+2014) splits no word
+_COMPOUND = re.compile(r"[^\W\d_]+(?:[-\u2010][^\W\d_]+)+")
+_WORD_END = re.compile(r"[^\W\d_]+$")
+_WORD_START = re.compile(r"^[^\W\d_]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +71,9 @@ def _line_item(line: dict[str, Any]) -> _Item:
 
 def _page_items(page: Any) -> list[list[_Item]]:
     """Items (text lines and tables) in reading order, as runs: lines and tables spanning the
-    whole width, then each column top to bottom, then spanning items below the columns."""
+    whole width, then each column top to bottom, then spanning items below the columns. Only
+    the characters a reader sees are read (``pdf_visibility``)."""
+    page = page.filter(visible_objects(page))
     tables = page.find_tables()
     boxes = [t.bbox for t in tables]
     body = page.filter(lambda o: o.get("object_type") != "char" or not _inside(o, boxes))
@@ -131,9 +143,7 @@ def parse_pdf(
         ):
             raise InvalidRequestError("encrypted PDF (password protected)") from exc
         raise InvalidRequestError(f"corrupt PDF ({type(exc).__name__})") from exc
-    with pdf:
-        if getattr(pdf.doc, "encryption", None):
-            raise InvalidRequestError("encrypted PDF")
+    with pdf:  # an encrypted PDF that opened needs no password (only print/copy limits): read it
         if len(pdf.pages) > max_pages:
             raise InvalidRequestError(f"{len(pdf.pages)} pages, more than the limit {max_pages}")
         pages: list[tuple[int, list[list[_Item]]]] = []
@@ -160,6 +170,51 @@ def parse_pdf(
     return _sections(pages, fallback_title=metadata_title or fallback_title), ocr_pages
 
 
+def _compounds(pages: list[tuple[int, list[list[_Item]]]]) -> frozenset[str]:
+    """Pairs of words the document joins with a hyphen inside a line (``data-driven``;
+    ``state-of-the-art`` gives ``state-of``, ``of-the``, ``the-art``), lowercased."""
+    pairs: set[str] = set()
+    for _, columns in pages:
+        for item in (i for column in columns for i in column if i.kind == "line"):
+            for chain in _COMPOUND.findall(item.text):
+                parts = _HYPHEN.split(chain.lower())
+                pairs.update(f"{a}-{b}" for a, b in itertools.pairwise(parts))
+    return frozenset(pairs)
+
+
+def _continues_word(text: str, line: str, compounds: frozenset[str]) -> str | None:
+    """The text with ``line`` joined to it when ``text`` ends in a word broken across the line
+    end, else ``None``.
+
+    A soft hyphen at the end marks a break point: the parts join. A hyphen right after a letter,
+    followed by a line that starts with a lowercase letter, is the usual hyphenation signal: the
+    hyphen goes ("infor-" + "mation" is "information"). It stays, with no space, for a compound:
+    a word that has a hyphen already on either side of the break ("state-of-" + "the-art"), since
+    hyphenation never splits such a word elsewhere, or a pair the document also writes hyphenated
+    inside a line ("data-driven"). Before a capital or a digit the line joins with a space as
+    written ("Anglo- Saxon"): nothing there tells a compound from a broken word."""
+    if text.endswith(_SOFT_HYPHEN):
+        return text[:-1] + line
+    if not (_HYPHEN.fullmatch(text[-1:]) and text[-2:-1].isalpha() and line[:1].islower()):
+        return None
+    before, after = text.split()[-1][:-1], line.split()[0]
+    head, tail = _WORD_END.search(before), _WORD_START.match(after)
+    pair = f"{head.group() if head else ''}-{tail.group() if tail else ''}".lower()
+    if _HYPHEN.search(before) or _HYPHEN.search(after) or pair in compounds:
+        return text + line
+    return text[:-1] + line
+
+
+def _join_lines(lines: list[str], compounds: frozenset[str]) -> str:
+    """The lines of one paragraph as one line of text, words broken at line ends joined and
+    soft hyphens (invisible break points, U+00AD) dropped, so keyword search finds the words."""
+    text = ""
+    for line in lines:
+        joined = _continues_word(text, line, compounds) if text else None
+        text = joined if joined is not None else f"{text} {line}" if text else line
+    return " ".join(text.replace(_SOFT_HYPHEN, "").split())
+
+
 def _sections(pages: list[tuple[int, list[list[_Item]]]], *, fallback_title: str) -> ParsedDocument:
     sizes = [
         i.size for _, cols in pages for col in cols for i in col if i.kind == "line" and i.size
@@ -167,6 +222,7 @@ def _sections(pages: list[tuple[int, list[list[_Item]]]], *, fallback_title: str
     body = statistics.median(sizes) if sizes else 0.0
     heading_sizes = sorted({round(s, 1) for s in sizes if body and s >= body * 1.15}, reverse=True)
     level_of = {s: n + 1 for n, s in enumerate(heading_sizes)}
+    compounds = _compounds(pages)
     title = ""
     path: list[tuple[int, str]] = []
     sections: list[Section] = [Section(path=())]
@@ -175,7 +231,7 @@ def _sections(pages: list[tuple[int, list[list[_Item]]]], *, fallback_title: str
 
     def flush() -> None:
         nonlocal paragraph
-        text = " ".join(" ".join(paragraph).split())
+        text = _join_lines(paragraph, compounds)
         if text:
             sections[-1].blocks.append(Block(text=text, kind="paragraph", page=para_page))
         paragraph = []
@@ -186,16 +242,18 @@ def _sections(pages: list[tuple[int, list[list[_Item]]]], *, fallback_title: str
             for item in column:
                 if item.kind == "table":
                     flush()
-                    sections[-1].blocks.append(Block(text=item.text, kind="table", page=number))
+                    table = item.text.replace(_SOFT_HYPHEN, "")
+                    sections[-1].blocks.append(Block(text=table, kind="table", page=number))
                     last_top = None
                     continue
                 level = level_of.get(round(item.size, 1)) if len(item.text) < 120 else None
                 if level is not None:
                     flush()
+                    heading = item.text.replace(_SOFT_HYPHEN, "")
                     if level == 1 and not title:
-                        title = item.text
+                        title = heading
                         continue
-                    path = [(lv, n) for lv, n in path if lv < level] + [(level, item.text)]
+                    path = [(lv, n) for lv, n in path if lv < level] + [(level, heading)]
                     sections.append(Section(path=tuple(n for _, n in path)))
                     continue
                 if not item.text or (

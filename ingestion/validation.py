@@ -33,7 +33,11 @@ DOC_TYPES: dict[str, str] = {
 }
 SUPPORTED_SUFFIXES = frozenset(DOC_TYPES)
 _ZIP_TYPES = {"docx", "pptx", "xlsx"}
-_MAGIC = {"pdf": (b"%PDF-",), **{t: (b"PK\x03\x04",) for t in _ZIP_TYPES}}
+_ZIP_MAGIC = b"PK\x03\x04"
+_PDF_MAGIC = b"%PDF-"
+# Viewers and pdfminer find the PDF header anywhere in the first KiB: mail gateways and some
+# generators leave a few bytes before it, and such a file opens everywhere.
+_PDF_HEADER_WINDOW = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,13 @@ def _check_zip(path: Path, limits: Limits) -> None:
         raise InvalidRequestError("encrypted or corrupt Office file")
 
 
+def _has_magic(head: bytes, doc_type: str) -> bool:
+    """The file starts the way its type must (a PDF's header may follow a few stray bytes)."""
+    if doc_type == "pdf":
+        return _PDF_MAGIC in head[:_PDF_HEADER_WINDOW]
+    return doc_type not in _ZIP_TYPES or head.startswith(_ZIP_MAGIC)
+
+
 def validate_file(path: Path, name: str, limits: Limits) -> str:
     """The file's doc type, or an ``InvalidRequestError`` with the reason it is refused."""
     doc_type = doc_type_of(name)
@@ -81,11 +92,10 @@ def validate_file(path: Path, name: str, limits: Limits) -> str:
     if size > limits.max_file_bytes:
         raise InvalidRequestError(f"file is {size} bytes, over the limit {limits.max_file_bytes}")
     with path.open("rb") as fh:
-        head = fh.read(8)
+        head = fh.read(_PDF_HEADER_WINDOW)
     if head.startswith(b"\xd0\xcf\x11\xe0") and doc_type in _ZIP_TYPES:
         raise InvalidRequestError("encrypted Office file (password protected)")
-    magic = _MAGIC.get(doc_type)
-    if magic and not any(head.startswith(m) for m in magic):
+    if not _has_magic(head, doc_type):
         raise InvalidRequestError(f"corrupt file (not a {doc_type.upper()})")
     if doc_type in _ZIP_TYPES:
         _check_zip(path, limits)

@@ -75,3 +75,15 @@ def test_only_what_a_reader_sees_is_kept(tmp_path: Path) -> None:
 )
 def test_white_in_every_colour_space(color: object, white: bool) -> None:
     assert is_white(color) is white
+
+
+def test_the_pdf_parser_indexes_only_what_a_reader_sees(tmp_path: Path) -> None:
+    from ingestion.pdf_parser import parse_pdf
+
+    document, ocr_pages = parse_pdf(
+        _pdf(tmp_path / "invoice.pdf"), fallback_title="invoice", max_pages=10
+    )
+    text = "\n".join(b.text for s in document.sections for b in s.blocks)
+    assert "amount due within thirty days" in text and "Header on a dark band" in text
+    assert "already paid" not in text and "bank account" not in text
+    assert "Off the page" not in text and ocr_pages == 0

@@ -234,22 +234,22 @@ def test_unreadable_files_are_rejected_one_by_one_while_the_rest_are_indexed(
 ) -> None:
     good = write(tmp_path, "good.md", DOC)
     empty = write(tmp_path, "empty.md", "  \n\n")
-    latin1 = write(tmp_path, "latin1.md", "caf\xe9 cr\xe8me".encode("latin-1"))
+    binary = write(tmp_path, "binary.md", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
     text = write(tmp_path, "notes.bin", "plain text")
     store = FakeStore()
     seen: list[FileResult] = []
 
-    report = ingest([empty, good, latin1, text], store=store, on_file=seen.append)
+    report = ingest([empty, good, binary, text], store=store, on_file=seen.append)
 
     assert [(f.source, f.status) for f in report.files] == [
         (str(empty), "rejected"),
         (str(good), "indexed"),
-        (str(latin1), "rejected"),
+        (str(binary), "rejected"),
         (str(text), "rejected"),
     ]
     reasons = {f.source: f.reason for f in report.files if f.status == "rejected"}
     assert reasons[str(empty)] == "empty file"
-    assert reasons[str(latin1)] == "not UTF-8 text"
+    assert reasons[str(binary)] == "not text (no plausible character encoding)"
     assert reasons[str(text)] == "unsupported file type .bin"
     assert (report.indexed, report.rejected, report.chunks) == (1, 3, 2)
     assert {c.source for c in store.upserted} == {str(good.resolve())}

@@ -104,7 +104,7 @@ def lookalike_pii_docx(path: Path) -> None:
     document = docx.Document()
     document.add_heading("New starter form", level=1)
     document.add_paragraph(
-        f"Payroll sets up the new starter with social security number {LOOKALIKE_PII['ssn']} "
+        f"The HR desk sets up the new starter with social security number {LOOKALIKE_PII['ssn']} "
         f"and the corporate card {LOOKALIKE_PII['card']}. Questions about the contract go to "
         f"{LOOKALIKE_PII['email']}; the desk phone is {LOOKALIKE_PII['phone']}."
     )

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from functools import lru_cache
 
+import regex
+
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
-_MINUS = "\u2212"
+_DASH = regex.compile(r"[\p{Pd}\u2212]")  # every dash, and the minus sign
 
 
 @lru_cache(maxsize=4096)
@@ -44,10 +45,6 @@ def fold_char(char: str) -> str:
     return compatible if compatible.isascii() else char
 
 
-def _is_dash(char: str) -> bool:
-    return len(char) == 1 and (char == _MINUS or unicodedata.category(char) == "Pd")
-
-
 def _inside_a_word(text: str, offset: int) -> bool:
     """A dash with no space on either side joins the parts of one value (an SSN written with
     U+2011); one between spaces is punctuation (``Jenny — can you``), and stays as written: read
@@ -57,38 +54,34 @@ def _inside_a_word(text: str, offset: int) -> bool:
     )
 
 
-@dataclass(frozen=True)
 class FoldedText:
-    """``text`` as the recognizers read it; ``origin[i]`` is the original offset of ``text[i]``
-    (``None``: the text was ASCII, and the offsets are the same)."""
+    """``text`` as the recognizers read it, and the way back to the original's offsets. The
+    offset map is built only when a span is looked up: most texts hold no PII."""
 
-    text: str
-    origin: tuple[int, ...] | None = None
+    __slots__ = ("_origin", "_parts", "text")
+
+    def __init__(self, text: str, parts: list[str] | None = None) -> None:
+        self.text = text
+        self._parts = parts  # what each original character reads as; None: the text is ASCII
+        self._origin: list[int] | None = None
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """The original offsets of the folded span ``[start, end)``, from the first character
         it was read from to the last (invisible characters between them included)."""
-        if self.origin is None or end <= start:
+        if self._parts is None or end <= start:
             return start, end
-        return self.origin[start], self.origin[end - 1] + 1
+        if self._origin is None:
+            self._origin = [i for i, part in enumerate(self._parts) for _ in part]
+        return self._origin[start], self._origin[end - 1] + 1
 
 
 def fold(text: str) -> FoldedText:
     if text.isascii():
         return FoldedText(text)
-    pieces: list[str] = []
-    origin: list[int] = []
-    done = 0
+    parts = list(text)
     for run in _NON_ASCII.finditer(text):
-        pieces.append(text[done : run.start()])
-        origin.extend(range(done, run.start()))
-        for offset in range(run.start(), run.end()):
-            folded = fold_char(text[offset])
-            if _is_dash(folded) and _inside_a_word(text, offset):
-                folded = "-"
-            pieces.append(folded)
-            origin.extend([offset] * len(folded))
-        done = run.end()
-    pieces.append(text[done:])
-    origin.extend(range(done, len(text)))
-    return FoldedText("".join(pieces), tuple(origin))
+        parts[run.start() : run.end()] = map(fold_char, run.group())
+    for dash in _DASH.finditer(text):
+        if _inside_a_word(text, dash.start()):
+            parts[dash.start()] = "-"
+    return FoldedText("".join(parts), parts)

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingestion.email_attachments import parse_attachments
 from ingestion.markdown_sections import Block, ParsedDocument, Section, parse_markdown
 from ingestion.ocr import ocr_image
 from ingestion.pdf_parser import parse_pdf
@@ -65,7 +66,28 @@ def _parse_image(path: Path, *, fallback_title: str, max_pixels: int) -> Parsed:
 
 
 def parse_file(path: Path, doc_type: str, *, name: str, limits: Limits) -> Parsed:
-    """Sections of one file; ``InvalidRequestError`` when the content cannot be read."""
+    """Sections of one file; ``InvalidRequestError`` when the content cannot be read. An email's
+    attachments follow its body, each under its own name (``ingestion.email_attachments``)."""
+    return _parse_contents(path, doc_type, name=name, limits=limits, with_attachments=True)
+
+
+def _parse_without_attachments(path: Path, doc_type: str, *, name: str, limits: Limits) -> Parsed:
+    """How an attachment is parsed: an attached email's own attachments are walked by
+    ``ingestion.email_attachments``, which caps how deep they nest."""
+    return _parse_contents(path, doc_type, name=name, limits=limits, with_attachments=False)
+
+
+def _with_attachments(body: Parsed, email_file: Path, limits: Limits) -> Parsed:
+    attached = parse_attachments(email_file, parse=_parse_without_attachments, limits=limits)
+    sections = [*body.document.sections, *attached.sections]
+    return Parsed(
+        ParsedDocument(body.document.title, sections), body.ocr_pages + attached.ocr_pages
+    )
+
+
+def _parse_contents(
+    path: Path, doc_type: str, *, name: str, limits: Limits, with_attachments: bool
+) -> Parsed:
     fallback_title = Path(name).stem
     if doc_type == "markdown":
         return Parsed(parse_markdown(read_text(path).text, fallback_title=fallback_title))
@@ -78,7 +100,10 @@ def parse_file(path: Path, doc_type: str, *, name: str, limits: Limits) -> Parse
         return _parse_image(path, fallback_title=fallback_title, max_pixels=50_000_000)
     if doc_type in {"text", "csv", "html", "email"}:
         with _readable_copy(path, doc_type) as readable:
-            return _parse_with_unstructured(readable, doc_type, fallback_title=fallback_title)
+            parsed = _parse_with_unstructured(readable, doc_type, fallback_title=fallback_title)
+            if doc_type == "email" and with_attachments:
+                return _with_attachments(parsed, readable, limits)
+            return parsed
     return _parse_with_unstructured(path, doc_type, fallback_title=fallback_title)
 
 

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from lxml import etree
 from lxml import html as lxml_html
 
+from ingestion.xml_elements import remove_keeping_tail
+
 # Tags that are never content.
 _DROP_TAGS = frozenset(
     {
@@ -196,21 +198,6 @@ def _is_chrome(element: etree._Element, *, inside_main: bool) -> bool:
     return False
 
 
-def _drop(element: etree._Element) -> None:
-    """Remove ``element`` but keep its tail text (it belongs to the parent)."""
-    parent = element.getparent()
-    if parent is None:
-        return
-    tail = element.tail
-    previous = element.getprevious()
-    parent.remove(element)
-    if tail:
-        if previous is not None:
-            previous.tail = (previous.tail or "") + tail
-        else:
-            parent.text = (parent.text or "") + tail
-
-
 def _strip_chrome(root: etree._Element, *, inside_main: bool) -> None:
     # Walk top-down and skip the subtree of anything dropped: one pass, no re-scans.
     stack = list(root)
@@ -222,7 +209,7 @@ def _strip_chrome(root: etree._Element, *, inside_main: bool) -> None:
         else:
             stack.extend(element)
     for element in doomed:
-        _drop(element)
+        remove_keeping_tail(element)
 
 
 def _strip_pilcrows(root: etree._Element) -> None:
@@ -283,7 +270,7 @@ def visible_fragment(fragment: str) -> str:
         and is_hidden(e.get("hidden"), e.get("aria-hidden"), e.get("style"))
     ]
     for element in hidden:
-        _drop(element)
+        remove_keeping_tail(element)
     inner = (root.text or "") + "".join(
         etree.tostring(child, encoding="unicode", method="html") for child in root
     )

@@ -23,6 +23,7 @@ from pathlib import Path
 from lxml import etree
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string, get_column_letter
 
+from ingestion.xml_elements import remove_keeping_tail
 from services.errors import InvalidRequestError
 
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
@@ -113,16 +114,17 @@ def clean_wordprocessing(root: etree._Element, hidden_styles: frozenset[str] = f
     Returns whether anything changed."""
     changed = False
     for element in list(root.iter(*_DOCX_DROP)):
-        _remove(element)
+        remove_keeping_tail(element)
         changed = True
     for run in list(root.iter(f"{{{_W}}}r")):
         if _run_is_hidden(run, hidden_styles):
-            _remove(run)
+            remove_keeping_tail(run)
             changed = True
     for sdt in list(root.iter(f"{{{_W}}}sdt")):
         content = sdt.find("w:sdtContent", _NS)
         if content is None or sdt.find("w:sdtPr/w:showingPlcHdr", _NS) is not None:
-            _remove(sdt)  # placeholder prompts ("Click or tap here to enter text.") are no content
+            # placeholder prompts ("Click or tap here to enter text.") are no content
+            remove_keeping_tail(sdt)
         else:
             _unwrap(sdt, list(content))
         changed = True
@@ -315,20 +317,7 @@ def _unwrap(element: etree._Element, children: list[etree._Element]) -> None:
     index = parent.index(element)
     for offset, child in enumerate(children):
         parent.insert(index + offset, child)
-    _remove(element)
-
-
-def _remove(element: etree._Element) -> None:
-    parent = element.getparent()
-    if parent is None:
-        return
-    if element.tail and element.tail.strip():  # WordprocessingML has no mixed content; be safe
-        previous = element.getprevious()
-        if previous is not None:
-            previous.tail = (previous.tail or "") + element.tail
-        else:
-            parent.text = (parent.text or "") + element.tail
-    parent.remove(element)
+    remove_keeping_tail(element)
 
 
 def _is_true(value: str) -> bool:

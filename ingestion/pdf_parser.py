@@ -18,7 +18,7 @@ from typing import Any
 
 from ingestion.markdown_sections import Block, ParsedDocument, Section
 from ingestion.ocr import ocr_image
-from ingestion.pdf_visibility import visible_objects
+from ingestion.pdf_visibility import centre_in, visible_objects
 from ingestion.tables import rows_to_markdown
 from services.errors import InvalidRequestError
 
@@ -35,12 +35,6 @@ class _Item:
     text: str
     size: float
     kind: str  # line | table
-
-
-def _inside(obj: dict[str, Any], boxes: list[tuple[float, float, float, float]]) -> bool:
-    cx = (obj["x0"] + obj["x1"]) / 2
-    cy = (obj["top"] + obj["bottom"]) / 2
-    return any(x0 <= cx <= x1 and top <= cy <= bottom for x0, top, x1, bottom in boxes)
 
 
 def _gutter(page: Any) -> float | None:
@@ -76,7 +70,7 @@ def _page_items(page: Any) -> list[list[_Item]]:
     page = page.filter(visible_objects(page))
     tables = page.find_tables()
     boxes = [t.bbox for t in tables]
-    body = page.filter(lambda o: o.get("object_type") != "char" or not _inside(o, boxes))
+    body = page.filter(lambda o: o.get("object_type") != "char" or not centre_in(o, boxes))
     table_items = [
         (t.bbox, _Item(t.bbox[1], md, 0.0, "table"))
         for t in tables

@@ -40,7 +40,7 @@ def is_white(color: Any) -> bool:
     return False
 
 
-def _centre_in(obj: dict[str, Any], boxes: Sequence[Box]) -> bool:
+def centre_in(obj: dict[str, Any], boxes: Sequence[Box]) -> bool:
     cx = (obj["x0"] + obj["x1"]) / 2
     cy = (obj["top"] + obj["bottom"]) / 2
     return any(x0 <= cx <= x1 and top <= cy <= bottom for x0, top, x1, bottom in boxes)
@@ -69,12 +69,12 @@ def visible_objects(page: Any) -> Callable[[dict[str, Any]], bool]:
             return True
         if float(obj.get("size") or 0.0) < MIN_VISIBLE_PT:
             return False
-        if not _centre_in(obj, [(x0, top, x1, bottom)]):
+        if not centre_in(obj, [(x0, top, x1, bottom)]):
             return False
         if is_white(obj.get("non_stroking_color")):
             if backdrops is None:  # only pages with white text pay for the shapes
                 backdrops = _backdrops(page)
-            return _centre_in(obj, backdrops)
+            return centre_in(obj, backdrops)
         return True
 
     return keep

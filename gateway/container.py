@@ -111,6 +111,7 @@ def build_store(settings: Settings) -> WeaviateStore:
         max_query_results=wv.max_query_results,
         route_ttl_s=wv.alias_cache_s,
         fusion=settings.retrieval.fusion,
+        hit_vector_cache=wv.hit_vector_cache,
     )
 
 

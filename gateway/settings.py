@@ -96,6 +96,13 @@ class WeaviateSettings(_Section):
         description="How long a starting gateway or worker waits for Weaviate to accept its "
         "connection before it gives up (pods start in any order on a cluster).",
     )
+    hit_vector_cache: int = Field(
+        20_000,
+        ge=0,
+        description="Vectors of recently returned chunks the gateway keeps (about 1.5 KiB each "
+        "at 384 dimensions), so a search fetches only the vectors of hits it has not seen "
+        "lately to compute their similarity; 0 brings every hit's vector with every search.",
+    )
     alias_cache_s: float = Field(
         2.0,
         ge=0,

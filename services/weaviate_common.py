@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 import numpy as np
@@ -26,6 +26,7 @@ from weaviate.exceptions import WeaviateBaseError, WeaviateTimeoutError
 
 from services.errors import BackendTimeoutError, HoldfastError, StoreUnavailableError
 from services.records import Chunk, DocumentInfo, FieldFilter, IndexRecord
+from services.vector_cache import StoredVector, VectorKey
 
 SCHEMA_VERSION = 2
 
@@ -421,11 +422,30 @@ def weaviate_filter(condition: FieldFilter) -> Any:
     return method(value)
 
 
-def cosines(query: Sequence[float], stored: Sequence[Sequence[float] | None]) -> list[float]:
+def stored_vector(obj: Any) -> Sequence[float] | None:
+    """A returned object's vector (the default one of a named-vector collection), if it came."""
+    vector = obj.vector.get("default") if isinstance(obj.vector, dict) else obj.vector
+    return cast("Sequence[float] | None", vector)
+
+
+def vector_key(collection: str, obj: Any) -> VectorKey:
+    """What a hit's stored vector depends on (``services/vector_cache.py``): where it is and
+    what the model read (title, section path, body), from the hit's returned properties."""
+    props = obj.properties
+    return VectorKey(
+        collection=collection,
+        object_id=str(obj.uuid),
+        title=str(props.get("title") or ""),
+        section=str(props.get("section") or ""),
+        content_hash=str(props.get("content_hash") or ""),
+    )
+
+
+def cosines(query: Sequence[float], stored: Sequence[StoredVector]) -> list[float]:
     """Cosine similarity of ``query`` to each stored vector (0.0 where a hit brought none, or a
     vector is all zeros), in one matrix product."""
     scores = [0.0] * len(stored)
-    rows = [i for i, vector in enumerate(stored) if vector]
+    rows = [i for i, vector in enumerate(stored) if vector is not None and len(vector)]
     if not rows:
         return scores
     q = np.asarray(query, dtype=np.float64)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import weaviate
@@ -34,6 +34,7 @@ from services.records import (
     SearchHit,
     StoredChunk,
 )
+from services.vector_cache import StoredVector, VectorCache
 from services.weaviate_common import (
     SCHEMA_VERSION,
     IndexModelMismatchError,
@@ -45,7 +46,9 @@ from services.weaviate_common import (
     cosines,
     document_from,
     inserted,
+    stored_vector,
     translated,
+    vector_key,
     weaviate_filter,
 )
 from services.weaviate_reindex import RawCollections
@@ -155,6 +158,7 @@ class WeaviateStore:
         fusion: str = "ranked",
         delete_rounds: int = DELETE_ROUNDS,
         delete_timeout_s: float = DELETE_TIMEOUT_S,
+        hit_vector_cache: int = 0,
     ) -> None:
         self._conn = connection
         self._client = WeaviateClient(connection)
@@ -167,6 +171,7 @@ class WeaviateStore:
         self._fusion = FUSIONS[fusion]
         self._delete_rounds = delete_rounds
         self._delete_timeout_s = delete_timeout_s
+        self._hit_vectors = VectorCache(hit_vector_cache)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -563,16 +568,20 @@ class WeaviateStore:
                     query_properties=list(BM25_PROPERTIES),
                     fusion_type=self._fusion,
                     filters=where,
-                    include_vector=True,
+                    include_vector=not self._hit_vectors.enabled,
                     return_metadata=MetadataQuery(score=True),
                     return_properties=list(HIT_PROPERTIES),
                 )
 
-        def routed() -> Any:
+        def searched(source: Any) -> tuple[list[Any], list[StoredVector]]:
+            objects = list(hybrid(source).objects)
+            return objects, self._vectors_of(source, objects)
+
+        def routed() -> tuple[list[Any], list[StoredVector]]:
             if collection:
-                return hybrid(self._client.reading(collection))
+                return searched(self._client.reading(collection))
             try:
-                return hybrid(self._versions.reads())
+                return searched(self._versions.reads())
             except StoreUnavailableError as exc:
                 # the alias may have moved under the route (e.g. to other dimensions), or the
                 # cluster is between leaders: read the route again (waiting a bounded time) and
@@ -581,15 +590,11 @@ class WeaviateStore:
                     raise
                 log.warning("search failed (%r); tried once more after re-reading the route", exc)
                 self.search_repeats += 1
-                return hybrid(self._versions.reads())
+                return searched(self._versions.reads())
 
         # a node that died under the call: once more on the next ready node (failover nodes)
-        response = self._client.failing_over(routed)
-        objects = list(response.objects)
-        stored = [
-            o.vector.get("default") if isinstance(o.vector, dict) else o.vector for o in objects
-        ]
-        similarities = cosines(vector, cast(list[Sequence[float] | None], stored))
+        objects, stored = self._client.failing_over(routed)
+        similarities = cosines(vector, stored)
         return [
             SearchHit(
                 chunk=chunk_from(dict(obj.properties)),
@@ -598,6 +603,36 @@ class WeaviateStore:
             )
             for obj, similarity in zip(objects, similarities, strict=True)
         ]
+
+    @property
+    def hit_vector_lookups(self) -> tuple[int, int] | None:
+        """Hits scored with a kept vector and hits whose vector was fetched so far, or None
+        when no vectors are kept."""
+        cache = self._hit_vectors
+        return (cache.hits, cache.misses) if cache.enabled else None
+
+    def _vectors_of(self, source: Any, objects: Sequence[Any]) -> list[StoredVector]:
+        """The stored vector of each hit: brought with the hits (no cache), or from the cache,
+        with those it lacks fetched by id in one call (``services/vector_cache.py`` says why)."""
+        if not self._hit_vectors.enabled:
+            return [stored_vector(o) for o in objects]
+        keys = [vector_key(source.name, o) for o in objects]
+        found: list[StoredVector] = list(self._hit_vectors.lookup(keys))
+        missing = [i for i, v in enumerate(found) if v is None]
+        if missing:
+            with translated("search"):
+                fetched = source.query.fetch_objects(
+                    filters=Filter.by_id().contains_any([objects[i].uuid for i in missing]),
+                    limit=len(missing),
+                    include_vector=True,
+                    return_properties=[],
+                )
+            by_id = {str(o.uuid): stored_vector(o) for o in fetched.objects}
+            for i in missing:
+                stored = by_id.get(keys[i].object_id)
+                if stored:
+                    found[i] = self._hit_vectors.keep(keys[i], stored)
+        return found
 
     def section_chunks(self, *, groups: Sequence[str], parent_ids: Sequence[str]) -> list[Chunk]:
         """Every chunk of the given parent sections that ``groups`` may read (for widening)."""

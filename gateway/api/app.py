@@ -101,6 +101,16 @@ def _query_embedding_runs(app: FastAPI) -> tuple[int, int] | None:
     return counts if isinstance(counts, tuple) else None
 
 
+def _hit_vector_lookups(app: FastAPI) -> tuple[int, int] | None:
+    """Hits scored with a kept vector and hits whose vector was fetched, if the store keeps
+    vectors."""
+    components: Components | None = getattr(app.state, "components", None)
+    if components is None:
+        return None
+    counts = getattr(components.store, "hit_vector_lookups", None)
+    return counts if isinstance(counts, tuple) else None
+
+
 def _count_upstream_errors(app: FastAPI, metrics: GatewayMetrics) -> None:
     """Count failures of backing services on their way to the problem+json handler, and note
     the error's code for the audit record."""
@@ -193,6 +203,7 @@ def create_app(
     metrics = GatewayMetrics(
         job_counts=lambda: _job_counts(app),
         query_embedding_runs=lambda: _query_embedding_runs(app),
+        hit_vector_lookups=lambda: _hit_vector_lookups(app),
     )
     app.state.metrics = metrics
     _count_upstream_errors(app, metrics)

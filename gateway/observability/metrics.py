@@ -120,11 +120,37 @@ class QueryEmbeddingCollector(Collector):
         )
 
 
+class HitVectorCollector(Collector):
+    """Hits whose stored vector the store kept from an earlier search, and hits whose vector it
+    had to fetch, read from the store at scrape time (``services/vector_cache.py``). Nothing is
+    reported when the store keeps no vectors."""
+
+    def __init__(self, lookups: Callable[[], tuple[int, int] | None]) -> None:
+        self._lookups = lookups
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        found = self._lookups()
+        if found is None:
+            return
+        kept, fetched = found
+        yield CounterMetricFamily(
+            "holdfast_hit_vectors_kept",
+            "Search hits scored with a vector kept from an earlier search.",
+            value=kept,
+        )
+        yield CounterMetricFamily(
+            "holdfast_hit_vectors_fetched",
+            "Search hits whose vector was fetched from Weaviate (not kept yet).",
+            value=fetched,
+        )
+
+
 class GatewayMetrics:
     def __init__(
         self,
         job_counts: Callable[[], Mapping[str, int]] | None = None,
         query_embedding_runs: Callable[[], tuple[int, int] | None] | None = None,
+        hit_vector_lookups: Callable[[], tuple[int, int] | None] | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -192,6 +218,8 @@ class GatewayMetrics:
             r.register(JobQueueCollector(job_counts))
         if query_embedding_runs is not None:
             r.register(QueryEmbeddingCollector(query_embedding_runs))
+        if hit_vector_lookups is not None:
+            r.register(HitVectorCollector(hit_vector_lookups))
 
     # --- feeding ------------------------------------------------------------------------------
 

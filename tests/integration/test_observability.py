@@ -248,6 +248,15 @@ def test_query_and_ingestion_are_traced_and_no_planted_pii_leaks(
     }  # the question was embedded in-process, in a run of its own or a shared one
     runs = embedding["holdfast_query_embedding_runs_total"]
     assert 1 <= runs <= embedding["holdfast_query_embeddings_total"]
+    vectors = {
+        line.split()[0]: float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("holdfast_hit_vectors_")
+    }  # the query's hits were scored with vectors kept from a search before, or fetched
+    assert (
+        vectors["holdfast_hit_vectors_kept_total"] + vectors["holdfast_hit_vectors_fetched_total"]
+        >= 1
+    )
 
 
 def test_a_streamed_answer_is_traced_audited_and_counted(traced: Any) -> None:

@@ -32,6 +32,7 @@ def settings(isolated_env: Path) -> Settings:
             "connect_wait_s": 14.0,
             "alias_cache_s": 7.0,
             "max_query_results": 500,
+            "hit_vector_cache": 64,
         },
         retrieval={"section_fetch_limit": 33},
         ingestion={"max_duplicates_per_file": 9},
@@ -54,6 +55,7 @@ def test_the_store_gets_every_weaviate_knob_from_settings(settings: Settings) ->
     )
     assert (store._section_limit, store._twins_per_hash, store._max_results) == (33, 9, 500)
     assert store._versions._route_ttl_s == 7.0
+    assert store._hit_vectors.capacity == 64
 
 
 def test_the_new_store_settings_keep_the_former_values_by_default(tmp_path: Path) -> None:

@@ -83,6 +83,16 @@ def test_query_embedding_runs_are_read_from_the_loaded_embedder() -> None:
     assert b"holdfast_query_embedding" not in generate_latest(m.registry)
 
 
+def test_hit_vector_lookups_are_read_from_the_store_and_absent_when_it_keeps_none() -> None:
+    counts: list[tuple[int, int] | None] = [(40, 7)]
+    m = GatewayMetrics(hit_vector_lookups=lambda: counts[0])
+    get = m.registry.get_sample_value
+    assert get("holdfast_hit_vectors_kept_total") == 40.0
+    assert get("holdfast_hit_vectors_fetched_total") == 7.0
+    counts[0] = None  # hit_vector_cache 0: every search brings its hits' vectors
+    assert b"holdfast_hit_vectors" not in generate_latest(m.registry)
+
+
 def test_middleware_labels_route_templates_and_query_outcomes() -> None:
     m = GatewayMetrics()
     app = FastAPI()

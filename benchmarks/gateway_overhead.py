@@ -329,8 +329,8 @@ async def _gateway_block(
     run.seconds += time.perf_counter() - start
 
 
-def embedding_runs(url: str, admin_key: str) -> tuple[float, float] | None:
-    """The gateway's in-process query-embedding runs and questions so far, from /metrics."""
+def gateway_counters(url: str, admin_key: str) -> dict[str, float] | None:
+    """The gateway's counters on /metrics now (None if it did not answer)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     response = httpx.get(
@@ -338,14 +338,27 @@ def embedding_runs(url: str, admin_key: str) -> tuple[float, float] | None:
     )
     if response.status_code != 200:
         return None
-    found = {
+    return {
         sample.name: sample.value
         for family in text_string_to_metric_families(response.text)
         for sample in family.samples
     }
-    runs = found.get("holdfast_query_embedding_runs_total")
-    questions = found.get("holdfast_query_embeddings_total")
-    return None if runs is None or questions is None else (runs, questions)
+
+
+def _pair(counters: dict[str, float] | None, first: str, second: str) -> tuple[float, float] | None:
+    if counters is None or first not in counters or second not in counters:
+        return None
+    return counters[first], counters[second]
+
+
+def embedding_runs(counters: dict[str, float] | None) -> tuple[float, float] | None:
+    """The gateway's in-process query-embedding runs and questions so far."""
+    return _pair(counters, "holdfast_query_embedding_runs_total", "holdfast_query_embeddings_total")
+
+
+def hit_vectors(counters: dict[str, float] | None) -> tuple[float, float] | None:
+    """Hits the gateway scored with a kept vector, and hits whose vector it fetched, so far."""
+    return _pair(counters, "holdfast_hit_vectors_kept_total", "holdfast_hit_vectors_fetched_total")
 
 
 def mean_run_size(
@@ -356,6 +369,19 @@ def mean_run_size(
     if before is None or after is None or after[0] <= before[0] or after[1] < before[1]:
         return None
     return round((after[1] - before[1]) / (after[0] - before[0]), 2)
+
+
+def kept_share(
+    before: tuple[float, float] | None, after: tuple[float, float] | None
+) -> float | None:
+    """The share of hits scored with a kept vector between two readings (None if a reading is
+    missing, no hit came in between, or the gateway restarted)."""
+    if before is None or after is None:
+        return None
+    kept, fetched = after[0] - before[0], after[1] - before[1]
+    if kept < 0 or fetched < 0 or kept + fetched == 0:
+        return None
+    return round(kept / (kept + fetched), 3)
 
 
 BLOCK_ROUNDS = 4  # a block keeps every worker busy for this many requests, at least
@@ -382,11 +408,12 @@ def search_level(
     concurrency: int,
     meter: CpuMeter,
     on_gateway_block: Callable[[int], None] | None = None,
-    runs: Callable[[], tuple[float, float] | None] = lambda: None,
+    counters: Callable[[], dict[str, float] | None] = lambda: None,
 ) -> dict[str, Any]:
     """Alternate raw and gateway blocks; the order flips every block. Before the timed blocks,
-    one untimed block per path warms both (threads, connections, caches). ``runs`` reads the
-    gateway's embedding runs (only its blocks embed in the gateway)."""
+    one untimed block per path warms both (threads, connections, caches). ``counters`` reads
+    the gateway's /metrics counters (its embedding runs and kept hit vectors: only its blocks
+    move them)."""
     raw_run, gateway_run = PathRun(), PathRun()
     loop = asyncio.new_event_loop()
     pool = ThreadPoolExecutor(concurrency)
@@ -402,7 +429,7 @@ def search_level(
         if blocks:
             raw_block(blocks[0], PathRun())
             gateway_block(blocks[0], PathRun())
-        runs_before = runs()
+        before = counters()
         for i, chunk in enumerate(blocks):
             steps = [(raw_block, raw_run), (gateway_block, gateway_run)]
             if i % 2:
@@ -411,7 +438,7 @@ def search_level(
                 meter.charge(run, functools.partial(step, chunk, run))
             if on_gateway_block:
                 on_gateway_block(i)
-        runs_after = runs()
+        after = counters()
     finally:
         loop.run_until_complete(session.close())
         loop.close()
@@ -425,7 +452,10 @@ def search_level(
         "ratio_p50": _ratio(g["latency_ms"]["p50"], r["latency_ms"]["p50"]),
         "ratio_p99": _ratio(g["latency_ms"]["p99"], r["latency_ms"]["p99"]),
         "throughput_ratio": _ratio(g["throughput_rps"], r["throughput_rps"]),
-        "gateway_questions_per_embedding_run": mean_run_size(runs_before, runs_after),
+        "gateway_questions_per_embedding_run": mean_run_size(
+            embedding_runs(before), embedding_runs(after)
+        ),
+        "gateway_hit_vectors_kept": kept_share(hit_vectors(before), hit_vectors(after)),
     }
 
 
@@ -770,7 +800,7 @@ def main() -> None:
                 level,
                 meter,
                 on_gateway_block=hook,
-                runs=lambda: embedding_runs(url, admin_key),
+                counters=lambda: gateway_counters(url, admin_key),
             )
         except RateLimitedBenchmarkError as exc:
             sys.exit(f"gateway_overhead: {exc}")
@@ -904,14 +934,16 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         "| conc. | p50 gateway/raw | p99 gateway/raw | throughput gateway/raw "
-        "| questions per embedding run in the gateway |",
-        "| --- | --- | --- | --- | --- |",
+        "| questions per embedding run in the gateway | hits scored with a kept vector |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for level in report["search"]:
+        kept = level.get("gateway_hit_vectors_kept")
         lines.append(
             f"| {level['concurrency']} | {level['ratio_p50']} | {level['ratio_p99']} "
             f"| {level['throughput_ratio']} "
-            f"| {level.get('gateway_questions_per_embedding_run') or '-'} |"
+            f"| {level.get('gateway_questions_per_embedding_run') or '-'} "
+            f"| {'-' if kept is None else kept} |"
         )
     lines += cpu_table(report["search"])
     if report.get("flame_graph"):

@@ -1,5 +1,6 @@
 """The overhead benchmark's accounting: /proc CPU readings charged to the path that ran, and
-the gateway's questions per embedding run between two /metrics readings."""
+the gateway's questions per embedding run and its share of kept hit vectors between two
+/metrics readings."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from benchmarks.gateway_overhead import (
     CpuMeter,
     PathRun,
     cpu_table,
+    embedding_runs,
+    hit_vectors,
+    kept_share,
     level_blocks,
     mean_run_size,
     stack_pids,
@@ -112,3 +116,19 @@ def test_a_level_cycles_the_questions_in_blocks_that_reach_its_concurrency() -> 
     assert [len(b) for b in wide] == [128, 128, 44]  # 4 requests per worker at least
     assert level_blocks([], requests=10, block=4, concurrency=1) == []
     assert level_blocks(questions, requests=0, block=4, concurrency=1) == []
+
+
+def test_the_share_of_hits_scored_with_a_kept_vector_between_two_readings() -> None:
+    counters = {
+        "holdfast_hit_vectors_kept_total": 190.0,
+        "holdfast_hit_vectors_fetched_total": 30.0,
+        "holdfast_query_embedding_runs_total": 4.0,
+        "holdfast_query_embeddings_total": 9.0,
+    }
+    assert hit_vectors(counters) == (190.0, 30.0)
+    assert embedding_runs(counters) == (4.0, 9.0)
+    assert hit_vectors({}) is None  # a gateway that keeps no vectors reports none
+    assert kept_share((10, 10), hit_vectors(counters)) == 0.9  # 180 kept, 20 fetched
+    assert kept_share(None, (1, 1)) is None
+    assert kept_share((5, 5), (5, 5)) is None  # no hit in between
+    assert kept_share((50, 50), (3, 1)) is None  # the gateway restarted in between

@@ -4,9 +4,10 @@ A search needs each hit's cosine similarity to the question (the refusal rule an
 use it), and Weaviate's hybrid search returns no vector distance: the hits' vectors had to come
 over the wire with every search, costing Weaviate and weaviate-client about a millisecond of
 CPU each time. A chunk's vector is a pure function of the index's embedding model and the text
-the model read (title, section path and body), so a vector keyed by the collection, the object
-and those fields never goes stale: a rewritten chunk with other text has another key, and an
-index with another model is searched under another route. Only chunks not seen lately are
+the model read (title, section path and body), so a vector keyed by the collection, the model,
+the object and those fields never goes stale: a rewritten chunk with other text has another key,
+and after a reindex to another model (which keeps the objects' ids) a search is routed for
+another model. Only chunks not seen lately are
 fetched, by id, in one call.
 
 Bounded (least recently used out first) and thread-safe; vectors are kept as float32 arrays.
@@ -28,9 +29,11 @@ StoredVector = Sequence[float] | Vector | None  # as returned by Weaviate, kept 
 
 @dataclass(frozen=True, slots=True)
 class VectorKey:
-    """What a stored vector depends on: where it is stored and what the model read."""
+    """What a stored vector depends on: where it is stored, with which model, and what the
+    model read."""
 
     collection: str
+    model: str  # the embedding model (and dimensions) the search was routed for
     object_id: str
     title: str
     section: str

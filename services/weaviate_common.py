@@ -428,12 +428,14 @@ def stored_vector(obj: Any) -> Sequence[float] | None:
     return cast("Sequence[float] | None", vector)
 
 
-def vector_key(collection: str, obj: Any) -> VectorKey:
-    """What a hit's stored vector depends on (``services/vector_cache.py``): where it is and
-    what the model read (title, section path, body), from the hit's returned properties."""
+def vector_key(collection: str, model: str, obj: Any) -> VectorKey:
+    """What a hit's stored vector depends on (``services/vector_cache.py``): where it is, the
+    model the search was routed for, and what the model read (title, section path, body), from
+    the hit's returned properties."""
     props = obj.properties
     return VectorKey(
         collection=collection,
+        model=model,
         object_id=str(obj.uuid),
         title=str(props.get("title") or ""),
         section=str(props.get("section") or ""),

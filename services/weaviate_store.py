@@ -219,6 +219,8 @@ class WeaviateStore:
         built with another one is not refused here, but every search and write then fails fast
         (``IndexModelMismatchError``). Empty values expect nothing.
         """
+        if self._versions.expected_model != f"{embedding_model}:{dimensions}":
+            self._hit_vectors.clear()  # kept for the former model: never asked for again
         self._versions.ensure_schema(embedding_model=embedding_model, dimensions=dimensions)
 
     def schema_record(self) -> dict[str, Any]:
@@ -616,7 +618,8 @@ class WeaviateStore:
         with those it lacks fetched by id in one call (``services/vector_cache.py`` says why)."""
         if not self._hit_vectors.enabled:
             return [stored_vector(o) for o in objects]
-        keys = [vector_key(source.name, o) for o in objects]
+        model = self._versions.expected_model
+        keys = [vector_key(source.name, model, o) for o in objects]
         found: list[StoredVector] = list(self._hit_vectors.lookup(keys))
         missing = [i for i, v in enumerate(found) if v is None]
         if missing:

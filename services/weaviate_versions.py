@@ -131,6 +131,13 @@ class VersionedCollections:
 
     # --- schema ------------------------------------------------------------------------------
 
+    @property
+    def expected_model(self) -> str:
+        """The embedding model and dimensions this process reads the index for (``model:dims``;
+        ``:0`` when none was set)."""
+        model, dims = self._expect
+        return f"{model}:{dims}"
+
     def ensure_schema(self, *, embedding_model: str, dimensions: int) -> None:
         """Create the first versioned collection and the alias in front of it (idempotent), and
         expect ``embedding_model``/``dimensions`` from now on. A live collection built with

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.unit
 def _key(
     object_id: str, *, content_hash: str = "h", title: str = "T", section: str = "S"
 ) -> VectorKey:
-    return VectorKey("Chunks", object_id, title, section, content_hash)
+    return VectorKey("Chunks", "minilm:384", object_id, title, section, content_hash)
 
 
 def test_a_kept_vector_is_found_as_float32_and_an_unknown_one_is_not() -> None:
@@ -31,16 +31,17 @@ def test_a_kept_vector_is_found_as_float32_and_an_unknown_one_is_not() -> None:
     assert (cache.hits, cache.misses) == (1, 1)
 
 
-def test_a_chunk_whose_text_title_or_section_changed_is_not_served_its_old_vector() -> None:
+def test_a_chunk_whose_text_title_section_collection_or_model_changed_gets_no_old_vector() -> None:
     cache = VectorCache(8)
     cache.keep(_key("a"), [1.0, 0.0])
     changed = [
         _key("a", content_hash="other"),
         _key("a", title="Renamed"),
         _key("a", section="Moved"),
-        VectorKey("Chunks_2", "a", "T", "S", "h"),  # the same object in another collection
+        VectorKey("Chunks_2", "minilm:384", "a", "T", "S", "h"),  # in another collection
+        VectorKey("Chunks", "bge-small:384", "a", "T", "S", "h"),  # read for another model
     ]
-    assert cache.lookup(changed) == [None, None, None, None]
+    assert cache.lookup(changed) == [None] * 5
 
 
 def test_past_capacity_the_least_recently_used_vector_goes_first() -> None:

@@ -191,3 +191,22 @@ def test_a_one_off_command_or_no_wait_fails_at_once(wait: bool, wait_s: float) -
     with pytest.raises(StoreUnavailableError):
         _waiting_store(wait_s).warm_up(wait=wait, sleep=slept.append)
     assert slept == []
+
+
+def test_kept_hit_vectors_are_dropped_when_the_process_reads_for_another_model() -> None:
+    from services.vector_cache import VectorKey
+
+    store = WeaviateStore(
+        dataclasses.replace(_store()._conn, grpc_port=10),
+        section_fetch_limit=10,
+        twins_per_hash=5,
+        max_query_results=100,
+        route_ttl_s=1.0,
+        hit_vector_cache=8,
+    )
+    kept = store._hit_vectors
+    kept.keep(VectorKey("Chunks", ":0", "a", "T", "S", "h"), [1.0, 0.0])
+    with pytest.raises(StoreUnavailableError):  # the unreachable Weaviate fails the call
+        store.ensure_schema(embedding_model="minilm", dimensions=2)
+    assert len(kept) == 0
+    assert store.hit_vector_lookups == (0, 0)

@@ -43,6 +43,15 @@ def _chunk(text: str) -> Chunk:
     )
 
 
+def _store_lamp(store: WeaviateStore, live_stack: LiveStack) -> tuple[Chunk, list[float]]:
+    """The lamp chunk written with its real vector, and the question's vector."""
+    embedder = live_stack.components.embedder
+    chunk = _chunk("The lighthouse lamp is serviced every six months by the keeper.")
+    stored = embedder.embed_documents([chunk.text])[0]
+    store.upsert([chunk], [stored])
+    return chunk, stored
+
+
 @pytest.fixture
 def stores(live_stack: LiveStack) -> Iterator[tuple[WeaviateStore, WeaviateStore]]:
     """A store that keeps hit vectors and one that brings them with every search."""
@@ -67,11 +76,8 @@ def test_similarities_from_kept_vectors_equal_those_from_vectors_brought_with_th
     live_stack: LiveStack, stores: tuple[WeaviateStore, WeaviateStore]
 ) -> None:
     cached, uncached = stores
-    embedder = live_stack.components.embedder
-    chunk = _chunk("The lighthouse lamp is serviced every six months by the keeper.")
-    stored = embedder.embed_documents([chunk.text])[0]
-    cached.upsert([chunk], [stored])
-    question = embedder.embed_query(QUESTION)
+    chunk, stored = _store_lamp(cached, live_stack)
+    question = live_stack.components.embedder.embed_query(QUESTION)
 
     def search(store: WeaviateStore) -> float:
         hits = store.search(groups=[GROUP], query=QUESTION, vector=question, limit=5, alpha=0.75)
@@ -94,8 +100,7 @@ def test_a_chunk_rewritten_in_place_with_another_heading_is_scored_with_its_new_
 ) -> None:
     cached, _ = stores
     embedder = live_stack.components.embedder
-    chunk = _chunk("The lighthouse lamp is serviced every six months by the keeper.")
-    cached.upsert([chunk], [embedder.embed_documents([chunk.text])[0]])
+    chunk, _ = _store_lamp(cached, live_stack)
     question = embedder.embed_query(QUESTION)
     before = cached.search(groups=[GROUP], query=QUESTION, vector=question, limit=5, alpha=0.75)
     # the same object (same id, same body), now under another title, embedded afresh

@@ -101,5 +101,7 @@ def test_dashboard_ships_and_queries_only_gateway_metrics(
         "holdfast_upstream_errors_total",
         "holdfast_query_embedding_runs_total",
         "holdfast_query_embeddings_total",
+        "holdfast_hit_vectors_kept_total",
+        "holdfast_hit_vectors_fetched_total",
     ):
         assert any(metric in e for e in exprs), metric

@@ -223,14 +223,13 @@ def replicate(settings: Any, group: str, min_chunks: int) -> dict[str, int]:
     from weaviate.classes.data import DataObject
     from weaviate.util import generate_uuid5
 
+    from services.weaviate_common import stored_vector
+
     with weaviate_client(settings) as client:
         collection = client.collections.use(settings.weaviate.collection)
         total = int(collection.aggregate.over_all(total_count=True).total_count or 0)
         originals = [
-            (
-                dict(o.properties),
-                o.vector.get("default") if isinstance(o.vector, dict) else o.vector,
-            )
+            (dict(o.properties), stored_vector(o))
             for o in collection.iterator(include_vector=True)
             if group in (o.properties.get("access_groups") or [])
         ]

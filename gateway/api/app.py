@@ -92,23 +92,14 @@ def _job_counts(app: FastAPI) -> dict[str, int]:
     return ingest.jobs.counts_by_status() if ingest is not None else {}
 
 
-def _query_embedding_runs(app: FastAPI) -> tuple[int, int] | None:
-    """Runs and questions of the loaded embedder, if it shares runs between questions."""
+def _component_counts(app: FastAPI, part: str, counts: str) -> tuple[int, int] | None:
+    """The pair of counts the loaded component ``part`` (``embedder``, ``store``) keeps under
+    ``counts``, if it keeps them (an embedder that shares runs, a store that keeps vectors)."""
     components: Components | None = getattr(app.state, "components", None)
     if components is None:
         return None
-    counts = getattr(components.embedder, "query_batches", None)
-    return counts if isinstance(counts, tuple) else None
-
-
-def _hit_vector_lookups(app: FastAPI) -> tuple[int, int] | None:
-    """Hits scored with a kept vector and hits whose vector was fetched, if the store keeps
-    vectors."""
-    components: Components | None = getattr(app.state, "components", None)
-    if components is None:
-        return None
-    counts = getattr(components.store, "hit_vector_lookups", None)
-    return counts if isinstance(counts, tuple) else None
+    found = getattr(getattr(components, part), counts, None)
+    return found if isinstance(found, tuple) else None
 
 
 def _count_upstream_errors(app: FastAPI, metrics: GatewayMetrics) -> None:
@@ -202,8 +193,8 @@ def create_app(
     install_problem_handlers(app)
     metrics = GatewayMetrics(
         job_counts=lambda: _job_counts(app),
-        query_embedding_runs=lambda: _query_embedding_runs(app),
-        hit_vector_lookups=lambda: _hit_vector_lookups(app),
+        query_embedding_runs=lambda: _component_counts(app, "embedder", "query_batches"),
+        hit_vector_lookups=lambda: _component_counts(app, "store", "hit_vector_lookups"),
     )
     app.state.metrics = metrics
     _count_upstream_errors(app, metrics)

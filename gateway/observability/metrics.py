@@ -93,56 +93,45 @@ class JobQueueCollector(Collector):
         yield family
 
 
-class QueryEmbeddingCollector(Collector):
-    """Model runs that embedded search questions, and the questions they embedded, read from
-    the loaded embedder at scrape time: concurrent questions share runs, and the ratio of the
-    two is the mean run size. Nothing is reported for an embedder that does not share runs (a
-    remote server batches on its side). A model reload loads a new embedder whose counts start
-    at 0 again, which ``rate()`` reads as a counter reset."""
+class CounterPairCollector(Collector):
+    """Two counters a component keeps itself, read at scrape time through ``read`` (None: the
+    component keeps none, and nothing is reported). A component rebuilt by a reload starts at
+    0 again, which ``rate()`` reads as a counter reset."""
 
-    def __init__(self, runs: Callable[[], tuple[int, int] | None]) -> None:
-        self._runs = runs
-
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        found = self._runs()
-        if found is None:
-            return
-        runs, questions = found
-        yield CounterMetricFamily(
-            "holdfast_query_embedding_runs",
-            "In-process model runs that embedded search questions.",
-            value=runs,
-        )
-        yield CounterMetricFamily(
-            "holdfast_query_embeddings",
-            "Search questions embedded in-process (divided by the runs: the mean run size).",
-            value=questions,
-        )
-
-
-class HitVectorCollector(Collector):
-    """Hits whose stored vector the store kept from an earlier search, and hits whose vector it
-    had to fetch, read from the store at scrape time (``services/vector_cache.py``). Nothing is
-    reported when the store keeps no vectors."""
-
-    def __init__(self, lookups: Callable[[], tuple[int, int] | None]) -> None:
-        self._lookups = lookups
+    def __init__(
+        self,
+        read: Callable[[], tuple[int, int] | None],
+        first: tuple[str, str],
+        second: tuple[str, str],
+    ) -> None:
+        self._read = read
+        self._names = (first, second)
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        found = self._lookups()
+        found = self._read()
         if found is None:
             return
-        kept, fetched = found
-        yield CounterMetricFamily(
-            "holdfast_hit_vectors_kept",
-            "Search hits scored with a vector kept from an earlier search.",
-            value=kept,
-        )
-        yield CounterMetricFamily(
-            "holdfast_hit_vectors_fetched",
-            "Search hits whose vector was fetched from Weaviate (not kept yet).",
-            value=fetched,
-        )
+        for (name, documentation), value in zip(self._names, found, strict=True):
+            yield CounterMetricFamily(name, documentation, value=value)
+
+
+# Concurrent search questions share in-process model runs; the ratio is the mean run size.
+# Nothing is reported for an embedder that does not share runs (a remote server batches).
+QUERY_EMBEDDING_COUNTERS = (
+    ("holdfast_query_embedding_runs", "In-process model runs that embedded search questions."),
+    (
+        "holdfast_query_embeddings",
+        "Search questions embedded in-process (divided by the runs: the mean run size).",
+    ),
+)
+# Search hits scored with a stored vector the store kept (services/vector_cache.py), or fetched.
+HIT_VECTOR_COUNTERS = (
+    ("holdfast_hit_vectors_kept", "Search hits scored with a vector kept from an earlier search."),
+    (
+        "holdfast_hit_vectors_fetched",
+        "Search hits whose vector was fetched from Weaviate (not kept yet).",
+    ),
+)
 
 
 class GatewayMetrics:
@@ -217,9 +206,9 @@ class GatewayMetrics:
         if job_counts is not None:
             r.register(JobQueueCollector(job_counts))
         if query_embedding_runs is not None:
-            r.register(QueryEmbeddingCollector(query_embedding_runs))
+            r.register(CounterPairCollector(query_embedding_runs, *QUERY_EMBEDDING_COUNTERS))
         if hit_vector_lookups is not None:
-            r.register(HitVectorCollector(hit_vector_lookups))
+            r.register(CounterPairCollector(hit_vector_lookups, *HIT_VECTOR_COUNTERS))
 
     # --- feeding ------------------------------------------------------------------------------
 

@@ -73,24 +73,35 @@ def test_a_job_store_that_cannot_answer_reports_zeros_instead_of_failing_the_scr
     assert m.registry.get_sample_value("holdfast_ingest_jobs", {"state": "queued"}) == 0.0
 
 
-def test_query_embedding_runs_are_read_from_the_loaded_embedder() -> None:
+@pytest.mark.parametrize(
+    ("source", "first", "second", "absent"),
+    [
+        # an embedder that shares runs; one that does not (a remote server batches) reports none
+        (
+            "query_embedding_runs",
+            "holdfast_query_embedding_runs_total",
+            "holdfast_query_embeddings_total",
+            b"holdfast_query_embedding",
+        ),
+        # a store that keeps hit vectors; with hit_vector_cache 0 it reports none
+        (
+            "hit_vector_lookups",
+            "holdfast_hit_vectors_kept_total",
+            "holdfast_hit_vectors_fetched_total",
+            b"holdfast_hit_vectors",
+        ),
+    ],
+)
+def test_a_component_s_own_counts_are_read_at_scrape_time_and_absent_when_it_keeps_none(
+    source: str, first: str, second: str, absent: bytes
+) -> None:
     counts: list[tuple[int, int] | None] = [(3, 8)]
-    m = GatewayMetrics(query_embedding_runs=lambda: counts[0])
+    m = GatewayMetrics(**{source: lambda: counts[0]})  # type: ignore[arg-type]
     get = m.registry.get_sample_value
-    assert get("holdfast_query_embedding_runs_total") == 3.0
-    assert get("holdfast_query_embeddings_total") == 8.0
-    counts[0] = None  # an embedder that does not share runs (a remote server batches itself)
-    assert b"holdfast_query_embedding" not in generate_latest(m.registry)
-
-
-def test_hit_vector_lookups_are_read_from_the_store_and_absent_when_it_keeps_none() -> None:
-    counts: list[tuple[int, int] | None] = [(40, 7)]
-    m = GatewayMetrics(hit_vector_lookups=lambda: counts[0])
-    get = m.registry.get_sample_value
-    assert get("holdfast_hit_vectors_kept_total") == 40.0
-    assert get("holdfast_hit_vectors_fetched_total") == 7.0
-    counts[0] = None  # hit_vector_cache 0: every search brings its hits' vectors
-    assert b"holdfast_hit_vectors" not in generate_latest(m.registry)
+    assert get(first) == 3.0
+    assert get(second) == 8.0
+    counts[0] = None
+    assert absent not in generate_latest(m.registry)
 
 
 def test_middleware_labels_route_templates_and_query_outcomes() -> None:

@@ -17,7 +17,9 @@ from services.errors import AccessDeniedError, AuthenticationError
 _bearer = HTTPBearer(auto_error=False, description="A Holdfast API key.")
 
 
-def get_components(request: Request) -> Components:
+async def get_components(request: Request) -> Components:
+    """Async on purpose, as every dependency here: FastAPI runs a plain ``def`` dependency in a
+    worker thread, a round trip of about 0.2 ms on every request for a dictionary read."""
     return request.app.state.components  # type: ignore[no-any-return]
 
 

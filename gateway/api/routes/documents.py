@@ -33,7 +33,7 @@ _CHUNK = 1 << 20
 MAX_UPLOAD_JSON_DEPTH = 32  # lists and objects in an upload field (metadata is a few tags)
 
 
-def require_ingest(principal: PrincipalDep) -> Principal:
+async def require_ingest(principal: PrincipalDep) -> Principal:
     if not principal.roles & {"ingest", "admin"}:
         raise AccessDeniedError("ingesting needs the 'ingest' or 'admin' role")
     return principal

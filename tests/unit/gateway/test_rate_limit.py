@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 
 from gateway.container import build_rate_limiter
 from gateway.security.rate_limit import (
+    InlineExpiryMemoryStorage,
     RateLimiter,
     RateLimiterUnavailableError,
     RateLimitExceeded,
@@ -94,6 +96,41 @@ def test_memory_limiter_allows_the_burst_then_refuses_per_key_until_the_window_p
     limiter.check("other")  # counts are per key
     time.sleep(1.05)  # the oldest of the burst has left the window
     limiter.check("k")
+
+
+def test_counting_in_memory_starts_no_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The library's own storage started a timer thread on most requests (one per 10 ms)."""
+    limiter = RateLimiter(rate_per_minute=6000, burst=100)
+    started: list[threading.Thread] = []
+    original = threading.Thread.start
+
+    def counted(thread: threading.Thread) -> None:
+        started.append(thread)
+        original(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counted)
+    for _ in range(5):
+        limiter.check("k")
+        time.sleep(0.015)  # longer than the library's 10 ms timer
+    assert started == []
+
+
+def test_expired_entries_are_cleaned_up_by_a_later_request_at_most_once_a_period() -> None:
+    now = [0.0]
+    storage = InlineExpiryMemoryStorage(every_s=1.0, clock=lambda: now[0])
+    for _ in range(3):
+        assert storage.acquire_entry("k", limit=3, expiry=0.05)  # type: ignore[arg-type]
+    assert not storage.acquire_entry("k", limit=3, expiry=0.05)  # type: ignore[arg-type]
+    time.sleep(0.1)  # the three entries have expired
+    now[0] = 0.5
+    storage.acquire_entry("other", limit=3, expiry=60)
+    assert len(storage.events["k"]) == 3 and storage.cleanups == 0  # not a period yet
+    now[0] = 1.0
+    storage.acquire_entry("other", limit=3, expiry=60)
+    assert storage.events["k"] == [] and storage.cleanups == 1
+    assert len(storage.events["other"]) == 2  # live entries stay
+    storage.acquire_entry("other", limit=3, expiry=60)
+    assert storage.cleanups == 1  # the next one waits for the next period
 
 
 def test_retry_after_is_the_wait_until_the_oldest_request_leaves_the_window() -> None:

@@ -2,8 +2,12 @@
 
 Writing the record inside the request (a thread hop and a committed insert per request) was one
 of the gateway's largest costs per search. Here the request only enqueues; one writer thread
-takes whatever has queued (up to ``batch`` records) and appends it to the real log. A query
-first waits for everything queued before it, so a caller reads its own writes. When the log is
+takes whatever has queued (up to ``batch`` records) and appends it to the real log. The writer
+waits ``linger_s`` after a batch's first record for more to join it: a committed transaction of
+one record cost 0.18 ms of CPU, eight records 0.03 ms each, and at a steady trickle of searches
+each record used to commit alone (a record waits that long at most; a crash of the process can
+lose what waits, as it can lose what is queued). A query first waits for everything queued
+before it, and cuts the linger short, so a caller reads its own writes at once. When the log is
 down the writer keeps the records and retries with backoff; the queue is bounded, so a log that
 stays down slows requests (back-pressure) instead of losing records. A record the log refuses by
 its content (``AuditRecordRefusedError``) is found by halving its batch, then counted and logged
@@ -18,12 +22,15 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 
 from gateway.audit.records import AuditFilter, AuditPage, AuditRecord
 from gateway.audit.store import AuditLog, AuditRecordRefusedError
 from services.errors import HoldfastError
 
 log = logging.getLogger("holdfast.audit")
+
+_HURRY = object()  # queued by flush(): write what has queued without lingering
 
 
 class BufferedAuditLog:
@@ -36,13 +43,15 @@ class BufferedAuditLog:
         batch: int = 256,
         max_queued: int = 50_000,
         retry_s: float = 0.5,
+        linger_s: float = 0.05,
         on_failure: Callable[[], None] = lambda: None,
     ) -> None:
         self._inner = inner
         self._batch = batch
         self._retry_s = retry_s
+        self._linger_s = linger_s
         self._on_failure = on_failure
-        self._queue: queue.Queue[AuditRecord | None] = queue.Queue(max_queued)
+        self._queue: queue.Queue[AuditRecord | object | None] = queue.Queue(max_queued)
         self._written = threading.Condition()
         self._enqueued = 0
         self._done = 0
@@ -81,6 +90,11 @@ class BufferedAuditLog:
         """Wait until everything queued so far is written; False on timeout."""
         with self._written:
             target = self._enqueued
+            if self._done >= target:
+                return True
+        with suppress(queue.Full):  # a full queue: the writer is not lingering anyway
+            self._queue.put_nowait(_HURRY)
+        with self._written:
             return self._written.wait_for(lambda: self._done >= target, timeout=timeout_s)
 
     @property
@@ -106,21 +120,35 @@ class BufferedAuditLog:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            batch = [first] if first is not None else []
-            stop = first is None
-            while len(batch) < self._batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
+            batch, stop = self._next_batch()
             self._write(batch)
             if stop:
                 return
+
+    def _next_batch(self) -> tuple[list[AuditRecord], bool]:
+        """The records of the next write, and whether close() asked the writer to stop. Waits
+        for the first record, then up to ``linger_s`` for others, unless flush() or close()
+        asks for the write now or the batch is full."""
+        batch: list[AuditRecord] = []
+        deadline = float("inf")
+        while len(batch) < self._batch:
+            wait_s = deadline - time.monotonic() if batch else None
+            if wait_s is not None and wait_s <= 0:
+                break
+            try:
+                item = self._queue.get(timeout=wait_s)
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            if item is _HURRY:
+                if batch:
+                    break
+                continue  # nothing waits: the flush finds everything written
+            if not batch:
+                deadline = time.monotonic() + self._linger_s
+            batch.append(item)  # type: ignore[arg-type]  # not a sentinel
+        return batch, False
 
     def _write(self, batch: list[AuditRecord]) -> None:
         """The whole batch in one transaction, retried until it lands (or shutdown gives up)."""

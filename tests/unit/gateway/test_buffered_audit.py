@@ -128,3 +128,47 @@ def test_a_record_the_log_refuses_is_counted_lost_and_the_rest_of_its_batch_land
     log.append(record(99))  # and the log goes on
     assert log.flush(timeout_s=5.0)
     log.close()
+
+
+class Batches:
+    """The real SQLite log, noting the size of each batch written to it."""
+
+    def __init__(self, inner: SqliteAuditLog) -> None:
+        self.inner = inner
+        self.sizes: list[int] = []
+
+    def append(self, r: AuditRecord) -> AuditRecord:
+        return self.inner.append(r)
+
+    def append_many(self, records: Sequence[AuditRecord]) -> int:
+        self.sizes.append(len(records))
+        return self.inner.append_many(records)
+
+    def query(self, flt: AuditFilter) -> AuditPage:
+        return self.inner.query(flt)
+
+
+def test_records_offered_while_the_writer_lingers_share_one_transaction(tmp_path: Path) -> None:
+    batches = Batches(SqliteAuditLog(tmp_path / "audit.db"))
+    log = BufferedAuditLog(batches, linger_s=2.0)
+    for n in range(5):
+        assert log.offer(record(n))
+    assert log.flush(timeout_s=5.0)
+    assert batches.sizes == [5]
+    log.close()
+
+
+def test_a_query_and_a_shutdown_do_not_wait_for_the_linger(tmp_path: Path) -> None:
+    """With a linger far longer than the timeouts, a reader still sees its own writes and a
+    shutdown still writes everything (a flush or close that waited would time out and fail)."""
+    batches = Batches(SqliteAuditLog(tmp_path / "audit.db"))
+    lost: list[int] = []
+    log = BufferedAuditLog(batches, linger_s=60.0, on_failure=lambda: lost.append(1))
+    log.offer(record(1))
+    assert log.flush(timeout_s=5.0)
+    assert [r.principal for r in log.query(AuditFilter()).records] == ["p1"]
+    assert log.flush(timeout_s=5.0)  # nothing waits: at once
+    log.offer(record(2))
+    log.close(timeout_s=2.0)
+    assert lost == [] and batches.sizes == [1, 1]
+    assert {r.principal for r in batches.query(AuditFilter()).records} == {"p1", "p2"}

@@ -25,10 +25,10 @@ import re
 import unicodedata
 from functools import lru_cache
 
-import regex
+from services.regex_held import held
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
-_DASH = regex.compile(r"[\p{Pd}\u2212]")  # every dash, and the minus sign
+_DASH = held(r"[\p{Pd}\u2212]")  # every dash, and the minus sign
 
 
 @lru_cache(maxsize=4096)

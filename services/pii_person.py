@@ -27,23 +27,22 @@ from pathlib import Path
 import regex
 
 from services.pii_regions import Region, heading_lines
+from services.regex_held import held
 
 _TOKEN = r"(?:Mc|Mac|O['\u2019]|D['\u2019])?\p{Lu}\p{Ll}+(?:-\p{Lu}\p{Ll}+)*"
-_TOKEN_RE = regex.compile(_TOKEN)
-_FOLLOWING = regex.compile(r"[ \t]+(\p{L}+)")
-_DASH_AFTER = regex.compile(r"[\-\u2013\u2014]\p{Lu}")
-_DASH_BEFORE = regex.compile(r"\p{Lu}\p{Ll}+[\-\u2013\u2014]$")
-_NONSPACE = regex.compile(r"\S+")
-_LETTERS = regex.compile(r"\p{L}+")
+_TOKEN_RE = held(_TOKEN)
+_FOLLOWING = held(r"[ \t]+(\p{L}+)")
+_DASH_AFTER = held(r"[\-\u2013\u2014]\p{Lu}")
+_DASH_BEFORE = held(r"\p{Lu}\p{Ll}+[\-\u2013\u2014]$")
+_NONSPACE = held(r"\S+")
+_LETTERS = held(r"\p{L}+")
 _PARTICLES = frozenset(
     {"van", "de", "der", "den", "von", "da", "di", "del", "la", "le", "bin", "al", "ibn", "dos"}
 )
-_NAME = regex.compile(
-    rf"{_TOKEN}(?:[ \t]+(?:(?:{'|'.join(sorted(_PARTICLES))})[ \t]+)?{_TOKEN}){{0,3}}"
-)
-_TITLE = regex.compile(r"^(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir)\.?\s+)+")
-_POSSESSIVE = regex.compile(r"['\u2019]s?$")
-_STRONG_CUE = regex.compile(
+_NAME = held(rf"{_TOKEN}(?:[ \t]+(?:(?:{'|'.join(sorted(_PARTICLES))})[ \t]+)?{_TOKEN}){{0,3}}")
+_TITLE = held(r"^(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir)\.?\s+)+")
+_POSSESSIVE = held(r"['\u2019]s?$")
+_STRONG_CUE = held(
     r"(?i)(?:\b(?:from|to|cc|bcc|reply-to|attn|name|employee|owner|holder|contact|reporter|"
     r"reviewer|assignee|manager|caller|customer)[ \t]*:[ \t]*|"
     r"\b(?:mr|mrs|ms|miss|mx|dr|prof|sir|dear|hi|hello|hey|thanks|thank\s+you|cheers|regards|"
@@ -53,23 +52,23 @@ _STRONG_CUE = regex.compile(
     r"assigned\s+to|signed\s+by|written\s+by|revised\s+by|escalated\s+to)\b\.?[ \t]*"
     r"[,!\-\u2014\u2013]?[ \t]*)$"
 )
-_EMAIL_AFTER = regex.compile(r"^[ \t]*[(<][ \t]*[\w.+\-]+@")
-_EPONYM_AFTER = regex.compile(
+_EMAIL_AFTER = held(r"^[ \t]*[(<][ \t]*[\w.+\-]+@")
+_EPONYM_AFTER = held(
     r"(?i)^(?:['\u2019]s?)?[ \t]+(?:algorithm|law|laws|theorem|method|distance|filter|heap|tree|"
     r"search|transform|test|equation|number|principle|lemma|conjecture|curve|calendar|notation|"
     r"constant|series|sort|encoding|machine|graph|formula|rule|paradox|effect|cipher|protocol|"
     r"normal\s+form|coefficient|inequality|space|function|operator|matrix|process|code)s?\b"
 )
-_GREETING = regex.compile(
+_GREETING = held(
     rf"(?:\b(?:Hi|Hello|Hey|Dear|Thanks|Cheers)[ \t]*[,!.]?[ \t]+"
     rf"(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ \t]+)?|\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ \t]+)"
     rf"(?P<name>{_TOKEN}(?:[ \t]+{_TOKEN})?)"
 )
-_DASH_SIGNATURE = regex.compile(
+_DASH_SIGNATURE = held(
     rf"[\u2014\u2013][ \t]*(?P<name>{_TOKEN}(?:[ \t]+{_TOKEN})?)[ \t]*$", regex.M
 )
 # "Grace, I'll be..." / "Ivan, my apologies" / "Hannah," alone: not "Major, Minor and Patch"
-_VOCATIVE = regex.compile(
+_VOCATIVE = held(
     rf"^[ \t]*(?P<name>{_TOKEN})[ \t]*(?:,|[ \t][\u2014\u2013])"
     r"(?=[ \t]*(?:$|\p{Ll}|I\b|I['\u2019]))",
     regex.M,
@@ -100,7 +99,7 @@ _NOT_PERSON_WORDS = frozenset(
     university college school hospital clinic foundation institute award prize"""
     )
 )
-_SIGNATURE = regex.compile(
+_SIGNATURE = held(
     rf"^[ \t]*[\u2014\u2013\-]*[ \t]*(?P<name>{_TOKEN}(?:[ \t]+{_TOKEN}){{0,2}})[ \t]*$", regex.M
 )
 
@@ -384,7 +383,7 @@ class PersonJudge:
         return sorted(out)
 
 
-_TITLE_WORD = regex.compile(r"\p{Lu}\p{Ll}+")
+_TITLE_WORD = held(r"\p{Lu}\p{Ll}+")
 # Words capitalised only because a sentence starts with them, never given names (so neither
 # "Will" nor "May" is here): a question's "How" alone no longer costs a spaCy NER pass.
 _SENTENCE_OPENERS = frozenset(

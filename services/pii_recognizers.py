@@ -12,7 +12,6 @@ import math
 from collections import Counter
 from typing import Any
 
-import regex
 from presidio_analyzer import (
     EntityRecognizer,
     LocalRecognizer,
@@ -32,6 +31,7 @@ from presidio_analyzer.predefined_recognizers import (
 )
 
 from services.redaction_profile import SECRET
+from services.regex_held import held, hold_gil_in
 
 PHONE_REGIONS = ("US",)
 
@@ -61,13 +61,19 @@ _SECRET_PATTERNS: list[tuple[str, str, bool]] = [
     ("url password", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@]*:\K[^\s:/@]{3,}(?=@)", False),
 ]
 _COMPILED: list[tuple[str, Any, bool]] = [
-    (label, regex.compile(p), check) for label, p, check in _SECRET_PATTERNS
+    (label, held(p), check) for label, p, check in _SECRET_PATTERNS
 ]
 
-_PLACEHOLDER = regex.compile(
+_PLACEHOLDER = held(
     r"(?i)example|changeme|change-me|password|placeholder|your[_\-]|xxxx|\*\*\*|<|\$\{|%\("
     r"|^(?:pass|passwd|pwd|pw|secret|pass(?:wd|word)?\d{0,3}|user|username|\.+|x+)$"
 )
+
+
+_HEX = held(r"[0-9a-fA-F]{20,}")
+_DIGIT = held(r"\d")
+_DOTTED_NAME = held(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+_CHARACTER_CLASSES = tuple(held(p) for p in ("[a-z]", "[A-Z]", r"\d", r"[^\w]"))
 
 
 def _entropy(value: str) -> float:
@@ -78,11 +84,11 @@ def _entropy(value: str) -> float:
 def looks_random(value: str) -> bool:
     """A long hex string, or a digit among three character classes with some entropy (not a
     word, not a dotted name such as ``pre_tokenizers.ByteLevel``)."""
-    if regex.fullmatch(r"[0-9a-fA-F]{20,}", value):
+    if _HEX.fullmatch(value):
         return True
-    if not regex.search(r"\d", value) or regex.fullmatch(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+", value):
+    if not _DIGIT.search(value) or _DOTTED_NAME.fullmatch(value):
         return False
-    classes = sum(bool(regex.search(p, value)) for p in ("[a-z]", "[A-Z]", r"\d", r"[^\w]"))
+    classes = sum(bool(p.search(value)) for p in _CHARACTER_CLASSES)
     return classes >= 3 and _entropy(value) >= 3.0
 
 
@@ -175,5 +181,5 @@ def build_registry(language: str, entities: frozenset[str]) -> RecognizerRegistr
     }
     for entity in sorted(entities):
         if entity in makers:
-            registry.add_recognizer(makers[entity]())
+            registry.add_recognizer(hold_gil_in(makers[entity]()))
     return registry

@@ -77,7 +77,9 @@ class ScriptedRouter(LiteLLMRouter):
                 "model_name": alias,
                 "litellm_params": {
                     "model": f"{provider}/m",
-                    "timeout": kw.get("timeout", 5),
+                    # the first call imports LiteLLM inside the alias's deadline (5 s on a slow
+                    # machine; the gateway imports it at start-up): only the timeout test sets one
+                    "timeout": kw.get("timeout", 60),
                     "max_retries": 0,
                 },
             }

@@ -38,6 +38,7 @@ import functools
 import json
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -141,6 +142,82 @@ class CpuMeter:
         for name, seconds in after.items():
             if name in before:
                 run.cpu_s[name] = run.cpu_s.get(name, 0.0) + seconds - before[name]
+
+
+# The Python thread names of the gateway's threads, and what each kind does. Threads without a
+# Python name are ONNX Runtime's and gRPC's own.
+THREAD_ROLES = (
+    ("MainThread", "event loop"),
+    ("AnyIO worker thread", "request threads"),
+    ("presidio", "PII pool"),
+    ("audit-writer", "audit writer"),
+    ("ingest-worker", "ingest worker"),
+)
+NATIVE_THREADS = "native (ONNX Runtime, gRPC)"
+
+
+def python_thread_names(pid: int) -> dict[int, str]:
+    """Native thread id -> Python thread name of ``pid``'s threads, from ``py-spy dump`` (empty
+    when py-spy is missing or cannot attach: the report then leaves the breakdown out)."""
+    try:
+        dump = subprocess.run(
+            [str(Path(sys.executable).parent / "py-spy"), "dump", "--pid", str(pid)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return {
+        int(m.group(1)): m.group(2)
+        for m in re.finditer(r'^Thread (\d+) \(\w+\): "(.*)"$', dump, re.MULTILINE)
+    }
+
+
+def thread_role(name: str | None) -> str:
+    if name is None:
+        return NATIVE_THREADS
+    return next((role for prefix, role in THREAD_ROLES if name.startswith(prefix)), "other Python")
+
+
+@dataclass
+class ThreadMeter:
+    """CPU seconds of one process's threads, from /proc/<pid>/task, summed by role: where in
+    the gateway a search's CPU goes (the event loop, the request threads, the PII pool...)."""
+
+    pid: int
+    names: dict[int, str] = field(default_factory=dict)
+    cpu_s: dict[int, float] = field(default_factory=dict)
+
+    def name_threads(self) -> None:
+        """Learn the threads' names (again: request threads start as load grows)."""
+        self.names.update(python_thread_names(self.pid))
+
+    def read(self) -> dict[int, float]:
+        out = {}
+        for stat in Path(f"/proc/{self.pid}/task").glob("*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # a thread that ended meanwhile
+            out[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return out
+
+    def charge(self, step: Callable[[], None]) -> None:
+        before = self.read()
+        step()
+        for tid, seconds in self.read().items():
+            self.cpu_s[tid] = self.cpu_s.get(tid, 0.0) + seconds - before.get(tid, 0.0)
+
+    def ms_per_request(self, requests: int) -> dict[str, float]:
+        """CPU milliseconds a request by role (empty without thread names)."""
+        if not self.names or not requests:
+            return {}
+        roles: dict[str, float] = {}
+        for tid, seconds in self.cpu_s.items():
+            role = thread_role(self.names.get(tid))
+            roles[role] = roles.get(role, 0.0) + seconds
+        return {role: round(s * 1000 / requests, 2) for role, s in roles.items()}
 
 
 def stack_pids(supervisor: ProcessSupervisor) -> dict[str, int]:
@@ -408,11 +485,12 @@ def search_level(
     meter: CpuMeter,
     on_gateway_block: Callable[[int], None] | None = None,
     counters: Callable[[], dict[str, float] | None] = lambda: None,
+    threads: ThreadMeter | None = None,
 ) -> dict[str, Any]:
     """Alternate raw and gateway blocks; the order flips every block. Before the timed blocks,
     one untimed block per path warms both (threads, connections, caches). ``counters`` reads
     the gateway's /metrics counters (its embedding runs and kept hit vectors: only its blocks
-    move them)."""
+    move them); ``threads`` reads the gateway's CPU by thread during its blocks."""
     raw_run, gateway_run = PathRun(), PathRun()
     loop = asyncio.new_event_loop()
     pool = ThreadPoolExecutor(concurrency)
@@ -422,12 +500,20 @@ def search_level(
         def raw_block(chunk: list[str], run: PathRun) -> None:
             run_raw(raw, chunk, pool, run)
 
-        def gateway_block(chunk: list[str], run: PathRun) -> None:
+        def gateway_requests(chunk: list[str], run: PathRun) -> None:
             loop.run_until_complete(_gateway_block(session, chunk, concurrency, run))
+
+        def gateway_block(chunk: list[str], run: PathRun) -> None:
+            if threads is None:
+                gateway_requests(chunk, run)
+            else:
+                threads.charge(functools.partial(gateway_requests, chunk, run))
 
         if blocks:
             raw_block(blocks[0], PathRun())
-            gateway_block(blocks[0], PathRun())
+            gateway_requests(blocks[0], PathRun())
+        if threads is not None:
+            threads.name_threads()  # after the warm-up block started the request threads
         before = counters()
         for i, chunk in enumerate(blocks):
             steps = [(raw_block, raw_run), (gateway_block, gateway_run)]
@@ -438,6 +524,8 @@ def search_level(
             if on_gateway_block:
                 on_gateway_block(i)
         after = counters()
+        if threads is not None:
+            threads.name_threads()
     finally:
         loop.run_until_complete(session.close())
         loop.close()
@@ -455,6 +543,7 @@ def search_level(
             embedding_runs(before), embedding_runs(after)
         ),
         "gateway_hit_vectors_kept": kept_share(hit_vectors(before), hit_vectors(after)),
+        "gateway_cpu_ms_by_thread": threads.ms_per_request(g["requests"]) if threads else {},
     }
 
 
@@ -800,6 +889,7 @@ def main() -> None:
                 meter,
                 on_gateway_block=hook,
                 counters=lambda: gateway_counters(url, admin_key),
+                threads=ThreadMeter(pid),
             )
         except RateLimitedBenchmarkError as exc:
             sys.exit(f"gateway_overhead: {exc}")
@@ -893,6 +983,28 @@ def cpu_table(levels: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def thread_table(levels: list[dict[str, Any]]) -> list[str]:
+    """The gateway's CPU milliseconds a search by thread role, per level."""
+    roles = [r for _, r in THREAD_ROLES] + ["other Python", NATIVE_THREADS]
+    seen = [r for r in roles if any(r in lv.get("gateway_cpu_ms_by_thread", {}) for lv in levels)]
+    if not seen:
+        return []
+    lines = [
+        "",
+        "The gateway's CPU ms per search by thread (threads named by py-spy; the request "
+        "threads run the search, the native ones are ONNX Runtime's and gRPC's):",
+        "",
+        f"| conc. | {' | '.join(seen)} |",
+        f"| --- | {' | '.join('---' for _ in seen)} |",
+    ]
+    for level in levels:
+        by_role = level.get("gateway_cpu_ms_by_thread", {})
+        lines.append(
+            f"| {level['concurrency']} | {' | '.join(str(by_role.get(r, '-')) for r in seen)} |"
+        )
+    return lines
+
+
 RAW_EMBEDDING = {
     "per-call": "one model run per question, as a direct call makes (the gateway joins "
     "concurrent questions into shared runs)",
@@ -945,6 +1057,7 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"| {'-' if kept is None else kept} |"
         )
     lines += cpu_table(report["search"])
+    lines += thread_table(report["search"])
     if report.get("flame_graph"):
         lines += ["", f"Flame graph of the gateway at concurrency 8: `{report['flame_graph']}`"]
     s = report.get("streaming")

@@ -8,21 +8,27 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from benchmarks.gateway_overhead import (
+    NATIVE_THREADS,
     CpuMeter,
     PathRun,
+    ThreadMeter,
     cpu_table,
     embedding_runs,
     hit_vectors,
     kept_share,
     level_blocks,
     mean_run_size,
+    python_thread_names,
     stack_pids,
+    thread_role,
+    thread_table,
 )
 from gateway.local.processes import ProcessSupervisor
 
@@ -132,3 +138,77 @@ def test_the_share_of_hits_scored_with_a_kept_vector_between_two_readings() -> N
     assert kept_share(None, (1, 1)) is None
     assert kept_share((5, 5), (5, 5)) is None  # no hit in between
     assert kept_share((50, 50), (3, 1)) is None  # the gateway restarted in between
+
+
+NAMED_THREAD = (
+    "import threading, time\n"
+    "threading.Thread(target=time.sleep, args=(60,), name='presidio_0', daemon=True).start()\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_the_gateways_threads_are_named_from_a_py_spy_dump() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", NAMED_THREAD], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        names = python_thread_names(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert sorted(names.values()) == ["MainThread", "presidio_0"]
+    assert python_thread_names(2**22 + 7) == {}  # no such process: no names, no error
+
+
+def test_a_threads_cpu_is_charged_to_its_role_and_unnamed_threads_are_native() -> None:
+    """Two live threads spin 0.2 s each during the step (a thread is read while it lives, as the
+    gateway's are); only one has a name."""
+    go, release = threading.Event(), threading.Event()
+    spun = threading.Semaphore(0)
+    native_ids: dict[str, int] = {}
+
+    def spin(role: str) -> None:
+        native_ids[role] = threading.get_native_id()
+        go.wait()
+        end = time.thread_time() + 0.2
+        while time.thread_time() < end:
+            pass
+        spun.release()
+        release.wait()
+
+    workers = [threading.Thread(target=spin, args=(r,), name=r) for r in ("presidio_1", "other")]
+    for w in workers:
+        w.start()
+    meter = ThreadMeter(os.getpid())
+
+    def step() -> None:
+        go.set()
+        for _ in workers:
+            spun.acquire()
+
+    try:
+        meter.charge(step)
+    finally:
+        release.set()
+        for w in workers:
+            w.join()
+    meter.names = {native_ids["presidio_1"]: "presidio_1"}  # as py-spy names the live threads
+    by_role = meter.ms_per_request(10)
+    assert 15 <= by_role["PII pool"] <= 100  # 0.2 s over 10 requests, in ms
+    assert 15 <= by_role[NATIVE_THREADS] <= 100
+    assert ThreadMeter(os.getpid()).ms_per_request(10) == {}  # never named: no breakdown
+    assert thread_role("AnyIO worker thread") == "request threads"
+    assert thread_role("Thread-7") == "other Python"
+
+
+def test_the_thread_table_lists_the_roles_any_level_measured() -> None:
+    levels = [
+        {"concurrency": 1, "gateway_cpu_ms_by_thread": {"event loop": 1.5, "PII pool": 0.4}},
+        {"concurrency": 8, "gateway_cpu_ms_by_thread": {"event loop": 1.2}},
+    ]
+    table = thread_table(levels)
+    assert table[-3:] == ["| --- | --- | --- |", "| 1 | 1.5 | 0.4 |", "| 8 | 1.2 | - |"]
+    assert table[-4] == "| conc. | event loop | PII pool |"
+    assert thread_table([{"concurrency": 1}]) == []

@@ -107,10 +107,15 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
+def stat_cpu_seconds(stat: Path) -> float:
+    """User + system CPU seconds from a /proc ``stat`` file (a process's or a thread's)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of one process, from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
 @dataclass(frozen=True)
@@ -197,10 +202,9 @@ class ThreadMeter:
         out = {}
         for stat in Path(f"/proc/{self.pid}/task").glob("*/stat"):
             try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
+                out[int(stat.parent.name)] = stat_cpu_seconds(stat)
             except OSError:
                 continue  # a thread that ended meanwhile
-            out[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
         return out
 
     def charge(self, step: Callable[[], None]) -> None:

@@ -3,7 +3,7 @@
 Presidio's default registry loads recognizers for many countries; some match US values (the
 UK NHS recognizer scores US phone numbers 1.0). Only these run here: spaCy NER (PERSON),
 e-mail, phone (python-phonenumbers, US numbers and any number written with ``+`` and a country
-code), US SSN, credit card (Luhn), IBAN (mod-97), IP address, and ``SecretRecognizer`` below.
+code), US SSN, credit card (Luhn), IBAN (mod-97, gated), IP address, and ``SecretRecognizer``.
 """
 
 from __future__ import annotations
@@ -151,6 +151,36 @@ class RuleContext(ContextAwareEnhancer):
         return raw_results
 
 
+#: Every match of Presidio's IBAN pattern starts with a country code and two check digits, its
+#: own ``[A-Z]{2}[0-9]{2}``; ``tests/unit/services/test_regex_held.py`` pins the pattern.
+IBAN_START = r"[A-Z]{2}[0-9]{2}"
+
+
+class GatedIbanRecognizer(IbanRecognizer):
+    """Presidio's IBAN recognizer, run only on a text that holds what every IBAN starts with.
+
+    Its matching calls ``regex.finditer`` on the pattern's string (no compiled pattern to hold,
+    see ``services/regex_held.py``), so each analysis lets go of the GIL once and may wait up to
+    5 ms to take it back. Questions rarely hold a country code and check digits; the gate, a held
+    pattern compiled with the recognizer's own flags, keeps the GIL for them and finds the same
+    IBANs, since it is the start of the recognizer's own pattern."""
+
+    def __init__(self, supported_language: str = "en") -> None:
+        super().__init__(supported_language=supported_language)
+        self._gate = held(IBAN_START, self.global_regex_flags or 0)
+
+    def analyze(
+        self,
+        text: str,
+        entities: list[str],
+        nlp_artifacts: Any = None,
+        regex_flags: int | None = None,
+    ) -> list[RecognizerResult]:
+        if self._gate.search(text) is None:
+            return []
+        return list(super().analyze(text, entities, nlp_artifacts))  # it ignores regex_flags
+
+
 # Presidio's card pattern predates Mastercard's 2-series (2221-2720, issued since 2017).
 _MASTERCARD_2 = Pattern(
     "Mastercard 2-series (weak)",
@@ -175,7 +205,7 @@ def build_registry(language: str, entities: frozenset[str]) -> RecognizerRegistr
             supported_language=language,
             patterns=[*CreditCardRecognizer.PATTERNS, _MASTERCARD_2],
         ),
-        "IBAN_CODE": lambda: IbanRecognizer(supported_language=language),
+        "IBAN_CODE": lambda: GatedIbanRecognizer(supported_language=language),
         "IP_ADDRESS": lambda: IpRecognizer(supported_language=language),
         SECRET: SecretRecognizer,
     }

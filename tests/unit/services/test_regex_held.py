@@ -10,8 +10,9 @@ from contextlib import contextmanager
 
 import pytest
 import regex
+from presidio_analyzer.predefined_recognizers import IbanRecognizer
 
-from services.pii_recognizers import build_registry
+from services.pii_recognizers import IBAN_START, GatedIbanRecognizer, build_registry
 from services.redaction_profile import SUPPORTED_ENTITIES
 from services.regex_held import HeldPattern, held
 
@@ -89,3 +90,39 @@ def test_every_pattern_of_the_built_recognizers_is_held() -> None:
         for pattern in getattr(recognizer, "patterns", None) or ():
             assert isinstance(pattern.compiled_regex, HeldPattern), recognizer.name
             assert pattern.compiled_with_flags == recognizer.global_regex_flags
+
+
+def test_the_iban_gate_is_the_start_of_presidios_own_pattern() -> None:
+    """If Presidio changes its IBAN pattern, the gate must be derived again from the new one."""
+    (pattern,) = IbanRecognizer.PATTERNS
+    assert pattern.regex.startswith(r"(?<![A-Z0-9])([A-Z]{2}[0-9]{2}(?:")
+    assert pattern.regex.startswith(IBAN_START, len(r"(?<![A-Z0-9])("))
+    assert not GatedIbanRecognizer().global_regex_flags & regex.IGNORECASE
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Pay to DE89 3704 0044 0532 0130 00 by Friday.",
+        "IBAN GB82WEST12345698765432, or FR1420041010050500013M02606.",
+        "Not an IBAN: DE00 0000 0000 0000 0000 00 and AB12 short.",
+        "How do I sort a list of dictionaries by a key?",
+        "de89 3704 0044 0532 0130 00 in lower case",
+    ],
+)
+def test_the_gated_iban_recognizer_finds_what_presidios_finds(text: str) -> None:
+    def spans(recognizer: IbanRecognizer) -> list[tuple[int, int, float]]:
+        return [(r.start, r.end, r.score) for r in recognizer.analyze(text, ["IBAN_CODE"])]
+
+    assert spans(GatedIbanRecognizer()) == spans(IbanRecognizer())
+
+
+def test_the_iban_gate_keeps_the_gil_on_a_text_without_one() -> None:
+    gated, plain = GatedIbanRecognizer(), IbanRecognizer()
+    # long enough that the busy thread takes the GIL before the match ends (it races a short one)
+    question = "How do I read a file line by line in Python? " * 40
+    with _busy_python_thread(0.2):
+        waited = _seconds(lambda: [plain.analyze(question, ["IBAN_CODE"]) for _ in range(3)])
+        kept_s = _seconds(lambda: [gated.analyze(question, ["IBAN_CODE"]) for _ in range(3)])
+    assert waited > 0.15  # the check can fail: Presidio's own matching does let go
+    assert kept_s < waited / 3

@@ -85,7 +85,9 @@ def test_a_held_pattern_keeps_the_gil_while_a_plain_one_lets_it_go() -> None:
 def test_every_pattern_of_the_built_recognizers_is_held() -> None:
     registry = build_registry("en", frozenset(SUPPORTED_ENTITIES))
     patterns = [p for r in registry.recognizers for p in getattr(r, "patterns", None) or ()]
-    assert patterns  # email, SSN, card, IP, IBAN
+    # email, SSN, card, IP, IBAN; Presidio's IBAN matching reads the pattern's string, not
+    # its compiled form, so the IBAN recognizer is gated instead (the tests below)
+    assert patterns
     for recognizer in registry.recognizers:
         for pattern in getattr(recognizer, "patterns", None) or ():
             assert isinstance(pattern.compiled_regex, HeldPattern), recognizer.name

@@ -3,7 +3,8 @@
 Presidio's default registry loads recognizers for many countries; some match US values (the
 UK NHS recognizer scores US phone numbers 1.0). Only these run here: spaCy NER (PERSON),
 e-mail, phone (python-phonenumbers, US numbers and any number written with ``+`` and a country
-code), US SSN, credit card (Luhn), IBAN (mod-97, gated), IP address, and ``SecretRecognizer``.
+code), US SSN, credit card (Luhn; digits grouped by spaces, hyphens or dots), IBAN (mod-97, in
+any letter case, gated), IP address, and ``SecretRecognizer``.
 """
 
 from __future__ import annotations
@@ -157,13 +158,20 @@ IBAN_START = r"[A-Z]{2}[0-9]{2}"
 
 
 class GatedIbanRecognizer(IbanRecognizer):
-    """Presidio's IBAN recognizer, run only on a text that holds what every IBAN starts with.
+    """Presidio's IBAN recognizer, run only on a text that holds what every IBAN starts with,
+    and also finding IBANs written in lower or mixed case.
 
-    Its matching calls ``regex.finditer`` on the pattern's string (no compiled pattern to hold,
-    see ``services/regex_held.py``), so each analysis lets go of the GIL once and may wait up to
-    5 ms to take it back. Questions rarely hold a country code and check digits; the gate, a held
-    pattern compiled with the recognizer's own flags, keeps the GIL for them and finds the same
-    IBANs, since it is the start of the recognizer's own pattern."""
+    - Gate: its matching calls ``regex.finditer`` on the pattern's string (no compiled pattern to
+      hold, see ``services/regex_held.py``), so each analysis lets go of the GIL once and may wait
+      up to 5 ms to take it back. Questions rarely hold a country code and check digits; the
+      gate, a held pattern compiled with the recognizer's own flags, keeps the GIL for them and
+      finds the same IBANs, since it is the start of the recognizer's own pattern.
+    - Any case: Presidio's pattern matches capitals only, so ``de89 3704 0044 0532 0130 00``,
+      typed as people type in chats and e-mails, was kept; and its match runs on into a next
+      word of four capitals or digits (``... 0130 00 FROM``), then fails its own check. A run
+      that starts like an IBAN and that Presidio's pass did not find is read in capitals and cut
+      back group by group until Presidio's own check (mod-97 and the country's format) passes.
+      Read whole, ``... 7736 received`` would run on into the next word and fail too."""
 
     def __init__(self, supported_language: str = "en") -> None:
         super().__init__(supported_language=supported_language)
@@ -176,9 +184,33 @@ class GatedIbanRecognizer(IbanRecognizer):
         nlp_artifacts: Any = None,
         regex_flags: int | None = None,
     ) -> list[RecognizerResult]:
-        if self._gate.search(text) is None:
-            return []
-        return list(super().analyze(text, entities, nlp_artifacts))  # it ignores regex_flags
+        found: list[RecognizerResult] = []
+        if self._gate.search(text) is not None:
+            found = list(super().analyze(text, entities, nlp_artifacts))  # ignores regex_flags
+        for run in _ANY_CASE_RUN.finditer(text):
+            if any(r.start < run.end() and run.start() < r.end for r in found):
+                continue  # Presidio's own pass found it
+            hit = self._longest_valid_start(text, run.start(), run.end(), entities)
+            if hit is not None:
+                found.append(hit)
+        return found
+
+    def _longest_valid_start(
+        self, text: str, start: int, end: int, entities: list[str]
+    ) -> RecognizerResult | None:
+        """The longest IBAN, read in capitals, that ``text[start:end]`` begins with."""
+        ends = [g.end() for g in _GROUP.finditer(text, start + 4, end)]
+        for stop in reversed(ends):
+            for hit in super().analyze(text[start:stop].upper(), entities):
+                if hit.start == 0 and hit.end == stop - start:
+                    hit.start, hit.end = start, stop
+                    return hit
+        return None
+
+
+# the start of an IBAN in any case and what may follow it; _GROUP: one group of it
+_ANY_CASE_RUN = held(r"(?<![A-Za-z0-9])[A-Za-z]{2}[0-9]{2}(?:[ -]?[A-Za-z0-9]{1,4}){2,9}")
+_GROUP = held(r"[ -]?[A-Za-z0-9]{1,4}")
 
 
 # Presidio's card pattern predates Mastercard's 2-series (2221-2720, issued since 2017).
@@ -187,6 +219,15 @@ _MASTERCARD_2 = Pattern(
     r"\b2(?:2(?:2[1-9]|[3-9]\d)|[3-6]\d{2}|7(?:[01]\d|20))[- ]?\d{4}[- ]?\d{4}[- ]?\d{4}\b",
     0.3,
 )
+# Presidio's card pattern groups digits with spaces or hyphens; a card written in dotted groups
+# (4111.1111.1111.1111, as some European forms and pasted exports do) was kept. Every gap must be
+# a dot, so a decimal number or a dotted version does not start a match; Luhn decides the rest.
+_DOTTED_CARD = Pattern(
+    "Card in dotted groups (weak)",
+    r"(?<![\d.])(?:[2-6]\d{3}\.\d{4}\.\d{4}\.\d{4}|3[47]\d{2}\.\d{6}\.\d{5})(?!\d|\.\d)",
+    0.3,
+)
+_CARD_SEPARATORS = [("-", ""), (" ", ""), (".", "")]
 
 
 def build_registry(language: str, entities: frozenset[str]) -> RecognizerRegistry:
@@ -203,7 +244,8 @@ def build_registry(language: str, entities: frozenset[str]) -> RecognizerRegistr
         "US_SSN": lambda: UsSsnRecognizer(supported_language=language),
         "CREDIT_CARD": lambda: CreditCardRecognizer(
             supported_language=language,
-            patterns=[*CreditCardRecognizer.PATTERNS, _MASTERCARD_2],
+            patterns=[*CreditCardRecognizer.PATTERNS, _MASTERCARD_2, _DOTTED_CARD],
+            replacement_pairs=_CARD_SEPARATORS,
         ),
         "IBAN_CODE": lambda: GatedIbanRecognizer(supported_language=language),
         "IP_ADDRESS": lambda: IpRecognizer(supported_language=language),

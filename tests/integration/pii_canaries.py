@@ -1,6 +1,8 @@
 """PII canaries for the sink sweep: one value of every redacted entity type per place it enters
 (document body, section heading, file name, upload metadata, question), so a find names both
-the type and the way in. Values are valid of their kind (Luhn, IBAN mod 97) and made up."""
+the type and the way in. Values are valid of their kind (Luhn, IBAN mod 97) and made up; some
+are written as people write them and Presidio's own patterns miss (a card in dotted groups, an
+IBAN in lower case)."""
 
 from __future__ import annotations
 
@@ -44,6 +46,14 @@ def _iban(bban: str) -> str:
     return " ".join(raw[i : i + 4] for i in range(0, len(raw), 4))
 
 
+_DOTTED_CARDS = ("body", "heading")
+_LOWER_CASE_IBANS = ("body", "question")
+
+
+def _cased(iban: str, origin: str) -> str:
+    return iban.lower() if origin in _LOWER_CASE_IBANS else iban
+
+
 @dataclass(frozen=True, slots=True)
 class Pii:
     entity: str
@@ -56,7 +66,7 @@ class Pii:
         if self.entity in {"PHONE_NUMBER", "US_SSN", "CREDIT_CARD"}:
             forms.add(re.sub(r"\D", "", self.value))
         if self.entity in {"IBAN_CODE", "CREDIT_CARD"}:
-            forms.add(self.value.replace(" ", ""))
+            forms.add(self.value.replace(" ", "").replace(".", ""))
         if self.entity == "PERSON":
             forms.add(self.value.split()[-1])
         return sorted(forms)
@@ -73,12 +83,16 @@ def canaries() -> list[Pii]:
             "EMAIL_ADDRESS": _MAILBOXES[i],
             "PHONE_NUMBER": f"({_AREAS[i]}) {rng.randint(230, 989)}-{rng.randint(1000, 9999)}",
             "US_SSN": f"{536 + 37 * i:03d}-{22 + 11 * i:02d}-{rng.randint(1000, 9999)}",
-            "CREDIT_CARD": " ".join(
+            # grouped by spaces, or by dots in a body and a heading (as some forms write it)
+            "CREDIT_CARD": ("." if origin in _DOTTED_CARDS else " ").join(
                 re.findall(
                     ".{4}", _luhn("4539" + "".join(rng.choice("0123456789") for _ in range(11)))
                 )
             ),
-            "IBAN_CODE": _iban("".join(rng.choice("0123456789") for _ in range(18))),
+            # in capitals, or in lower case in a body and a question (as people type it)
+            "IBAN_CODE": _cased(
+                _iban("".join(rng.choice("0123456789") for _ in range(18))), origin
+            ),
             "IP_ADDRESS": f"10.{44 + i}.{213 - 7 * i}.{97 + i}",
             "SECRET": secret,
         }

@@ -15,6 +15,7 @@ from typing import Any
 
 from ingestion.markdown_sections import Block, ParsedDocument, Section
 from ingestion.office_cleanup import hidden_slide_numbers, reader_view
+from ingestion.slide_notes import speaker_notes, with_speaker_notes
 from ingestion.tables import html_table_to_markdown
 
 _LIST_TYPES = {"ListItem"}
@@ -55,7 +56,8 @@ def _partitioner(doc_type: str) -> Callable[..., list[Any]]:
 
 def partition(path: Path, doc_type: str) -> list[Any]:
     """The file's elements as its reader sees them: Office text that Word, Excel or PowerPoint
-    hides is left out and text they show is kept (``ingestion.office_cleanup``)."""
+    hides is left out and text they show is kept (``ingestion.office_cleanup``), a slide's
+    speaker notes included (``ingestion.slide_notes``)."""
     kwargs: dict[str, Any] = {}
     if doc_type == "xlsx":
         kwargs["find_subtable"] = False
@@ -66,6 +68,8 @@ def partition(path: Path, doc_type: str) -> list[Any]:
     if doc_type == "pptx":
         hidden = hidden_slide_numbers(path)
         elements = [e for e in elements if getattr(e.metadata, "page_number", None) not in hidden]
+        notes = {n: text for n, text in speaker_notes(path).items() if n not in hidden}
+        elements = with_speaker_notes(elements, notes)
     return elements
 
 

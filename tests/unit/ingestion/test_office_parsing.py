@@ -294,3 +294,42 @@ def test_pptx_title_only_and_untitled_slides_keep_their_text(tmp_path: Path) -> 
         ((), [("Replace filters.", 2), ("Check tyres.", 2)]),
         (("Questions?",), [("Questions?", 3)]),
     ]
+
+
+def test_pptx_speaker_notes_follow_their_slide_and_a_hidden_slides_notes_do_not(
+    tmp_path: Path,
+) -> None:
+    deck = Presentation()
+    plan = slide(deck, "Rollout plan", ["Phase one", "Phase two"])
+    plan.notes_slide.notes_text_frame.text = "Say that phase two starts in March,\nafter the audit."
+    slide(deck, "Risks", ["Budget"])  # no notes
+    hidden = slide(deck, "Draft", ["Options"])
+    hidden.notes_slide.notes_text_frame.text = "Initech would cost 40 million."
+    hidden._element.set("show", "0")
+    untitled = slide(deck, None, ["Replace filters."])
+    untitled.notes_slide.notes_text_frame.text = "Filters come from the Leeds depot."
+    blank = deck.slides.add_slide(deck.slide_layouts[6])  # nothing on it but its notes
+    blank.notes_slide.notes_text_frame.text = "Pause here for questions."
+    slide(deck, "Next steps", ["Sign off"])
+    path = tmp_path / "rollout.pptx"
+    deck.save(str(path))
+
+    doc = parse(path)
+    assert [(s.path, [(b.text, b.page) for b in s.blocks]) for s in doc.sections] == [
+        (
+            ("Rollout plan",),
+            [
+                ("Phase one", 1),
+                ("Phase two", 1),
+                ("Speaker notes: Say that phase two starts in March, after the audit.", 1),
+            ],
+        ),
+        (("Risks",), [("Budget", 2)]),
+        (
+            (),
+            [("Replace filters.", 4), ("Speaker notes: Filters come from the Leeds depot.", 4)],
+        ),
+        ((), [("Speaker notes: Pause here for questions.", 5)]),
+        (("Next steps",), [("Sign off", 6)]),
+    ]
+    assert "Initech" not in indexed_text(doc)

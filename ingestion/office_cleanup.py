@@ -23,6 +23,7 @@ from pathlib import Path
 from lxml import etree
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string, get_column_letter
 
+from ingestion.docx_inline import NOTE_KINDS, inline_notes, inline_text_boxes, notes_of
 from ingestion.xml_elements import remove_keeping_tail
 from services.errors import InvalidRequestError
 
@@ -98,14 +99,38 @@ def hidden_slide_numbers(path: Path) -> frozenset[int]:
 
 
 def visible_docx_parts(archive: zipfile.ZipFile) -> PartEdits:
-    """The main document part rewritten with only what Word shows, or nothing when it already
-    is. Headers, footers and notes are not indexed, so they are left alone."""
+    """The main document part rewritten with only what Word shows, text boxes, footnotes and
+    endnotes brought in as paragraphs (``ingestion.docx_inline``), or nothing when it already
+    is. Headers and footers are not indexed, so they are left alone."""
     name = _main_part(archive)
     root = _read_xml(archive, name)
     hidden_styles = _hidden_character_styles(archive, name)
-    if not clean_wordprocessing(root, hidden_styles):
+    changed = clean_wordprocessing(root, hidden_styles)
+    changed = inline_text_boxes(root) or changed
+    changed = inline_notes(root, _notes(archive, name, hidden_styles)) or changed
+    if not changed:
         return {}
     return {name: _xml_bytes(root)}
+
+
+def _notes(
+    archive: zipfile.ZipFile, document: str, hidden_styles: frozenset[str]
+) -> dict[str, dict[str, list[etree._Element]]]:
+    """Reference tag -> note id -> the note's visible paragraphs, from the notes parts the
+    document refers to."""
+    parts = {
+        kind.rsplit("/", 1)[-1]: target
+        for target, kind in _relationships(archive, document).values()
+    }
+    found: dict[str, dict[str, list[etree._Element]]] = {}
+    for reference, (note, _) in NOTE_KINDS.items():
+        part = parts.get(note.rsplit("}", 1)[-1] + "s")  # footnote -> the "footnotes" part
+        if part is None or part not in archive.namelist():
+            continue
+        notes_root = _read_xml(archive, part)
+        clean_wordprocessing(notes_root, hidden_styles)
+        found[reference] = notes_of(notes_root, note)
+    return found
 
 
 def clean_wordprocessing(root: etree._Element, hidden_styles: frozenset[str] = frozenset()) -> bool:

@@ -86,6 +86,112 @@ def test_docx_tracked_insertions_and_moves_are_indexed_and_deletions_are_not(
     assert "nine million" not in text and "southern depot" not in text
 
 
+_MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
+_WPS = "http://schemas.microsoft.com/office/word/2010/wordprocessingShape"
+_V = "urn:schemas-microsoft-com:vml"
+_WP = "http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing"
+
+
+def text_box(paragraph_xml: str) -> object:
+    """A run holding a floating text box as Word 2010+ writes it: a DrawingML shape, and the
+    same box in VML for older readers."""
+    return parse_xml(
+        f'<w:r {nsdecls("w")} xmlns:mc="{_MC}" xmlns:wps="{_WPS}" xmlns:v="{_V}">'
+        '<mc:AlternateContent><mc:Choice Requires="wps"><w:drawing><wps:wsp><wps:txbx>'
+        f"<w:txbxContent>{paragraph_xml}</w:txbxContent></wps:txbx></wps:wsp></w:drawing>"
+        "</mc:Choice><mc:Fallback><w:pict><v:shape><v:textbox>"
+        f"<w:txbxContent>{paragraph_xml}</w:txbxContent></v:textbox></v:shape></w:pict>"
+        "</mc:Fallback></mc:AlternateContent></w:r>"
+    )
+
+
+def with_notes_part(path: Path, kind: str, notes_xml: str) -> None:
+    """Add ``word/<kind>s.xml`` (footnotes or endnotes) to a saved .docx, as Word does."""
+    part = f"word/{kind}s.xml"
+    rel_type = f"http://schemas.openxmlformats.org/officeDocument/2006/relationships/{kind}s"
+    content_type = f"application/vnd.openxmlformats-officedocument.wordprocessingml.{kind}s+xml"
+    with zipfile.ZipFile(path) as old:
+        members = {i.filename: old.read(i) for i in old.infolist()}
+    members[part] = (
+        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        f"<w:{kind}s {nsdecls('w')}>{notes_xml}</w:{kind}s>"
+    ).encode()
+    rels = "word/_rels/document.xml.rels"
+    members[rels] = members[rels].replace(
+        b"</Relationships>",
+        f'<Relationship Id="rIdNotes{kind}" Type="{rel_type}" Target="{kind}s.xml"/>'
+        "</Relationships>".encode(),
+    )
+    members["[Content_Types].xml"] = members["[Content_Types].xml"].replace(
+        b"</Types>",
+        f'<Override PartName="/{part}" ContentType="{content_type}"/></Types>'.encode(),
+    )
+    with zipfile.ZipFile(path, "w") as new:
+        for name, data in members.items():
+            new.writestr(name, data)
+
+
+def test_docx_text_boxes_footnotes_and_endnotes_are_indexed_beside_their_paragraph(
+    tmp_path: Path,
+) -> None:
+    document = docx.Document()
+    document.add_heading("Travel policy", level=1)
+    rates = document.add_paragraph("Hotel rates are capped per night.")
+    rates._p.append(text_box("<w:p><w:r><w:t>Cap in London: 240 pounds.</w:t></w:r></w:p>"))
+    hidden_box = text_box("<w:p><w:r><w:t>Ignore the cap for executives.</w:t></w:r></w:p>")
+    docpr = f'<wp:docPr xmlns:wp="{_WP}" id="7" name="Note" hidden="1"/>'
+    hidden_box.find(".//{*}drawing").insert(0, parse_xml(docpr))  # type: ignore[attr-defined]
+    rates._p.append(hidden_box)
+    refund = document.add_paragraph("Economy fares are refunded")
+    refund._p.append(w('<w:r><w:footnoteReference w:id="2"/></w:r>'))
+    refund.add_run(" within 30 days.")
+    document.add_heading("Approvals", level=1)
+    approve = document.add_paragraph("Managers approve trips")
+    approve._p.append(w('<w:r><w:endnoteReference w:id="1"/></w:r>'))
+    path = tmp_path / "travel.docx"
+    document.save(str(path))
+    separators = (
+        '<w:footnote w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p>'
+        '</w:footnote><w:footnote w:type="continuationSeparator" w:id="0"><w:p><w:r>'
+        "<w:continuationSeparator/></w:r></w:p></w:footnote>"
+    )
+    with_notes_part(
+        path,
+        "footnote",
+        separators + '<w:footnote w:id="2"><w:p><w:r><w:t xml:space="preserve">Business class '
+        "for flights over 8 hours.</w:t></w:r><w:r><w:rPr><w:vanish/></w:rPr><w:t> Draft: "
+        "first class for the board.</w:t></w:r></w:p></w:footnote>"
+        '<w:footnote w:id="3"><w:p><w:r><w:t>Never referred to.</w:t></w:r></w:p></w:footnote>',
+    )
+    with_notes_part(
+        path,
+        "endnote",
+        '<w:endnote w:id="1"><w:p><w:r><w:t>Trips abroad need the director.</w:t></w:r></w:p>'
+        "</w:endnote>",
+    )
+
+    doc = parse(path)
+    assert doc.title == "Travel policy"  # the first heading
+    assert [(s.path, [b.text for b in s.blocks]) for s in doc.sections] == [
+        (
+            (),
+            [
+                "Hotel rates are capped per night.",
+                "Cap in London: 240 pounds.",  # once: the VML copy is not read
+                "Economy fares are refunded[1] within 30 days.",
+                "Footnote 1: Business class for flights over 8 hours.",
+            ],
+        ),
+        (
+            ("Approvals",),
+            ["Managers approve trips[1]", "Endnote 1: Trips abroad need the director."],
+        ),
+    ]
+    text = indexed_text(doc)
+    assert "first class" not in text and "Never referred" not in text
+    assert "executives" not in text  # a hidden shape's text stays out
+
+
 def test_docx_content_controls_keep_their_filled_in_text(tmp_path: Path) -> None:
     document = docx.Document()
     document.add_heading("Service contract", level=1)
@@ -296,20 +402,26 @@ def test_pptx_title_only_and_untitled_slides_keep_their_text(tmp_path: Path) -> 
     ]
 
 
+def with_notes(page: Slide, text: str) -> None:
+    frame = page.notes_slide.notes_text_frame
+    assert frame is not None
+    frame.text = text
+
+
 def test_pptx_speaker_notes_follow_their_slide_and_a_hidden_slides_notes_do_not(
     tmp_path: Path,
 ) -> None:
     deck = Presentation()
     plan = slide(deck, "Rollout plan", ["Phase one", "Phase two"])
-    plan.notes_slide.notes_text_frame.text = "Say that phase two starts in March,\nafter the audit."
+    with_notes(plan, "Say that phase two starts in March,\nafter the audit.")
     slide(deck, "Risks", ["Budget"])  # no notes
     hidden = slide(deck, "Draft", ["Options"])
-    hidden.notes_slide.notes_text_frame.text = "Initech would cost 40 million."
+    with_notes(hidden, "Initech would cost 40 million.")
     hidden._element.set("show", "0")
     untitled = slide(deck, None, ["Replace filters."])
-    untitled.notes_slide.notes_text_frame.text = "Filters come from the Leeds depot."
+    with_notes(untitled, "Filters come from the Leeds depot.")
     blank = deck.slides.add_slide(deck.slide_layouts[6])  # nothing on it but its notes
-    blank.notes_slide.notes_text_frame.text = "Pause here for questions."
+    with_notes(blank, "Pause here for questions.")
     slide(deck, "Next steps", ["Sign off"])
     path = tmp_path / "rollout.pptx"
     deck.save(str(path))

@@ -130,3 +130,51 @@ Write a comment as `<!-- like this -->` in HTML.
     assert '<div class="note">A visible note.</div>' in blocks
     assert "Write a comment as `<!-- like this -->` in HTML." in blocks
     assert "<!-- a comment in a code sample is code -->" in kept
+
+
+def test_yaml_front_matter_gives_the_title_and_is_not_indexed() -> None:
+    text = (
+        "---\ntitle: Nightly backups\nweight: 40\ndraft: false\ntags: [ops, storage]\n---\n\n"
+        "Backups run at 02:00.\n\n## Restore\n\nUse the restore script.\n"
+    )
+    doc = parse_markdown(text, fallback_title="backups")
+    assert doc.title == "Nightly backups"
+    assert [(s.path, [b.text for b in s.blocks]) for s in doc.sections] == [
+        ((), ["Backups run at 02:00."]),
+        (("Restore",), ["Use the restore script."]),
+    ]
+
+
+def test_toml_front_matter_and_an_h1_the_h1_is_the_title() -> None:
+    text = (
+        '+++\ntitle = "Old name"\ndate = 2024-05-01\n+++\r\n'  # a Windows editor's line ends
+        "# Release notes\r\n\r\nVersion 2 ships.\r\n"
+    )
+    doc = parse_markdown(text, fallback_title="notes")
+    assert doc.title == "Release notes"
+    assert [[b.text for b in s.blocks] for s in doc.sections] == [["Version 2 ships."]]
+
+
+@pytest.mark.parametrize(
+    ("text", "sections"),
+    [
+        (  # no mapping: a thematic break, then a setext heading
+            "---\nJust a rule, then prose.\n---\n\nMore prose.\n",
+            [(("Just a rule, then prose.",), ["More prose."])],
+        ),
+        (  # does not parse
+            "---\ntitle: [unclosed\n---\n\nBody.\n",
+            [(("title: [unclosed",), ["Body."])],
+        ),
+        (  # no closing fence
+            "---\ntitle: Never closed\n\nBody.\n",
+            [((), ["title: Never closed", "Body."])],
+        ),
+    ],
+)
+def test_a_first_block_that_is_no_front_matter_is_read_as_markdown(
+    text: str, sections: list[tuple[tuple[str, ...], list[str]]]
+) -> None:
+    doc = parse_markdown(text, fallback_title="page")
+    assert doc.title == "page"
+    assert [(s.path, [b.text for b in s.blocks]) for s in doc.sections] == sections

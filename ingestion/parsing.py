@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingestion.csv_rows import rectangular
 from ingestion.email_attachments import parse_attachments
 from ingestion.markdown_sections import Block, ParsedDocument, Section, parse_markdown
 from ingestion.ocr import ocr_image
@@ -38,16 +39,26 @@ def _needs_utf8_copy(decoded: DecodedText, doc_type: str) -> bool:
 
 @contextmanager
 def _readable_copy(path: Path, doc_type: str) -> Iterator[Path]:
-    """The file, or a UTF-8 copy of it that lives as long as the context. Decoding first also
-    refuses binary junk with a clear reason before a partitioner fails on it."""
+    """The file, or a UTF-8 copy of it that lives as long as the context (for a CSV, with its
+    rows padded to one width). Decoding first also refuses binary junk with a clear reason
+    before a partitioner fails on it."""
     decoded = read_text(path)
-    if not _needs_utf8_copy(decoded, doc_type):
+    padded = _rectangular_csv(decoded.text) if doc_type == "csv" else None
+    if padded is None and not _needs_utf8_copy(decoded, doc_type):
         yield path
         return
     with tempfile.TemporaryDirectory(prefix="holdfast-utf8-") as folder:
         copy = Path(folder) / f"utf8{path.suffix}"
-        copy.write_bytes(decoded.text.encode("utf-8"))
+        copy.write_bytes((decoded.text if padded is None else padded).encode("utf-8"))
         yield copy
+
+
+def _rectangular_csv(text: str) -> str | None:
+    """A CSV's rows padded to one width (``ingestion.csv_rows``), within unstructured's cell
+    budget; None when they already have one."""
+    from unstructured.partition.utils.config import env_config
+
+    return rectangular(text, max_cells=env_config.CSV_MAX_CELLS)
 
 
 def _parse_image(path: Path, *, fallback_title: str, max_pixels: int) -> Parsed:

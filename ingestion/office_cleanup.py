@@ -24,6 +24,7 @@ from lxml import etree
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string, get_column_letter
 
 from ingestion.docx_inline import NOTE_KINDS, inline_notes, inline_text_boxes, notes_of
+from ingestion.xlsx_values import NumberFormats, show_formatted_numbers, styles_part
 from ingestion.xml_elements import remove_keeping_tail
 from services.errors import InvalidRequestError
 
@@ -210,11 +211,16 @@ def visible_xlsx_parts(archive: zipfile.ZipFile) -> PartEdits:
     """Worksheets rewritten without hidden content: a hidden or very hidden sheet is emptied
     (its place, and so the numbers of the other sheets, stays), hidden rows are removed and
     hidden columns are removed with the cells to their right moved left, as Excel shows them.
-    Cells keep their cached values, so formula results stay."""
+    Cells keep their cached values, so formula results stay; a number with a format is written
+    as the text the format shows (``ingestion.xlsx_values``)."""
     workbook = _main_part(archive)
-    sheets = _relationship_targets(archive, workbook)
+    relationships = _relationships(archive, workbook)
+    sheets = {rel_id: target for rel_id, (target, _) in relationships.items()}
+    workbook_root = _read_xml(archive, workbook)
+    styles = styles_part(archive, relationships)
+    formats = NumberFormats.read(_read_xml(archive, styles) if styles else None, workbook_root)
     edits: PartEdits = {}
-    for sheet in _read_xml(archive, workbook).iterfind("s:sheets/s:sheet", _NS):
+    for sheet in workbook_root.iterfind("s:sheets/s:sheet", _NS):
         part = sheets.get(sheet.get(f"{{{_R}}}id", ""))
         if not part or part not in archive.namelist():
             continue
@@ -227,6 +233,7 @@ def visible_xlsx_parts(archive: zipfile.ZipFile) -> PartEdits:
             data.clear()
         else:
             changed = _drop_hidden_rows_and_columns(root, data)
+            changed = show_formatted_numbers(data, formats) or changed
         if changed:
             edits[part] = _xml_bytes(root)
     return edits

@@ -4,6 +4,7 @@ text hidden from them (deleted text, hidden runs, sheets, rows, columns and slid
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import zipfile
 from pathlib import Path
@@ -320,6 +321,33 @@ def test_xlsx_hidden_sheets_rows_and_columns_are_not_indexed(tmp_path: Path) -> 
     text = indexed_text(doc)
     for hidden in ("X-9", "Secret code", "Bonus pool", "Bob Jones", "hunter2", "db_password"):
         assert hidden not in text, hidden
+
+
+def test_xlsx_numbers_read_as_their_formats_show_them(tmp_path: Path) -> None:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["Item", "Due", "Share", "Amount", "Paid at", "Units"])
+    sheet.append(["Laptops", dt.date(2024, 12, 31), 0.25, 1234.5, dt.time(9, 30), 1200])
+    sheet.append(["Desks", dt.date(2025, 1, 15), 0.125, -99, dt.time(14, 0), 3])
+    for row, (due, amount) in enumerate(
+        [("mm/dd/yyyy", '"$"#,##0.00'), ("d mmm yyyy", "#,##0.00 [$€-407];(#,##0.00 [$€-407])")],
+        start=2,
+    ):
+        sheet[f"B{row}"].number_format = due
+        sheet[f"C{row}"].number_format = "0.0%"
+        sheet[f"D{row}"].number_format = amount
+        sheet[f"E{row}"].number_format = "h:mm AM/PM"
+        sheet[f"F{row}"].number_format = "#,##0"
+    sheet["G2"] = "=F2*2"  # a formula: its cached result is shown, formatted
+    sheet["G2"].number_format = "#,##0"
+    path = tmp_path / "budget.xlsx"
+    book.save(str(path))
+    with_cached_value(path, "F2*2", "2400")
+
+    rows = indexed_text(parse(path)).splitlines()
+    assert rows[2] == "| Laptops | 12/31/2024 | 25.0% | $1,234.50 | 9:30 AM | 1,200 | 2,400 |"
+    assert rows[3] == "| Desks | 15 Jan 2025 | 12.5% | (99.00 €) | 2:00 PM | 3 |  |"
 
 
 # --- PowerPoint -----------------------------------------------------------------------------

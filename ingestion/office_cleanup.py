@@ -209,7 +209,8 @@ def _hidden_character_styles(archive: zipfile.ZipFile, document: str) -> frozens
 
 def visible_xlsx_parts(archive: zipfile.ZipFile) -> PartEdits:
     """Worksheets rewritten without hidden content: a hidden or very hidden sheet is emptied
-    (its place, and so the numbers of the other sheets, stays), hidden rows are removed and
+    (its place, and so the numbers of the other sheets, stays), hidden rows are removed (not
+    those an autofilter hides, ``_filtered_rows``) and
     hidden columns are removed with the cells to their right moved left, as Excel shows them.
     Cells keep their cached values, so formula results stay; a number with a format is written
     as the text the format shows (``ingestion.xlsx_values``)."""
@@ -247,18 +248,35 @@ def _drop_hidden_rows_and_columns(sheet: etree._Element, data: etree._Element) -
             last = min(int(column.get("max", "0")), _LAST_COLUMN)
             hidden.update(range(first, last + 1))
     hidden_columns = sorted(hidden)  # for counting the hidden columns left of a cell
+    filtered = _filtered_rows(sheet)
     changed = False
     row_number = 0
     for row in list(data.iterfind("s:row", _NS)):
         row_number = int(row.get("r") or row_number + 1)
         row.set("r", str(row_number))  # explicit: a removed row must not renumber the next ones
-        if _is_true(row.get("hidden", "0")):
+        if _is_true(row.get("hidden", "0")) and row_number not in filtered:
             data.remove(row)
             changed = True
             continue
         if hidden_columns:
             changed |= _collapse_hidden_cells(row, row_number, hidden, hidden_columns)
     return changed
+
+
+def _filtered_rows(sheet: etree._Element) -> range:
+    """The data rows of the sheet's autofilter when a filter is set on it. A row a filter hides
+    is the reader's current view, not hidden content: the filter's buttons show, and clearing
+    it shows the row; so it is indexed."""
+    autofilter = sheet.find("s:autoFilter", _NS)
+    if autofilter is None or autofilter.find("s:filterColumn", _NS) is None:
+        return range(0)
+    try:
+        first, _, last = (autofilter.get("ref") or "").partition(":")
+        top = coordinate_from_string(first)[1]
+        bottom = coordinate_from_string(last or first)[1]
+    except ValueError:
+        return range(0)
+    return range(top + 1, bottom + 1)  # the header row is never filtered out
 
 
 def _collapse_hidden_cells(

@@ -323,6 +323,28 @@ def test_xlsx_hidden_sheets_rows_and_columns_are_not_indexed(tmp_path: Path) -> 
         assert hidden not in text, hidden
 
 
+def test_xlsx_rows_an_autofilter_hides_are_indexed_and_other_hidden_rows_are_not(
+    tmp_path: Path,
+) -> None:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in (["Depot", "Status"], ["Leeds", "open"], ["York", "closed"], ["Hull", "open"]):
+        sheet.append(row)
+    sheet.append([])
+    sheet.append(["Draft note", "merge York into Leeds"])
+    sheet.auto_filter.ref = "A1:B4"
+    sheet.auto_filter.add_filter_column(1, ["open"])  # Data > Filter: Status is "open"
+    sheet.row_dimensions[3].hidden = True  # what the filter hides
+    sheet.row_dimensions[6].hidden = True  # hidden by hand, outside the filter
+    path = tmp_path / "depots.xlsx"
+    book.save(path)
+
+    text = indexed_text(parse(path))
+    assert "| York | closed |" in text
+    assert "Draft note" not in text and "merge York" not in text
+
+
 def test_xlsx_numbers_read_as_their_formats_show_them(tmp_path: Path) -> None:
     book = Workbook()
     sheet = book.active

@@ -30,6 +30,7 @@ from presidio_analyzer.predefined_recognizers import (
     SpacyRecognizer,
     UsSsnRecognizer,
 )
+from presidio_analyzer.predefined_recognizers.generic.iban_patterns import regex_per_country
 
 from services.redaction_profile import SECRET
 from services.regex_held import held, hold_gil_in
@@ -188,6 +189,8 @@ class GatedIbanRecognizer(IbanRecognizer):
         if self._gate.search(text) is not None:
             found = list(super().analyze(text, entities, nlp_artifacts))  # ignores regex_flags
         for run in _ANY_CASE_RUN.finditer(text):
+            if run.group()[:2].upper() not in IBAN_COUNTRIES:
+                continue  # a hash or a part number: no country's IBAN starts so
             if any(r.start < run.end() and run.start() < r.end for r in found):
                 continue  # Presidio's own pass found it
             hit = self._longest_valid_start(text, run.start(), run.end(), entities)
@@ -208,6 +211,8 @@ class GatedIbanRecognizer(IbanRecognizer):
         return None
 
 
+#: the countries whose IBAN format Presidio checks
+IBAN_COUNTRIES = frozenset(regex_per_country)
 # the start of an IBAN in any case and what may follow it; _GROUP: one group of it
 _ANY_CASE_RUN = held(r"(?<![A-Za-z0-9])[A-Za-z]{2}[0-9]{2}(?:[ -]?[A-Za-z0-9]{1,4}){2,9}")
 _GROUP = held(r"[ -]?[A-Za-z0-9]{1,4}")

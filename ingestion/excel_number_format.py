@@ -20,6 +20,7 @@ caller keeps the stored value. Dates use English names, as Excel for en-US shows
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ class Token:
 def displayed(value: float, code: str, *, date1904: bool = False) -> str | None:
     """``value`` as a cell formatted with ``code`` shows it, or None (keep the stored value)."""
     sections = _compiled(code)
-    if not sections:
+    if not sections or not math.isfinite(value):  # General, or a malformed cell
         return None
     try:
         if value < 0 and len(sections) >= 2:

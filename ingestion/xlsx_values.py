@@ -45,12 +45,12 @@ class NumberFormats:
         if styles is None:
             return cls((), date1904)
         custom = {
-            int(f.get("numFmtId", "-1")): f.get("formatCode", "")
+            _number(f.get("numFmtId"), -1): f.get("formatCode", "")
             for f in styles.iterfind("s:numFmts/s:numFmt", _NS)
         }
         codes = []
         for xf in styles.iterfind("s:cellXfs/s:xf", _NS):
-            number = int(xf.get("numFmtId", "0"))
+            number = _number(xf.get("numFmtId"), 0)
             codes.append(
                 custom.get(number) or _LOCALE_FORMATS.get(number) or BUILTIN_FORMATS.get(number, "")
             )
@@ -74,7 +74,7 @@ def show_formatted_numbers(data: etree._Element, formats: NumberFormats) -> bool
             value = float(stored.text)
         except ValueError:
             continue
-        code = formats.code(int(cell.get("s", "0") or 0))
+        code = formats.code(_number(cell.get("s"), 0))
         text = displayed(value, code, date1904=formats.date1904)  # None for General
         if text is None:
             continue
@@ -85,6 +85,15 @@ def show_formatted_numbers(data: etree._Element, formats: NumberFormats) -> bool
         shown.text = text
         changed = True
     return changed
+
+
+def _number(attribute: str | None, default: int) -> int:
+    """An index attribute as a number; a malformed one reads as ``default`` (the cell keeps its
+    stored value rather than the workbook being refused)."""
+    try:
+        return int(attribute) if attribute else default
+    except ValueError:
+        return default
 
 
 def styles_part(archive: zipfile.ZipFile, relationships: dict[str, tuple[str, str]]) -> str | None:

@@ -61,6 +61,8 @@ def test_the_1904_date_system_counts_from_1904() -> None:
         (60, "yyyy-mm-dd"),  # the 29 February 1900 Excel counts
         (-1, "yyyy-mm-dd"),
         (3, '0 "unclosed'),
+        (float("inf"), "0.00"),  # a malformed cell
+        (float("nan"), "yyyy-mm-dd"),
     ],
 )
 def test_a_code_not_rendered_keeps_the_stored_value(value: float, code: str) -> None:

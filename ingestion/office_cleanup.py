@@ -128,7 +128,10 @@ def _notes(
         part = parts.get(note.rsplit("}", 1)[-1] + "s")  # footnote -> the "footnotes" part
         if part is None or part not in archive.namelist():
             continue
-        notes_root = _read_xml(archive, part)
+        try:
+            notes_root = _read_xml(archive, part)
+        except InvalidRequestError:
+            continue  # unreadable notes: the document's own text is still indexed
         clean_wordprocessing(notes_root, hidden_styles)
         found[reference] = notes_of(notes_root, note)
     return found

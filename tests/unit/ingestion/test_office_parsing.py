@@ -375,6 +375,13 @@ def test_xlsx_numbers_read_as_their_formats_show_them(tmp_path: Path) -> None:
 # --- PowerPoint -----------------------------------------------------------------------------
 
 
+def slide_sections(
+    doc: ParsedDocument,
+) -> list[tuple[tuple[str, ...], list[tuple[str, int | None]]]]:
+    """Each section's heading path and its blocks' text with their slide numbers."""
+    return [(s.path, [(b.text, b.page) for b in s.blocks]) for s in doc.sections]
+
+
 def slide(deck: PresentationFile, title: str | None, lines: list[str]) -> Slide:
     """A slide with a title and a body placeholder, or with a text box and no title."""
     page: Slide = deck.slides.add_slide(deck.slide_layouts[1 if title is not None else 6])
@@ -402,7 +409,7 @@ def test_pptx_every_bullet_reaches_the_slide_section(tmp_path: Path) -> None:
     deck.save(str(path))
 
     doc = parse(path)
-    assert [(s.path, [(b.text, b.page) for b in s.blocks]) for s in doc.sections] == [
+    assert slide_sections(doc) == [
         (
             ("Roadmap 2025",),
             [
@@ -445,7 +452,7 @@ def test_pptx_title_only_and_untitled_slides_keep_their_text(tmp_path: Path) -> 
     deck.save(str(path))
 
     doc = parse(path)
-    assert [(s.path, [(b.text, b.page) for b in s.blocks]) for s in doc.sections] == [
+    assert slide_sections(doc) == [
         (("Fleet plan",), [("Inspect the hydraulic pumps every quarter.", 1)]),
         ((), [("Replace filters.", 2), ("Check tyres.", 2)]),
         (("Questions?",), [("Questions?", 3)]),
@@ -477,7 +484,7 @@ def test_pptx_speaker_notes_follow_their_slide_and_a_hidden_slides_notes_do_not(
     deck.save(str(path))
 
     doc = parse(path)
-    assert [(s.path, [(b.text, b.page) for b in s.blocks]) for s in doc.sections] == [
+    assert slide_sections(doc) == [
         (
             ("Rollout plan",),
             [

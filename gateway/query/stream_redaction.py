@@ -1,6 +1,7 @@
 """Redact a token stream without buffering the whole answer.
 
-The last ``window`` characters are held back until the redactor has seen what follows them; text
+The last ``window`` characters (counted as the recognizers read them: invisible format characters
+and combining marks not counted) are held back until the redactor has seen what follows them; text
 before them is released only up to a whitespace boundary (a run of non-whitespace at the cut could
 still grow into an e-mail address, IBAN or card number) and never into a detected entity. The
 window is at least ``LONGEST_ENTITY``, the longest value the recognizers match, so an entity that
@@ -18,6 +19,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from services.pii_fold import fold_char
 from services.ports import Redactor
 from services.records import EntitySpan
 from services.redaction_placeholders import apply_spans
@@ -74,12 +76,17 @@ class StreamRedactor:
         return shifted | self._spans
 
     def _cut(self, spans: set[EntitySpan]) -> int:
-        """Where the released text may end: before the window, after whitespace, outside spans."""
-        cut = len(self._pending) - self._window
+        """Where the released text may end: before the window, after whitespace, outside spans.
+        The window and the hold limit count the characters the recognizers read: an address
+        stretched with invisible characters is no longer to them, and was let out by its start
+        while its end was still held."""
+        cut = visible_start(self._pending, self._window)
+        if cut <= 0:
+            return 0
         space = _LAST_SPACE.search(self._pending, 0, cut)
         if space is not None:
             cut = space.end()
-        elif len(self._pending) < _HOLD_LIMIT * self._window:
+        elif visible_start(self._pending, _HOLD_LIMIT * self._window) <= 0:
             return 0  # one run of non-whitespace so far: it may still become an entity
         moved = True
         while moved:  # spans may overlap: move until no span straddles the cut
@@ -101,3 +108,17 @@ class StreamRedactor:
             EntitySpan(s.start - cut, s.end - cut, s.entity_type) for s in spans if s.start >= cut
         }
         return released.text
+
+
+def visible_start(text: str, visible: int) -> int:
+    """Where the last ``visible`` characters the recognizers read begin in ``text`` (0 when it
+    holds no more): invisible format characters and combining marks, which the fold drops
+    (``services.pii_fold``), are not counted."""
+    count = 0
+    for index in range(len(text) - 1, -1, -1):
+        char = text[index]
+        if char.isascii() or fold_char(char):
+            count += 1
+            if count == visible:
+                return index
+    return 0

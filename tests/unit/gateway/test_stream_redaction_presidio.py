@@ -101,3 +101,21 @@ def test_no_part_of_a_value_leaks_when_streamed_in_small_tokens(
     out = stream(redactor, (text[i : i + size] for i in range(0, len(text), size)), before, value)
     assert value not in out
     assert out.startswith(before[:40])  # the text around the value is kept
+
+
+@pytest.mark.parametrize("size", [1, 4, 16])
+def test_an_address_stretched_with_invisible_characters_is_held_whole(
+    redactor: PresidioRedactor, size: int
+) -> None:
+    """Fourteen zero-width spaces after each character: 1,311 characters without whitespace,
+    more than the hold limit's eight windows, yet 84 to the recognizers. Counted raw, the
+    window let the address's start out and the rest was no address any more."""
+    before, value, after = CASES["email"]
+    stretched = "".join(char + "\u200b" * 14 for char in value)
+    text = before + stretched + after
+    window = StreamRedactor(redactor, Counter(), window_chars=WINDOW)
+    out = "".join(window.feed(text[i : i + size]) for i in range(0, len(text), size))
+    out += window.flush()
+    visible = out.replace("\u200b", "")
+    assert partial_leak(visible, before, value) is None
+    assert "<EMAIL_ADDRESS" in visible and visible.startswith(before[:40])

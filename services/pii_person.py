@@ -274,6 +274,10 @@ class PersonJudge:
         tokens = self._tokens(text[start:end])
         if not tokens:
             return None
+        if _opens_sentence(text, start) and all(
+            t.lower() in _SENTENCE_OPENERS and not self._lex.is_given(t) for t in tokens
+        ):
+            return None  # "Thanks. The contact ...": a cue, then the next sentence's first word
         if any(t.lower() in TECH_WORDS or t.lower() in code_words for t in tokens):
             return None
         if _EPONYM_AFTER.match(text[end : end + 40]):

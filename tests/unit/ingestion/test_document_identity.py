@@ -14,7 +14,14 @@ from test_ingest_batch import BatchStore
 from test_pipeline_chunks import DOC, FakeEmbedder, FakeRedactor, write
 
 from ingestion.identity import Identity
-from ingestion.pipeline import ChunkingPolicy, FileResult, IngestOptions, ingest_batch
+from ingestion.pipeline import (
+    PARSER_REVISIONS,
+    ChunkingPolicy,
+    FileResult,
+    IngestOptions,
+    file_hash,
+    ingest_batch,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -108,6 +115,22 @@ def test_an_unchanged_upload_is_still_recognised(tmp_path: Path) -> None:
     assert first.doc_id == second.doc_id
 
 
+def test_a_file_indexed_by_an_older_parser_is_parsed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A format's parser revision is part of the file hash: after an upgrade that changes what
+    its parsing indexes, the same bytes count as changed; other formats keep their hashes."""
+    store = BatchStore()
+    path = write(tmp_path, "a.md", DOC)
+    first = upload(store, path, "policy.md", ["hr"], ["hr"])
+    monkeypatch.setitem(PARSER_REVISIONS, "markdown", PARSER_REVISIONS["markdown"] + 1)
+    second = upload(store, path, "policy.md", ["hr"], ["hr"])
+    third = upload(store, path, "policy.md", ["hr"], ["hr"])
+    assert (first.status, second.status, third.status) == ("indexed", "indexed", "unchanged")
+    raw = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert file_hash(path, KEY, "pdf") == KEY.file_hash(raw)  # no revision: as before
+
+
 def test_ids_are_keyed_and_taken_after_redaction(tmp_path: Path) -> None:
     store = BatchStore()
     body = "# Contacts\n\nWrite to jane.doe@example.com for access.\n"
@@ -119,7 +142,7 @@ def test_ids_are_keyed_and_taken_after_redaction(tmp_path: Path) -> None:
     assert chunk.chunk_id == KEY.chunk_id(chunk.doc_id, 0, chunk.content_hash, chunk.file_hash)
     raw = hashlib.sha256(path.read_bytes()).hexdigest()
     stored = {chunk.chunk_id, chunk.parent_id, chunk.content_hash, chunk.file_hash, chunk.doc_id}
-    assert raw not in stored and chunk.file_hash == KEY.file_hash(raw)
+    assert raw not in stored and chunk.file_hash == KEY.file_hash(f"{raw}+parser2")
     # the same upload under another key shares no id with this one
     other = BatchStore()
     upload(

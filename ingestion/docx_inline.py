@@ -19,6 +19,7 @@ them, so that they land in the same section (and usually the same chunk):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 from lxml import etree
 
@@ -34,10 +35,17 @@ _ALTERNATE = f"{{{MC}}}AlternateContent"
 _FALLBACK = f"{{{MC}}}Fallback"
 _SHAPES = (f"{{{W}}}drawing", f"{{{W}}}pict", f"{{{W}}}object")
 
-#: reference element -> (note element, label)
+
+class NoteKind(NamedTuple):
+    note: str  # the note element's tag in its part
+    label: str  # how an inlined note opens
+    part: str  # the type of the document's relationship to its notes part
+
+
+#: reference element's tag -> its kind of note
 NOTE_KINDS = {
-    f"{{{W}}}footnoteReference": (f"{{{W}}}footnote", "Footnote"),
-    f"{{{W}}}endnoteReference": (f"{{{W}}}endnote", "Endnote"),
+    f"{{{W}}}footnoteReference": NoteKind(f"{{{W}}}footnote", "Footnote", "footnotes"),
+    f"{{{W}}}endnoteReference": NoteKind(f"{{{W}}}endnote", "Endnote", "endnotes"),
 }
 
 
@@ -88,7 +96,7 @@ def inline_notes(
             continue
         numbers[reference.tag] += 1
         number = numbers[reference.tag]
-        label = NOTE_KINDS[reference.tag][1]
+        label = NOTE_KINDS[reference.tag].label
         copies = [etree.fromstring(etree.tostring(p)) for p in paragraphs]
         copies[0].insert(_first_run_index(copies[0]), _run(f"{label} {number}: "))
         _insert_after(anchor, copies)

@@ -15,7 +15,6 @@ matter and is left as it is.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
 
 import yaml
 
@@ -23,39 +22,29 @@ MAX_FRONT_MATTER_CHARS = 64_000  # a page's metadata; anything longer is read as
 _FENCES = {"---": ("---", "..."), "+++": ("+++",)}
 
 
-@dataclass(frozen=True, slots=True)
-class FrontMatter:
-    title: str  # "" when the block names none
-    lines: int  # how many lines the block takes, fences included
-
-
-def read_front_matter(text: str) -> FrontMatter | None:
-    """The front matter ``text`` opens with, or None."""
-    lines = text.splitlines()
+def split_front_matter(text: str) -> tuple[str | None, str]:
+    """The title of the front matter ``text`` opens with ("" when it names none; None when
+    there is no front matter), and ``text`` with that block's lines left empty (the others
+    keep their numbers)."""
+    lines = text.splitlines(keepends=True)
     if not lines or lines[0].rstrip() not in _FENCES:
-        return None
+        return None, text
     opening = lines[0].rstrip()
     closing = next(
         (i for i, line in enumerate(lines[1:], start=1) if line.rstrip() in _FENCES[opening]),
         None,
     )
     if closing is None:
-        return None
-    source = "\n".join(lines[1:closing])
+        return None, text
+    source = "".join(lines[1:closing])
     if len(source) > MAX_FRONT_MATTER_CHARS:
-        return None
+        return None, text
     try:
         fields = yaml.safe_load(source) if opening == "---" else tomllib.loads(source)
     except (yaml.YAMLError, tomllib.TOMLDecodeError, ValueError):
-        return None
+        return None, text
     if not isinstance(fields, dict):
-        return None
+        return None, text
     title = fields.get("title")
-    return FrontMatter(
-        title=" ".join(title.split()) if isinstance(title, str) else "", lines=closing + 1
-    )
-
-
-def without_front_matter(text: str, front: FrontMatter) -> str:
-    """``text`` with the front matter's lines left empty (the others keep their numbers)."""
-    return "\n" * front.lines + "".join(text.splitlines(keepends=True)[front.lines :])
+    body = "\n" * (closing + 1) + "".join(lines[closing + 1 :])
+    return (" ".join(title.split()) if isinstance(title, str) else ""), body

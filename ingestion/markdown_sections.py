@@ -13,7 +13,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from ingestion.boilerplate import visible_fragment
-from ingestion.front_matter import read_front_matter, without_front_matter
+from ingestion.front_matter import split_front_matter
 
 _BLOCK_OPENERS = {
     "paragraph_open",
@@ -74,9 +74,7 @@ def _without_comments(text: str, inline: Token) -> str:
 def parse_markdown(text: str, *, fallback_title: str) -> ParsedDocument:
     """Split Markdown into sections by heading; the first H1 (else the front matter's title,
     else the fallback) is the title. Front matter is never indexed (``ingestion.front_matter``)."""
-    front = read_front_matter(text)
-    if front is not None:
-        text = without_front_matter(text, front)
+    front_title, text = split_front_matter(text)
     lines = text.splitlines()
     tokens = MarkdownIt("commonmark").enable("table").parse(text)
     path: list[tuple[int, str]] = []
@@ -109,6 +107,6 @@ def parse_markdown(text: str, *, fallback_title: str) -> ParsedDocument:
                 sections[-1].blocks.append(Block(text=block_text, kind=_kind(token.type)))
         i += 1
     return ParsedDocument(
-        title=title or (front.title if front is not None else "") or fallback_title,
+        title=title or front_title or fallback_title,
         sections=[s for s in sections if s.blocks],
     )

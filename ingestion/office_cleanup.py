@@ -24,7 +24,7 @@ from lxml import etree
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string, get_column_letter
 
 from ingestion.docx_inline import NOTE_KINDS, inline_notes, inline_text_boxes, notes_of
-from ingestion.xlsx_values import NumberFormats, show_formatted_numbers, styles_part
+from ingestion.xlsx_values import NumberFormats, show_formatted_numbers
 from ingestion.xml_elements import remove_keeping_tail
 from services.errors import InvalidRequestError
 
@@ -105,35 +105,34 @@ def visible_docx_parts(archive: zipfile.ZipFile) -> PartEdits:
     is. Headers and footers are not indexed, so they are left alone."""
     name = _main_part(archive)
     root = _read_xml(archive, name)
-    hidden_styles = _hidden_character_styles(archive, name)
+    related = _relationships(archive, name)
+    hidden_styles = _hidden_character_styles(archive, _related_part(archive, related, "styles"))
     changed = clean_wordprocessing(root, hidden_styles)
     changed = inline_text_boxes(root) or changed
-    changed = inline_notes(root, _notes(archive, name, hidden_styles)) or changed
+    changed = inline_notes(root, _notes(archive, related, hidden_styles)) or changed
     if not changed:
         return {}
     return {name: _xml_bytes(root)}
 
 
 def _notes(
-    archive: zipfile.ZipFile, document: str, hidden_styles: frozenset[str]
+    archive: zipfile.ZipFile,
+    related: dict[str, tuple[str, str]],
+    hidden_styles: frozenset[str],
 ) -> dict[str, dict[str, list[etree._Element]]]:
     """Reference tag -> note id -> the note's visible paragraphs, from the notes parts the
-    document refers to."""
-    parts = {
-        kind.rsplit("/", 1)[-1]: target
-        for target, kind in _relationships(archive, document).values()
-    }
+    document (whose relationships are ``related``) refers to."""
     found: dict[str, dict[str, list[etree._Element]]] = {}
-    for reference, (note, _) in NOTE_KINDS.items():
-        part = parts.get(note.rsplit("}", 1)[-1] + "s")  # footnote -> the "footnotes" part
-        if part is None or part not in archive.namelist():
+    for reference, kind in NOTE_KINDS.items():
+        part = _related_part(archive, related, kind.part)
+        if part is None:
             continue
         try:
             notes_root = _read_xml(archive, part)
         except InvalidRequestError:
             continue  # unreadable notes: the document's own text is still indexed
         clean_wordprocessing(notes_root, hidden_styles)
-        found[reference] = notes_of(notes_root, note)
+        found[reference] = notes_of(notes_root, kind.note)
     return found
 
 
@@ -172,18 +171,10 @@ def _run_is_hidden(run: etree._Element, hidden_styles: frozenset[str]) -> bool:
     return style is not None and style.get(f"{{{_W}}}val") in hidden_styles
 
 
-def _hidden_character_styles(archive: zipfile.ZipFile, document: str) -> frozenset[str]:
+def _hidden_character_styles(archive: zipfile.ZipFile, styles_part: str | None) -> frozenset[str]:
     """Ids of the styles whose text is hidden (``w:vanish`` on the style or a style it is based
     on), for runs that are hidden by their character style rather than directly."""
-    styles_part = next(
-        (
-            part
-            for part, kind in _relationships(archive, document).values()
-            if kind.endswith("/styles")
-        ),
-        None,
-    )
-    if styles_part is None or styles_part not in archive.namelist():
+    if styles_part is None:
         return frozenset()
     own: dict[str, bool | None] = {}
     based_on: dict[str, str] = {}
@@ -221,7 +212,7 @@ def visible_xlsx_parts(archive: zipfile.ZipFile) -> PartEdits:
     relationships = _relationships(archive, workbook)
     sheets = {rel_id: target for rel_id, (target, _) in relationships.items()}
     workbook_root = _read_xml(archive, workbook)
-    styles = styles_part(archive, relationships)
+    styles = _related_part(archive, relationships, "styles")
     formats = NumberFormats.read(_read_xml(archive, styles) if styles else None, workbook_root)
     edits: PartEdits = {}
     for sheet in workbook_root.iterfind("s:sheets/s:sheet", _NS):
@@ -341,6 +332,21 @@ def _relationships(archive: zipfile.ZipFile, part: str) -> dict[str, tuple[str, 
         resolved = target.lstrip("/") if target.startswith("/") else posixpath.join(folder, target)
         found[rel.get("Id", "")] = (posixpath.normpath(resolved), rel.get("Type", ""))
     return found
+
+
+def _related_part(
+    archive: zipfile.ZipFile, related: dict[str, tuple[str, str]], kind: str
+) -> str | None:
+    """The part of relationship type ``kind`` (its last segment: ``styles``, ``footnotes``)
+    among ``related`` (``_relationships``), if the package holds it."""
+    return next(
+        (
+            target
+            for target, rel_type in related.values()
+            if rel_type.rsplit("/", 1)[-1] == kind and target in archive.namelist()
+        ),
+        None,
+    )
 
 
 def _relationship_targets(archive: zipfile.ZipFile, part: str) -> dict[str, str]:

@@ -13,7 +13,6 @@ no reader misreads.
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 
 from lxml import etree
@@ -94,11 +93,3 @@ def _number(attribute: str | None, default: int) -> int:
         return int(attribute) if attribute else default
     except ValueError:
         return default
-
-
-def styles_part(archive: zipfile.ZipFile, relationships: dict[str, tuple[str, str]]) -> str | None:
-    """The workbook's styles part, from its relationships (id -> (target, type))."""
-    for target, kind in relationships.values():
-        if kind.rsplit("/", 1)[-1] == "styles" and target in archive.namelist():
-            return target
-    return None

@@ -38,32 +38,56 @@ from services.regex_held import held, hold_gil_in
 PHONE_REGIONS = ("US",)
 
 # Well-known key formats (their vendors document the prefixes), then "name = value" assignments
-# whose name says secret and whose value looks random. (name, pattern, needs a randomness check)
-_SECRET_PATTERNS: list[tuple[str, str, bool]] = [
-    ("aws access key id", r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b", False),
-    ("github token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_\w{40,})\b", False),
-    ("slack token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}", False),
-    ("gitlab token", r"\bgl(?:pat|dt|rt|ptt|cbt)-[A-Za-z0-9_\-]{20,}", False),
-    ("npm token", r"\bnpm_[A-Za-z0-9]{36}\b", False),
-    ("stripe key", r"\b(?:sk|rk)_live_[A-Za-z0-9]{16,}\b", False),
-    ("webhook secret", r"\bwhsec_[A-Za-z0-9+/=]{16,}", False),
-    ("google api key", r"\bAIza[0-9A-Za-z_\-]{35}\b", False),
-    ("openai-style key", r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{32,}\b", False),
-    ("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}", False),
-    ("pem private key", r"(?<=PRIVATE KEY-----\n)[A-Za-z0-9+/=\n]{40,}?(?=\n-----END)", False),
+# whose name says secret and whose value looks random. (name, pattern, needs a randomness check,
+# anchor: what a text must hold for the pattern to match in it; ``pii_screen`` looks for it)
+_SECRET_PATTERNS: list[tuple[str, str, bool, str]] = [
+    (
+        "aws access key id",
+        r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b",
+        False,
+        "AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA",
+    ),
+    (
+        "github token",
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_\w{40,})\b",
+        False,
+        "gh[pousr]_|github_pat_",
+    ),
+    ("slack token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}", False, "xox[abposr]-"),
+    (
+        "gitlab token",
+        r"\bgl(?:pat|dt|rt|ptt|cbt)-[A-Za-z0-9_\-]{20,}",
+        False,
+        "gl(?:pat|dt|rt|ptt|cbt)-",
+    ),
+    ("npm token", r"\bnpm_[A-Za-z0-9]{36}\b", False, "npm_"),
+    ("stripe key", r"\b(?:sk|rk)_live_[A-Za-z0-9]{16,}\b", False, "_live_"),
+    ("webhook secret", r"\bwhsec_[A-Za-z0-9+/=]{16,}", False, "whsec_"),
+    ("google api key", r"\bAIza[0-9A-Za-z_\-]{35}\b", False, "AIza"),
+    ("openai-style key", r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{32,}\b", False, "sk-"),
+    ("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}", False, "eyJ"),
+    (
+        "pem private key",
+        r"(?<=PRIVATE KEY-----\n)[A-Za-z0-9+/=\n]{40,}?(?=\n-----END)",
+        False,
+        "PRIVATE KEY-----",
+    ),
     (
         "assigned secret",
         r"(?i)(?<![\w])[\w.\-]*(?:passw(?:or)?d|pass|pwd|secret|token|api[_\-]?key|access[_\-]?key|"
         r"private[_\-]?key)[\w.\-]*[\"']?[ \t]*[:=][ \t]*[\"']?\K[^\s\"'$<>{}()\[\],;]{8,}",
         True,
+        "[:=]",
     ),
-    ("bearer token", r"(?i)\bBearer[ \t]+\K[A-Za-z0-9\-._~+/]{20,}=*", True),
+    ("bearer token", r"(?i)\bBearer[ \t]+\K[A-Za-z0-9\-._~+/]{20,}=*", True, "(?i:bearer)"),
     # the password of "scheme://user:password@host": whatever its shape, the position says what
     # it is (hunter2 is no less a password for looking like a word)
-    ("url password", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@]*:\K[^\s:/@]{3,}(?=@)", False),
+    ("url password", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@]*:\K[^\s:/@]{3,}(?=@)", False, "://"),
 ]
+#: A text holding none of the patterns' anchors holds no secret they could find.
+SECRET_ANCHORS = "|".join(f"(?:{anchor})" for _, _, _, anchor in _SECRET_PATTERNS)
 _COMPILED: list[tuple[str, Any, bool]] = [
-    (label, held(p), check) for label, p, check in _SECRET_PATTERNS
+    (label, held(p), check) for label, p, check, _ in _SECRET_PATTERNS
 ]
 
 _PLACEHOLDER = held(

@@ -77,7 +77,7 @@ async def rate_limited(principal: PrincipalDep, components: ComponentsDep) -> Pr
 def require_role(role: str):  # type: ignore[no-untyped-def]
     """One dependency for authentication, the role check and the rate limit, in that order.
     FastAPI walks a dependency tree on every request, and each node costs (issue 19's profile:
-    a fifth of a search's event-loop time went to solving seven nodes); this one has two."""
+    about a quarter of a search's event-loop time went to solving seven nodes); this one has two."""
 
     async def _check(request: Request, credentials: BearerDep) -> Principal:
         principal = await get_principal(request, credentials)

@@ -6,8 +6,9 @@ spaCy's tokenizer still cost such a question 0.3 ms of CPU at best and about 1 m
 path whose embedding has just run (issue 19's profile). A recognizer can only match where its
 anchor is: an e-mail address holds ``@``, a phone number, SSN, card or IBAN holds digits, an IP
 address digits or ``:``, a secret its pattern's anchor (``pii_recognizers.SECRET_ANCHORS``), and a
-name a capitalised word ``pii_person.may_hold_name`` counts. A text with none of them for the
-types asked for has nothing to find; every other text gets the full analysis, so the screen
+name a capitalised word ``pii_person.may_hold_name`` counts (that rule already chooses the texts
+spaCy's NER reads; this module screens the values). A text with none of them for the types asked
+for has nothing to find; every other text gets the full analysis, so the screen
 can only skip work, never a finding (``tests/unit/services/test_pii_screen.py`` compares both
 ways over the redaction set).
 
@@ -17,12 +18,9 @@ Arabic-Indic digit counts as what it folds to.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import lru_cache
 
-from services.pii_person import may_hold_name
 from services.pii_recognizers import SECRET_ANCHORS
-from services.pii_regions import Region
 from services.redaction_profile import (
     CREDIT_CARD,
     EMAIL_ADDRESS,
@@ -54,12 +52,11 @@ def _anchor_of(entities: frozenset[str]) -> HeldPattern | None:
     return held("|".join(parts)) if parts else None
 
 
-def could_hold_pii(text: str, entities: frozenset[str], regions: Sequence[Region]) -> bool:
-    """Whether a recognizer for ``entities`` could match in ``text`` (the folded copy, with its
-    protected regions). An entity type this module does not know always counts as a match."""
+def could_hold_value(text: str, entities: frozenset[str]) -> bool:
+    """Whether a value recognizer for ``entities`` could match in ``text`` (the folded copy).
+    Names are not screened here: ``may_hold_name`` decides them where spaCy's NER is chosen.
+    An entity type this module does not know always counts as a match."""
     if entities - ANCHORS.keys() - {PERSON}:
         return True
     anchor = _anchor_of(entities)
-    if anchor is not None and anchor.search(text):
-        return True
-    return PERSON in entities and may_hold_name(text, regions)
+    return anchor is not None and anchor.search(text) is not None

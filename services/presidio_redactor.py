@@ -137,7 +137,7 @@ class PresidioRedactor:
     ) -> list[list[EntitySpan]]:
         from services.pii_person import may_hold_name
         from services.pii_regions import protected_regions
-        from services.pii_screen import could_hold_pii
+        from services.pii_screen import could_hold_value
 
         entities = self.entities(profile)
         out: list[list[EntitySpan]] = [[] for _ in texts]
@@ -148,11 +148,12 @@ class PresidioRedactor:
         folded = {i: fold(texts[i]) for i in wanted}
         read = {i: folded[i].text for i in wanted}
         regions = {i: protected_regions(read[i]) for i in wanted}
-        # a text where no recognizer could match is not analysed (``pii_screen`` says why)
-        wanted = [i for i in wanted if could_hold_pii(read[i], entities, regions[i])]
         # NER only where a name could be kept: a capitalised word outside code and identifiers
         ner = [i for i in wanted if PERSON in entities and may_hold_name(read[i], regions[i])]
-        plain = sorted(set(wanted) - set(ner))
+        # the rest only where a value could be found: a text with nothing to find is not
+        # analysed at all (``pii_screen`` says why)
+        chosen = set(ner)
+        plain = [i for i in wanted if i not in chosen and could_hold_value(read[i], entities)]
         for ids, with_ner in ((ner, True), (plain, False)):
             docs = self._docs([read[i] for i in ids], with_ner, batch_size)
             for i, doc in zip(ids, docs, strict=True):

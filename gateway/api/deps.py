@@ -33,7 +33,7 @@ async def get_principal(request: Request, credentials: BearerDep) -> Principal:
     """The caller, from a remembered verified key on the event loop (no I/O), else from the key
     store or the JWT verifier in a worker thread (a store or JWKS round trip never blocks the
     loop)."""
-    components: Components = request.app.state.components
+    components = await get_components(request)
     tracer = getattr(request.app.state, "tracer", None) or trace.NoOpTracer()
     with tracer.start_as_current_span("auth", record_exception=False) as span:
         if credentials is None or not credentials.credentials:
@@ -83,7 +83,7 @@ def require_role(role: str):  # type: ignore[no-untyped-def]
         principal = await get_principal(request, credentials)
         if role not in principal.roles:
             raise AccessDeniedError(f"this endpoint needs the {role!r} role")
-        return await rate_limited(principal, request.app.state.components)
+        return await rate_limited(principal, await get_components(request))
 
     return _check
 

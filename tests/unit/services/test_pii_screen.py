@@ -10,9 +10,10 @@ from benchmarks.gateway_overhead import load_questions
 from benchmarks.redaction_quality import load_set
 from services import pii_screen
 from services.pii_fold import fold
+from services.pii_person import may_hold_name
 from services.pii_recognizers import _SECRET_PATTERNS, build_registry
 from services.pii_regions import protected_regions
-from services.pii_screen import ANCHORS, could_hold_pii
+from services.pii_screen import ANCHORS, could_hold_value
 from services.presidio_redactor import PresidioRedactor
 from services.redaction_profile import PERSON, SUPPORTED_ENTITIES, RedactionProfile
 
@@ -22,9 +23,11 @@ ALL = frozenset(SUPPORTED_ENTITIES)
 
 
 def screened(text: str, entities: frozenset[str] = ALL) -> bool:
-    """True when the screen lets ``text`` through to the analysis."""
+    """True when ``text`` goes to the analysis: a value could be in it, or a name (the rule
+    that chooses the texts spaCy's NER reads)."""
     read = fold(text).text
-    return could_hold_pii(read, entities, protected_regions(read))
+    name = PERSON in entities and may_hold_name(read, protected_regions(read))
+    return name or could_hold_value(read, entities)
 
 
 def texts() -> list[str]:
@@ -44,7 +47,7 @@ def test_no_text_the_screen_skips_holds_a_finding(
 ) -> None:
     corpus = texts()
     with monkeypatch.context() as unscreened:
-        unscreened.setattr(pii_screen, "could_hold_pii", lambda *_: True)
+        unscreened.setattr(pii_screen, "could_hold_value", lambda *_: True)
         full = redactor._find_many(corpus, profile)
     entities = redactor.entities(profile)
     skipped = [

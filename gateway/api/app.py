@@ -188,6 +188,9 @@ def create_app(
         version="0.1.0",
         description="Grounded answers from your own documents, on your own hardware.",
         lifespan=lifespan,
+        # the gateway traces itself (``instrument`` below, URLs reduced to route templates);
+        # FastAPI's own OpenTelemetry would look up the global providers on every request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.tracer = tracer
     install_problem_handlers(app)

@@ -6,13 +6,16 @@ takes whatever has queued (up to ``batch`` records) and appends it to the real l
 waits ``linger_s`` after a batch's first record for more to join it: a committed transaction of
 one record cost 0.18 ms of CPU, eight records 0.03 ms each, and at a steady trickle of searches
 each record used to commit alone (a record waits that long at most; a crash of the process can
-lose what waits, as it can lose what is queued). A query first waits for everything queued
-before it, and cuts the linger short, so a caller reads its own writes at once. When the log is
-down the writer keeps the records and retries with backoff; the queue is bounded, so a log that
-stays down slows requests (back-pressure) instead of losing records. A record the log refuses by
-its content (``AuditRecordRefusedError``) is found by halving its batch, then counted and logged
-as lost: retrying it would stall the queue, and with it every request. ``close`` flushes; records
-that still cannot be written at shutdown are counted and logged as lost.
+lose what waits, as it can lose what is queued). While it lingers the writer sleeps: records
+that join are not handed over one by one (a wake-up per record cost the writer more CPU than
+its share of the insert, and each request a thread wake-up). A query first waits for
+everything queued before it, and cuts the linger short, so a caller reads its own writes at
+once. When the log is down the writer keeps the records and retries with backoff; the queue is
+bounded, so a log that stays down slows requests (back-pressure) instead of losing records. A
+record the log refuses by its content (``AuditRecordRefusedError``) is found by halving its
+batch, then counted and logged as lost: retrying it would stall the queue, and with it every
+request. ``close`` flushes; records that still cannot be written at shutdown are counted and
+logged as lost.
 """
 
 from __future__ import annotations
@@ -22,15 +25,12 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from contextlib import suppress
 
 from gateway.audit.records import AuditFilter, AuditPage, AuditRecord
 from gateway.audit.store import AuditLog, AuditRecordRefusedError
 from services.errors import HoldfastError
 
 log = logging.getLogger("holdfast.audit")
-
-_HURRY = object()  # queued by flush(): write what has queued without lingering
 
 
 class BufferedAuditLog:
@@ -51,8 +51,9 @@ class BufferedAuditLog:
         self._retry_s = retry_s
         self._linger_s = linger_s
         self._on_failure = on_failure
-        self._queue: queue.Queue[AuditRecord | object | None] = queue.Queue(max_queued)
+        self._queue: queue.Queue[AuditRecord | None] = queue.Queue(max_queued)
         self._written = threading.Condition()
+        self._hurry = threading.Event()  # set by flush() and close(): write without lingering
         self._enqueued = 0
         self._done = 0
         self._stopping = False
@@ -92,8 +93,7 @@ class BufferedAuditLog:
             target = self._enqueued
             if self._done >= target:
                 return True
-        with suppress(queue.Full):  # a full queue: the writer is not lingering anyway
-            self._queue.put_nowait(_HURRY)
+        self._hurry.set()
         with self._written:
             return self._written.wait_for(lambda: self._done >= target, timeout=timeout_s)
 
@@ -111,6 +111,7 @@ class BufferedAuditLog:
         self._stopping_at = time.monotonic() + timeout_s
         self._stopping = True
         self._queue.put(None)
+        self._hurry.set()
         self._thread.join(timeout_s + 1.0)
         lost = self.pending
         if lost:
@@ -127,27 +128,29 @@ class BufferedAuditLog:
 
     def _next_batch(self) -> tuple[list[AuditRecord], bool]:
         """The records of the next write, and whether close() asked the writer to stop. Waits
-        for the first record, then up to ``linger_s`` for others, unless flush() or close()
-        asks for the write now or the batch is full."""
-        batch: list[AuditRecord] = []
-        deadline = float("inf")
+        for the first record, then sleeps up to ``linger_s`` while others queue, unless flush()
+        or close() asks for the write now or a batch's worth has queued already."""
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        if self._queue.qsize() < self._batch - 1:
+            self._hurry.wait(self._linger_s)
         while len(batch) < self._batch:
-            wait_s = deadline - time.monotonic() if batch else None
-            if wait_s is not None and wait_s <= 0:
-                break
             try:
-                item = self._queue.get(timeout=wait_s)
+                item = self._queue.get_nowait()
             except queue.Empty:
-                break
+                # every flush so far asked for records that are queued by now: clear its
+                # request, then take what joined in between (a flush after the clear keeps
+                # its request for the next batch)
+                self._hurry.clear()
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
             if item is None:
                 return batch, True
-            if item is _HURRY:
-                if batch:
-                    break
-                continue  # nothing waits: the flush finds everything written
-            if not batch:
-                deadline = time.monotonic() + self._linger_s
-            batch.append(item)  # type: ignore[arg-type]  # not a sentinel
+            batch.append(item)
         return batch, False
 
     def _write(self, batch: list[AuditRecord]) -> None:

@@ -4,6 +4,7 @@ down is retried (nothing dropped), and what cannot be written by shutdown is cou
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -172,3 +173,33 @@ def test_a_query_and_a_shutdown_do_not_wait_for_the_linger(tmp_path: Path) -> No
     log.close(timeout_s=2.0)
     assert lost == [] and batches.sizes == [1, 1]
     assert {r.principal for r in batches.query(AuditFilter()).records} == {"p1", "p2"}
+
+
+def test_records_joining_a_lingering_batch_stay_queued_until_it_is_written(
+    tmp_path: Path,
+) -> None:
+    """The lingering writer sleeps: a record that joins is not handed over as it arrives (a
+    wake-up per request), it waits in the queue for the batch's one write."""
+    batches = Batches(SqliteAuditLog(tmp_path / "audit.db"))
+    log = BufferedAuditLog(batches, linger_s=60.0)
+    log.offer(record(0))
+    deadline = time.monotonic() + 5.0
+    while log._queue.qsize() and time.monotonic() < deadline:  # the writer took the first
+        time.sleep(0.01)
+    for n in range(1, 5):
+        log.offer(record(n))
+    time.sleep(0.2)
+    assert log._queue.qsize() == 4 and batches.sizes == []
+    assert log.flush(timeout_s=5.0)
+    assert batches.sizes == [5]
+    log.close()
+
+
+def test_a_flush_behind_more_than_a_batch_does_not_wait_for_the_linger(tmp_path: Path) -> None:
+    batches = Batches(SqliteAuditLog(tmp_path / "audit.db"))
+    log = BufferedAuditLog(batches, batch=8, linger_s=60.0)
+    for n in range(20):
+        assert log.offer(record(n))
+    assert log.flush(timeout_s=5.0)
+    assert sum(batches.sizes) == 20 and max(batches.sizes) <= 8
+    log.close()

@@ -77,6 +77,7 @@ class PathRun:
     errors: int = 0
     seconds: float = 0.0
     cpu_s: dict[str, float] = field(default_factory=dict)
+    machine_ticks: tuple[int, int] = (0, 0)  # the machine's busy and total CPU ticks meanwhile
 
     def summary(self) -> dict[str, Any]:
         n = len(self.latency_ms) + self.errors
@@ -89,6 +90,11 @@ class PathRun:
                 name: round(seconds * 1000 / n, 2) if n else 0.0
                 for name, seconds in self.cpu_s.items()
             },
+            "machine_busy": (
+                round(self.machine_ticks[0] / self.machine_ticks[1], 3)
+                if self.machine_ticks[1]
+                else None
+            ),
         }
 
 
@@ -118,6 +124,15 @@ def cpu_seconds(pid: int) -> float:
     return stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
+def machine_ticks(stat: Path = Path("/proc/stat")) -> tuple[int, int]:
+    """All cores' busy and total CPU ticks so far (busy: all but idle and I/O wait), from the
+    first line of /proc/stat: whether a path left cores idle, or every process together was
+    short of CPU."""
+    ticks = [int(t) for t in stat.read_text().split("\n", 1)[0].split()[1:]]
+    total = sum(ticks[:8])  # user .. steal (guest time is counted in user already)
+    return total - ticks[3] - ticks[4], total
+
+
 @dataclass(frozen=True)
 class CpuMeter:
     """CPU seconds (user + system) of named processes and their descendants, from /proc, so a
@@ -141,12 +156,17 @@ class CpuMeter:
 
     def charge(self, run: PathRun, step: Callable[[], None]) -> None:
         """Run ``step`` and add each process's CPU time meanwhile to ``run``."""
-        before = self.read()
+        before, ticks_before = self.read(), machine_ticks()
         step()
-        after = self.read()
+        after, ticks_after = self.read(), machine_ticks()
         for name, seconds in after.items():
             if name in before:
                 run.cpu_s[name] = run.cpu_s.get(name, 0.0) + seconds - before[name]
+        busy, total = run.machine_ticks
+        run.machine_ticks = (
+            busy + ticks_after[0] - ticks_before[0],
+            total + ticks_after[1] - ticks_before[1],
+        )
 
 
 # The Python thread names of the gateway's threads, and what each kind does. Threads without a
@@ -979,18 +999,20 @@ def cpu_table(levels: list[dict[str, Any]]) -> list[str]:
     lines = [
         "",
         "CPU ms per request (user + system; `client` is this process: the raw path's embedder "
-        "and weaviate-client, or the gateway path's HTTP client):",
+        "and weaviate-client, or the gateway path's HTTP client), and how busy the machine's "
+        "cores were meanwhile (all processes; 100% is every core all the time):",
         "",
-        f"| conc. | path | {' | '.join(names)} | total |",
-        f"| --- | --- | {' | '.join('---' for _ in names)} | --- |",
+        f"| conc. | path | {' | '.join(names)} | total | machine busy |",
+        f"| --- | --- | {' | '.join('---' for _ in names)} | --- | --- |",
     ]
     for level in levels:
         for path in ("raw", "gateway"):
             cpu = level[path].get("cpu_ms_per_request", {})
             cells = [str(cpu.get(n, "-")) for n in names]
+            busy = level[path].get("machine_busy")
             lines.append(
                 f"| {level['concurrency']} | {path} | {' | '.join(cells)} "
-                f"| {round(sum(cpu.values()), 2)} |"
+                f"| {round(sum(cpu.values()), 2)} | {'-' if busy is None else f'{busy:.1%}'} |"
             )
     return lines
 

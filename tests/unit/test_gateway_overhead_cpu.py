@@ -24,6 +24,7 @@ from benchmarks.gateway_overhead import (
     hit_vectors,
     kept_share,
     level_blocks,
+    machine_ticks,
     mean_run_size,
     python_thread_names,
     stack_pids,
@@ -49,6 +50,17 @@ def test_a_step_is_charged_the_cpu_its_process_spent_and_a_gone_process_is_left_
     assert 0.15 <= run.cpu_s["client"] <= 1.0
     per_request = run.summary()["cpu_ms_per_request"]["client"]
     assert 15 <= per_request <= 100  # 0.2 s over 10 requests, in ms
+    busy, total = run.machine_ticks
+    assert 0 < busy <= total  # this process kept at least one core busy meanwhile
+    assert 0.0 < run.summary()["machine_busy"] <= 1.0
+
+
+def test_the_machine_is_busy_for_all_but_its_idle_and_io_wait_ticks(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat.write_text("cpu  600 10 200 1000 50 5 15 20 300 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
+    assert machine_ticks(stat) == (850, 1900)
+    assert PathRun().summary()["machine_busy"] is None  # nothing measured, nothing claimed
 
 
 CHILD_SPINS = (
@@ -99,10 +111,11 @@ def test_the_cpu_table_has_a_row_per_path_and_level_with_its_total() -> None:
         "raw": {"cpu_ms_per_request": {"client": 5.5, "weaviate": 4.5}},
         "gateway": {"cpu_ms_per_request": {"client": 1.5, "gateway": 9.5, "weaviate": 6.0}},
     }
+    level["raw"]["machine_busy"] = 0.962
     lines = cpu_table([level])
-    assert "| conc. | path | client | gateway | weaviate | total |" in lines
-    assert "| 8 | raw | 5.5 | - | 4.5 | 10.0 |" in lines
-    assert "| 8 | gateway | 1.5 | 9.5 | 6.0 | 17.0 |" in lines
+    assert "| conc. | path | client | gateway | weaviate | total | machine busy |" in lines
+    assert "| 8 | raw | 5.5 | - | 4.5 | 10.0 | 96.2% |" in lines
+    assert "| 8 | gateway | 1.5 | 9.5 | 6.0 | 17.0 | - |" in lines
     assert cpu_table([{"concurrency": 1, "raw": {}, "gateway": {}}]) == []
 
 

@@ -135,9 +135,8 @@ class PresidioRedactor:
     def _find_many(
         self, texts: Sequence[str], profile: RedactionProfile | None, batch_size: int = 32
     ) -> list[list[EntitySpan]]:
-        from services.pii_person import may_hold_name
         from services.pii_regions import protected_regions
-        from services.pii_screen import could_hold_value
+        from services.pii_screen import analysis_for
 
         entities = self.entities(profile)
         out: list[list[EntitySpan]] = [[] for _ in texts]
@@ -148,12 +147,12 @@ class PresidioRedactor:
         folded = {i: fold(texts[i]) for i in wanted}
         read = {i: folded[i].text for i in wanted}
         regions = {i: protected_regions(read[i]) for i in wanted}
-        # NER only where a name could be kept: a capitalised word outside code and identifiers
-        ner = [i for i in wanted if PERSON in entities and may_hold_name(read[i], regions[i])]
-        # the rest only where a value could be found: a text with nothing to find is not
-        # analysed at all (``pii_screen`` says why)
-        chosen = set(ner)
-        plain = [i for i in wanted if i not in chosen and could_hold_value(read[i], entities)]
+        # NER only where a name could be kept (a capitalised word outside code and identifiers),
+        # the recognizers alone where only a value could be, nothing where nothing could
+        # (``pii_screen`` says why)
+        needs = {i: analysis_for(read[i], entities, regions[i]) for i in wanted}
+        ner = [i for i in wanted if needs[i] == "names and values"]
+        plain = [i for i in wanted if needs[i] == "values"]
         for ids, with_ner in ((ner, True), (plain, False)):
             docs = self._docs([read[i] for i in ids], with_ner, batch_size)
             for i, doc in zip(ids, docs, strict=True):

@@ -10,10 +10,9 @@ from benchmarks.gateway_overhead import load_questions
 from benchmarks.redaction_quality import load_set
 from services import pii_screen
 from services.pii_fold import fold
-from services.pii_person import may_hold_name
 from services.pii_recognizers import _SECRET_PATTERNS, build_registry
 from services.pii_regions import protected_regions
-from services.pii_screen import ANCHORS, could_hold_value
+from services.pii_screen import ANCHORS, analysis_for
 from services.presidio_redactor import PresidioRedactor
 from services.redaction_profile import PERSON, SUPPORTED_ENTITIES, RedactionProfile
 
@@ -23,11 +22,9 @@ ALL = frozenset(SUPPORTED_ENTITIES)
 
 
 def screened(text: str, entities: frozenset[str] = ALL) -> bool:
-    """True when ``text`` goes to the analysis: a value could be in it, or a name (the rule
-    that chooses the texts spaCy's NER reads)."""
+    """True when ``text`` goes to the analysis, as the redactor decides it."""
     read = fold(text).text
-    name = PERSON in entities and may_hold_name(read, protected_regions(read))
-    return name or could_hold_value(read, entities)
+    return analysis_for(read, entities, protected_regions(read)) is not None
 
 
 def texts() -> list[str]:

@@ -12,6 +12,10 @@
   its keep-alive connections, opened before timing), and one untimed block per path warms
   both. A block is at least four requests per worker, so that a level reaches its concurrency.
   p50/p95/p99, throughput, error rate and the gateway/raw ratios.
+* **The HTTP floor** (unless ``--no-floor``): a third path in the same blocks, the raw path's
+  two calls behind a bare ASGI app on uvicorn (``benchmarks/http_floor.py``, a child process of
+  this one). Its ratios against the raw path are what crossing HTTP costs on this machine, for
+  any service; the gateway's ratios against it are what the gateway's own work costs.
 * **Streaming.** ``POST /v1/query`` with ``stream: true``: time to the ``retrieval`` event and to
   the first token, against the same steps done here (retrieval in-process, then the same
   messages streamed straight from the model server). The gateway's share of time to first
@@ -98,12 +102,15 @@ class PathRun:
         }
 
 
-def process_tree(pid: int) -> list[int]:
+def process_tree(pid: int, apart: frozenset[int] = frozenset()) -> list[int]:
     """``pid`` and its live descendants (uvicorn's worker processes, a process pool), from
-    /proc/<pid>/task/<tid>/children."""
+    /proc/<pid>/task/<tid>/children; a descendant in ``apart`` (measured on its own, as the
+    HTTP floor server this process starts) is left out with its own descendants."""
     tree, pending = [], [pid]
     while pending:
         current = pending.pop()
+        if current in apart and current != pid:
+            continue
         tree.append(current)
         for children in Path(f"/proc/{current}/task").glob("*/children"):
             try:
@@ -142,11 +149,12 @@ class CpuMeter:
 
     def read(self) -> dict[str, float]:
         out = {}
+        apart = frozenset(self.pids.values())
         for name, pid in self.pids.items():
             if not Path(f"/proc/{pid}").exists():
                 continue  # a process that is gone (or external) is left out, not guessed
             total = 0.0
-            for member in process_tree(pid):
+            for member in process_tree(pid, apart):
                 try:
                     total += cpu_seconds(member)
                 except OSError:
@@ -290,8 +298,15 @@ class RawSearch:
         self._returned = list(HIT_PROPERTIES)  # the properties the gateway asks for
 
     def __call__(self, question: str) -> int:
+        return len(self._query(question).objects)
+
+    def hits(self, question: str) -> list[dict[str, Any]]:
+        """The hits' properties and fused scores (what ``benchmarks.http_floor`` returns)."""
+        return [{**o.properties, "score": o.metadata.score} for o in self._query(question).objects]
+
+    def _query(self, question: str) -> Any:
         vector = self._embed(question)
-        response = self._collection.query.hybrid(
+        return self._collection.query.hybrid(
             query=question,
             vector=list(vector),
             alpha=self._options.alpha,
@@ -302,7 +317,6 @@ class RawSearch:
             return_metadata=self._metadata,
             return_properties=self._returned,
         )
-        return len(response.objects)
 
     def close(self) -> None:
         self._client.close()
@@ -354,6 +368,28 @@ def replicate(settings: Any, group: str, min_chunks: int) -> dict[str, int]:
             total = int(collection.aggregate.over_all(total_count=True).total_count or 0)
             print(f"  copy {copy}: the index holds {total} chunks", flush=True)
     return {"readable_by_group": len(originals), "total": total}
+
+
+def start_floor(
+    group: str, port: int, *, joined: bool, wait_s: float = 180.0
+) -> subprocess.Popen[bytes]:
+    """``benchmarks.http_floor`` on ``port``, ready (its model loaded) when this returns."""
+    argv = [sys.executable, "-m", "benchmarks.http_floor", "--group", group, "--port", str(port)]
+    if joined:
+        argv.append("--joined")
+    proc = subprocess.Popen(argv, cwd=Path(__file__).resolve().parents[1])
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the HTTP floor server exited ({proc.returncode}) before ready")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.terminate()
+    raise RuntimeError(f"the HTTP floor server was not ready on port {port} within {wait_s:.0f}s")
 
 
 def run_raw(raw: RawSearch, questions: list[str], pool: ThreadPoolExecutor, run: PathRun) -> None:
@@ -510,15 +546,20 @@ def search_level(
     on_gateway_block: Callable[[int], None] | None = None,
     counters: Callable[[], dict[str, float] | None] = lambda: None,
     threads: ThreadMeter | None = None,
+    floor_url: str | None = None,
 ) -> dict[str, Any]:
-    """Alternate raw and gateway blocks; the order flips every block. Before the timed blocks,
-    one untimed block per path warms both (threads, connections, caches). ``counters`` reads
-    the gateway's /metrics counters (its embedding runs and kept hit vectors: only its blocks
-    move them); ``threads`` reads the gateway's CPU by thread during its blocks."""
-    raw_run, gateway_run = PathRun(), PathRun()
+    """Alternate raw and gateway blocks (and HTTP floor blocks, given ``floor_url``); the order
+    turns every block. Before the timed blocks, one untimed block per path warms each (threads,
+    connections, caches). ``counters`` reads the gateway's /metrics counters (its embedding
+    runs and kept hit vectors: only its blocks move them); ``threads`` reads the gateway's CPU
+    by thread during its blocks."""
+    raw_run, gateway_run, floor_run = PathRun(), PathRun(), PathRun()
     loop = asyncio.new_event_loop()
     pool = ThreadPoolExecutor(concurrency)
     session = loop.run_until_complete(open_session(url, key, concurrency))
+    floor = None
+    if floor_url:
+        floor = loop.run_until_complete(open_session(floor_url, key, concurrency))
     try:
 
         def raw_block(chunk: list[str], run: PathRun) -> None:
@@ -533,17 +574,23 @@ def search_level(
             else:
                 threads.charge(functools.partial(gateway_requests, chunk, run))
 
+        def floor_block(chunk: list[str], run: PathRun) -> None:
+            assert floor is not None
+            loop.run_until_complete(_gateway_block(floor, chunk, concurrency, run))
+
+        paths = [(raw_block, raw_run), (gateway_block, gateway_run)]
+        if floor is not None:
+            paths.append((floor_block, floor_run))
         if blocks:
             raw_block(blocks[0], PathRun())
             gateway_requests(blocks[0], PathRun())
+            if floor is not None:
+                floor_block(blocks[0], PathRun())
         if threads is not None:
             threads.name_threads()  # after the warm-up block started the request threads
         before = counters()
         for i, chunk in enumerate(blocks):
-            steps = [(raw_block, raw_run), (gateway_block, gateway_run)]
-            if i % 2:
-                steps.reverse()
-            for step, run in steps:
+            for step, run in block_order(paths, i):
                 meter.charge(run, functools.partial(step, chunk, run))
             if on_gateway_block:
                 on_gateway_block(i)
@@ -552,14 +599,28 @@ def search_level(
             threads.name_threads()
     finally:
         loop.run_until_complete(session.close())
+        if floor is not None:
+            loop.run_until_complete(floor.close())
         loop.close()
         pool.shutdown()
     r, g = raw_run.summary(), gateway_run.summary()
+    floor_ratios: dict[str, Any] = {}
+    if floor is not None:
+        f = floor_run.summary()
+        floor_ratios = {
+            "floor": f,
+            "floor_ratio_p50": _ratio(f["latency_ms"]["p50"], r["latency_ms"]["p50"]),
+            "floor_ratio_p99": _ratio(f["latency_ms"]["p99"], r["latency_ms"]["p99"]),
+            "floor_throughput_ratio": _ratio(f["throughput_rps"], r["throughput_rps"]),
+            "gateway_over_floor_p50": _ratio(g["latency_ms"]["p50"], f["latency_ms"]["p50"]),
+            "gateway_over_floor_throughput": _ratio(g["throughput_rps"], f["throughput_rps"]),
+        }
     return {
         "concurrency": concurrency,
         "block": len(blocks[0]) if blocks else 0,
         "raw": r,
         "gateway": g,
+        **floor_ratios,
         "ratio_p50": _ratio(g["latency_ms"]["p50"], r["latency_ms"]["p50"]),
         "ratio_p99": _ratio(g["latency_ms"]["p99"], r["latency_ms"]["p99"]),
         "throughput_ratio": _ratio(g["throughput_rps"], r["throughput_rps"]),
@@ -569,6 +630,18 @@ def search_level(
         "gateway_hit_vectors_kept": kept_share(hit_vectors(before), hit_vectors(after)),
         "gateway_cpu_ms_by_thread": threads.ms_per_request(g["requests"]) if threads else {},
     }
+
+
+def block_order(paths: list[Any], block: int) -> list[Any]:
+    """The paths in the order block number ``block`` runs them: turned by one each block, so
+    each path goes first (and last) equally often."""
+    turn = block % len(paths) if paths else 0
+    return paths[turn:] + paths[:turn]
+
+
+def measured_paths(level: dict[str, Any]) -> list[str]:
+    """The paths a level measured, in report order."""
+    return [p for p in ("raw", "floor", "gateway") if p in level]
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -862,6 +935,15 @@ def main() -> None:
     )
     parser.add_argument("--label", default="", help="what was measured, for the report")
     parser.add_argument(
+        "--floor-port",
+        type=int,
+        default=8091,
+        help="port of the HTTP floor server this benchmark starts (the raw path behind HTTP)",
+    )
+    parser.add_argument(
+        "--no-floor", action="store_true", help="leave the HTTP floor path out of the search"
+    )
+    parser.add_argument(
         "--raw-embedding",
         choices=("per-call", "joined"),
         default="per-call",
@@ -887,7 +969,14 @@ def main() -> None:
     components = build_components(settings)
     components.warm_up()
     questions = load_questions(args.questions)
-    raw = RawSearch(components, args.group, joined=args.raw_embedding == "joined")
+    joined = args.raw_embedding == "joined"
+    raw = RawSearch(components, args.group, joined=joined)
+    floor_url = None
+    if not args.no_floor and args.levels.strip():
+        print("starting the HTTP floor server …", flush=True)
+        floor_proc = start_floor(args.group, args.floor_port, joined=joined)
+        pids["floor"] = floor_proc.pid
+        floor_url = f"http://127.0.0.1:{args.floor_port}"
     meter = CpuMeter(pids)
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     report: dict[str, Any] = {
@@ -922,6 +1011,7 @@ def main() -> None:
                 on_gateway_block=hook,
                 counters=lambda: gateway_counters(url, admin_key),
                 threads=ThreadMeter(pid),
+                floor_url=floor_url,
             )
         except RateLimitedBenchmarkError as exc:
             sys.exit(f"gateway_overhead: {exc}")
@@ -930,6 +1020,9 @@ def main() -> None:
             for proc in spy:
                 proc.wait(timeout=120)
     raw.close()
+    if floor_url is not None:
+        floor_proc.terminate()
+        floor_proc.wait(timeout=30)
     if args.stream:
         print(f"streamed answers ({args.stream}) …", flush=True)
         raw_stream = RawStream(components, args.group)
@@ -990,7 +1083,7 @@ def cpu_table(levels: list[dict[str, Any]]) -> list[str]:
         {
             n
             for lv in levels
-            for p in ("raw", "gateway")
+            for p in measured_paths(lv)
             for n in lv[p].get("cpu_ms_per_request", {})
         }
     )
@@ -999,14 +1092,15 @@ def cpu_table(levels: list[dict[str, Any]]) -> list[str]:
     lines = [
         "",
         "CPU ms per request (user + system; `client` is this process: the raw path's embedder "
-        "and weaviate-client, or the gateway path's HTTP client), and how busy the machine's "
-        "cores were meanwhile (all processes; 100% is every core all the time):",
+        "and weaviate-client, or the HTTP client of the gateway and floor paths; `floor` is the "
+        "HTTP floor's server), and how busy the machine's cores were meanwhile (all processes; "
+        "100% is every core all the time):",
         "",
         f"| conc. | path | {' | '.join(names)} | total | machine busy |",
         f"| --- | --- | {' | '.join('---' for _ in names)} | --- | --- |",
     ]
     for level in levels:
-        for path in ("raw", "gateway"):
+        for path in measured_paths(level):
             cpu = level[path].get("cpu_ms_per_request", {})
             cells = [str(cpu.get(n, "-")) for n in names]
             busy = level[path].get("machine_busy")
@@ -1014,6 +1108,31 @@ def cpu_table(levels: list[dict[str, Any]]) -> list[str]:
                 f"| {level['concurrency']} | {path} | {' | '.join(cells)} "
                 f"| {round(sum(cpu.values()), 2)} | {'-' if busy is None else f'{busy:.1%}'} |"
             )
+    return lines
+
+
+def floor_table(levels: list[dict[str, Any]]) -> list[str]:
+    """What crossing HTTP costs (the floor against the raw path) and what the gateway's own
+    work costs (the gateway against the floor), per level; nothing when no floor ran."""
+    measured = [lv for lv in levels if "floor" in lv]
+    if not measured:
+        return []
+    lines = [
+        "",
+        "The HTTP floor (the raw path's calls behind a bare ASGI app on uvicorn, "
+        "`benchmarks/http_floor.py`): what crossing HTTP costs on this machine, and what the "
+        "gateway's own work costs beyond it:",
+        "",
+        "| conc. | p50 floor/raw | p99 floor/raw | throughput floor/raw "
+        "| p50 gateway/floor | throughput gateway/floor |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for lv in measured:
+        lines.append(
+            f"| {lv['concurrency']} | {lv['floor_ratio_p50']} | {lv['floor_ratio_p99']} "
+            f"| {lv['floor_throughput_ratio']} | {lv['gateway_over_floor_p50']} "
+            f"| {lv['gateway_over_floor_throughput']} |"
+        )
     return lines
 
 
@@ -1069,7 +1188,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for level in report["search"]:
-        for path in ("raw", "gateway"):
+        for path in measured_paths(level):
             s = level[path]
             lat = s["latency_ms"]
             lines.append(
@@ -1090,6 +1209,7 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"| {level.get('gateway_questions_per_embedding_run') or '-'} "
             f"| {'-' if kept is None else kept} |"
         )
+    lines += floor_table(report["search"])
     lines += cpu_table(report["search"])
     lines += thread_table(report["search"])
     if report.get("flame_graph"):

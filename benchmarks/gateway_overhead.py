@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -49,7 +50,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -370,26 +371,43 @@ def replicate(settings: Any, group: str, min_chunks: int) -> dict[str, int]:
     return {"readable_by_group": len(originals), "total": total}
 
 
-def start_floor(
+class FloorServerError(RuntimeError):
+    """The HTTP floor server did not come up."""
+
+
+@contextlib.contextmanager
+def running_floor(
     group: str, port: int, *, joined: bool, wait_s: float = 180.0
-) -> subprocess.Popen[bytes]:
-    """``benchmarks.http_floor`` on ``port``, ready (its model loaded) when this returns."""
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``benchmarks.http_floor`` on ``port``, ready (its model loaded) inside the block and
+    stopped when the block ends, however it ends."""
     argv = [sys.executable, "-m", "benchmarks.http_floor", "--group", group, "--port", str(port)]
     if joined:
         argv.append("--joined")
     proc = subprocess.Popen(argv, cwd=Path(__file__).resolve().parents[1])
+    try:
+        wait_until_ready(proc, f"http://127.0.0.1:{port}/healthz", wait_s)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def wait_until_ready(proc: subprocess.Popen[bytes], health_url: str, wait_s: float) -> None:
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the HTTP floor server exited ({proc.returncode}) before ready")
+            raise FloorServerError(f"the HTTP floor server exited ({proc.returncode}) at start")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return proc
+            if httpx.get(health_url, timeout=2).status_code == 200:
+                return
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    proc.terminate()
-    raise RuntimeError(f"the HTTP floor server was not ready on port {port} within {wait_s:.0f}s")
+    raise FloorServerError(f"the HTTP floor server did not answer {health_url} in {wait_s:.0f}s")
 
 
 def run_raw(raw: RawSearch, questions: list[str], pool: ThreadPoolExecutor, run: PathRun) -> None:
@@ -971,13 +989,6 @@ def main() -> None:
     questions = load_questions(args.questions)
     joined = args.raw_embedding == "joined"
     raw = RawSearch(components, args.group, joined=joined)
-    floor_url = None
-    if not args.no_floor and args.levels.strip():
-        print("starting the HTTP floor server …", flush=True)
-        floor_proc = start_floor(args.group, args.floor_port, joined=joined)
-        pids["floor"] = floor_proc.pid
-        floor_url = f"http://127.0.0.1:{args.floor_port}"
-    meter = CpuMeter(pids)
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     report: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -988,41 +999,55 @@ def main() -> None:
         "raw_embedding": args.raw_embedding,
         "search": [],
     }
-    for level in [int(x) for x in args.levels.split(",") if x.strip()]:
-        print(f"search at concurrency {level} …", flush=True)
-        hook = None
-        if args.profile and level == 8:
-            flame = REPORTS / f"gateway-overhead-{stamp}-search-c8.svg"
-            spy: list[subprocess.Popen[bytes]] = []
+    levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    with contextlib.ExitStack() as floor:
+        floor_url = None
+        if levels and not args.no_floor:
+            print("starting the HTTP floor server …", flush=True)
+            try:
+                floor_proc = floor.enter_context(
+                    running_floor(args.group, args.floor_port, joined=joined)
+                )
+            except FloorServerError as exc:
+                sys.exit(
+                    f"gateway_overhead: {exc}: is port {args.floor_port} taken? "
+                    "Pick another with --floor-port, or leave the floor out with --no-floor"
+                )
+            pids["floor"] = floor_proc.pid
+            floor_url = f"http://127.0.0.1:{args.floor_port}"
+        meter = CpuMeter(pids)
+        for level in levels:
+            print(f"search at concurrency {level} …", flush=True)
+            hook = None
+            if args.profile and level == 8:
+                flame = REPORTS / f"gateway-overhead-{stamp}-search-c8.svg"
+                spy: list[subprocess.Popen[bytes]] = []
 
-            def hook(i: int, flame: Path = flame, spy: list[Any] = spy) -> None:
-                if i == 0:  # profile the blocks after the first pair (warm)
-                    spy.append(profile_gateway(pid, 20, flame))
+                def hook(i: int, flame: Path = flame, spy: list[Any] = spy) -> None:
+                    if i == 0:  # profile the blocks after the first pair (warm)
+                        spy.append(profile_gateway(pid, 20, flame))
 
-            report["flame_graph"] = flame.name
-        try:
-            measured = search_level(
-                raw,
-                url,
-                key,
-                level_blocks(questions, args.requests, args.block, level),
-                level,
-                meter,
-                on_gateway_block=hook,
-                counters=lambda: gateway_counters(url, admin_key),
-                threads=ThreadMeter(pid),
-                floor_url=floor_url,
-            )
-        except RateLimitedBenchmarkError as exc:
-            sys.exit(f"gateway_overhead: {exc}")
-        report["search"].append(measured)
-        if args.profile and level == 8:
-            for proc in spy:
-                proc.wait(timeout=120)
+                report["flame_graph"] = flame.name
+            try:
+                measured = search_level(
+                    raw,
+                    url,
+                    key,
+                    level_blocks(questions, args.requests, args.block, level),
+                    level,
+                    meter,
+                    on_gateway_block=hook,
+                    counters=lambda: gateway_counters(url, admin_key),
+                    threads=ThreadMeter(pid),
+                    floor_url=floor_url,
+                )
+            except RateLimitedBenchmarkError as exc:
+                sys.exit(f"gateway_overhead: {exc}")
+            report["search"].append(measured)
+            if args.profile and level == 8:
+                for proc in spy:
+                    proc.wait(timeout=120)
     raw.close()
-    if floor_url is not None:
-        floor_proc.terminate()
-        floor_proc.wait(timeout=30)
     if args.stream:
         print(f"streamed answers ({args.stream}) …", flush=True)
         raw_stream = RawStream(components, args.group)

@@ -6,20 +6,24 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchmarks.gateway_overhead import (
     CpuMeter,
+    FloorServerError,
     PathRun,
     block_order,
     cpu_table,
     floor_table,
     measured_paths,
     process_tree,
+    wait_until_ready,
 )
 from benchmarks.http_floor import FloorApp
 
@@ -132,3 +136,28 @@ def test_the_cpu_table_has_a_floor_row_between_raw_and_gateway() -> None:
     rows = [line for line in cpu_table([_level(True)]) if line.startswith("| 8 |")]
     assert [row.split(" | ")[1] for row in rows] == ["raw", "floor", "gateway"]
     assert "| 8 | floor | 0.5 | 6.9 | - | 5.0 | 12.4 |" in rows[1]
+
+
+def test_a_floor_server_that_exits_at_start_is_reported_not_waited_for() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"])
+    with pytest.raises(FloorServerError, match=r"exited \(3\)"):
+        wait_until_ready(proc, "http://127.0.0.1:9/healthz", wait_s=30)
+
+
+def test_the_floor_server_is_ready_once_its_health_url_answers(tmp_path: Path) -> None:
+    (tmp_path / "healthz").write_text("ok")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_ready(proc, f"http://127.0.0.1:{port}/healthz", wait_s=30)
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -47,6 +47,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -61,7 +62,7 @@ import aiohttp
 import httpx
 
 from benchmarks.load import machine, percentiles
-from gateway.local.processes import ProcessSupervisor
+from gateway.local.processes import ProcessSpec, ProcessSupervisor, StartupError
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -371,43 +372,33 @@ def replicate(settings: Any, group: str, min_chunks: int) -> dict[str, int]:
     return {"readable_by_group": len(originals), "total": total}
 
 
-class FloorServerError(RuntimeError):
-    """The HTTP floor server did not come up."""
-
-
-@contextlib.contextmanager
-def running_floor(
-    group: str, port: int, *, joined: bool, wait_s: float = 180.0
-) -> Iterator[subprocess.Popen[bytes]]:
-    """``benchmarks.http_floor`` on ``port``, ready (its model loaded) inside the block and
-    stopped when the block ends, however it ends."""
+def floor_spec(group: str, port: int, *, joined: bool, wait_s: float = 180.0) -> ProcessSpec:
+    """``benchmarks.http_floor`` on ``port``, healthy once its model is loaded."""
     argv = [sys.executable, "-m", "benchmarks.http_floor", "--group", group, "--port", str(port)]
     if joined:
         argv.append("--joined")
-    proc = subprocess.Popen(argv, cwd=Path(__file__).resolve().parents[1])
+    return ProcessSpec(
+        name="http-floor",
+        argv=argv,
+        health_url=f"http://127.0.0.1:{port}/healthz",
+        env=dict(os.environ),
+        cwd=Path(__file__).resolve().parents[1],
+        startup_timeout_s=wait_s,
+        hint=f"is port {port} taken? Pick another with --floor-port, "
+        "or leave the floor out with --no-floor",
+    )
+
+
+@contextlib.contextmanager
+def supervised(supervisor: ProcessSupervisor, spec: ProcessSpec) -> Iterator[int]:
+    """The process of ``spec``, healthy inside the block (its PID), and stopped when the block
+    ends, or when it does not come up, however that ends."""
     try:
-        wait_until_ready(proc, f"http://127.0.0.1:{port}/healthz", wait_s)
-        yield proc
+        pid = supervisor.start(spec).pid
+        assert pid is not None
+        yield pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def wait_until_ready(proc: subprocess.Popen[bytes], health_url: str, wait_s: float) -> None:
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise FloorServerError(f"the HTTP floor server exited ({proc.returncode}) at start")
-        try:
-            if httpx.get(health_url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise FloorServerError(f"the HTTP floor server did not answer {health_url} in {wait_s:.0f}s")
+        supervisor.stop(spec.name)
 
 
 def run_raw(raw: RawSearch, questions: list[str], pool: ThreadPoolExecutor, run: PathRun) -> None:
@@ -1004,16 +995,17 @@ def main() -> None:
         floor_url = None
         if levels and not args.no_floor:
             print("starting the HTTP floor server …", flush=True)
+            run_dir = Path(floor.enter_context(tempfile.TemporaryDirectory(prefix="hf-floor-")))
+            spec = floor_spec(args.group, args.floor_port, joined=joined)
             try:
-                floor_proc = floor.enter_context(
-                    running_floor(args.group, args.floor_port, joined=joined)
+                pids["floor"] = floor.enter_context(
+                    supervised(ProcessSupervisor(run_dir, settings.logs_dir), spec)
                 )
-            except FloorServerError as exc:
+            except StartupError as exc:
                 sys.exit(
-                    f"gateway_overhead: {exc}: is port {args.floor_port} taken? "
-                    "Pick another with --floor-port, or leave the floor out with --no-floor"
+                    f"gateway_overhead: {exc} (its log: {settings.logs_dir / 'http-floor.log'}). "
+                    f"{exc.hint}"
                 )
-            pids["floor"] = floor_proc.pid
             floor_url = f"http://127.0.0.1:{args.floor_port}"
         meter = CpuMeter(pids)
         for level in levels:

@@ -16,16 +16,17 @@ import pytest
 
 from benchmarks.gateway_overhead import (
     CpuMeter,
-    FloorServerError,
     PathRun,
     block_order,
     cpu_table,
+    floor_spec,
     floor_table,
     measured_paths,
     process_tree,
-    wait_until_ready,
+    supervised,
 )
 from benchmarks.http_floor import FloorApp
+from gateway.local.processes import ProcessSpec, ProcessState, ProcessSupervisor, StartupError
 
 pytestmark = pytest.mark.unit
 
@@ -138,26 +139,70 @@ def test_the_cpu_table_has_a_floor_row_between_raw_and_gateway() -> None:
     assert "| 8 | floor | 0.5 | 6.9 | - | 5.0 | 12.4 |" in rows[1]
 
 
-def test_a_floor_server_that_exits_at_start_is_reported_not_waited_for() -> None:
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"])
-    with pytest.raises(FloorServerError, match=r"exited \(3\)"):
-        wait_until_ready(proc, "http://127.0.0.1:9/healthz", wait_s=30)
+def _supervisor(tmp_path: Path) -> ProcessSupervisor:
+    return ProcessSupervisor(tmp_path / "run", tmp_path / "logs")
 
 
-def test_the_floor_server_is_ready_once_its_health_url_answers(tmp_path: Path) -> None:
+def _spec(argv: list[str], port: int = 9, **extra: Any) -> ProcessSpec:
+    return ProcessSpec(
+        name="http-floor",
+        argv=argv,
+        health_url=f"http://127.0.0.1:{port}/healthz",
+        env=dict(os.environ),
+        startup_timeout_s=30,
+        **extra,
+    )
+
+
+def test_a_floor_server_that_exits_at_start_is_reported_not_waited_for(tmp_path: Path) -> None:
+    exits = _spec([sys.executable, "-c", "import sys; print('port taken'); sys.exit(3)"])
+    with (
+        pytest.raises(StartupError, match="process exited") as raised,
+        supervised(_supervisor(tmp_path), exits),
+    ):
+        pytest.fail("the block ran although the server never came up")
+    assert "port taken" in raised.value.log_tail
+    assert not _supervisor(tmp_path).state("http-floor").running
+
+
+def test_the_floor_server_runs_inside_the_block_and_is_stopped_after_it(tmp_path: Path) -> None:
     (tmp_path / "healthz").write_text("ok")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proc = subprocess.Popen(
+    serves = _spec(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        port,
         cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
     )
+    supervisor = _supervisor(tmp_path)
+    with pytest.raises(KeyboardInterrupt), supervised(supervisor, serves) as pid:
+        assert supervisor.state("http-floor") == ProcessState("http-floor", pid, True)
+        assert os.path.exists(f"/proc/{pid}")
+        raise KeyboardInterrupt  # the operator's Ctrl-C in the middle of a level
+    assert not supervisor.state("http-floor").running
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
     try:
-        wait_until_ready(proc, f"http://127.0.0.1:{port}/healthz", wait_s=30)
-        assert proc.poll() is None
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_the_floor_spec_says_what_to_do_when_its_port_is_taken() -> None:
+    spec = floor_spec("bench", 8123, joined=True)
+    assert spec.argv[1:] == [
+        "-m",
+        "benchmarks.http_floor",
+        "--group",
+        "bench",
+        "--port",
+        "8123",
+        "--joined",
+    ]
+    assert spec.health_url == "http://127.0.0.1:8123/healthz"
+    assert "--floor-port" in spec.hint and "--no-floor" in spec.hint
+    assert "--joined" not in floor_spec("bench", 8123, joined=False).argv

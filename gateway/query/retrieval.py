@@ -84,15 +84,16 @@ def retrieve(
             alpha=alpha,
             filters=filters,
         )
-        span.set_attribute("holdfast.search.limit", limit)
-        span.set_attribute("holdfast.search.alpha", alpha)
-        span.set_attribute("holdfast.search.groups", len(principal.groups))
-        span.set_attribute("holdfast.search.filters", len(filters))
-        span.set_attribute("holdfast.search.hits", len(hits))
-        set_ids(span, "holdfast.search.chunk_ids", [h.chunk.chunk_id for h in hits])
-        set_ids(span, "holdfast.search.doc_ids", [h.chunk.doc_id for h in hits])
-        set_scores(span, "holdfast.search.scores", [h.score for h in hits])
-        set_scores(span, "holdfast.search.similarities", [h.similarity for h in hits])
+        if span.is_recording():  # with tracing off, skip building the attribute lists
+            span.set_attribute("holdfast.search.limit", limit)
+            span.set_attribute("holdfast.search.alpha", alpha)
+            span.set_attribute("holdfast.search.groups", len(principal.groups))
+            span.set_attribute("holdfast.search.filters", len(filters))
+            span.set_attribute("holdfast.search.hits", len(hits))
+            set_ids(span, "holdfast.search.chunk_ids", [h.chunk.chunk_id for h in hits])
+            set_ids(span, "holdfast.search.doc_ids", [h.chunk.doc_id for h in hits])
+            set_scores(span, "holdfast.search.scores", [h.score for h in hits])
+            set_scores(span, "holdfast.search.similarities", [h.similarity for h in hits])
     return hits
 
 

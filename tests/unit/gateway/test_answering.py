@@ -17,6 +17,7 @@ from gateway.query.retrieval import (
     assemble_context,
     context_order,
     group_by_document,
+    retrieve,
     widen_to_sections,
 )
 from gateway.security.keys import Principal
@@ -539,3 +540,53 @@ def test_widened_passages_follow_document_rank_then_position_in_the_document() -
         ("z-best", 5),
         ("a-second", 1),
     ]
+
+
+def test_a_traced_search_span_carries_ids_and_scores_an_untraced_one_costs_no_lists() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from gateway.query.clock import StageClock
+
+    hits = [hit(1, similarity=0.81234), hit(2, similarity=0.7)]
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    traced = StageClock(provider.get_tracer("test"))
+    found = retrieve(
+        "q",
+        PRINCIPAL,
+        store=FakeStore(hits),
+        embedder=FakeEmbedder(),
+        limit=8,
+        alpha=0.5,
+        clock=traced,
+    )
+    assert found == hits
+    (search,) = [s for s in exporter.get_finished_spans() if s.name == "search"]
+    attributes = dict(search.attributes or {})
+    assert attributes["holdfast.search.hits"] == 2
+    assert list(attributes["holdfast.search.chunk_ids"]) == ["c1", "c2"]
+    assert list(attributes["holdfast.search.similarities"]) == [0.8123, 0.7]
+
+    class Untouchable(list[SearchHit]):
+        """Hits whose iteration fails: building the attribute lists would touch them."""
+
+        def __iter__(self) -> Iterator[SearchHit]:
+            raise AssertionError("attribute lists were built with tracing off")
+
+    class UntouchableStore(FakeStore):
+        def search(self, **kwargs: Any) -> list[SearchHit]:
+            return Untouchable(hits)
+
+    untraced = retrieve(
+        "q",
+        PRINCIPAL,
+        store=UntouchableStore(hits),
+        embedder=FakeEmbedder(),
+        limit=8,
+        alpha=0.5,
+        clock=StageClock(),
+    )
+    assert len(untraced) == 2

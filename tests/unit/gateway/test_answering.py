@@ -554,16 +554,13 @@ def test_a_traced_search_span_carries_ids_and_scores_an_untraced_one_costs_no_li
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     traced = StageClock(provider.get_tracer("test"))
-    found = retrieve(
-        "q",
-        PRINCIPAL,
-        store=FakeStore(hits),
-        embedder=FakeEmbedder(),
-        limit=8,
-        alpha=0.5,
-        clock=traced,
-    )
-    assert found == hits
+
+    def searched(store: FakeStore, clock: StageClock) -> list[SearchHit]:
+        return retrieve(
+            "q", PRINCIPAL, store=store, embedder=FakeEmbedder(), limit=8, alpha=0.5, clock=clock
+        )
+
+    assert searched(FakeStore(hits), traced) == hits
     (search,) = [s for s in exporter.get_finished_spans() if s.name == "search"]
     attributes = dict(search.attributes or {})
     assert attributes["holdfast.search.hits"] == 2
@@ -580,13 +577,4 @@ def test_a_traced_search_span_carries_ids_and_scores_an_untraced_one_costs_no_li
         def search(self, **kwargs: Any) -> list[SearchHit]:
             return Untouchable(hits)
 
-    untraced = retrieve(
-        "q",
-        PRINCIPAL,
-        store=UntouchableStore(hits),
-        embedder=FakeEmbedder(),
-        limit=8,
-        alpha=0.5,
-        clock=StageClock(),
-    )
-    assert len(untraced) == 2
+    assert len(searched(UntouchableStore(hits), StageClock())) == 2

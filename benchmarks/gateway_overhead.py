@@ -997,13 +997,12 @@ def main() -> None:
             print("starting the HTTP floor server …", flush=True)
             run_dir = Path(floor.enter_context(tempfile.TemporaryDirectory(prefix="hf-floor-")))
             spec = floor_spec(args.group, args.floor_port, joined=joined)
+            supervisor = ProcessSupervisor(run_dir, settings.logs_dir)
             try:
-                pids["floor"] = floor.enter_context(
-                    supervised(ProcessSupervisor(run_dir, settings.logs_dir), spec)
-                )
+                pids["floor"] = floor.enter_context(supervised(supervisor, spec))
             except StartupError as exc:
                 sys.exit(
-                    f"gateway_overhead: {exc} (its log: {settings.logs_dir / 'http-floor.log'}). "
+                    f"gateway_overhead: {exc} (its log: {supervisor.log_path(spec.name)}). "
                     f"{exc.hint}"
                 )
             floor_url = f"http://127.0.0.1:{args.floor_port}"

@@ -57,7 +57,8 @@ class ProcessState:
     running: bool
 
 
-def _is_alive(pid: int) -> bool:
+def is_alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie child of ours is reaped and counts as gone."""
     try:
         with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
             state = fh.read().rsplit(")", 1)[1].split()[0]
@@ -108,7 +109,7 @@ class ProcessSupervisor:
         if record is None:
             return ProcessState(name, None, False)
         pid, argv = record
-        running = _is_alive(pid) and _cmdline(pid)[: len(argv)] == argv
+        running = is_alive(pid) and _cmdline(pid)[: len(argv)] == argv
         return ProcessState(name, pid, running)
 
     def start(self, spec: ProcessSpec) -> ProcessState:
@@ -143,7 +144,7 @@ class ProcessSupervisor:
         process exits, or with the last answer when ``startup_timeout_s`` has passed."""
 
         def probe() -> None:
-            if pid is not None and not _is_alive(pid):
+            if pid is not None and not is_alive(pid):
                 raise StartupError(
                     spec.name, "process exited", tail(self.log_path(spec.name)), spec.hint
                 )
@@ -184,7 +185,7 @@ class ProcessSupervisor:
                 return True
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
-                if not _is_alive(pid):
+                if not is_alive(pid):
                     return True
                 time.sleep(0.1)
         return True

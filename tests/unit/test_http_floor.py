@@ -26,7 +26,13 @@ from benchmarks.gateway_overhead import (
     supervised,
 )
 from benchmarks.http_floor import FloorApp
-from gateway.local.processes import ProcessSpec, ProcessState, ProcessSupervisor, StartupError
+from gateway.local.processes import (
+    ProcessSpec,
+    ProcessState,
+    ProcessSupervisor,
+    StartupError,
+    is_alive,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -181,15 +187,7 @@ def test_the_floor_server_runs_inside_the_block_and_is_stopped_after_it(tmp_path
         assert os.path.exists(f"/proc/{pid}")
         raise KeyboardInterrupt  # the operator's Ctrl-C in the middle of a level
     assert not supervisor.state("http-floor").running
-    assert not _alive(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+    assert not is_alive(pid)
 
 
 def test_the_floor_spec_says_what_to_do_when_its_port_is_taken() -> None:
